@@ -1,0 +1,176 @@
+"""The only module that touches libsodium (through PyNaCl).
+
+nok composes libsodium's primitives and never implements one:
+
+* AEAD: XChaCha20-Poly1305 IETF, a fresh random 24-byte nonce per encryption.
+* Password hashing: Argon2id (``crypto_pwhash``), parameters stored with each key slot.
+* Hashing and MACs: BLAKE2b (``crypto_generichash``), keyed for MACs and sub-keys.
+
+Blob format, version 1 (docs/format.md)::
+
+    version (1 byte, 0x01) || nonce (24 bytes) || ciphertext || tag (16 bytes)
+
+The additional data given to the AEAD is ``version || ad``, so the version byte is
+authenticated too. ``ad`` comes from :func:`bind`, which encodes where the ciphertext is
+stored (table, column, row id, consent id, key version) without ambiguity.
+"""
+
+from __future__ import annotations
+
+import hmac
+import struct
+from dataclasses import dataclass
+
+import nacl.bindings as sodium
+import nacl.encoding
+import nacl.exceptions
+import nacl.hash
+import nacl.pwhash.argon2id as argon2id
+import nacl.utils
+
+from vault.errors import IntegrityError, NokError, UnsupportedVersion
+
+KEY_BYTES = 32
+NONCE_BYTES = sodium.crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
+TAG_BYTES = sodium.crypto_aead_xchacha20poly1305_ietf_ABYTES
+SALT_BYTES = argon2id.SALTBYTES
+BLOB_V1 = 1
+BLOB_OVERHEAD = 1 + NONCE_BYTES + TAG_BYTES
+
+
+@dataclass(frozen=True)
+class KdfParams:
+    """Argon2id cost parameters, as stored in a key slot."""
+
+    opslimit: int
+    memlimit: int
+
+    def __ge__(self, other: KdfParams) -> bool:
+        return self.opslimit >= other.opslimit and self.memlimit >= other.memlimit
+
+
+KDF_PROFILES: dict[str, KdfParams] = {
+    "interactive": KdfParams(argon2id.OPSLIMIT_INTERACTIVE, argon2id.MEMLIMIT_INTERACTIVE),
+    "moderate": KdfParams(argon2id.OPSLIMIT_MODERATE, argon2id.MEMLIMIT_MODERATE),
+    "sensitive": KdfParams(argon2id.OPSLIMIT_SENSITIVE, argon2id.MEMLIMIT_SENSITIVE),
+}
+DEFAULT_KDF = "moderate"
+
+# A slot read from disk is untrusted: these caps stop a tampered slot from making nok
+# allocate gigabytes or spin for minutes before the passphrase is even checked.
+KDF_MAX = KdfParams(opslimit=16, memlimit=argon2id.MEMLIMIT_SENSITIVE)
+KDF_MIN = KdfParams(opslimit=argon2id.OPSLIMIT_MIN, memlimit=argon2id.MEMLIMIT_MIN)
+
+
+class KdfLimitExceeded(IntegrityError):
+    template = (
+        "the key slot of {name} asks for Argon2id cost opslimit={opslimit}, "
+        "memlimit={memlimit}, outside what nok accepts"
+    )
+
+
+def random_bytes(size: int) -> bytes:
+    return nacl.utils.random(size)
+
+
+def new_key() -> bytes:
+    """A fresh random 32-byte key."""
+    return nacl.utils.random(KEY_BYTES)
+
+
+def bind(*parts: str | int) -> bytes:
+    """Encode where a ciphertext lives as additional data.
+
+    Each part is length-prefixed, so ``("ab", "c")`` and ``("a", "bc")`` differ.
+    """
+    out = bytearray(b"nok")
+    for part in parts:
+        raw = str(part).encode("utf-8")
+        out += struct.pack(">H", len(raw))
+        out += raw
+    return bytes(out)
+
+
+def seal(key: bytes, plaintext: bytes, ad: bytes, *, nonce: bytes | None = None) -> bytes:
+    """Encrypt and authenticate ``plaintext`` bound to ``ad``; returns a version-1 blob.
+
+    ``nonce`` exists for test vectors only; leave it out and a random one is used.
+    """
+    if nonce is None:
+        nonce = nacl.utils.random(NONCE_BYTES)
+    header = bytes([BLOB_V1])
+    body = sodium.crypto_aead_xchacha20poly1305_ietf_encrypt(plaintext, header + ad, nonce, key)
+    return header + nonce + body
+
+
+def blob_version(blob: bytes) -> int:
+    return blob[0] if blob else 0
+
+
+def unseal(key: bytes, blob: bytes, ad: bytes, *, where: str) -> bytes:
+    """Decrypt a blob made by :func:`seal` with the same ``ad``.
+
+    Raises:
+        UnsupportedVersion: the blob's version byte is unknown.
+        IntegrityError: wrong key, wrong ``ad`` (moved or swapped), or altered bytes.
+    """
+    if not isinstance(blob, bytes | bytearray | memoryview):
+        raise IntegrityError(where=where)
+    blob = bytes(blob)
+    if not blob:
+        raise IntegrityError(where=where)
+    if blob[0] != BLOB_V1:
+        raise UnsupportedVersion(what=where, version=blob[0])
+    if len(blob) < BLOB_OVERHEAD:
+        raise IntegrityError(where=where)
+    nonce = blob[1 : 1 + NONCE_BYTES]
+    try:
+        return sodium.crypto_aead_xchacha20poly1305_ietf_decrypt(
+            blob[1 + NONCE_BYTES :], blob[:1] + ad, nonce, key
+        )
+    except nacl.exceptions.CryptoError as exc:
+        # PyNaCl's TypeError and ValueError subclass CryptoError: those are bugs, not tampering.
+        if isinstance(exc, TypeError | ValueError):
+            raise
+        raise IntegrityError(where=where) from None
+
+
+def check_kdf(params: KdfParams, *, name: str) -> None:
+    """Raises KdfLimitExceeded when ``params`` fall outside the accepted range."""
+    if not (KDF_MIN.opslimit <= params.opslimit <= KDF_MAX.opslimit) or not (
+        KDF_MIN.memlimit <= params.memlimit <= KDF_MAX.memlimit
+    ):
+        raise KdfLimitExceeded(name=name, opslimit=params.opslimit, memlimit=params.memlimit)
+
+
+def derive_kek(passphrase: bytes, salt: bytes, params: KdfParams, *, name: str) -> bytes:
+    """Argon2id: passphrase -> 32-byte key-encryption key.
+
+    Raises:
+        KdfLimitExceeded: the parameters are outside the caps.
+    """
+    check_kdf(params, name=name)
+    try:
+        return argon2id.kdf(KEY_BYTES, passphrase, salt, params.opslimit, params.memlimit)
+    except MemoryError:
+        raise NokError("not enough memory for the key derivation") from None
+
+
+def digest(data: bytes, size: int = 32) -> bytes:
+    """Unkeyed BLAKE2b."""
+    return nacl.hash.blake2b(data, digest_size=size, encoder=nacl.encoding.RawEncoder)
+
+
+def mac(key: bytes, data: bytes) -> bytes:
+    """Keyed BLAKE2b-256."""
+    return nacl.hash.blake2b(data, key=key, digest_size=32, encoder=nacl.encoding.RawEncoder)
+
+
+def subkey(master: bytes, purpose: str) -> bytes:
+    """A key for one purpose derived from ``master`` (keyed BLAKE2b as a PRF)."""
+    return mac(master, bind("subkey", purpose))
+
+
+def same(a: bytes, b: bytes) -> bool:
+    """Constant-time comparison."""
+    return hmac.compare_digest(a, b)

@@ -1,0 +1,53 @@
+"""Short random ids that a person can copy from paper.
+
+Ids are random (they reveal nothing about other records or their order), written in
+Crockford's base32 (no I, L, O or U) with a type prefix: ``C-7K2M-9Q4F`` for a consent,
+``N-3XH8-P2DW-5`` for a note. Reading is forgiving: case, dashes and the look-alikes
+O/0, I/1, L/1 are normalised.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from vault.errors import BadInput
+
+ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_LOOKALIKES = str.maketrans({"O": "0", "I": "1", "L": "1"})
+CONSENT_PREFIX = "C"
+NOTE_PREFIX = "N"
+_LENGTHS = {CONSENT_PREFIX: 8, NOTE_PREFIX: 9}
+
+
+def _group(body: str) -> str:
+    return "-".join(body[i : i + 4] for i in range(0, len(body), 4))
+
+
+def new_id(prefix: str) -> str:
+    """A fresh random id: 40 bits for consents, 45 for notes."""
+    body = "".join(secrets.choice(ALPHABET) for _ in range(_LENGTHS[prefix]))
+    return f"{prefix}-{_group(body)}"
+
+
+def parse_id(text: str, prefix: str, what: str) -> str:
+    """Normalise a typed id to its canonical form.
+
+    Raises:
+        BadInput: the text cannot be an id of this kind.
+    """
+    raw = text.strip().upper().replace("-", "").replace(" ", "")
+    if raw.startswith(prefix):
+        raw = raw[len(prefix) :]
+    raw = raw.translate(_LOOKALIKES)
+    if len(raw) != _LENGTHS[prefix] or any(ch not in ALPHABET for ch in raw):
+        raise BadInput(
+            "{text!r} is not a {what} id (they look like {example})",
+            text=text,
+            what=what,
+            example=example(prefix),
+        )
+    return f"{prefix}-{_group(raw)}"
+
+
+def example(prefix: str) -> str:
+    return f"{prefix}-{_group('7K2M9Q4F3X'[: _LENGTHS[prefix]])}"

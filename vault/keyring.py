@@ -1,0 +1,83 @@
+"""The key hierarchy: master key -> per-consent data keys -> personal fields.
+
+Every ciphertext is bound (AEAD additional data, see crypto.bind) to where it lives:
+
+* a personal field:   ("field", table, column, row id, consent id, data-key version)
+* a consent data key: ("data_key", consent id, master-key version)
+* a vault-wide key:   ("vault_key", purpose, master-key version)
+* a staff role:       keyed BLAKE2b tag over ("role", name, role) with a master sub-key
+
+so a ciphertext copied to another row, column or consent fails with IntegrityError.
+"""
+
+from __future__ import annotations
+
+from vault import crypto
+from vault.errors import IntegrityError
+
+
+def field_ad(table: str, column: str, row_id: str, consent_id: str, key_version: int) -> bytes:
+    return crypto.bind("field", table, column, row_id, consent_id, key_version)
+
+
+def seal_text(
+    key: bytes,
+    text: str,
+    *,
+    table: str,
+    column: str,
+    row_id: str,
+    consent_id: str,
+    key_version: int,
+    nonce: bytes | None = None,
+) -> bytes:
+    ad = field_ad(table, column, row_id, consent_id, key_version)
+    return crypto.seal(key, text.encode("utf-8"), ad, nonce=nonce)
+
+
+def open_text(
+    key: bytes,
+    blob: bytes,
+    *,
+    table: str,
+    column: str,
+    row_id: str,
+    consent_id: str,
+    key_version: int,
+) -> str:
+    """Raises IntegrityError or UnsupportedVersion (see crypto.unseal)."""
+    ad = field_ad(table, column, row_id, consent_id, key_version)
+    where = f"{column} of {row_id}"
+    return crypto.unseal(key, blob, ad, where=where).decode("utf-8")
+
+
+def wrap_data_key(
+    master: bytes, data_key: bytes, *, consent_id: str, master_version: int
+) -> bytes:
+    return crypto.seal(master, data_key, crypto.bind("data_key", consent_id, master_version))
+
+
+def unwrap_data_key(master: bytes, wrapped: bytes, *, consent_id: str, master_version: int) -> bytes:
+    """Raises IntegrityError or UnsupportedVersion."""
+    ad = crypto.bind("data_key", consent_id, master_version)
+    return crypto.unseal(master, wrapped, ad, where=f"data key of {consent_id}")
+
+
+def wrap_vault_key(master: bytes, key: bytes, *, purpose: str, master_version: int) -> bytes:
+    return crypto.seal(master, key, crypto.bind("vault_key", purpose, master_version))
+
+
+def unwrap_vault_key(master: bytes, wrapped: bytes, *, purpose: str, master_version: int) -> bytes:
+    """Raises IntegrityError or UnsupportedVersion."""
+    ad = crypto.bind("vault_key", purpose, master_version)
+    return crypto.unseal(master, wrapped, ad, where=f"{purpose} key")
+
+
+def role_tag(master: bytes, name: str, role: str) -> bytes:
+    return crypto.mac(crypto.subkey(master, "roles"), crypto.bind("role", name, role))
+
+
+def check_role(master: bytes, name: str, role: str, tag: bytes | None) -> None:
+    """Raises IntegrityError when the stored role was changed without the master key."""
+    if tag is None or not crypto.same(role_tag(master, name, role), bytes(tag)):
+        raise IntegrityError(where=f"role of {name}")

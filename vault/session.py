@@ -1,0 +1,346 @@
+"""Opening, creating and unlocking a vault.
+
+:class:`Vault` is a vault opened without any key: enough for ``status`` and the keyless
+purge. :meth:`Vault.unlock` checks a staff member's passphrase and returns an
+:class:`Unlocked` vault, which holds the master key for the rest of the command.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+from vault import audit, crypto, files, keyring, slots
+from vault.dates import timestamp
+from vault.errors import (
+    BadInput,
+    IntegrityError,
+    NoSuchStaff,
+    NotAllowed,
+    VaultExists,
+)
+from vault.store import DEFAULT_BUSY_TIMEOUT, ConsentRow, StaffRow, Store
+
+ROLES = ("staff", "admin")
+DEFAULT_RETENTION_DAYS = 730
+DEFAULT_NOTE_GUIDELINE = 1500
+DEFAULT_NOTE_LIMIT = 20000
+MAX_RETENTION_DAYS = 36500
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Vault-wide settings an admin can change."""
+
+    retention_days: int = DEFAULT_RETENTION_DAYS
+    note_guideline: int = DEFAULT_NOTE_GUIDELINE
+    note_limit: int = DEFAULT_NOTE_LIMIT
+    kdf_min: str = "interactive"
+
+    @classmethod
+    def from_store(cls, store: Store) -> Settings:
+        raw = store.settings()
+        return cls(
+            retention_days=int(raw.get("retention_days", DEFAULT_RETENTION_DAYS)),
+            note_guideline=int(raw.get("note_guideline", DEFAULT_NOTE_GUIDELINE)),
+            note_limit=int(raw.get("note_limit", DEFAULT_NOTE_LIMIT)),
+            kdf_min=raw.get("kdf_min", "interactive"),
+        )
+
+
+@dataclass(frozen=True)
+class Status:
+    path: Path
+    vault_id: str
+    schema_version: int
+    master_version: int
+    master_created: str
+    active_consents: int
+    ended_consents: int
+    notes: int
+    staff: int
+    next_deadline: str | None
+    rotation_pending: str | None
+
+
+def check_retention_days(days: int) -> int:
+    """Raises BadInput outside 1..36500."""
+    if not 1 <= days <= MAX_RETENTION_DAYS:
+        raise BadInput(
+            "retention must be between 1 and {max} days, not {days}",
+            max=MAX_RETENTION_DAYS,
+            days=days,
+        )
+    return days
+
+
+def check_staff_name(name: str) -> str:
+    """Raises BadInput for an empty or odd staff name."""
+    clean = name.strip()
+    if not clean or len(clean) > 64 or any(ch.isspace() or not ch.isprintable() for ch in clean):
+        raise BadInput(
+            "{name!r} is not a usable staff name (1-64 characters, no spaces)", name=name
+        )
+    return clean
+
+
+def kdf_params(profile: str) -> crypto.KdfParams:
+    """Raises BadInput for an unknown Argon2id profile name."""
+    try:
+        return crypto.KDF_PROFILES[profile]
+    except KeyError:
+        raise BadInput(
+            "unknown KDF profile {profile!r}; use one of: {choices}",
+            profile=profile,
+            choices=", ".join(crypto.KDF_PROFILES),
+        ) from None
+
+
+class Vault:
+    """A vault file opened without a key."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    @property
+    def path(self) -> Path:
+        return self.store.path
+
+    def __enter__(self) -> Vault:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.store.close()
+
+    @classmethod
+    def open(cls, path: Path, *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> Vault:
+        """Open an existing vault. Raises what :meth:`Store.open` raises."""
+        return cls(Store.open(path, busy_timeout=busy_timeout))
+
+    @classmethod
+    def create(
+        cls,
+        path: Path,
+        *,
+        admin: str,
+        passphrase: bytes,
+        now: dt.datetime,
+        kdf: str = crypto.DEFAULT_KDF,
+        group: str | None = None,
+        retention_days: int = DEFAULT_RETENTION_DAYS,
+    ) -> Unlocked:
+        """Create a vault with one admin key slot and return it unlocked.
+
+        Raises:
+            VaultExists: something is already at ``path``.
+            BadInput: a bad admin name, KDF profile, group or retention.
+            UnsafePermissions, SymlinkRefused: the directory is not private.
+        """
+        admin = check_staff_name(admin)
+        params = kdf_params(kdf)
+        check_retention_days(retention_days)
+        if path.exists() or path.is_symlink():
+            raise VaultExists(path=str(path))
+        if group is not None:
+            files.group_id(group)
+        files.prepare_directory(path.parent, group)
+        store = Store.create(path, group=group)
+        master = crypto.new_key()
+        stamp = timestamp(now)
+        with store.write():
+            for key, value in {
+                "vault_id": crypto.random_bytes(8).hex(),
+                "created": stamp,
+                "master_version": "1",
+                "master_created": stamp,
+                "retention_days": str(retention_days),
+                "note_guideline": str(DEFAULT_NOTE_GUIDELINE),
+                "note_limit": str(DEFAULT_NOTE_LIMIT),
+                "kdf_min": "interactive",
+            }.items():
+                store.set_setting(key, value)
+            if group is not None:
+                store.set_setting("group", group)
+            slot = slots.wrap_master(
+                master, name=admin, master_version=1, passphrase=passphrase, params=params
+            )
+            store.insert_staff(
+                StaffRow(
+                    name=admin,
+                    role="admin",
+                    role_tag=keyring.role_tag(master, admin, "admin"),
+                    created=stamp,
+                    last_used=stamp,
+                    master_version=1,
+                    slot=slot,
+                )
+            )
+            audit_key = crypto.new_key()
+            store.put_vault_key(
+                audit.AUDIT_KEY,
+                1,
+                keyring.wrap_vault_key(master, audit_key, purpose=audit.AUDIT_KEY, master_version=1),
+            )
+            audit.append(store, now=now, actor=admin, action="vault.init", key=audit_key)
+        vault = cls(store)
+        return Unlocked(vault, admin, "admin", master, 1, now)
+
+    def master_version(self) -> int:
+        return int(self.store.get_setting("master_version") or 0)
+
+    def settings(self) -> Settings:
+        return Settings.from_store(self.store)
+
+    def status(self) -> Status:
+        """Counts and versions; needs no key."""
+        s = self.store
+        with s.read():
+            rotation = s.get_setting("rotation_pending")
+            return Status(
+                path=s.path,
+                vault_id=s.get_setting("vault_id") or "",
+                schema_version=s.schema_version(),
+                master_version=self.master_version(),
+                master_created=s.get_setting("master_created") or "",
+                active_consents=s.count_consents("active"),
+                ended_consents=s.count_consents(None) - s.count_consents("active"),
+                notes=s.count_notes(),
+                staff=len(s.list_staff()),
+                next_deadline=s.next_deadline(),
+                rotation_pending=rotation,
+            )
+
+    def unlock(self, name: str, passphrase: bytes, *, now: dt.datetime) -> Unlocked:
+        """Open ``name``'s key slot with ``passphrase``.
+
+        Raises:
+            NoSuchStaff: no slot for ``name``.
+            WrongPassphrase: the passphrase does not open the slot.
+            IntegrityError, UnsupportedVersion: the slot or the role was altered.
+            KdfLimitExceeded: the slot asks for an Argon2id cost over the caps.
+        """
+        row = self.store.get_staff(name)
+        if row is None:
+            raise NoSuchStaff(name=name)
+        version = self.master_version()
+        if row.master_version != version:
+            raise IntegrityError(where=f"key slot of {name} (stale master-key version)")
+        master = slots.unwrap_master(
+            bytes(row.slot), name=name, master_version=version, passphrase=passphrase
+        )
+        keyring.check_role(master, name, row.role, row.role_tag)
+        unlocked = Unlocked(self, name, row.role, master, version, now)
+        with self.store.write():
+            self.store.touch_staff(name, timestamp(now))
+            audit.seal_pending(self.store, unlocked.vault_key(audit.AUDIT_KEY))
+            self._raise_slot_cost(row, passphrase, master, version)
+        return unlocked
+
+    def _raise_slot_cost(
+        self, row: StaffRow, passphrase: bytes, master: bytes, version: int
+    ) -> None:
+        """Rewrap a slot whose Argon2id cost is below the vault's minimum profile."""
+        wanted = kdf_params(self.settings().kdf_min)
+        header = slots.read_header(bytes(row.slot), name=row.name)
+        if header.params >= wanted:
+            return
+        params = crypto.KdfParams(
+            max(wanted.opslimit, header.params.opslimit),
+            max(wanted.memlimit, header.params.memlimit),
+        )
+        slot = slots.wrap_master(
+            master, name=row.name, master_version=version, passphrase=passphrase, params=params
+        )
+        self.store.update_staff_slot(row.name, slot, version)
+
+
+@dataclass
+class Unlocked:
+    """A vault with its master key available, acting as one staff member."""
+
+    vault: Vault
+    name: str
+    role: str
+    master: bytes
+    master_version: int
+    now: dt.datetime
+    _data_keys: dict[str, bytes] = field(default_factory=dict, repr=False)
+    _vault_keys: dict[str, bytes] = field(default_factory=dict, repr=False)
+
+    @property
+    def store(self) -> Store:
+        return self.vault.store
+
+    def close(self) -> None:
+        self._data_keys.clear()
+        self._vault_keys.clear()
+        self.vault.close()
+
+    def require_admin(self, action: str) -> None:
+        """Raises NotAllowed unless this staff member is an admin."""
+        if self.role != "admin":
+            raise NotAllowed(name=self.name, role=self.role, needed=f"admin ({action})")
+
+    def data_key(self, row: ConsentRow) -> bytes:
+        """The consent's data key. Raises IntegrityError if it was altered or erased."""
+        cached = self._data_keys.get(row.id)
+        if cached is not None:
+            return cached
+        if row.data_key is None or row.master_version is None:
+            raise IntegrityError(where=f"data key of {row.id} (erased)")
+        key = keyring.unwrap_data_key(
+            self.master, bytes(row.data_key), consent_id=row.id, master_version=row.master_version
+        )
+        self._data_keys[row.id] = key
+        return key
+
+    def forget_data_key(self, consent_id: str) -> None:
+        self._data_keys.pop(consent_id, None)
+
+    def vault_key(self, purpose: str) -> bytes:
+        """A vault-wide key (e.g. the audit key), created on first use."""
+        cached = self._vault_keys.get(purpose)
+        if cached is not None:
+            return cached
+        stored = self.store.get_vault_key(purpose)
+        if stored is None:
+            key = crypto.new_key()
+            with self.store.write():
+                self.store.put_vault_key(
+                    purpose,
+                    self.master_version,
+                    keyring.wrap_vault_key(
+                        self.master, key, purpose=purpose, master_version=self.master_version
+                    ),
+                )
+        else:
+            version, wrapped = stored
+            key = keyring.unwrap_vault_key(
+                self.master, wrapped, purpose=purpose, master_version=version
+            )
+        self._vault_keys[purpose] = key
+        return key
+
+    def record(
+        self, action: str, *, consent_id: str | None = None, object_id: str | None = None
+    ) -> None:
+        """Append an audit entry as this staff member (inside the caller's transaction)."""
+        audit.append(
+            self.store,
+            now=self.now,
+            actor=self.name,
+            action=action,
+            consent_id=consent_id,
+            object_id=object_id,
+            key=self.vault_key(audit.AUDIT_KEY),
+        )

@@ -1,0 +1,106 @@
+"""Key slots: the vault's master key wrapped under one staff member's passphrase.
+
+Slot format, version 1 (docs/format.md)::
+
+    offset size
+    0      1    version (0x01)
+    1      1    KDF algorithm (0x01 = Argon2id v1.3)
+    2      4    opslimit, unsigned big-endian
+    6      8    memlimit in bytes, unsigned big-endian
+    14     16   salt
+    30     73   AEAD blob (crypto.seal) of the 32-byte master key
+    103    16   BLAKE2b-128 checksum of bytes 0..102
+
+The AEAD's additional data binds the slot to its staff name and master-key version and
+covers the header (bytes 0..29), so parameters cannot be swapped between slots. The
+checksum tells a damaged slot from a wrong passphrase; it is not a security boundary
+(whoever can forge it still cannot open the slot).
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+from vault import crypto
+from vault.errors import IntegrityError, UnsupportedVersion, WrongPassphrase
+
+SLOT_V1 = 1
+KDF_ARGON2ID13 = 1
+_HEADER = struct.Struct(">BBIQ")
+_HEADER_BYTES = _HEADER.size + crypto.SALT_BYTES
+_WRAPPED_BYTES = crypto.BLOB_OVERHEAD + crypto.KEY_BYTES
+_CHECKSUM_BYTES = 16
+SLOT_BYTES = _HEADER_BYTES + _WRAPPED_BYTES + _CHECKSUM_BYTES
+
+
+@dataclass(frozen=True)
+class SlotHeader:
+    params: crypto.KdfParams
+    salt: bytes
+
+
+def _slot_ad(name: str, master_version: int, header: bytes) -> bytes:
+    return crypto.bind("slot", name, master_version) + header
+
+
+def wrap_master(
+    master: bytes,
+    *,
+    name: str,
+    master_version: int,
+    passphrase: bytes,
+    params: crypto.KdfParams,
+    salt: bytes | None = None,
+    nonce: bytes | None = None,
+) -> bytes:
+    """Wrap ``master`` for ``name``; ``salt`` and ``nonce`` exist for test vectors."""
+    salt = salt if salt is not None else crypto.random_bytes(crypto.SALT_BYTES)
+    header = _HEADER.pack(SLOT_V1, KDF_ARGON2ID13, params.opslimit, params.memlimit) + salt
+    kek = crypto.derive_kek(passphrase, salt, params, name=name)
+    wrapped = crypto.seal(kek, master, _slot_ad(name, master_version, header), nonce=nonce)
+    body = header + wrapped
+    return body + crypto.digest(body, _CHECKSUM_BYTES)
+
+
+def read_header(slot: bytes, *, name: str) -> SlotHeader:
+    """Parse and check a slot's header without deriving anything.
+
+    Raises:
+        UnsupportedVersion: unknown slot version or KDF algorithm.
+        IntegrityError: the slot is truncated or its checksum does not match.
+    """
+    where = f"key slot of {name}"
+    if not slot:
+        raise IntegrityError(where=where)
+    if slot[0] != SLOT_V1:
+        raise UnsupportedVersion(what=where, version=slot[0])
+    if len(slot) != SLOT_BYTES:
+        raise IntegrityError(where=where)
+    body, checksum = slot[:-_CHECKSUM_BYTES], slot[-_CHECKSUM_BYTES:]
+    if not crypto.same(crypto.digest(body, _CHECKSUM_BYTES), checksum):
+        raise IntegrityError(where=where)
+    _, alg, opslimit, memlimit = _HEADER.unpack_from(slot)
+    if alg != KDF_ARGON2ID13:
+        raise UnsupportedVersion(what=f"KDF of {where}", version=alg)
+    return SlotHeader(
+        crypto.KdfParams(opslimit, memlimit), slot[_HEADER.size : _HEADER_BYTES]
+    )
+
+
+def unwrap_master(slot: bytes, *, name: str, master_version: int, passphrase: bytes) -> bytes:
+    """Recover the master key from ``name``'s slot.
+
+    Raises:
+        UnsupportedVersion, IntegrityError: see :func:`read_header`.
+        crypto.KdfLimitExceeded: the stored Argon2id cost is over the caps.
+        WrongPassphrase: the passphrase does not open the slot.
+    """
+    header = read_header(slot, name=name)
+    kek = crypto.derive_kek(passphrase, header.salt, header.params, name=name)
+    ad = _slot_ad(name, master_version, slot[:_HEADER_BYTES])
+    wrapped = slot[_HEADER_BYTES:-_CHECKSUM_BYTES]
+    try:
+        return crypto.unseal(kek, wrapped, ad, where=f"key slot of {name}")
+    except IntegrityError:
+        raise WrongPassphrase(name=name) from None

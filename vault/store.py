@@ -1,0 +1,663 @@
+"""The one module that speaks SQL: connection, pragmas, schema, migrations, queries.
+
+Rows come back as small dataclasses holding what is on disk (ciphertexts stay
+ciphertexts); encryption and decryption happen in the modules above this one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, TypeVar
+
+import sqlite_utils
+from sqlite_utils.db import ForeignKey
+
+from vault import files
+from vault.errors import (
+    IntegrityError,
+    NotAVault,
+    StorageError,
+    UnsupportedVersion,
+    VaultBusy,
+)
+
+MIGRATION_SET = "nok"
+DEFAULT_BUSY_TIMEOUT = 15.0
+
+migrations = sqlite_utils.Migrations(MIGRATION_SET)
+
+
+@migrations(name="0001_initial")
+def _m0001_initial(db: sqlite_utils.Database) -> None:
+    db["settings"].create({"key": str, "value": str}, pk="key")
+    db["staff"].create(
+        {
+            "name": str,
+            "role": str,
+            "role_tag": bytes,
+            "created": str,
+            "last_used": str,
+            "master_version": int,
+            "slot": bytes,
+        },
+        pk="name",
+        not_null={"role", "created", "master_version", "slot"},
+    )
+    db["vault_keys"].create(
+        {"purpose": str, "master_version": int, "wrapped": bytes},
+        pk="purpose",
+        not_null={"master_version", "wrapped"},
+    )
+    db["consents"].create(
+        {
+            "id": str,
+            "status": str,
+            "given": str,
+            "created": str,
+            "last_activity": str,
+            "retain_days": int,
+            "retain_until": str,
+            "ended": str,
+            "end_reason": str,
+            "ended_by": str,
+            "master_version": int,
+            "key_version": int,
+            "data_key": bytes,
+            "subject": bytes,
+            "purpose": bytes,
+            "categories": bytes,
+            "under_16": bytes,
+            "guardian": bytes,
+            "form_ref": bytes,
+            "recorded_by": bytes,
+        },
+        pk="id",
+        not_null={"status", "given", "created", "retain_until", "key_version"},
+    )
+    db["consents"].create_index(["status", "retain_until"])
+    db["notes"].create(
+        {
+            "id": str,
+            "consent_id": str,
+            "date": str,
+            "created": str,
+            "key_version": int,
+            "kind": bytes,
+            "body": bytes,
+            "author": bytes,
+        },
+        pk="id",
+        not_null={"consent_id", "date", "created", "key_version", "kind", "body"},
+        foreign_keys=[
+            ForeignKey("notes", "consent_id", "consents", "id", on_delete="CASCADE"),
+        ],
+    )
+    db["notes"].create_index(["consent_id", "date"])
+    db["notes"].create_index(["date"])
+    db["audit"].create(
+        {
+            "seq": int,
+            "ts": str,
+            "actor": str,
+            "action": str,
+            "consent_id": str,
+            "object_id": str,
+            "prev": bytes,
+            "hash": bytes,
+            "mac": bytes,
+        },
+        pk="seq",
+        not_null={"ts", "actor", "action", "prev", "hash"},
+    )
+    db["audit"].create_index(["consent_id"])
+    db["rotation"].create(
+        {"id": int, "kind": str, "started": str, "target_version": int, "state": str},
+        pk="id",
+        not_null={"kind", "started", "target_version"},
+    )
+
+
+SCHEMA_VERSION = len(migrations._migrations)
+
+
+@dataclass
+class StaffRow:
+    name: str
+    role: str
+    role_tag: bytes | None
+    created: str
+    last_used: str | None
+    master_version: int
+    slot: bytes
+
+
+@dataclass
+class ConsentRow:
+    id: str
+    status: str
+    given: str
+    created: str
+    last_activity: str | None
+    retain_days: int | None
+    retain_until: str
+    ended: str | None
+    end_reason: str | None
+    ended_by: str | None
+    master_version: int | None
+    key_version: int
+    data_key: bytes | None
+    subject: bytes | None
+    purpose: bytes | None
+    categories: bytes | None
+    under_16: bytes | None
+    guardian: bytes | None
+    form_ref: bytes | None
+    recorded_by: bytes | None
+
+
+@dataclass
+class NoteRow:
+    id: str
+    consent_id: str
+    date: str
+    created: str
+    key_version: int
+    kind: bytes
+    body: bytes
+    author: bytes | None
+
+
+@dataclass
+class AuditRow:
+    seq: int
+    ts: str
+    actor: str
+    action: str
+    consent_id: str | None
+    object_id: str | None
+    prev: bytes
+    hash: bytes
+    mac: bytes | None
+
+
+R = TypeVar("R")
+
+
+def _columns(cls: type[Any]) -> str:
+    return ", ".join(f.name for f in fields(cls))
+
+
+_CONSENT_COLS = _columns(ConsentRow)
+_NOTE_COLS = _columns(NoteRow)
+_STAFF_COLS = _columns(StaffRow)
+_AUDIT_COLS = _columns(AuditRow)
+_PERSONAL_CONSENT_COLS = (
+    "data_key",
+    "subject",
+    "purpose",
+    "categories",
+    "under_16",
+    "guardian",
+    "form_ref",
+    "recorded_by",
+)
+
+
+@contextlib.contextmanager
+def sqlite_errors(busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> Iterator[None]:
+    """Turn sqlite3 exceptions into nok errors with a user-facing message."""
+    try:
+        yield
+    except sqlite3.OperationalError as exc:
+        text = str(exc).lower()
+        if "locked" in text or "busy" in text:
+            raise VaultBusy(seconds=busy_timeout) from None
+        if "full" in text or "i/o" in text or "readonly" in text or "read-only" in text:
+            raise StorageError(reason=str(exc)) from None
+        raise
+    except sqlite3.DatabaseError as exc:
+        text = str(exc).lower()
+        if "not a database" in text or "encrypted" in text:
+            raise IntegrityError(where="the vault file (not a SQLite database)") from None
+        if "malformed" in text or "corrupt" in text:
+            raise IntegrityError(where="the vault file (damaged SQLite pages)") from None
+        raise
+
+
+class Store:
+    """An open SQLite connection to one vault file."""
+
+    def __init__(self, path: Path, conn: sqlite3.Connection, busy_timeout: float) -> None:
+        self.path = path
+        self.conn = conn
+        self.busy_timeout = busy_timeout
+        self.db = sqlite_utils.Database(conn, execute_plugins=False, recursive_triggers=False)
+
+    # -- opening ---------------------------------------------------------------------------
+
+    @classmethod
+    def create(
+        cls, path: Path, *, group: str | None, busy_timeout: float = DEFAULT_BUSY_TIMEOUT
+    ) -> Store:
+        """Create a new, empty vault file with the current schema."""
+        files.create_private_file(path, group)
+        store = cls._connect(path, busy_timeout)
+        with sqlite_errors(busy_timeout):
+            migrations.apply(store.db)
+        return store
+
+    @classmethod
+    def open(cls, path: Path, *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> Store:
+        """Open an existing vault read-write; never creates one.
+
+        Raises:
+            VaultNotFound, SymlinkRefused, UnsafePermissions: see files.check_existing.
+            NotAVault: the file holds no nok schema.
+            UnsupportedVersion: a newer nok made the schema.
+            IntegrityError: the file is not SQLite or is damaged.
+            VaultBusy: another process held a lock for longer than ``busy_timeout``.
+        """
+        files.check_existing(path, group_ok=True)
+        store = cls._connect(path, busy_timeout)
+        try:
+            store._check_schema()
+            group_ok = store.get_setting("group") is not None
+            files.check_existing(path, group_ok=group_ok)
+            for side in files.side_files(path):
+                if side.exists():
+                    files.check_mode(side, side.stat().st_mode, group_ok=group_ok)
+        except BaseException:
+            store.close()
+            raise
+        return store
+
+    @classmethod
+    def _connect(cls, path: Path, busy_timeout: float) -> Store:
+        uri = "file:" + str(path.absolute()).replace("?", "%3f").replace("#", "%23") + "?mode=rw"
+        with sqlite_errors(busy_timeout):
+            conn = sqlite3.connect(uri, uri=True, timeout=busy_timeout, isolation_level=None)
+            try:
+                store = cls(path, conn, busy_timeout)
+                store._pragmas()
+            except BaseException:
+                conn.close()
+                raise
+        return store
+
+    def _pragmas(self) -> None:
+        c = self.conn
+        c.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
+        c.execute("PRAGMA foreign_keys = ON")
+        c.execute("PRAGMA secure_delete = ON")
+        c.execute("PRAGMA temp_store = MEMORY")
+        c.execute("PRAGMA trusted_schema = OFF")
+        mode = c.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        c.execute("PRAGMA synchronous = FULL")
+        checks = {
+            "foreign_keys": c.execute("PRAGMA foreign_keys").fetchone()[0] == 1,
+            "secure_delete": c.execute("PRAGMA secure_delete").fetchone()[0] == 1,
+            "journal_mode": str(mode).lower() == "wal",
+        }
+        failed = [name for name, ok in checks.items() if not ok]
+        if failed:
+            raise StorageError(reason="SQLite refused " + ", ".join(failed))
+
+    def _check_schema(self) -> None:
+        with sqlite_errors(self.busy_timeout):
+            tables = set(self.db.table_names())
+            if "settings" not in tables or migrations.migrations_table not in tables:
+                raise NotAVault(path=str(self.path))
+            applied = [m.name for m in migrations.applied(self.db)]
+        known = [m.name for m in migrations._migrations]
+        unknown = [name for name in applied if name not in known]
+        if unknown:
+            raise UnsupportedVersion(what="the vault's schema", version=len(applied))
+        if len(applied) < len(known):
+            with self.write():
+                migrations.apply(self.db)
+
+    def schema_version(self) -> int:
+        return len(migrations.applied(self.db))
+
+    def close(self) -> None:
+        self.conn.close()
+
+    # -- transactions ----------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[Store]:
+        """A write transaction taken at once (BEGIN IMMEDIATE), so waiting happens up front."""
+        if self.conn.in_transaction:
+            yield self
+            return
+        with sqlite_errors(self.busy_timeout):
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self
+            except BaseException:
+                if self.conn.in_transaction:
+                    self.conn.execute("ROLLBACK")
+                raise
+            self.conn.execute("COMMIT")
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[Store]:
+        """A read transaction: one consistent snapshot for several queries."""
+        if self.conn.in_transaction:
+            yield self
+            return
+        with sqlite_errors(self.busy_timeout):
+            self.conn.execute("BEGIN")
+            try:
+                yield self
+            finally:
+                if self.conn.in_transaction:
+                    self.conn.execute("ROLLBACK")
+
+    def checkpoint(self) -> bool:
+        """Move the WAL into the main file and truncate it; True when it fully succeeded.
+
+        Deleted content stays in the -wal file until this runs, whatever secure_delete says.
+        """
+        with sqlite_errors(self.busy_timeout):
+            busy, _, _ = self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        return int(busy) == 0
+
+    def _one(self, cls: type[R], sql: str, params: Iterable[Any] = ()) -> R | None:
+        with sqlite_errors(self.busy_timeout):
+            row = self.conn.execute(sql, tuple(params)).fetchone()
+        return None if row is None else cls(*row)
+
+    def _many(self, cls: type[R], sql: str, params: Iterable[Any] = ()) -> Iterator[R]:
+        with sqlite_errors(self.busy_timeout):
+            cursor = self.conn.execute(sql, tuple(params))
+            while batch := cursor.fetchmany(500):
+                for row in batch:
+                    yield cls(*row)
+
+    def _scalar(self, sql: str, params: Iterable[Any] = ()) -> Any:
+        with sqlite_errors(self.busy_timeout):
+            row = self.conn.execute(sql, tuple(params)).fetchone()
+        return None if row is None else row[0]
+
+    def _exec(self, sql: str, params: Iterable[Any] = ()) -> int:
+        with sqlite_errors(self.busy_timeout):
+            return self.conn.execute(sql, tuple(params)).rowcount
+
+    def _exec_many(self, sql: str, rows: Iterable[Iterable[Any]]) -> None:
+        with sqlite_errors(self.busy_timeout):
+            self.conn.executemany(sql, (tuple(r) for r in rows))
+
+    # -- settings --------------------------------------------------------------------------
+
+    def get_setting(self, key: str) -> str | None:
+        value = self._scalar("SELECT value FROM settings WHERE key = ?", [key])
+        return None if value is None else str(value)
+
+    def set_setting(self, key: str, value: str) -> None:
+        self._exec(
+            "INSERT INTO settings (key, value) VALUES (?, ?)"
+            " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            [key, value],
+        )
+
+    def settings(self) -> dict[str, str]:
+        with sqlite_errors(self.busy_timeout):
+            return dict(self.conn.execute("SELECT key, value FROM settings").fetchall())
+
+    # -- staff -----------------------------------------------------------------------------
+
+    def insert_staff(self, row: StaffRow) -> None:
+        self._exec(
+            f"INSERT INTO staff ({_STAFF_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [getattr(row, f.name) for f in fields(StaffRow)],
+        )
+
+    def get_staff(self, name: str) -> StaffRow | None:
+        return self._one(StaffRow, f"SELECT {_STAFF_COLS} FROM staff WHERE name = ?", [name])
+
+    def list_staff(self) -> list[StaffRow]:
+        return list(self._many(StaffRow, f"SELECT {_STAFF_COLS} FROM staff ORDER BY name"))
+
+    def update_staff_slot(self, name: str, slot: bytes, master_version: int) -> None:
+        self._exec(
+            "UPDATE staff SET slot = ?, master_version = ? WHERE name = ?",
+            [slot, master_version, name],
+        )
+
+    def update_staff_role(self, name: str, role: str, role_tag: bytes) -> None:
+        self._exec(
+            "UPDATE staff SET role = ?, role_tag = ? WHERE name = ?", [role, role_tag, name]
+        )
+
+    def touch_staff(self, name: str, when: str) -> None:
+        self._exec("UPDATE staff SET last_used = ? WHERE name = ?", [when, name])
+
+    def delete_staff(self, name: str) -> int:
+        return self._exec("DELETE FROM staff WHERE name = ?", [name])
+
+    def count_admins(self) -> int:
+        return int(self._scalar("SELECT count(*) FROM staff WHERE role = 'admin'"))
+
+    # -- wrapped vault-wide keys -----------------------------------------------------------
+
+    def get_vault_key(self, purpose: str) -> tuple[int, bytes] | None:
+        with sqlite_errors(self.busy_timeout):
+            row = self.conn.execute(
+                "SELECT master_version, wrapped FROM vault_keys WHERE purpose = ?", [purpose]
+            ).fetchone()
+        return None if row is None else (int(row[0]), bytes(row[1]))
+
+    def put_vault_key(self, purpose: str, master_version: int, wrapped: bytes) -> None:
+        self._exec(
+            "INSERT INTO vault_keys (purpose, master_version, wrapped) VALUES (?, ?, ?)"
+            " ON CONFLICT(purpose) DO UPDATE SET master_version = excluded.master_version,"
+            " wrapped = excluded.wrapped",
+            [purpose, master_version, wrapped],
+        )
+
+    def list_vault_keys(self) -> list[tuple[str, int, bytes]]:
+        with sqlite_errors(self.busy_timeout):
+            rows = self.conn.execute(
+                "SELECT purpose, master_version, wrapped FROM vault_keys ORDER BY purpose"
+            ).fetchall()
+        return [(str(p), int(v), bytes(w)) for p, v, w in rows]
+
+    # -- consents --------------------------------------------------------------------------
+
+    def insert_consent(self, row: ConsentRow) -> None:
+        placeholders = ", ".join("?" for _ in fields(ConsentRow))
+        self._exec(
+            f"INSERT INTO consents ({_CONSENT_COLS}) VALUES ({placeholders})",
+            [getattr(row, f.name) for f in fields(ConsentRow)],
+        )
+
+    def insert_consents(self, rows: Iterable[ConsentRow]) -> None:
+        placeholders = ", ".join("?" for _ in fields(ConsentRow))
+        names = [f.name for f in fields(ConsentRow)]
+        self._exec_many(
+            f"INSERT INTO consents ({_CONSENT_COLS}) VALUES ({placeholders})",
+            ([getattr(r, n) for n in names] for r in rows),
+        )
+
+    def consent_id_exists(self, consent_id: str) -> bool:
+        return self._scalar("SELECT 1 FROM consents WHERE id = ?", [consent_id]) is not None
+
+    def get_consent(self, consent_id: str) -> ConsentRow | None:
+        return self._one(
+            ConsentRow, f"SELECT {_CONSENT_COLS} FROM consents WHERE id = ?", [consent_id]
+        )
+
+    def iter_consents(self, *, include_ended: bool) -> Iterator[ConsentRow]:
+        where = "" if include_ended else "WHERE status = 'active'"
+        return self._many(
+            ConsentRow, f"SELECT {_CONSENT_COLS} FROM consents {where} ORDER BY given, id"
+        )
+
+    def update_consent_retention(
+        self, consent_id: str, *, last_activity: str | None, retain_until: str
+    ) -> None:
+        self._exec(
+            "UPDATE consents SET last_activity = ?, retain_until = ? WHERE id = ?",
+            [last_activity, retain_until, consent_id],
+        )
+
+    def set_consent_retain_days(self, consent_id: str, retain_days: int | None) -> None:
+        self._exec(
+            "UPDATE consents SET retain_days = ? WHERE id = ?", [retain_days, consent_id]
+        )
+
+    def tombstone_consent(
+        self, consent_id: str, *, status: str, ended: str, reason: str, ended_by: str
+    ) -> None:
+        """Delete every note under the consent and null its personal columns in place.
+
+        With secure_delete on, SQLite zeroes the freed cells; the caller checkpoints the WAL.
+        """
+        self._exec("DELETE FROM notes WHERE consent_id = ?", [consent_id])
+        nulls = ", ".join(f"{col} = NULL" for col in _PERSONAL_CONSENT_COLS)
+        self._exec(
+            f"UPDATE consents SET status = ?, ended = ?, end_reason = ?, ended_by = ?, {nulls}"
+            " WHERE id = ?",
+            [status, ended, reason, ended_by, consent_id],
+        )
+
+    def due_consents(self, today: str) -> list[str]:
+        with sqlite_errors(self.busy_timeout):
+            rows = self.conn.execute(
+                "SELECT id FROM consents WHERE status = 'active' AND retain_until < ?"
+                " ORDER BY retain_until, id",
+                [today],
+            ).fetchall()
+        return [str(r[0]) for r in rows]
+
+    def update_consent_keys(
+        self, consent_id: str, *, master_version: int, key_version: int, data_key: bytes
+    ) -> None:
+        self._exec(
+            "UPDATE consents SET master_version = ?, key_version = ?, data_key = ? WHERE id = ?",
+            [master_version, key_version, data_key, consent_id],
+        )
+
+    def update_consent_fields(self, consent_id: str, values: dict[str, bytes | None]) -> None:
+        allowed = set(_PERSONAL_CONSENT_COLS) - {"data_key"}
+        if not set(values) <= allowed:
+            raise ValueError(f"not personal consent columns: {sorted(set(values) - allowed)}")
+        assignments = ", ".join(f"{col} = ?" for col in values)
+        self._exec(
+            f"UPDATE consents SET {assignments} WHERE id = ?", [*values.values(), consent_id]
+        )
+
+    # -- notes -----------------------------------------------------------------------------
+
+    def insert_note(self, row: NoteRow) -> None:
+        self._exec(
+            f"INSERT INTO notes ({_NOTE_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [getattr(row, f.name) for f in fields(NoteRow)],
+        )
+
+    def insert_notes(self, rows: Iterable[NoteRow]) -> None:
+        names = [f.name for f in fields(NoteRow)]
+        self._exec_many(
+            f"INSERT INTO notes ({_NOTE_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            ([getattr(r, n) for n in names] for r in rows),
+        )
+
+    def note_id_exists(self, note_id: str) -> bool:
+        return self._scalar("SELECT 1 FROM notes WHERE id = ?", [note_id]) is not None
+
+    def get_note(self, note_id: str) -> NoteRow | None:
+        return self._one(NoteRow, f"SELECT {_NOTE_COLS} FROM notes WHERE id = ?", [note_id])
+
+    def iter_notes(
+        self, *, consent_id: str | None = None, since: str | None = None
+    ) -> Iterator[NoteRow]:
+        """Notes ordered by date, streamed from the database in batches."""
+        clauses, params = [], []
+        if consent_id is not None:
+            clauses.append("consent_id = ?")
+            params.append(consent_id)
+        if since is not None:
+            clauses.append("date >= ?")
+            params.append(since)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        return self._many(
+            NoteRow, f"SELECT {_NOTE_COLS} FROM notes {where} ORDER BY date, created, id", params
+        )
+
+    def note_ids_for_consent(self, consent_id: str) -> list[str]:
+        with sqlite_errors(self.busy_timeout):
+            rows = self.conn.execute(
+                "SELECT id FROM notes WHERE consent_id = ?", [consent_id]
+            ).fetchall()
+        return [str(r[0]) for r in rows]
+
+    def latest_note_date(self, consent_id: str) -> str | None:
+        value = self._scalar("SELECT max(date) FROM notes WHERE consent_id = ?", [consent_id])
+        return None if value is None else str(value)
+
+    def update_note_fields(
+        self, note_id: str, *, key_version: int, values: dict[str, bytes | None]
+    ) -> None:
+        if not set(values) <= {"kind", "body", "author"}:
+            raise ValueError("not an encrypted note column")
+        assignments = ", ".join(f"{col} = ?" for col in values)
+        self._exec(
+            f"UPDATE notes SET key_version = ?, {assignments} WHERE id = ?",
+            [key_version, *values.values(), note_id],
+        )
+
+    # -- counts and status -----------------------------------------------------------------
+
+    def count_consents(self, status: str | None = "active") -> int:
+        if status is None:
+            return int(self._scalar("SELECT count(*) FROM consents"))
+        return int(self._scalar("SELECT count(*) FROM consents WHERE status = ?", [status]))
+
+    def count_notes(self, consent_id: str | None = None) -> int:
+        if consent_id is None:
+            return int(self._scalar("SELECT count(*) FROM notes"))
+        return int(self._scalar("SELECT count(*) FROM notes WHERE consent_id = ?", [consent_id]))
+
+    def next_deadline(self) -> str | None:
+        value = self._scalar("SELECT min(retain_until) FROM consents WHERE status = 'active'")
+        return None if value is None else str(value)
+
+    def newest_timestamp(self) -> str | None:
+        """The latest time written anywhere, to catch a clock that went backwards."""
+        value = self._scalar(
+            "SELECT max(t) FROM ("
+            " SELECT max(created) AS t FROM consents UNION ALL"
+            " SELECT max(ended) FROM consents UNION ALL"
+            " SELECT max(ts) FROM audit)"
+        )
+        return None if value is None else str(value)
+
+    # -- audit -----------------------------------------------------------------------------
+
+    def last_audit(self) -> AuditRow | None:
+        return self._one(AuditRow, f"SELECT {_AUDIT_COLS} FROM audit ORDER BY seq DESC LIMIT 1")
+
+    def insert_audit(self, row: AuditRow) -> None:
+        self._exec(
+            f"INSERT INTO audit ({_AUDIT_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [getattr(row, f.name) for f in fields(AuditRow)],
+        )
+
+    def iter_audit(self) -> Iterator[AuditRow]:
+        return self._many(AuditRow, f"SELECT {_AUDIT_COLS} FROM audit ORDER BY seq")
+
+    def unsealed_audit(self) -> list[AuditRow]:
+        return list(
+            self._many(
+                AuditRow, f"SELECT {_AUDIT_COLS} FROM audit WHERE mac IS NULL ORDER BY seq"
+            )
+        )
+
+    def set_audit_mac(self, seq: int, mac: bytes) -> None:
+        self._exec("UPDATE audit SET mac = ? WHERE seq = ?", [mac, seq])
+
