@@ -1,0 +1,136 @@
+"""``nok note``: add, list and read short journal notes under a consent."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from nokcli import context, output, records
+from nokcli.i18n import _, render
+
+app = typer.Typer(help=_("Short journal notes, each under an active consent."),
+                  no_args_is_help=True)
+
+JSON_HELP = _("Print the result as JSON.")
+KIND_HELP = _(
+    "one-to-one (default), phone, group, next-of-kin, open-house, outreach, follow-up-plan, other."
+)
+EDITOR_HEADER = _(
+    "# Write a short note below. Lines starting with # are ignored.\n"
+    "# The guidelines ask for a brief note: what matters for safety and follow-up.\n"
+    "# Save and close the editor to store it encrypted; leave it empty to cancel.\n"
+)
+
+
+def _read_text(text: str | None) -> str:
+    if text is not None:
+        return text
+    if not sys.stdin.isatty():
+        return sys.stdin.read()
+    from nokcli import editor
+
+    return editor.compose(EDITOR_HEADER)
+
+
+@app.command("add")
+def add(
+    ctx: typer.Context,
+    consent_id: Annotated[
+        str, typer.Argument(metavar="CONSENT_ID", help=_("The consent the note belongs to."))
+    ],
+    text: Annotated[
+        str | None,
+        typer.Option(help=_("The note. Default: standard input, else $EDITOR.")),
+    ] = None,
+    kind: Annotated[str, typer.Option(help=KIND_HELP)] = "one-to-one",
+    date: Annotated[
+        str | None, typer.Option(help=_("Date of the contact, YYYY-MM-DD. Default: today."))
+    ] = None,
+    yes: Annotated[
+        bool, typer.Option("--yes", "-y", help=_("Save a note over the length guideline."))
+    ] = False,
+    json_out: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
+) -> None:
+    """Add a note under an active consent; prints its id."""
+    from vault import notes
+
+    notes.check_kind(kind)
+    with context.get(ctx).unlocked() as vault:
+        body = _read_text(text)
+        if notes.check_length(vault, body) is notes.Length.LONG and not yes:
+            guideline = vault.vault.settings().note_guideline
+            size = len(body.strip())
+            if sys.stdin.isatty():
+                question = render(
+                    "The note is {size} characters; the guideline is {guideline}. Save it anyway?",
+                    size=size,
+                    guideline=guideline,
+                )
+                if not typer.confirm(question, default=False):
+                    output.info("nothing was saved")
+                    raise typer.Exit(1)
+            else:
+                output.warn(
+                    "the note is {size} characters; the guideline is {guideline} "
+                    "(a short note is enough)",
+                    size=size,
+                    guideline=guideline,
+                )
+        note = notes.add(vault, consent_id, body, kind=kind, date=date)
+    if json_out:
+        output.emit_json({"id": note.id, "consent_id": note.consent_id})
+        return
+    typer.echo(note.id)
+
+
+@app.command("list")
+def list_(
+    ctx: typer.Context,
+    consent: Annotated[
+        str | None, typer.Option("--consent", help=_("Only notes under this consent."))
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option(help=_("Only notes dated on or after YYYY-MM-DD."))
+    ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
+) -> None:
+    """List notes by date (a preview of each; 'nok note show ID' for the whole note)."""
+    from vault import notes
+
+    with context.get(ctx).unlocked() as vault:
+        items = notes.list_notes(vault, consent_id=consent, since=since)
+        if json_out:
+            output.emit_json_array(records.note_json(n) for n in items)
+            return
+        shown = output.emit_table((records.note_row(n) for n in items), records.NOTE_HEADERS)
+    if not shown:
+        output.info("no notes found")
+
+
+@app.command("show")
+def show(
+    ctx: typer.Context,
+    note_id: Annotated[str, typer.Argument(metavar="ID", help=_("Note id, e.g. N-3XH8-P2DW-5."))],
+    json_out: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
+) -> None:
+    """Show one note in full."""
+    from vault import notes
+
+    with context.get(ctx).unlocked() as vault:
+        note = notes.show(vault, note_id)
+    if json_out:
+        output.emit_json(records.note_json(note))
+        return
+    output.emit_record(
+        [
+            (_("id"), note.id),
+            (_("consent"), note.consent_id),
+            (_("date"), note.date),
+            (_("kind"), note.kind),
+            (_("author"), note.author),
+        ]
+    )
+    typer.echo("")
+    typer.echo(note.text)

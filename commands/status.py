@@ -1,0 +1,40 @@
+"""``nok status``: what the vault holds, without a passphrase."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from nokcli import context, output
+from nokcli.i18n import _
+
+app = typer.Typer()
+
+
+@app.command()
+def status(
+    ctx: typer.Context,
+    json_out: Annotated[bool, typer.Option("--json", help=_("Print the result as JSON."))] = False,
+) -> None:
+    """Show the vault's path, versions, counts and next retention deadline (no passphrase)."""
+    state = context.get(ctx)
+    with state.open() as vault:
+        st = vault.status()
+    data = {
+        "vault": str(st.path),
+        "vault_id": st.vault_id,
+        "schema_version": st.schema_version,
+        "master_key_version": st.master_version,
+        "master_key_created": st.master_created,
+        "active_consents": st.active_consents,
+        "ended_consents": st.ended_consents,
+        "notes": st.notes,
+        "staff": st.staff,
+        "next_deadline": st.next_deadline,
+        "rotation_pending": st.rotation_pending,
+    }
+    if json_out:
+        output.emit_json(data)
+        return
+    output.emit_record([(_(k.replace("_", " ")), v) for k, v in data.items()])

@@ -1,0 +1,1 @@
+"""The ``nok`` command line (Typer). The core library is :mod:`vault`."""

@@ -1,0 +1,3 @@
+from nokcli.app import main
+
+main()

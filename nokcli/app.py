@@ -1,0 +1,157 @@
+"""The root of the ``nok`` command line: global options, command groups, and the one place
+where errors become a one-line message on stderr and a documented exit code."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from typer.core import TyperGroup
+
+from nokcli import output
+from nokcli.context import Context
+from nokcli.i18n import _, render
+from vault.errors import ExitCode, NokError
+
+VERSION = "0.1.0"
+
+# Each module defines ``app = typer.Typer()``; a name registers it as a group
+# (``nok consent ...``), None merges its commands into the root (``nok init``).
+COMMAND_MODULES: tuple[tuple[str, str | None], ...] = (
+    ("init", None),
+    ("status", None),
+    ("consent", "consent"),
+    ("note", "note"),
+)
+
+
+class NokGroup(TyperGroup):
+    """Turns every error into ``nok: error: ...`` and an exit code; no tracebacks."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except NokError as exc:
+            output.error(render(exc.template, **exc.params), _hint(exc))
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            output.error(_("interrupted; the vault is unchanged by the unfinished step"))
+            raise typer.Exit(ExitCode.INTERRUPTED) from None
+        except (typer.Exit, typer.Abort, typer.TyperException):
+            raise
+        except Exception as exc:
+            if os.environ.get("NOK_DEBUG"):
+                traceback.print_exc()
+            output.error(
+                render("internal error ({kind}); this is a bug in nok", kind=type(exc).__name__),
+                _("set NOK_DEBUG=1 to see where it happened (the output may show vault data)"),
+            )
+            raise typer.Exit(ExitCode.INTERNAL) from None
+
+
+def _hint(exc: NokError) -> str | None:
+    if exc.hint_template is None:
+        return None
+    return render(exc.hint_template, **exc.params)
+
+
+app = typer.Typer(
+    cls=NokGroup,
+    name="nok",
+    help=_(
+        "Consent-bound, encrypted journal notes for centers against incest and sexual abuse."
+    ),
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    pretty_exceptions_show_locals=False,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"nok {VERSION}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    vault: Annotated[
+        Path | None,
+        typer.Option(
+            "--vault",
+            envvar="NOK_VAULT",
+            help=_("Vault file. Default: $XDG_DATA_HOME/nok/vault.db (~/.local/share/nok)."),
+            show_default=False,
+        ),
+    ] = None,
+    as_user: Annotated[
+        str | None,
+        typer.Option(
+            "--as",
+            envvar="NOK_USER",
+            help=_("Your staff name in the vault. Default: your login name."),
+            show_default=False,
+        ),
+    ] = None,
+    passphrase_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--passphrase-file",
+            envvar="NOK_PASSPHRASE_FILE",
+            help=_("Read the passphrase from the first line of this file (mode 0600)."),
+            show_default=False,
+        ),
+    ] = None,
+    busy_timeout: Annotated[
+        float | None,
+        typer.Option(
+            "--busy-timeout",
+            envvar="NOK_BUSY_TIMEOUT",
+            min=0.0,
+            help=_("Seconds to wait for another nok process before giving up. Default: 15."),
+            show_default=False,
+        ),
+    ] = None,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help=_("Print the version and exit.")
+        ),
+    ] = False,
+) -> None:
+    """Consent-bound, encrypted journal notes for centers against incest and sexual abuse.
+
+    Every note hangs off the person's written consent; withdrawing consent erases
+    everything under it. The passphrase comes from a prompt, NOK_PASSPHRASE_FILE or
+    NOK_PASSPHRASE, never from the command line.
+    """
+    from nokcli import editor
+
+    os.umask(0o077)
+    editor.wipe_leftovers()
+    ctx.obj = Context.build(vault, as_user, passphrase_file, busy_timeout)
+
+
+for _module, _name in COMMAND_MODULES:
+    _sub = importlib.import_module(f"commands.{_module}").app
+    if _name is None:
+        app.add_typer(_sub)
+    else:
+        app.add_typer(_sub, name=_name)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app(prog_name="nok")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,104 @@
+"""The state one command runs with: which vault, as whom, with which passphrase source."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import getpass
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from typing import TYPE_CHECKING
+
+from nokcli import passphrase
+from vault.dates import parse_day, utcnow
+from vault.files import default_vault_path
+
+if TYPE_CHECKING:
+    from vault.session import Unlocked, Vault
+
+# The same default as vault.store's, repeated so that --help need not import SQLite layers.
+DEFAULT_BUSY_TIMEOUT = 15.0
+
+
+def login_name() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "admin"
+
+
+@dataclass
+class Context:
+    vault_path: Path
+    user: str
+    passphrase_file: Path | None
+    busy_timeout: float = DEFAULT_BUSY_TIMEOUT
+
+    @classmethod
+    def build(
+        cls,
+        vault: Path | None,
+        user: str | None,
+        passphrase_file: Path | None,
+        busy_timeout: float | None = None,
+    ) -> Context:
+        return cls(
+            vault_path=(vault or default_vault_path()).expanduser(),
+            user=user or login_name(),
+            passphrase_file=passphrase_file,
+            busy_timeout=busy_timeout if busy_timeout is not None else DEFAULT_BUSY_TIMEOUT,
+        )
+
+    def now(self) -> dt.datetime:
+        return utcnow()
+
+    def open(self) -> Vault:
+        """The vault, opened without a key (status, purge)."""
+        from vault.session import Vault
+
+        return Vault.open(self.vault_path, busy_timeout=self.busy_timeout)
+
+    def unlock(self) -> Unlocked:
+        """Open the vault and unlock it as ``self.user`` (prompts if needed)."""
+        vault = self.open()
+        try:
+            secret = passphrase.current(self.passphrase_file, who=self.user)
+            return vault.unlock(self.user, secret, now=self.now())
+        except BaseException:
+            vault.close()
+            raise
+
+    @contextlib.contextmanager
+    def unlocked(self) -> Iterator[Unlocked]:
+        """The unlocked vault for the length of a ``with`` block, then closed."""
+        vault = self.unlock()
+        try:
+            yield vault
+        finally:
+            vault.close()
+
+
+def parse_now(text: str | None) -> dt.datetime:
+    """``--now YYYY-MM-DD`` for purges run on behalf of another day; noon UTC of that day."""
+    if text is None:
+        return utcnow()
+    day = parse_day(text, field="--now")
+    return dt.datetime(day.year, day.month, day.day, 12, tzinfo=dt.UTC)
+
+
+def env_flag(name: str) -> bool:
+    return os.environ.get(name, "") not in ("", "0", "false", "no")
+
+
+def get(ctx: object) -> Context:
+    """The Context stored on a typer.Context by the root callback."""
+    obj = getattr(ctx, "obj", None)
+    if not isinstance(obj, Context):
+        find_root = getattr(ctx, "find_root", None)
+        obj = getattr(find_root(), "obj", None) if find_root else None
+    if not isinstance(obj, Context):
+        raise RuntimeError("nok's root callback did not run")
+    return obj

@@ -1,0 +1,82 @@
+"""Printing: tables for people, one JSON document for programs, messages on stderr.
+
+Data goes to stdout; every message (errors, warnings, progress) goes to stderr, so
+``nok ... --json | jq`` always sees exactly one JSON document.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+import typer
+
+from nokcli.i18n import render
+
+PREFIX = "nok"
+
+
+def emit_json(document: Any) -> None:
+    typer.echo(json.dumps(document, ensure_ascii=False, indent=2))
+
+
+def emit_json_array(items: Iterable[Any]) -> None:
+    """Stream a JSON array one element at a time (memory stays flat)."""
+    out = sys.stdout
+    out.write("[")
+    first = True
+    for item in items:
+        out.write("\n  " if first else ",\n  ")
+        out.write(json.dumps(item, ensure_ascii=False))
+        first = False
+    out.write("\n]\n" if not first else "]\n")
+    out.flush()
+
+
+def table(rows: Sequence[Sequence[Any]], headers: Sequence[str], fmt: str = "simple") -> str:
+    from tabulate import tabulate
+
+    return tabulate(rows, headers=list(headers), tablefmt=fmt, disable_numparse=True)
+
+
+def emit_table(rows: Iterable[Sequence[Any]], headers: Sequence[str], *, chunk: int = 1000) -> int:
+    """Print rows as tables of at most ``chunk`` rows each; returns how many rows."""
+    count = 0
+    for batch in _chunked(rows, chunk):
+        if count:
+            typer.echo("")
+        typer.echo(table(batch, headers))
+        count += len(batch)
+    return count
+
+
+def _chunked(rows: Iterable[Sequence[Any]], size: int) -> Iterator[list[Sequence[Any]]]:
+    batch: list[Sequence[Any]] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def emit_record(pairs: Sequence[tuple[str, Any]]) -> None:
+    """A two-column key/value view of one record."""
+    typer.echo(table([(k, "" if v is None else v) for k, v in pairs], headers=(), fmt="plain"))
+
+
+def info(template: str, **params: object) -> None:
+    typer.echo(render(template, **params), err=True)
+
+
+def warn(template: str, **params: object) -> None:
+    typer.echo(f"{PREFIX}: warning: {render(template, **params)}", err=True)
+
+
+def error(message: str, hint: str | None = None) -> None:
+    typer.echo(f"{PREFIX}: error: {message}", err=True)
+    if hint:
+        typer.echo(f"{PREFIX}: hint: {hint}", err=True)

@@ -1,0 +1,106 @@
+"""Where passphrases come from: a file, an environment variable, or a hidden prompt.
+
+Never from a command-line argument (the process list shows those to every user).
+Order: ``--passphrase-file`` / ``NOK_PASSPHRASE_FILE``, then ``NOK_PASSPHRASE``, then a
+hidden prompt when standard input is a terminal.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import sys
+import unicodedata
+from pathlib import Path
+
+import typer
+
+from nokcli.i18n import _
+from vault.errors import BadInput, PassphraseUnavailable, UnsafePermissions
+
+ENV_FILE = "NOK_PASSPHRASE_FILE"
+ENV_VALUE = "NOK_PASSPHRASE"
+MIN_NEW_LENGTH = 8
+
+
+def _normalise(text: str) -> bytes:
+    # NFC so that the same passphrase typed on another system's keyboard still opens.
+    return unicodedata.normalize("NFC", text).encode("utf-8")
+
+
+def read_file(path: Path) -> bytes:
+    """The first line of ``path``; refuses files other users can read."""
+    try:
+        st = path.stat()
+        if stat.S_IMODE(st.st_mode) & 0o077 and stat.S_ISREG(st.st_mode):
+            raise UnsafePermissions(
+                path=str(path),
+                who="other users",
+                mode=f"{stat.S_IMODE(st.st_mode):04o}",
+                fix="600",
+            )
+        raw = path.read_bytes()
+    except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
+        raise PassphraseUnavailable(
+            "cannot read the passphrase file {path}: {reason}",
+            path=str(path),
+            reason=exc.strerror or type(exc).__name__,
+        ) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise PassphraseUnavailable(
+            "the passphrase file {path} is not UTF-8 text", path=str(path)
+        ) from None
+    line = text.splitlines()[0] if text else ""
+    if not line:
+        raise PassphraseUnavailable("the passphrase file {path} is empty", path=str(path))
+    return _normalise(line)
+
+
+def interactive() -> bool:
+    return sys.stdin.isatty()
+
+
+def current(file: Path | None, *, who: str) -> bytes:
+    """The passphrase to unlock with, for staff member ``who``.
+
+    Raises:
+        PassphraseUnavailable: no file, no variable, and no terminal to ask on.
+    """
+    if file is not None:
+        return read_file(file)
+    value = os.environ.get(ENV_VALUE)
+    if value:
+        return _normalise(value)
+    if interactive():
+        entered = typer.prompt(_("Passphrase for {who}").format(who=who), hide_input=True)
+        return _normalise(entered)
+    raise PassphraseUnavailable("no passphrase given and no terminal to ask on")
+
+
+def new(file: Path | None, *, who: str, env: str | None = None) -> bytes:
+    """A new passphrase: from ``file``, an env variable, or asked twice on a terminal.
+
+    Raises:
+        PassphraseUnavailable: nowhere to read it from.
+        BadInput: shorter than MIN_NEW_LENGTH characters, or the two entries differ.
+    """
+    if file is not None:
+        value = read_file(file)
+    elif env and os.environ.get(env):
+        value = _normalise(os.environ[env])
+    elif interactive():
+        first = typer.prompt(_("New passphrase for {who}").format(who=who), hide_input=True)
+        second = typer.prompt(_("Repeat the passphrase"), hide_input=True)
+        if first != second:
+            raise BadInput("the two passphrases differ; nothing was changed")
+        value = _normalise(first)
+    else:
+        raise PassphraseUnavailable("no new passphrase given and no terminal to ask on")
+    if len(value.decode("utf-8")) < MIN_NEW_LENGTH:
+        raise BadInput(
+            "a passphrase needs at least {n} characters; a few words make a good one",
+            n=MIN_NEW_LENGTH,
+        )
+    return value

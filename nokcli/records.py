@@ -1,0 +1,90 @@
+"""How consents and notes look on screen and in JSON (one place for every command)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from nokcli.i18n import _
+
+if TYPE_CHECKING:
+    from vault.consents import Consent
+    from vault.notes import Note
+
+
+def consent_json(c: Consent) -> dict[str, Any]:
+    return {
+        "id": c.id,
+        "status": c.status,
+        "subject": c.subject,
+        "purpose": c.purpose,
+        "categories": list(c.categories) if c.categories is not None else None,
+        "given": c.given,
+        "retain_until": c.retain_until,
+        "retain_days": c.retain_days,
+        "under_16": c.under_16,
+        "guardian": c.guardian,
+        "form_ref": c.form_ref,
+        "recorded_by": c.recorded_by,
+        "created": c.created,
+        "ended": c.ended,
+        "end_reason": c.end_reason,
+        "ended_by": c.ended_by,
+    }
+
+
+CONSENT_HEADERS = (_("id"), _("status"), _("subject"), _("given"), _("retain until"),
+                   _("categories"))
+
+
+def consent_row(c: Consent) -> tuple[Any, ...]:
+    subject = c.subject if c.subject is not None else _("(erased)")
+    categories = ", ".join(c.categories) if c.categories else ""
+    return (c.id, c.status, subject, c.given, c.retain_until, categories)
+
+
+def consent_pairs(c: Consent) -> list[tuple[str, Any]]:
+    if c.subject is None:
+        return [
+            (_("id"), c.id),
+            (_("status"), c.status),
+            (_("given"), c.given),
+            (_("ended"), c.ended),
+            (_("reason"), c.end_reason),
+            (_("recorded by"), c.ended_by),
+            (_("personal data"), _("erased")),
+        ]
+    return [
+        (_("id"), c.id),
+        (_("status"), c.status),
+        (_("subject"), c.subject),
+        (_("purpose"), c.purpose),
+        (_("categories"), ", ".join(c.categories or ())),
+        (_("given"), c.given),
+        (_("under 16"), _("yes") if c.under_16 else _("no")),
+        (_("guardian"), c.guardian),
+        (_("form"), c.form_ref),
+        (_("recorded by"), c.recorded_by),
+        (_("retain until"), c.retain_until),
+    ]
+
+
+def note_json(n: Note) -> dict[str, Any]:
+    return {
+        "id": n.id,
+        "consent_id": n.consent_id,
+        "date": n.date,
+        "kind": n.kind,
+        "text": n.text,
+        "author": n.author,
+        "created": n.created,
+    }
+
+
+NOTE_HEADERS = (_("id"), _("consent"), _("date"), _("kind"), _("text"))
+PREVIEW = 60
+
+
+def note_row(n: Note) -> tuple[Any, ...]:
+    flat = " ".join(n.text.split())
+    preview = flat if len(flat) <= PREVIEW else flat[: PREVIEW - 1] + "…"
+    return (n.id, n.consent_id, n.date, n.kind, preview)
