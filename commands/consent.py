@@ -9,8 +9,9 @@ import typer
 from nokcli import context, output, records
 from nokcli.i18n import _
 
-app = typer.Typer(help=_("Written consent declarations: every note hangs off one."),
-                  no_args_is_help=True)
+app = typer.Typer(
+    help=_("Written consent declarations: every note hangs off one."), no_args_is_help=True
+)
 
 JSON_HELP = _("Print the result as JSON.")
 
@@ -25,7 +26,9 @@ def add(
     category: Annotated[
         list[str],
         typer.Option(
-            help=_("A data category the consent covers; repeat for each (e.g. conversation-notes)."),
+            help=_(
+                "A data category the consent covers; repeat for each (e.g. conversation-notes)."
+            ),
         ),
     ],
     under_16: Annotated[
@@ -97,7 +100,9 @@ def list_(
 @app.command("show")
 def show(
     ctx: typer.Context,
-    consent_id: Annotated[str, typer.Argument(metavar="ID", help=_("Consent id, e.g. C-7K2M-9Q4F."))],
+    consent_id: Annotated[
+        str, typer.Argument(metavar="ID", help=_("Consent id, e.g. C-7K2M-9Q4F."))
+    ],
     json_out: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
 ) -> None:
     """Show one consent declaration (or its tombstone)."""

@@ -10,8 +10,9 @@ import typer
 from nokcli import context, output, records
 from nokcli.i18n import _, render
 
-app = typer.Typer(help=_("Short journal notes, each under an active consent."),
-                  no_args_is_help=True)
+app = typer.Typer(
+    help=_("Short journal notes, each under an active consent."), no_args_is_help=True
+)
 
 JSON_HELP = _("Print the result as JSON.")
 KIND_HELP = _(

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import importlib
 import os
-import sys
 import traceback
 from pathlib import Path
 from typing import Annotated, Any
@@ -63,9 +62,7 @@ def _hint(exc: NokError) -> str | None:
 app = typer.Typer(
     cls=NokGroup,
     name="nok",
-    help=_(
-        "Consent-bound, encrypted journal notes for centers against incest and sexual abuse."
-    ),
+    help=_("Consent-bound, encrypted journal notes for centers against incest and sexual abuse."),
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     pretty_exceptions_show_locals=False,
@@ -154,4 +151,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -19,12 +19,15 @@ from pathlib import Path
 from vault.errors import BadInput, UnsafePermissions
 
 COMMENT = "#"
+# Memory-backed, so the note never reaches a disk; the per-user 0700 directory below it
+# (checked for owner and mode) is what keeps other users out.
+SHM = Path("/dev/shm")  # noqa: S108
 
 
 def private_dir() -> Path:
     """The per-user 0700 directory for editor files (created if missing)."""
     uid = os.getuid()
-    shm = Path("/dev/shm")
+    shm = SHM
     runtime = os.environ.get("XDG_RUNTIME_DIR")
     if shm.is_dir() and os.access(shm, os.W_OK):
         base = shm
@@ -38,7 +41,9 @@ def private_dir() -> Path:
     st = directory.lstat()
     if not stat.S_ISDIR(st.st_mode) or st.st_uid != uid or stat.S_IMODE(st.st_mode) & 0o077:
         raise UnsafePermissions(
-            path=str(directory), who="other users", mode=f"{stat.S_IMODE(st.st_mode):04o}",
+            path=str(directory),
+            who="other users",
+            mode=f"{stat.S_IMODE(st.st_mode):04o}",
             fix="700",
         )
     return directory
@@ -74,8 +79,11 @@ def wipe_leftovers() -> int:
     """Wipe editor files whose nok process is gone; returns how many."""
     uid = os.getuid()
     count = 0
-    for base in (Path("/dev/shm"), Path(os.environ.get("XDG_RUNTIME_DIR", "/nonexistent")),
-                 Path(tempfile.gettempdir())):
+    for base in (
+        SHM,
+        Path(os.environ.get("XDG_RUNTIME_DIR", "/nonexistent")),
+        Path(tempfile.gettempdir()),
+    ):
         directory = base / f"nok-{uid}"
         if not directory.is_dir() or directory.is_symlink():
             continue

@@ -32,8 +32,14 @@ def consent_json(c: Consent) -> dict[str, Any]:
     }
 
 
-CONSENT_HEADERS = (_("id"), _("status"), _("subject"), _("given"), _("retain until"),
-                   _("categories"))
+CONSENT_HEADERS = (
+    _("id"),
+    _("status"),
+    _("subject"),
+    _("given"),
+    _("retain until"),
+    _("categories"),
+)
 
 
 def consent_row(c: Consent) -> tuple[Any, ...]:

@@ -88,8 +88,9 @@ def cli_vault(nok: Nok) -> Nok:
     return nok
 
 
-def run_nok(*args: str, env: dict[str, str], input: str | None = None,
-            timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def run_nok(
+    *args: str, env: dict[str, str], input: str | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
     """Run nok as a real subprocess (``python -m nokcli``)."""
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("NOK_")}
     full_env.update(env)

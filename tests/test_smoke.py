@@ -7,8 +7,17 @@ import json
 
 def test_consent_and_notes_round_trip(cli_vault, vault_path):
     nok = cli_vault
-    added = nok("consent", "add", "--subject", "Kari", "--purpose", "follow-up",
-                "--category", "conversation-notes", "--json")
+    added = nok(
+        "consent",
+        "add",
+        "--subject",
+        "Kari",
+        "--purpose",
+        "follow-up",
+        "--category",
+        "conversation-notes",
+        "--json",
+    )
     assert added.exit_code == 0, added.stderr
     consent_id = json.loads(added.stdout)["id"]
     note = nok("note", "add", consent_id, "--text", "MARKER-one", "--json")

@@ -18,8 +18,15 @@ GENESIS = bytes(32)
 AUDIT_KEY = "audit"
 
 
-def entry_hash(prev: bytes, seq: int, ts: str, actor: str, action: str,
-               consent_id: str | None, object_id: str | None) -> bytes:
+def entry_hash(
+    prev: bytes,
+    seq: int,
+    ts: str,
+    actor: str,
+    action: str,
+    consent_id: str | None,
+    object_id: str | None,
+) -> bytes:
     payload = crypto.bind("audit", seq, ts, actor, action, consent_id or "", object_id or "")
     return crypto.digest(bytes(prev) + payload)
 

@@ -5,6 +5,8 @@ nok composes libsodium's primitives and never implements one:
 * AEAD: XChaCha20-Poly1305 IETF, a fresh random 24-byte nonce per encryption.
 * Password hashing: Argon2id (``crypto_pwhash``), parameters stored with each key slot.
 * Hashing and MACs: BLAKE2b (``crypto_generichash``), keyed for MACs and sub-keys.
+* Sealed boxes (``crypto_box_seal``, X25519): the master key sealed to each staff
+  member's public key, so an admin can hand a new master key to everyone.
 
 Blob format, version 1 (docs/format.md)::
 
@@ -25,6 +27,7 @@ import nacl.bindings as sodium
 import nacl.encoding
 import nacl.exceptions
 import nacl.hash
+import nacl.public
 import nacl.pwhash.argon2id as argon2id
 import nacl.utils
 
@@ -133,6 +136,55 @@ def unseal(key: bytes, blob: bytes, ad: bytes, *, where: str) -> bytes:
         if isinstance(exc, TypeError | ValueError):
             raise
         raise IntegrityError(where=where) from None
+
+
+SEALED_V1 = 1
+
+
+def new_keypair() -> tuple[bytes, bytes]:
+    """A fresh X25519 key pair as (secret, public) raw bytes."""
+    secret = nacl.public.PrivateKey.generate()
+    return bytes(secret), bytes(secret.public_key)
+
+
+def public_key_of(secret: bytes) -> bytes:
+    return bytes(nacl.public.PrivateKey(secret).public_key)
+
+
+def seal_to(public_key: bytes, plaintext: bytes, ad: bytes) -> bytes:
+    """Anonymous public-key encryption; ``ad`` is authenticated inside the box.
+
+    A sealed box has no additional data of its own, so ``ad`` travels inside it and
+    :func:`open_sealed` checks it. Blob: version (0x01) || crypto_box_seal output.
+    """
+    box = nacl.public.SealedBox(nacl.public.PublicKey(public_key))
+    inner = struct.pack(">H", len(ad)) + ad + plaintext
+    return bytes([SEALED_V1]) + box.encrypt(inner)
+
+
+def open_sealed(secret_key: bytes, blob: bytes, ad: bytes, *, where: str) -> bytes:
+    """Open a :func:`seal_to` blob.
+
+    Raises:
+        UnsupportedVersion: unknown version byte.
+        IntegrityError: wrong key, altered bytes, or sealed for another place (``ad``).
+    """
+    blob = bytes(blob)
+    if not blob:
+        raise IntegrityError(where=where)
+    if blob[0] != SEALED_V1:
+        raise UnsupportedVersion(what=where, version=blob[0])
+    box = nacl.public.SealedBox(nacl.public.PrivateKey(secret_key))
+    try:
+        inner = box.decrypt(blob[1:])
+    except nacl.exceptions.CryptoError as exc:
+        if isinstance(exc, TypeError | ValueError):
+            raise
+        raise IntegrityError(where=where) from None
+    (size,) = struct.unpack_from(">H", inner)
+    if not same(inner[2 : 2 + size], ad):
+        raise IntegrityError(where=where)
+    return inner[2 + size :]
 
 
 def check_kdf(params: KdfParams, *, name: str) -> None:

@@ -32,7 +32,9 @@ def parse_day(text: str, *, field: str = "date") -> dt.date:
             raise ValueError
         return dt.date.fromisoformat(text)
     except ValueError:
-        raise BadInput("{field} {text!r} is not a date like 2026-11-23", field=field, text=text) from None
+        raise BadInput(
+            "{field} {text!r} is not a date like 2026-11-23", field=field, text=text
+        ) from None
 
 
 def add_days(day_text: str, days: int) -> str:

@@ -51,13 +51,13 @@ def open_text(
     return crypto.unseal(key, blob, ad, where=where).decode("utf-8")
 
 
-def wrap_data_key(
-    master: bytes, data_key: bytes, *, consent_id: str, master_version: int
-) -> bytes:
+def wrap_data_key(master: bytes, data_key: bytes, *, consent_id: str, master_version: int) -> bytes:
     return crypto.seal(master, data_key, crypto.bind("data_key", consent_id, master_version))
 
 
-def unwrap_data_key(master: bytes, wrapped: bytes, *, consent_id: str, master_version: int) -> bytes:
+def unwrap_data_key(
+    master: bytes, wrapped: bytes, *, consent_id: str, master_version: int
+) -> bytes:
     """Raises IntegrityError or UnsupportedVersion."""
     ad = crypto.bind("data_key", consent_id, master_version)
     return crypto.unseal(master, wrapped, ad, where=f"data key of {consent_id}")

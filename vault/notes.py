@@ -15,7 +15,7 @@ from vault import consents, ids, keyring
 from vault.dates import day, parse_day, timestamp
 from vault.errors import BadInput, NotFound
 from vault.session import Unlocked
-from vault.store import NoteRow, Store
+from vault.store import ConsentRow, NoteRow, Store
 
 TABLE = "notes"
 KINDS = (
@@ -132,7 +132,12 @@ def build_row(
 
 
 def add(
-    vault: Unlocked, consent_id: str, text: str, *, kind: str = DEFAULT_KIND, date: str | None = None
+    vault: Unlocked,
+    consent_id: str,
+    text: str,
+    *,
+    kind: str = DEFAULT_KIND,
+    date: str | None = None,
 ) -> Note:
     """Add a note under an active consent.
 
@@ -166,7 +171,7 @@ def add(
     return Note(note.id, row.id, note_date, note.created, kind, text.strip(), vault.name)
 
 
-def decrypt(vault: Unlocked, row: NoteRow, consent_row: consents.ConsentRow | None = None) -> Note:
+def decrypt(vault: Unlocked, row: NoteRow, consent_row: ConsentRow | None = None) -> Note:
     """Raises IntegrityError or UnsupportedVersion when the note was altered or moved."""
     if consent_row is None:
         consent_row = consents.get_row(vault.store, row.consent_id)
@@ -231,7 +236,7 @@ def list_notes(
         parse_day(since, field="--since")
     with store.write():
         vault.record("note.list", consent_id=canonical)
-    consent_rows: dict[str, consents.ConsentRow] = {}
+    consent_rows: dict[str, ConsentRow] = {}
     for row in store.iter_notes(consent_id=canonical, since=since):
         consent_row = consent_rows.get(row.consent_id)
         if consent_row is None:

@@ -171,25 +171,24 @@ class Vault:
                 store.set_setting(key, value)
             if group is not None:
                 store.set_setting("group", group)
-            slot = slots.wrap_master(
-                master, name=admin, master_version=1, passphrase=passphrase, params=params
-            )
             store.insert_staff(
-                StaffRow(
+                new_staff_row(
+                    master,
+                    1,
                     name=admin,
                     role="admin",
-                    role_tag=keyring.role_tag(master, admin, "admin"),
-                    created=stamp,
-                    last_used=stamp,
-                    master_version=1,
-                    slot=slot,
+                    passphrase=passphrase,
+                    params=params,
+                    now=now,
                 )
             )
             audit_key = crypto.new_key()
             store.put_vault_key(
                 audit.AUDIT_KEY,
                 1,
-                keyring.wrap_vault_key(master, audit_key, purpose=audit.AUDIT_KEY, master_version=1),
+                keyring.wrap_vault_key(
+                    master, audit_key, purpose=audit.AUDIT_KEY, master_version=1
+                ),
             )
             audit.append(store, now=now, actor=admin, action="vault.init", key=audit_key)
         vault = cls(store)
@@ -235,20 +234,19 @@ class Vault:
         version = self.master_version()
         if row.master_version != version:
             raise IntegrityError(where=f"key slot of {name} (stale master-key version)")
-        master = slots.unwrap_master(
-            bytes(row.slot), name=name, master_version=version, passphrase=passphrase
+        secret = slots.unwrap_secret(bytes(row.slot), name=name, passphrase=passphrase)
+        master = slots.open_master(
+            bytes(row.sealed_master), secret=secret, name=name, master_version=version
         )
         keyring.check_role(master, name, row.role, row.role_tag)
         unlocked = Unlocked(self, name, row.role, master, version, now)
         with self.store.write():
             self.store.touch_staff(name, timestamp(now))
             audit.seal_pending(self.store, unlocked.vault_key(audit.AUDIT_KEY))
-            self._raise_slot_cost(row, passphrase, master, version)
+            self._raise_slot_cost(row, passphrase, secret)
         return unlocked
 
-    def _raise_slot_cost(
-        self, row: StaffRow, passphrase: bytes, master: bytes, version: int
-    ) -> None:
+    def _raise_slot_cost(self, row: StaffRow, passphrase: bytes, secret: bytes) -> None:
         """Rewrap a slot whose Argon2id cost is below the vault's minimum profile."""
         wanted = kdf_params(self.settings().kdf_min)
         header = slots.read_header(bytes(row.slot), name=row.name)
@@ -258,10 +256,41 @@ class Vault:
             max(wanted.opslimit, header.params.opslimit),
             max(wanted.memlimit, header.params.memlimit),
         )
-        slot = slots.wrap_master(
-            master, name=row.name, master_version=version, passphrase=passphrase, params=params
-        )
-        self.store.update_staff_slot(row.name, slot, version)
+        slot = slots.wrap_secret(secret, name=row.name, passphrase=passphrase, params=params)
+        self.store.update_staff_slot(row.name, slot)
+
+
+def new_staff_row(
+    master: bytes,
+    master_version: int,
+    *,
+    name: str,
+    role: str,
+    passphrase: bytes,
+    params: crypto.KdfParams,
+    now: dt.datetime,
+) -> StaffRow:
+    """A key slot for a new staff member: their key pair, wrapped and sealed.
+
+    Raises BadInput for an unknown role, KdfLimitExceeded for parameters over the caps.
+    """
+    if role not in ROLES:
+        raise BadInput("unknown role {role!r}; use staff or admin", role=role)
+    secret, public = crypto.new_keypair()
+    stamp = timestamp(now)
+    return StaffRow(
+        name=name,
+        role=role,
+        role_tag=keyring.role_tag(master, name, role),
+        created=stamp,
+        last_used=None,
+        master_version=master_version,
+        slot=slots.wrap_secret(secret, name=name, passphrase=passphrase, params=params),
+        public_key=public,
+        sealed_master=slots.seal_master(
+            master, public_key=public, name=name, master_version=master_version
+        ),
+    )
 
 
 @dataclass

@@ -1,4 +1,10 @@
-"""Key slots: the vault's master key wrapped under one staff member's passphrase.
+"""Key slots: one per staff member, opened with that person's passphrase.
+
+A slot holds the staff member's X25519 secret key, wrapped with XChaCha20-Poly1305 under
+a key-encryption key that Argon2id derives from the passphrase. The vault's master key
+is sealed to the matching public key (crypto.seal_to) in the staff row. This split lets
+an admin give a new master key to every staff member during a rotation without knowing
+their passphrases, while a passphrase change rewraps only the person's own slot.
 
 Slot format, version 1 (docs/format.md)::
 
@@ -8,13 +14,13 @@ Slot format, version 1 (docs/format.md)::
     2      4    opslimit, unsigned big-endian
     6      8    memlimit in bytes, unsigned big-endian
     14     16   salt
-    30     73   AEAD blob (crypto.seal) of the 32-byte master key
+    30     73   AEAD blob (crypto.seal) of the 32-byte X25519 secret key
     103    16   BLAKE2b-128 checksum of bytes 0..102
 
-The AEAD's additional data binds the slot to its staff name and master-key version and
-covers the header (bytes 0..29), so parameters cannot be swapped between slots. The
-checksum tells a damaged slot from a wrong passphrase; it is not a security boundary
-(whoever can forge it still cannot open the slot).
+The AEAD's additional data binds the slot to its staff name and covers the header
+(bytes 0..29), so parameters cannot be swapped between slots. The checksum tells a
+damaged slot from a wrong passphrase; it is not a security boundary (whoever can forge
+it still cannot open the slot).
 """
 
 from __future__ import annotations
@@ -40,25 +46,28 @@ class SlotHeader:
     salt: bytes
 
 
-def _slot_ad(name: str, master_version: int, header: bytes) -> bytes:
-    return crypto.bind("slot", name, master_version) + header
+def _slot_ad(name: str, header: bytes) -> bytes:
+    return crypto.bind("slot", name) + header
 
 
-def wrap_master(
-    master: bytes,
+def wrap_secret(
+    secret: bytes,
     *,
     name: str,
-    master_version: int,
     passphrase: bytes,
     params: crypto.KdfParams,
     salt: bytes | None = None,
     nonce: bytes | None = None,
 ) -> bytes:
-    """Wrap ``master`` for ``name``; ``salt`` and ``nonce`` exist for test vectors."""
+    """Wrap ``name``'s secret key under ``passphrase``.
+
+    ``salt`` and ``nonce`` exist for test vectors. Raises KdfLimitExceeded for
+    parameters outside the caps.
+    """
     salt = salt if salt is not None else crypto.random_bytes(crypto.SALT_BYTES)
     header = _HEADER.pack(SLOT_V1, KDF_ARGON2ID13, params.opslimit, params.memlimit) + salt
     kek = crypto.derive_kek(passphrase, salt, params, name=name)
-    wrapped = crypto.seal(kek, master, _slot_ad(name, master_version, header), nonce=nonce)
+    wrapped = crypto.seal(kek, secret, _slot_ad(name, header), nonce=nonce)
     body = header + wrapped
     return body + crypto.digest(body, _CHECKSUM_BYTES)
 
@@ -83,13 +92,11 @@ def read_header(slot: bytes, *, name: str) -> SlotHeader:
     _, alg, opslimit, memlimit = _HEADER.unpack_from(slot)
     if alg != KDF_ARGON2ID13:
         raise UnsupportedVersion(what=f"KDF of {where}", version=alg)
-    return SlotHeader(
-        crypto.KdfParams(opslimit, memlimit), slot[_HEADER.size : _HEADER_BYTES]
-    )
+    return SlotHeader(crypto.KdfParams(opslimit, memlimit), slot[_HEADER.size : _HEADER_BYTES])
 
 
-def unwrap_master(slot: bytes, *, name: str, master_version: int, passphrase: bytes) -> bytes:
-    """Recover the master key from ``name``'s slot.
+def unwrap_secret(slot: bytes, *, name: str, passphrase: bytes) -> bytes:
+    """Recover ``name``'s secret key from their slot.
 
     Raises:
         UnsupportedVersion, IntegrityError: see :func:`read_header`.
@@ -98,9 +105,24 @@ def unwrap_master(slot: bytes, *, name: str, master_version: int, passphrase: by
     """
     header = read_header(slot, name=name)
     kek = crypto.derive_kek(passphrase, header.salt, header.params, name=name)
-    ad = _slot_ad(name, master_version, slot[:_HEADER_BYTES])
     wrapped = slot[_HEADER_BYTES:-_CHECKSUM_BYTES]
     try:
-        return crypto.unseal(kek, wrapped, ad, where=f"key slot of {name}")
+        return crypto.unseal(kek, wrapped, _slot_ad(name, slot[:_HEADER_BYTES]), where="slot")
     except IntegrityError:
         raise WrongPassphrase(name=name) from None
+
+
+def master_ad(name: str, master_version: int) -> bytes:
+    return crypto.bind("master", name, master_version)
+
+
+def seal_master(master: bytes, *, public_key: bytes, name: str, master_version: int) -> bytes:
+    """The master key sealed to one staff member's public key."""
+    return crypto.seal_to(public_key, master, master_ad(name, master_version))
+
+
+def open_master(sealed: bytes, *, secret: bytes, name: str, master_version: int) -> bytes:
+    """Raises IntegrityError if the sealed master key was altered or moved."""
+    return crypto.open_sealed(
+        secret, sealed, master_ad(name, master_version), where=f"master key of {name}"
+    )

@@ -33,8 +33,8 @@ migrations = sqlite_utils.Migrations(MIGRATION_SET)
 
 @migrations(name="0001_initial")
 def _m0001_initial(db: sqlite_utils.Database) -> None:
-    db["settings"].create({"key": str, "value": str}, pk="key")
-    db["staff"].create(
+    db.table("settings").create({"key": str, "value": str}, pk="key")
+    db.table("staff").create(
         {
             "name": str,
             "role": str,
@@ -43,16 +43,18 @@ def _m0001_initial(db: sqlite_utils.Database) -> None:
             "last_used": str,
             "master_version": int,
             "slot": bytes,
+            "public_key": bytes,
+            "sealed_master": bytes,
         },
         pk="name",
-        not_null={"role", "created", "master_version", "slot"},
+        not_null={"role", "created", "master_version", "slot", "public_key", "sealed_master"},
     )
-    db["vault_keys"].create(
+    db.table("vault_keys").create(
         {"purpose": str, "master_version": int, "wrapped": bytes},
         pk="purpose",
         not_null={"master_version", "wrapped"},
     )
-    db["consents"].create(
+    db.table("consents").create(
         {
             "id": str,
             "status": str,
@@ -78,8 +80,8 @@ def _m0001_initial(db: sqlite_utils.Database) -> None:
         pk="id",
         not_null={"status", "given", "created", "retain_until", "key_version"},
     )
-    db["consents"].create_index(["status", "retain_until"])
-    db["notes"].create(
+    db.table("consents").create_index(["status", "retain_until"])
+    db.table("notes").create(
         {
             "id": str,
             "consent_id": str,
@@ -96,9 +98,9 @@ def _m0001_initial(db: sqlite_utils.Database) -> None:
             ForeignKey("notes", "consent_id", "consents", "id", on_delete="CASCADE"),
         ],
     )
-    db["notes"].create_index(["consent_id", "date"])
-    db["notes"].create_index(["date"])
-    db["audit"].create(
+    db.table("notes").create_index(["consent_id", "date"])
+    db.table("notes").create_index(["date"])
+    db.table("audit").create(
         {
             "seq": int,
             "ts": str,
@@ -113,8 +115,8 @@ def _m0001_initial(db: sqlite_utils.Database) -> None:
         pk="seq",
         not_null={"ts", "actor", "action", "prev", "hash"},
     )
-    db["audit"].create_index(["consent_id"])
-    db["rotation"].create(
+    db.table("audit").create_index(["consent_id"])
+    db.table("rotation").create(
         {"id": int, "kind": str, "started": str, "target_version": int, "state": str},
         pk="id",
         not_null={"kind", "started", "target_version"},
@@ -133,6 +135,8 @@ class StaffRow:
     last_used: str | None
     master_version: int
     slot: bytes
+    public_key: bytes
+    sealed_master: bytes
 
 
 @dataclass
@@ -413,7 +417,7 @@ class Store:
 
     def insert_staff(self, row: StaffRow) -> None:
         self._exec(
-            f"INSERT INTO staff ({_STAFF_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO staff ({_STAFF_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [getattr(row, f.name) for f in fields(StaffRow)],
         )
 
@@ -423,16 +427,17 @@ class Store:
     def list_staff(self) -> list[StaffRow]:
         return list(self._many(StaffRow, f"SELECT {_STAFF_COLS} FROM staff ORDER BY name"))
 
-    def update_staff_slot(self, name: str, slot: bytes, master_version: int) -> None:
+    def update_staff_slot(self, name: str, slot: bytes) -> None:
+        self._exec("UPDATE staff SET slot = ? WHERE name = ?", [slot, name])
+
+    def update_staff_master(self, name: str, sealed_master: bytes, master_version: int) -> None:
         self._exec(
-            "UPDATE staff SET slot = ?, master_version = ? WHERE name = ?",
-            [slot, master_version, name],
+            "UPDATE staff SET sealed_master = ?, master_version = ? WHERE name = ?",
+            [sealed_master, master_version, name],
         )
 
     def update_staff_role(self, name: str, role: str, role_tag: bytes) -> None:
-        self._exec(
-            "UPDATE staff SET role = ?, role_tag = ? WHERE name = ?", [role, role_tag, name]
-        )
+        self._exec("UPDATE staff SET role = ?, role_tag = ? WHERE name = ?", [role, role_tag, name])
 
     def touch_staff(self, name: str, when: str) -> None:
         self._exec("UPDATE staff SET last_used = ? WHERE name = ?", [when, name])
@@ -507,9 +512,7 @@ class Store:
         )
 
     def set_consent_retain_days(self, consent_id: str, retain_days: int | None) -> None:
-        self._exec(
-            "UPDATE consents SET retain_days = ? WHERE id = ?", [retain_days, consent_id]
-        )
+        self._exec("UPDATE consents SET retain_days = ? WHERE id = ?", [retain_days, consent_id])
 
     def tombstone_consent(
         self, consent_id: str, *, status: str, ended: str, reason: str, ended_by: str
@@ -653,11 +656,8 @@ class Store:
 
     def unsealed_audit(self) -> list[AuditRow]:
         return list(
-            self._many(
-                AuditRow, f"SELECT {_AUDIT_COLS} FROM audit WHERE mac IS NULL ORDER BY seq"
-            )
+            self._many(AuditRow, f"SELECT {_AUDIT_COLS} FROM audit WHERE mac IS NULL ORDER BY seq")
         )
 
     def set_audit_mac(self, seq: int, mac: bytes) -> None:
         self._exec("UPDATE audit SET mac = ? WHERE seq = ?", [mac, seq])
-
