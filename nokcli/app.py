@@ -66,6 +66,9 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     pretty_exceptions_show_locals=False,
+    # Plain help and usage errors: rich's renderer costs ~70 ms per call, which would put
+    # `nok --help` over its 150 ms budget (benchmarks/RESULTS.md).
+    rich_markup_mode=None,
     add_completion=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )

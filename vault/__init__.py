@@ -16,8 +16,26 @@ The library never prompts, prints or exits; time (``now``) and secrets are argum
 and every expected failure is a :class:`vault.errors.NokError`.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from vault.errors import NokError
-from vault.session import Settings, Status, Unlocked, Vault
+
+if TYPE_CHECKING:
+    from vault.session import Settings, Status, Unlocked, Vault
 
 __all__ = ["NokError", "Settings", "Status", "Unlocked", "Vault"]
 __version__ = "0.1.0"
+
+_LAZY = frozenset({"Settings", "Status", "Unlocked", "Vault"})
+
+
+def __getattr__(name: str) -> Any:
+    # Importing vault.session pulls in SQLite and libsodium layers; importing only
+    # vault.errors or vault.dates (as ``nok --help`` does) must not pay for that.
+    if name in _LAZY:
+        from vault import session
+
+        return getattr(session, name)
+    raise AttributeError(f"module 'vault' has no attribute {name!r}")
