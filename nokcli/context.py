@@ -44,11 +44,16 @@ class Context:
         passphrase_file: Path | None,
         busy_timeout: float | None = None,
     ) -> Context:
+        """Options and environment first, then the configuration file, then defaults."""
+        from nokcli import config
+
+        conf = config.load()
+        timeout = busy_timeout if busy_timeout is not None else conf.busy_timeout
         return cls(
-            vault_path=(vault or default_vault_path()).expanduser(),
-            user=user or login_name(),
+            vault_path=(vault or conf.vault or default_vault_path()).expanduser(),
+            user=user or conf.user or login_name(),
             passphrase_file=passphrase_file,
-            busy_timeout=busy_timeout if busy_timeout is not None else DEFAULT_BUSY_TIMEOUT,
+            busy_timeout=timeout if timeout is not None else DEFAULT_BUSY_TIMEOUT,
         )
 
     def now(self) -> dt.datetime:

@@ -49,8 +49,9 @@ def nok_env(vault_path: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -
         "NOK_USER": ADMIN,
         "NOK_PASSPHRASE": PASSPHRASE,
         "XDG_RUNTIME_DIR": str(tmp_path / "runtime"),
+        "XDG_CONFIG_HOME": str(tmp_path / "config"),
     }
-    for key in ("NOK_PASSPHRASE_FILE", "NOK_BUSY_TIMEOUT", "NOK_DEBUG"):
+    for key in ("NOK_PASSPHRASE_FILE", "NOK_BUSY_TIMEOUT", "NOK_DEBUG", "NOK_CONFIG"):
         monkeypatch.delenv(key, raising=False)
     for key, value in env.items():
         monkeypatch.setenv(key, value)
