@@ -300,7 +300,7 @@ class Unlocked:
     vault: Vault
     name: str
     role: str
-    master: bytes
+    master: bytes = field(repr=False)
     master_version: int
     now: dt.datetime
     _data_keys: dict[str, bytes] = field(default_factory=dict, repr=False)
