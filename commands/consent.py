@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from nokcli import context, output, records
-from nokcli.i18n import _
+from nokcli.i18n import _, render
 
 app = typer.Typer(
     help=_("Written consent declarations: every note hangs off one."), no_args_is_help=True
@@ -114,3 +114,135 @@ def show(
         output.emit_json(records.consent_json(consent))
         return
     output.emit_record(records.consent_pairs(consent))
+
+
+@app.command("withdraw")
+def withdraw(
+    ctx: typer.Context,
+    consent_id: Annotated[
+        str, typer.Argument(metavar="ID", help=_("Consent id, e.g. C-7K2M-9Q4F."))
+    ],
+    reason: Annotated[
+        str,
+        typer.Option(
+            help=_(
+                "Why: withdrawn (by the person; default), withdrawn-by-guardian, or "
+                "registered-in-error. A fixed word only: the tombstone keeps no free text."
+            )
+        ),
+    ] = "withdrawn",
+    yes: Annotated[
+        bool, typer.Option("--yes", "-y", help=_("Do not ask for confirmation (for scripts)."))
+    ] = False,
+    json_out: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
+) -> None:
+    """Withdraw a consent: erase its notes, personal fields and data key for good.
+
+    Only a tombstone stays (id, dates, reason, who recorded it) as proof that consent
+    existed and was withdrawn. Asks first on a terminal; scripts pass --yes.
+    """
+    import sys
+
+    from vault import erasure
+    from vault.errors import BadInput, VaultBusy
+
+    with context.get(ctx).unlocked() as vault:
+        preview = erasure.preview(vault.vault, consent_id)
+        if not yes:
+            if not sys.stdin.isatty():
+                raise BadInput(
+                    "withdrawing consent {id} erases {notes} note(s) for good; "
+                    "pass --yes to confirm",
+                    id=preview.consent_id,
+                    notes=preview.notes,
+                )
+            question = render(
+                "Withdraw consent {id} (given {given})? This erases its {notes} note(s), the "
+                "personal details of the declaration and its key, for good. Only a tombstone "
+                "without personal data stays.",
+                id=preview.consent_id,
+                given=preview.given,
+                notes=preview.notes,
+            )
+            if not typer.confirm(question, default=False):
+                output.info("nothing was changed")
+                raise typer.Exit(1)
+        result = erasure.withdraw(vault, preview.consent_id, reason=reason)
+    e = result.erasure
+    if json_out:
+        output.emit_json(
+            {
+                "id": e.consent_id,
+                "status": e.status,
+                "ended": e.ended,
+                "notes_erased": e.notes,
+                "wal_clean": result.wal_clean,
+            }
+        )
+    else:
+        output.info(
+            "consent {id} withdrawn: {notes} note(s) and its personal data erased; "
+            "a tombstone remains",
+            id=e.consent_id,
+            notes=e.notes,
+        )
+    if not result.wal_clean:
+        raise VaultBusy(
+            "consent {id} is erased, but another process kept an old snapshot open, so erased "
+            "pages may remain in the vault's -wal file until the next 'nok purge'",
+            id=e.consent_id,
+        )
+
+
+@app.command("extend")
+def extend(
+    ctx: typer.Context,
+    consent_id: Annotated[
+        str, typer.Argument(metavar="ID", help=_("Consent id, e.g. C-7K2M-9Q4F."))
+    ],
+    days: Annotated[
+        int,
+        typer.Option(
+            help=_(
+                "Keep the data this many days longer (1-36500). The consent's retention "
+                "period grows by N days: its deadline moves N days later now, and later "
+                "notes keep counting the longer period."
+            )
+        ),
+    ],
+    json_out: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
+) -> None:
+    """Move a consent's retention deadline N days later (recorded in the audit trail).
+
+    The deadline counts from the later of the date given and the last note. Extending
+    adds N days to this consent's own retention period, so it no longer follows the
+    vault-wide default ('nok settings set retention-days').
+    """
+    from vault import erasure
+    from vault.dates import day
+
+    with context.get(ctx).unlocked() as vault:
+        ext = erasure.extend(vault, consent_id, days)
+        today = day(vault.now)
+    if json_out:
+        output.emit_json(
+            {
+                "id": ext.consent_id,
+                "retain_days": ext.retain_days,
+                "old_retain_until": ext.old_until,
+                "retain_until": ext.new_until,
+            }
+        )
+    else:
+        output.info(
+            "consent {id}: data kept until {until} (was {old}); retention is now {days} days",
+            id=ext.consent_id,
+            until=ext.new_until,
+            old=ext.old_until,
+            days=ext.retain_days,
+        )
+    if ext.new_until < today:
+        output.warn(
+            "consent {id} is still past its deadline; the next 'nok purge' erases it",
+            id=ext.consent_id,
+        )

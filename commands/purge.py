@@ -1,0 +1,135 @@
+"""``nok purge``: erase every consent past its retention deadline; needs no passphrase."""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from nokcli import context, output
+from nokcli.i18n import _
+
+if TYPE_CHECKING:
+    import datetime as dt
+    from collections.abc import Sequence
+
+    from vault.erasure import Erasure, PurgeResult
+    from vault.session import Vault
+
+app = typer.Typer()
+
+# Below this many consents a terminal gets plain lines too; above it, a progress bar.
+PROGRESS_BAR_FROM = 50
+
+
+@app.command()
+def purge(
+    ctx: typer.Context,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help=_("List what is due and change nothing."))
+    ] = False,
+    now_text: Annotated[
+        str | None,
+        typer.Option(
+            "--now",
+            metavar="YYYY-MM-DD",
+            help=_(
+                "Purge as of this date instead of today (a later date only with --dry-run, "
+                "to preview)."
+            ),
+            show_default=False,
+        ),
+    ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help=_("Print the result as JSON."))] = False,
+) -> None:
+    """Erase every consent whose retention period has run out (no passphrase needed).
+
+    Each one is erased as a withdrawal is: notes, personal fields and data key go, a
+    tombstone stays (reason: expired). Safe to run from cron or a systemd timer: a second
+    run has nothing to do; exit 0 when done or nothing was due, non-zero with one line on
+    stderr otherwise. See examples/ for a nightly timer.
+    """
+    from vault import erasure
+    from vault.dates import day, utcnow
+    from vault.errors import BadInput, VaultBusy
+
+    state = context.get(ctx)
+    now = context.parse_now(now_text)
+    if not dry_run and day(now) > day(utcnow()):
+        raise BadInput(
+            "--now {date} is after today; a purge never erases ahead of the calendar "
+            "(use --dry-run to preview)",
+            date=now_text,
+        )
+    with state.open() as vault:
+        due = erasure.due(vault, now)
+        if dry_run or not due:
+            result = erasure.purge(vault, now, dry_run=dry_run)
+        else:
+            result = _run(vault, now, len(due), quiet=json_out)
+    if json_out:
+        output.emit_json(
+            {
+                "purged": list(result.purged),
+                "dry_run": result.dry_run,
+                "checked_at": result.checked_at,
+                "date": result.today,
+                "consents": len(result.purged),
+                "notes": result.notes,
+                "wal_clean": result.wal_clean,
+            }
+        )
+    else:
+        _summary(result.dry_run, result.purged, result.notes, result.today)
+    if not result.wal_clean:
+        raise VaultBusy(
+            "erased {count} consent(s), but another process kept an old snapshot open, so "
+            "erased pages may remain in the vault's -wal file until the next purge",
+            count=len(result.purged),
+        )
+
+
+def _run(vault: Vault, now: dt.datetime, total: int, *, quiet: bool) -> PurgeResult:
+    from vault import erasure
+
+    if quiet:
+        return erasure.purge(vault, now, dry_run=False)
+    if total >= PROGRESS_BAR_FROM and sys.stderr.isatty():
+        with typer.progressbar(
+            length=total, label=_("erasing expired consents"), file=sys.stderr
+        ) as bar:
+            return erasure.purge(
+                vault, now, dry_run=False, progress=lambda batch: bar.update(len(batch))
+            )
+    return erasure.purge(vault, now, dry_run=False, progress=_lines)
+
+
+def _lines(batch: Sequence[Erasure]) -> None:
+    for e in batch:
+        output.info(
+            "erased consent {id}: retention expired, {notes} note(s) deleted",
+            id=e.consent_id,
+            notes=e.notes,
+        )
+
+
+def _summary(dry_run: bool, purged: Sequence[str], notes: int, today: str) -> None:
+    if dry_run:
+        for consent_id in purged:
+            typer.echo(consent_id)
+        output.info(
+            "dry run: {count} consent(s) with {notes} note(s) are past their deadline on {date}; "
+            "nothing was changed",
+            count=len(purged),
+            notes=notes,
+            date=today,
+        )
+    elif purged:
+        output.info(
+            "purge done: {count} consent(s) erased, {notes} note(s) deleted",
+            count=len(purged),
+            notes=notes,
+        )
+    else:
+        output.info("nothing is past its retention deadline on {date}", date=today)

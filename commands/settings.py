@@ -1,0 +1,108 @@
+"""``nok settings``: the vault-wide retention period and note lengths."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from nokcli import context, output
+from nokcli.i18n import _, render
+
+app = typer.Typer(
+    help=_("Vault-wide settings: retention period and note lengths."), no_args_is_help=True
+)
+
+KEYS_HELP = _(
+    "retention-days: days data is kept after the consent date or the last note, whichever "
+    "is later (1-36500); note-guideline: characters above which nok asks 'save anyway?' "
+    "(50-100000); note-limit: hard maximum note length (100-100000)."
+)
+
+
+@app.command("show")
+def show(
+    ctx: typer.Context,
+    json_out: Annotated[bool, typer.Option("--json", help=_("Print the result as JSON."))] = False,
+) -> None:
+    """Show the vault-wide settings (no passphrase needed)."""
+    with context.get(ctx).open() as vault:
+        s = vault.settings()
+    values = {
+        "retention-days": s.retention_days,
+        "note-guideline": s.note_guideline,
+        "note-limit": s.note_limit,
+    }
+    if json_out:
+        output.emit_json(values)
+        return
+    output.emit_record(list(values.items()))
+
+
+@app.command("set")
+def set_(
+    ctx: typer.Context,
+    key: Annotated[
+        str,
+        typer.Argument(metavar="KEY", help=KEYS_HELP),
+    ],
+    value: Annotated[str, typer.Argument(metavar="VALUE", help=_("The new value (a number)."))],
+    yes: Annotated[
+        bool,
+        typer.Option(
+            "--yes",
+            "-y",
+            help=_("Do not ask when a shorter retention makes consents due for erasure."),
+        ),
+    ] = False,
+) -> None:
+    """Change a vault-wide setting (admins only; recorded in the audit trail).
+
+    A new retention-days also moves the deadline of every active consent that follows
+    the vault default (those given their own period with 'consent add --retain-days' or
+    'consent extend' keep theirs). If that makes consents overdue, the next 'nok purge'
+    erases them: nok asks first on a terminal, and scripts must pass --yes.
+    """
+    from vault import erasure
+
+    spec, number = erasure.parse_setting(key, value)
+    with context.get(ctx).unlocked() as vault:
+        vault.require_admin(f"nok settings set {spec.key}")
+        if spec.key == "retention-days" and not yes:
+            _confirm_retention(erasure.retention_impact(vault.vault, number, vault.now)[1], number)
+        change = erasure.change_setting(vault, spec.key, value)
+    output.info("{key} changed from {old} to {new}", key=change.key, old=change.old, new=change.new)
+    if spec.key == "retention-days":
+        output.info(
+            "moved the deadline of {count} consent(s) that follow the vault default",
+            count=change.recomputed,
+        )
+        if change.now_due:
+            output.warn(
+                "{count} consent(s) are now past their deadline; the next 'nok purge' erases them",
+                count=change.now_due,
+            )
+
+
+def _confirm_retention(due_now: int, days: int) -> None:
+    from vault.errors import BadInput
+
+    if not due_now:
+        return
+    if not sys.stdin.isatty():
+        raise BadInput(
+            "retention-days {days} puts {count} consent(s) past their deadline, so the next "
+            "purge erases them; pass --yes to confirm",
+            days=days,
+            count=due_now,
+        )
+    question = render(
+        "With retention-days {days}, {count} consent(s) are past their deadline and the next "
+        "purge erases them for good. Change it?",
+        days=days,
+        count=due_now,
+    )
+    if not typer.confirm(question, default=False):
+        output.info("nothing was changed")
+        raise typer.Exit(1)

@@ -1,0 +1,610 @@
+"""Erasure: consent withdrawal and the retention purge, plus retention and vault settings.
+
+Both ways out erase a consent the same way, in one transaction: every note under it is
+deleted, its personal fields and its wrapped data key are set to NULL (crypto-shredding:
+a copy of its ciphertexts elsewhere, in a backup say, cannot be opened with the live
+vault's keys), and the row stays as a tombstone holding only its id, dates, status,
+reason and who recorded it. ``secure_delete`` zeroes the freed cells and pages; after
+committing, the WAL is checkpointed and truncated so no old page image stays in ``-wal``.
+
+Every erasure is also appended to ``<vault>.erasures`` (JSON Lines, ids and dates only)
+before its transaction commits, so that a restore from an older backup can re-apply it
+even when the vault itself was lost. A line may name an erasure whose transaction did not
+commit (a crash in between); re-applying it erases what the person asked to have erased.
+
+The purge needs no key: it runs on a :class:`vault.session.Vault` opened without a
+passphrase and writes audit entries without a MAC, which the next unlock seals.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime as dt
+import errno
+import json
+import os
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from vault import audit, consents, files, ids
+from vault.dates import day, timestamp
+from vault.errors import (
+    BadInput,
+    ClockError,
+    Conflict,
+    IntegrityError,
+    NotFound,
+    StorageError,
+    SymlinkRefused,
+)
+from vault.session import MAX_RETENTION_DAYS, Unlocked, Vault, check_retention_days
+from vault.store import ConsentRow, Store
+
+WITHDRAWN = "withdrawn"
+EXPIRED = "expired"
+# Fixed reasons only: free text in a tombstone could carry the personal data it must not.
+WITHDRAW_REASONS = ("withdrawn", "withdrawn-by-guardian", "registered-in-error")
+LOG_SUFFIX = ".erasures"
+CHECKPOINT_ATTEMPTS = 2
+CHECKPOINT_PAUSE = 0.3
+# A purge commits a batch of whole consents at a time: each consent is still erased
+# wholly or not at all, and a writer waiting on the purge waits at most about this long.
+BATCH_SECONDS = 0.25
+
+
+@dataclass(frozen=True)
+class Preview:
+    """What withdrawing a consent would erase (counts only, for the confirmation)."""
+
+    consent_id: str
+    given: str
+    notes: int
+
+
+@dataclass(frozen=True)
+class Erasure:
+    """One consent erased."""
+
+    consent_id: str
+    status: str
+    ended: str
+    notes: int
+
+
+@dataclass(frozen=True)
+class Withdrawal:
+    erasure: Erasure
+    wal_clean: bool
+
+
+@dataclass(frozen=True)
+class PurgeResult:
+    """What a purge erased (or, with ``dry_run``, would erase)."""
+
+    checked_at: str
+    today: str
+    dry_run: bool
+    purged: tuple[str, ...]
+    notes: int
+    wal_clean: bool
+
+
+@dataclass(frozen=True)
+class ErasureRecord:
+    """One line of the erasure log: opaque id, UTC time, withdrawn or expired."""
+
+    consent_id: str
+    ended: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Extension:
+    consent_id: str
+    retain_days: int
+    old_until: str
+    new_until: str
+
+
+# -- the erasure log ------------------------------------------------------------------------
+
+
+def log_path(vault_path: Path) -> Path:
+    """The erasure log beside the vault: ``<vault path>.erasures``."""
+    return vault_path.with_name(vault_path.name + LOG_SUFFIX)
+
+
+def _open_log(path: Path, group: str | None) -> int:
+    try:
+        if not path.exists() and not path.is_symlink():
+            with contextlib.suppress(FileExistsError):
+                files.create_private_file(path, group)
+                dir_fd = os.open(path.parent, os.O_RDONLY)
+                try:
+                    os.fsync(dir_fd)
+                finally:
+                    os.close(dir_fd)
+        return os.open(path, os.O_RDWR | os.O_APPEND | os.O_NOFOLLOW)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise SymlinkRefused(path=str(path)) from None
+        raise StorageError(
+            "could not write the erasure log {path}: {reason}",
+            path=str(path),
+            reason=exc.strerror or type(exc).__name__,
+        ) from None
+
+
+def append_erasure_log(
+    path: Path, records: Sequence[ErasureRecord], *, group: str | None = None
+) -> None:
+    """Append records to the erasure log (created 0600, or 0660 for a group vault), fsynced.
+
+    Raises:
+        SymlinkRefused: the log is a symbolic link.
+        UnsafePermissions: other users can read the log.
+        StorageError: it cannot be written (the caller's transaction then rolls back).
+    """
+    if not records:
+        return
+    fd = _open_log(path, group)
+    try:
+        files.check_mode(path, os.fstat(fd).st_mode, group_ok=group is not None)
+        size = os.fstat(fd).st_size
+        # A line torn by a crash must not swallow the next record.
+        lead = b"\n" if size and os.pread(fd, 1, size - 1) != b"\n" else b""
+        data = lead + b"".join(
+            json.dumps(
+                {"consent_id": r.consent_id, "ended": r.ended, "reason": r.reason},
+                separators=(",", ":"),
+            ).encode()
+            + b"\n"
+            for r in records
+        )
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    except OSError as exc:
+        raise StorageError(
+            "could not write the erasure log {path}: {reason}",
+            path=str(path),
+            reason=exc.strerror or type(exc).__name__,
+        ) from None
+    finally:
+        os.close(fd)
+
+
+def _parse_record(line: str) -> ErasureRecord:
+    raw = json.loads(line)
+    if not isinstance(raw, dict):
+        raise ValueError("not an object")
+    consent_id, ended, reason = raw.get("consent_id"), raw.get("ended"), raw.get("reason")
+    if not (isinstance(consent_id, str) and isinstance(ended, str) and isinstance(reason, str)):
+        raise ValueError("missing field")
+    if reason not in (WITHDRAWN, EXPIRED):
+        raise ValueError("unknown reason")
+    dt.datetime.fromisoformat(ended)
+    canonical = ids.parse_id(consent_id, ids.CONSENT_PREFIX, "consent")
+    return ErasureRecord(consent_id=canonical, ended=ended, reason=reason)
+
+
+def read_erasure_log(path: Path, *, missing_ok: bool = False) -> list[ErasureRecord]:
+    """The erasures recorded in ``path``, in file order, one per consent (the first).
+
+    A last line without its newline (torn by a crash mid-write) is skipped.
+
+    Raises:
+        NotFound: no file at ``path`` (unless ``missing_ok``, which gives ``[]``).
+        IntegrityError: a complete line is not an erasure record.
+        StorageError: the file cannot be read.
+    """
+    try:
+        text = path.read_bytes().decode("utf-8", errors="replace")
+    except FileNotFoundError:
+        if missing_ok:
+            return []
+        raise NotFound("there is no erasure log at {path}", path=str(path)) from None
+    except OSError as exc:
+        raise StorageError(
+            "could not read the erasure log {path}: {reason}",
+            path=str(path),
+            reason=exc.strerror or type(exc).__name__,
+        ) from None
+    complete = text.split("\n")[:-1]
+    seen: dict[str, ErasureRecord] = {}
+    for number, line in enumerate(complete, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = _parse_record(line)
+        except (ValueError, BadInput):
+            raise IntegrityError(where=f"line {number} of the erasure log {path}") from None
+        seen.setdefault(record.consent_id, record)
+    return list(seen.values())
+
+
+# -- erasing one consent -------------------------------------------------------------------
+
+
+def _tombstone(
+    store: Store,
+    row: ConsentRow,
+    *,
+    status: str,
+    reason: str,
+    ended: str,
+    actor: str,
+    now: dt.datetime,
+    audit_key: bytes | None,
+) -> Erasure:
+    """Erase one active consent inside the caller's write transaction."""
+    notes = store.count_notes(row.id)
+    store.tombstone_consent(row.id, status=status, ended=ended, reason=reason, ended_by=actor)
+    # The last-note date says when the person was last in contact: it goes too.
+    store.update_consent_retention(row.id, last_activity=None, retain_until=day(now))
+    action = "consent.withdraw" if status == WITHDRAWN else "consent.expire"
+    audit.append(store, now=now, actor=actor, action=action, consent_id=row.id, key=audit_key)
+    return Erasure(consent_id=row.id, status=status, ended=ended, notes=notes)
+
+
+def _record(e: Erasure) -> ErasureRecord:
+    return ErasureRecord(consent_id=e.consent_id, ended=e.ended, reason=e.status)
+
+
+def checkpoint(store: Store) -> bool:
+    """Truncate the WAL so no erased page image stays in ``-wal``; False if a reader blocked it.
+
+    Each attempt waits up to the busy timeout for readers of older snapshots.
+    """
+    for attempt in range(CHECKPOINT_ATTEMPTS):
+        if store.checkpoint():
+            return True
+        if attempt + 1 < CHECKPOINT_ATTEMPTS:
+            time.sleep(CHECKPOINT_PAUSE)
+    return False
+
+
+def _ended_row(store: Store, consent_id: str) -> ConsentRow:
+    row = consents.get_row(store, consent_id)
+    if row.status != consents.ACTIVE:
+        raise Conflict(
+            "consent {id} is already {status} (since {ended}); nothing was changed",
+            id=row.id,
+            status=row.status,
+            ended=(row.ended or "")[:10],
+        )
+    return row
+
+
+def preview(vault: Vault, consent_id: str) -> Preview:
+    """What a withdrawal of ``consent_id`` would erase. Needs no key.
+
+    Raises:
+        BadInput: a malformed id. NotFound: no such consent.
+        Conflict: the consent was already withdrawn or expired.
+    """
+    store = vault.store
+    with store.read():
+        row = _ended_row(store, consent_id)
+        return Preview(consent_id=row.id, given=row.given, notes=store.count_notes(row.id))
+
+
+def withdraw(unlocked: Unlocked, consent_id: str, *, reason: str = WITHDRAWN) -> Withdrawal:
+    """Erase a consent on withdrawal: notes, personal fields and data key, for good.
+
+    ``wal_clean`` is False when another process kept an old snapshot open so the WAL
+    could not be truncated: the erasure is committed, but old page images may remain
+    in ``-wal`` until the next checkpoint (any later purge does one).
+
+    Raises:
+        BadInput: a malformed id or an unknown reason. NotFound: no such consent.
+        Conflict: already withdrawn or expired; nothing changed.
+        StorageError, VaultBusy: nothing changed.
+    """
+    if reason not in WITHDRAW_REASONS:
+        raise BadInput(
+            "unknown reason {reason!r}; use one of: {choices}",
+            reason=reason,
+            choices=", ".join(WITHDRAW_REASONS),
+        )
+    store = unlocked.store
+    audit_key = unlocked.vault_key(audit.AUDIT_KEY)
+    with store.write():
+        row = _ended_row(store, consent_id)
+        erasure = _tombstone(
+            store,
+            row,
+            status=WITHDRAWN,
+            reason=reason,
+            ended=timestamp(unlocked.now),
+            actor=unlocked.name,
+            now=unlocked.now,
+            audit_key=audit_key,
+        )
+        append_erasure_log(log_path(store.path), [_record(erasure)], group=_group(store))
+    unlocked.forget_data_key(erasure.consent_id)
+    return Withdrawal(erasure=erasure, wal_clean=checkpoint(store))
+
+
+def _group(store: Store) -> str | None:
+    return store.get_setting("group")
+
+
+# -- the retention purge -------------------------------------------------------------------
+
+
+def check_clock(vault: Vault, now: dt.datetime) -> None:
+    """Raises ClockError when ``now`` is before the newest timestamp in the vault."""
+    newest = vault.store.newest_timestamp()
+    stamp = timestamp(now)
+    if newest is not None and stamp < newest:
+        raise ClockError(now=stamp, newest=newest)
+
+
+def due(vault: Vault, now: dt.datetime) -> list[str]:
+    """Ids of active consents past their retention deadline on ``now``'s date.
+
+    Raises ClockError (see :func:`check_clock`).
+    """
+    check_clock(vault, now)
+    return vault.store.due_consents(day(now))
+
+
+def purge(
+    vault: Vault,
+    now: dt.datetime,
+    *,
+    dry_run: bool,
+    actor: str = "purge",
+    progress: Callable[[Sequence[Erasure]], None] | None = None,
+) -> PurgeResult:
+    """Erase every consent past its deadline, as a withdrawal does (status ``expired``).
+
+    Needs no key. Idempotent, and safe beside other purges and writers: each consent is
+    re-checked inside the transaction that erases it, and a killed purge leaves every
+    consent wholly erased or wholly intact. It always ends with a WAL checkpoint, so a
+    rerun also wipes what an earlier, blocked checkpoint left in ``-wal``. ``progress``
+    is called after each committed batch.
+
+    Raises:
+        ClockError: ``now`` is behind the vault's newest timestamp; nothing changed.
+        VaultBusy, StorageError: the batch in progress was rolled back.
+    """
+    store = vault.store
+    pending = due(vault, now)
+    today = day(now)
+    if dry_run:
+        with store.read():
+            notes = sum(store.count_notes(consent_id) for consent_id in pending)
+        return PurgeResult(
+            checked_at=timestamp(now),
+            today=today,
+            dry_run=True,
+            purged=tuple(pending),
+            notes=notes,
+            wal_clean=True,
+        )
+    erased: list[Erasure] = []
+    pending.reverse()
+    while pending:
+        batch = _purge_batch(store, pending, now=now, actor=actor)
+        erased.extend(batch)
+        if progress is not None and batch:
+            progress(batch)
+    return PurgeResult(
+        checked_at=timestamp(now),
+        today=today,
+        dry_run=False,
+        purged=tuple(e.consent_id for e in erased),
+        notes=sum(e.notes for e in erased),
+        wal_clean=checkpoint(store),
+    )
+
+
+def _purge_batch(
+    store: Store, pending: list[str], *, now: dt.datetime, actor: str
+) -> list[Erasure]:
+    """Erase consents from the end of ``pending`` in one transaction, for a short while."""
+    today = day(now)
+    ended = timestamp(now)
+    batch: list[Erasure] = []
+    with store.write():
+        started = time.monotonic()
+        while pending and time.monotonic() - started < BATCH_SECONDS:
+            row = store.get_consent(pending.pop())
+            # Another purge, a withdrawal or a new note may have got there first.
+            if row is None or row.status != consents.ACTIVE or row.retain_until >= today:
+                continue
+            batch.append(
+                _tombstone(
+                    store,
+                    row,
+                    status=EXPIRED,
+                    reason=EXPIRED,
+                    ended=ended,
+                    actor=actor,
+                    now=now,
+                    audit_key=None,
+                )
+            )
+        append_erasure_log(log_path(store.path), [_record(e) for e in batch], group=_group(store))
+    return batch
+
+
+def reapply(
+    vault: Vault, records: Iterable[ErasureRecord], *, now: dt.datetime, actor: str
+) -> list[str]:
+    """Erase again every consent in ``records`` that is still active (after a restore).
+
+    The tombstone keeps the original time and reason. Needs no key; writes no log lines
+    (the records come from a log). Returns the ids erased.
+
+    Raises VaultBusy, StorageError: the transaction was rolled back.
+    """
+    store = vault.store
+    erased: list[str] = []
+    with store.write():
+        for record in records:
+            row = store.get_consent(record.consent_id)
+            if row is None or row.status != consents.ACTIVE:
+                continue
+            _tombstone(
+                store,
+                row,
+                status=record.reason,
+                reason=record.reason,
+                ended=record.ended,
+                actor=actor,
+                now=now,
+                audit_key=None,
+            )
+            erased.append(row.id)
+    checkpoint(store)
+    return erased
+
+
+# -- retention -----------------------------------------------------------------------------
+
+
+def extend(unlocked: Unlocked, consent_id: str, days: int) -> Extension:
+    """Keep a consent's data ``days`` longer: its own retention period grows by ``days``.
+
+    The deadline moves ``days`` later now, and every later note still counts the longer
+    period from the note's date. Recorded in the audit trail.
+
+    Raises:
+        BadInput: ``days`` outside 1..36500, or a total retention over 36500 days.
+        NotFound: no such consent. Conflict: it was already withdrawn or expired.
+    """
+    if not 1 <= days <= MAX_RETENTION_DAYS:
+        raise BadInput(
+            "--days must be between 1 and {max}, not {days}", max=MAX_RETENTION_DAYS, days=days
+        )
+    store = unlocked.store
+    default_days = unlocked.vault.settings().retention_days
+    with store.write():
+        row = _ended_row(store, consent_id)
+        retain_days = check_retention_days((row.retain_days or default_days) + days)
+        new_until = consents.deadline(row.given, row.last_activity, retain_days)
+        store.set_consent_retain_days(row.id, retain_days)
+        store.update_consent_retention(
+            row.id, last_activity=row.last_activity, retain_until=new_until
+        )
+        unlocked.record("consent.extend", consent_id=row.id)
+    return Extension(row.id, retain_days, row.retain_until, new_until)
+
+
+# -- vault-wide settings -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SettingSpec:
+    key: str
+    column: str
+    low: int
+    high: int
+
+
+SETTINGS = {
+    spec.key: spec
+    for spec in (
+        SettingSpec("retention-days", "retention_days", 1, MAX_RETENTION_DAYS),
+        SettingSpec("note-guideline", "note_guideline", 50, 100_000),
+        SettingSpec("note-limit", "note_limit", 100, 100_000),
+    )
+}
+
+
+@dataclass(frozen=True)
+class SettingChange:
+    """A setting changed; for retention-days, how many deadlines moved and are now due."""
+
+    key: str
+    old: int
+    new: int
+    recomputed: int
+    now_due: int
+
+
+def parse_setting(key: str, value: str) -> tuple[SettingSpec, int]:
+    """Raises BadInput for an unknown key, a non-integer or an out-of-range value."""
+    spec = SETTINGS.get(key)
+    if spec is None:
+        raise BadInput(
+            "unknown setting {key!r}; use one of: {choices}", key=key, choices=", ".join(SETTINGS)
+        )
+    try:
+        number = int(value.strip())
+    except ValueError:
+        raise BadInput(
+            "{key} must be a whole number, not {value!r}", key=key, value=value
+        ) from None
+    if not spec.low <= number <= spec.high:
+        raise BadInput(
+            "{key} must be between {low} and {high}, not {value}",
+            key=key,
+            low=spec.low,
+            high=spec.high,
+            value=number,
+        )
+    return spec, number
+
+
+def _following_default(store: Store) -> list[ConsentRow]:
+    return [row for row in store.iter_consents(include_ended=False) if row.retain_days is None]
+
+
+def retention_impact(vault: Vault, days: int, now: dt.datetime) -> tuple[int, int]:
+    """For a new default retention: (consents following the default, those it makes due)."""
+    today = day(now)
+    with vault.store.read():
+        rows = _following_default(vault.store)
+    due_now = sum(1 for r in rows if consents.deadline(r.given, r.last_activity, days) < today)
+    return len(rows), due_now
+
+
+def _check_note_sizes(current: dict[str, int], key: str, number: int) -> None:
+    guideline = number if key == "note-guideline" else current["note_guideline"]
+    limit = number if key == "note-limit" else current["note_limit"]
+    if guideline > limit:
+        raise BadInput(
+            "the note guideline ({guideline}) cannot be above the note limit ({limit})",
+            guideline=guideline,
+            limit=limit,
+        )
+
+
+def change_setting(unlocked: Unlocked, key: str, value: str) -> SettingChange:
+    """Change a vault-wide setting (admins only), recorded in the audit trail.
+
+    A new retention-days recomputes the deadline of every active consent that follows
+    the vault default (not those given their own retention with --retain-days or
+    extend), counted from the later of the date given and the last note.
+
+    Raises:
+        NotAllowed: not an admin. BadInput: see :func:`parse_setting`, or a guideline
+            above the limit.
+    """
+    unlocked.require_admin(f"nok settings set {key}")
+    spec, number = parse_setting(key, value)
+    store = unlocked.store
+    today = day(unlocked.now)
+    with store.write():
+        current = dataclasses.asdict(unlocked.vault.settings())
+        _check_note_sizes(current, key, number)
+        moved = due_now = 0
+        if spec.column == "retention_days":
+            for row in _following_default(store):
+                until = consents.deadline(row.given, row.last_activity, number)
+                store.update_consent_retention(
+                    row.id, last_activity=row.last_activity, retain_until=until
+                )
+                moved += 1
+                due_now += until < today
+        store.set_setting(spec.column, str(number))
+        unlocked.record("settings.set", object_id=spec.column)
+    return SettingChange(key, int(current[spec.column]), number, moved, due_now)
