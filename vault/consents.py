@@ -227,7 +227,7 @@ def decrypt(vault: Unlocked, row: ConsentRow) -> Consent:
             return None
         return keyring.open_text(
             key,
-            bytes(blob),
+            blob,
             table=TABLE,
             column=column,
             row_id=row.id,

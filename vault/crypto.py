@@ -139,6 +139,7 @@ def unseal(key: bytes, blob: bytes, ad: bytes, *, where: str) -> bytes:
 
 
 SEALED_V1 = 1
+SEALED_OVERHEAD = sodium.crypto_box_SEALBYTES
 
 
 def new_keypair() -> tuple[bytes, bytes]:
@@ -169,11 +170,14 @@ def open_sealed(secret_key: bytes, blob: bytes, ad: bytes, *, where: str) -> byt
         UnsupportedVersion: unknown version byte.
         IntegrityError: wrong key, altered bytes, or sealed for another place (``ad``).
     """
-    blob = bytes(blob)
-    if not blob:
+    if not isinstance(blob, bytes | bytearray | memoryview) or not blob:
         raise IntegrityError(where=where)
+    blob = bytes(blob)
     if blob[0] != SEALED_V1:
         raise UnsupportedVersion(what=where, version=blob[0])
+    # PyNaCl reports a too-short box as TypeError, which must stay a bug signal elsewhere.
+    if len(blob) < 1 + SEALED_OVERHEAD + 2:
+        raise IntegrityError(where=where)
     box = nacl.public.SealedBox(nacl.public.PrivateKey(secret_key))
     try:
         inner = box.decrypt(blob[1:])
@@ -181,6 +185,9 @@ def open_sealed(secret_key: bytes, blob: bytes, ad: bytes, *, where: str) -> byt
         if isinstance(exc, TypeError | ValueError):
             raise
         raise IntegrityError(where=where) from None
+    # Anyone with the public key can make a valid sealed box, so its content is untrusted.
+    if len(inner) < 2:
+        raise IntegrityError(where=where)
     (size,) = struct.unpack_from(">H", inner)
     if not same(inner[2 : 2 + size], ad):
         raise IntegrityError(where=where)

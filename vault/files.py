@@ -55,7 +55,11 @@ def check_mode(path: Path, mode: int, *, group_ok: bool) -> None:
     """Raises UnsafePermissions for world access, or group access when not expected."""
     perms = stat.S_IMODE(mode)
     if perms & 0o007:
-        fix = "o-rwx"
+        # One chmod that leaves an acceptable mode, not o-rwx followed by a second refusal
+        # for the group bits. Before the vault is read, its setgid directory (made by
+        # ``nok init --group``) is the sign that group access is meant.
+        shared = group_ok and bool(path.parent.stat().st_mode & stat.S_ISGID)
+        fix = "660" if shared else "600"
         raise UnsafePermissions(path=str(path), who="every user", mode=f"{perms:04o}", fix=fix)
     if perms & 0o070 and not group_ok:
         raise UnsafePermissions(path=str(path), who="its group", mode=f"{perms:04o}", fix="600")

@@ -36,7 +36,8 @@ def parse_id(text: str, prefix: str, what: str) -> str:
         BadInput: the text cannot be an id of this kind.
     """
     raw = text.strip().upper().replace("-", "").replace(" ", "")
-    if raw.startswith(prefix):
+    # The prefix is optional when typing, and a body may itself start with the prefix letter.
+    if raw.startswith(prefix) and len(raw) == len(prefix) + _LENGTHS[prefix]:
         raw = raw[len(prefix) :]
     raw = raw.translate(_LOOKALIKES)
     if len(raw) != _LENGTHS[prefix] or any(ch not in ALPHABET for ch in raw):

@@ -45,14 +45,27 @@ def open_text(
     consent_id: str,
     key_version: int,
 ) -> str:
-    """Raises IntegrityError or UnsupportedVersion (see crypto.unseal)."""
+    """Raises IntegrityError or UnsupportedVersion (see crypto.unseal).
+
+    Pass ``blob`` as SQLite returned it: a tampered column may hold text or a number,
+    which crypto.unseal reports as IntegrityError (``bytes(blob)`` would crash instead).
+    """
     ad = field_ad(table, column, row_id, consent_id, key_version)
     where = f"{column} of {row_id}"
     return crypto.unseal(key, blob, ad, where=where).decode("utf-8")
 
 
-def wrap_data_key(master: bytes, data_key: bytes, *, consent_id: str, master_version: int) -> bytes:
-    return crypto.seal(master, data_key, crypto.bind("data_key", consent_id, master_version))
+def wrap_data_key(
+    master: bytes,
+    data_key: bytes,
+    *,
+    consent_id: str,
+    master_version: int,
+    nonce: bytes | None = None,
+) -> bytes:
+    """A consent's data key wrapped by the master key; ``nonce`` is for test vectors only."""
+    ad = crypto.bind("data_key", consent_id, master_version)
+    return crypto.seal(master, data_key, ad, nonce=nonce)
 
 
 def unwrap_data_key(
@@ -63,8 +76,12 @@ def unwrap_data_key(
     return crypto.unseal(master, wrapped, ad, where=f"data key of {consent_id}")
 
 
-def wrap_vault_key(master: bytes, key: bytes, *, purpose: str, master_version: int) -> bytes:
-    return crypto.seal(master, key, crypto.bind("vault_key", purpose, master_version))
+def wrap_vault_key(
+    master: bytes, key: bytes, *, purpose: str, master_version: int, nonce: bytes | None = None
+) -> bytes:
+    """A vault-wide key wrapped by the master key; ``nonce`` is for test vectors only."""
+    ad = crypto.bind("vault_key", purpose, master_version)
+    return crypto.seal(master, key, ad, nonce=nonce)
 
 
 def unwrap_vault_key(master: bytes, wrapped: bytes, *, purpose: str, master_version: int) -> bytes:

@@ -182,7 +182,7 @@ def decrypt(vault: Unlocked, row: NoteRow, consent_row: ConsentRow | None = None
             return None
         return keyring.open_text(
             key,
-            bytes(blob),
+            blob,
             table=TABLE,
             column=column,
             row_id=row.id,

@@ -1,0 +1,564 @@
+"""The crypto properties a center relies on: what is sealed opens only where it was sealed,
+any change to a stored byte is caught, and the three failure kinds (wrong passphrase,
+tampered data, unknown format) stay distinct. Test vectors pin the on-disk formats."""
+
+from __future__ import annotations
+
+import json
+import struct
+import time
+from pathlib import Path
+from typing import Any
+
+import nacl.bindings as sodium
+import nacl.public
+import nacl.pwhash.argon2id as argon2id
+import pytest
+from conftest import ADMIN, NOW, PASSPHRASE
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from vault import Vault, consents, crypto, keyring, notes, slots
+from vault.errors import ExitCode, IntegrityError, UnsupportedVersion, WrongPassphrase
+from vault.session import Unlocked, new_staff_row
+
+VECTORS = json.loads((Path(__file__).parent / "vectors" / "v1.json").read_text("utf-8"))
+FAST = crypto.KDF_PROFILES["interactive"]
+KEY = bytes(range(32))
+FIELD = {
+    "table": "notes",
+    "column": "body",
+    "row_id": "N-3XH8-P2DW-5",
+    "consent_id": "C-7K2M-9Q4F",
+    "key_version": 1,
+}
+
+
+def flip(blob: bytes, position: int, mask: int = 0x01) -> bytes:
+    out = bytearray(blob)
+    out[position] ^= mask
+    return bytes(out)
+
+
+def with_checksum(body: bytes) -> bytes:
+    """A slot body with a fresh checksum, as someone editing the file would make it."""
+    return body + crypto.digest(body, 16)
+
+
+# -- AEAD blobs ------------------------------------------------------------------------
+
+
+@given(text=st.text(max_size=300))
+@settings(max_examples=50, deadline=None)
+def test_seal_text_round_trips_any_text(text: str) -> None:
+    blob = keyring.seal_text(KEY, text, **FIELD)
+    assert keyring.open_text(KEY, blob, **FIELD) == text
+    assert blob[0] == crypto.BLOB_V1
+    assert len(blob) == crypto.BLOB_OVERHEAD + len(text.encode("utf-8"))
+
+
+def test_each_encryption_uses_a_fresh_nonce() -> None:
+    blobs = {keyring.seal_text(KEY, "same text", **FIELD) for _ in range(50)}
+    assert len(blobs) == 50
+    assert len({b[1 : 1 + crypto.NONCE_BYTES] for b in blobs}) == 50
+
+
+@pytest.mark.parametrize(
+    ("part", "other"),
+    [
+        ("table", "consents"),
+        ("column", "kind"),
+        ("row_id", "N-3XH8-P2DW-6"),
+        ("consent_id", "C-7K2M-9Q4G"),
+        ("key_version", 2),
+    ],
+)
+def test_ciphertext_moved_to_another_place_fails(part: str, other: object) -> None:
+    blob = keyring.seal_text(KEY, "the note", **FIELD)
+    moved = {**FIELD, part: other}
+    with pytest.raises(IntegrityError):
+        keyring.open_text(KEY, blob, **moved)
+
+
+def test_wrong_key_fails() -> None:
+    blob = keyring.seal_text(KEY, "the note", **FIELD)
+    with pytest.raises(IntegrityError):
+        keyring.open_text(bytes(32), blob, **FIELD)
+
+
+BLOB = keyring.seal_text(KEY, "a short journal note", **FIELD)
+
+
+@given(position=st.integers(0, len(BLOB) - 1), mask=st.integers(1, 255))
+@settings(max_examples=300, deadline=None)
+def test_any_flipped_byte_is_caught(position: int, mask: int) -> None:
+    expected = UnsupportedVersion if position == 0 else IntegrityError
+    with pytest.raises(expected):
+        keyring.open_text(KEY, flip(BLOB, position, mask), **FIELD)
+
+
+@pytest.mark.parametrize("size", range(len(BLOB)))
+def test_truncated_blob_is_caught(size: int) -> None:
+    with pytest.raises(IntegrityError):
+        keyring.open_text(KEY, BLOB[:size], **FIELD)
+
+
+def test_appended_bytes_are_caught() -> None:
+    with pytest.raises(IntegrityError):
+        keyring.open_text(KEY, BLOB + b"\x00", **FIELD)
+
+
+@pytest.mark.parametrize("version", [0, 2, 0x7F, 0xFF])
+def test_unknown_version_is_its_own_error(version: int) -> None:
+    blob = bytes([version]) + BLOB[1:]
+    with pytest.raises(UnsupportedVersion) as info:
+        keyring.open_text(KEY, blob, **FIELD)
+    assert not isinstance(info.value, IntegrityError)
+    assert info.value.exit_code == ExitCode.UNSUPPORTED_VERSION
+    assert str(version) in info.value.message
+
+
+def test_the_three_failures_have_distinct_classes_and_exit_codes() -> None:
+    classes = (WrongPassphrase, IntegrityError, UnsupportedVersion)
+    for a in classes:
+        for b in classes:
+            if a is not b:
+                assert not issubclass(a, b)
+    assert len({c.exit_code for c in classes}) == 3
+
+
+def test_a_non_bytes_value_is_tampering_not_a_crash() -> None:
+    for value in ("text in a blob column", 12345, None):
+        with pytest.raises(IntegrityError):
+            crypto.unseal(KEY, value, b"", where="test")
+
+
+def test_pynacl_type_errors_are_not_reported_as_tampering() -> None:
+    """PyNaCl's TypeError subclasses CryptoError; a bad key is a bug, never "tampered data"."""
+    with pytest.raises(TypeError) as info:
+        keyring.open_text(b"too short", BLOB, **FIELD)
+    assert not isinstance(info.value, IntegrityError)
+    _, public = crypto.new_keypair()
+    sealed = slots.seal_master(KEY, public_key=public, name=ADMIN, master_version=1)
+    with pytest.raises(TypeError) as info:
+        slots.open_master(sealed, secret=b"short", name=ADMIN, master_version=1)
+    assert not isinstance(info.value, IntegrityError)
+
+
+def test_data_and_vault_keys_are_bound_to_their_place() -> None:
+    master, data_key = crypto.new_key(), crypto.new_key()
+    wrapped = keyring.wrap_data_key(master, data_key, consent_id="C-AAAA-AAAA", master_version=1)
+    assert (
+        keyring.unwrap_data_key(master, wrapped, consent_id="C-AAAA-AAAA", master_version=1)
+        == data_key
+    )
+    for consent_id, version in (("C-AAAA-AAAB", 1), ("C-AAAA-AAAA", 2)):
+        with pytest.raises(IntegrityError):
+            keyring.unwrap_data_key(master, wrapped, consent_id=consent_id, master_version=version)
+    vault_key = keyring.wrap_vault_key(master, data_key, purpose="audit", master_version=1)
+    with pytest.raises(IntegrityError):
+        keyring.unwrap_vault_key(master, vault_key, purpose="backup", master_version=1)
+    with pytest.raises(IntegrityError):
+        keyring.unwrap_vault_key(master, vault_key, purpose="audit", master_version=2)
+
+
+def test_bind_is_unambiguous() -> None:
+    assert crypto.bind("ab", "c") != crypto.bind("a", "bc")
+    assert crypto.bind("a", "") != crypto.bind("a")
+    assert crypto.bind(1) == crypto.bind("1")
+
+
+# -- key slots ---------------------------------------------------------------------------
+
+SECRET = bytes(range(0xA0, 0xC0))
+
+
+@pytest.fixture(scope="module")
+def slot() -> bytes:
+    return slots.wrap_secret(SECRET, name=ADMIN, passphrase=PASSPHRASE.encode(), params=FAST)
+
+
+def test_slot_round_trip_and_wrong_passphrase(slot: bytes) -> None:
+    assert len(slot) == slots.SLOT_BYTES
+    assert slots.unwrap_secret(slot, name=ADMIN, passphrase=PASSPHRASE.encode()) == SECRET
+    with pytest.raises(WrongPassphrase) as info:
+        slots.unwrap_secret(slot, name=ADMIN, passphrase=b"correct horse battery stapler")
+    assert info.value.exit_code == ExitCode.WRONG_PASSPHRASE
+    assert PASSPHRASE not in info.value.message
+
+
+def test_slot_copied_to_another_name_does_not_open(slot: bytes) -> None:
+    with pytest.raises(WrongPassphrase):
+        slots.unwrap_secret(slot, name="bob", passphrase=PASSPHRASE.encode())
+
+
+def test_every_damaged_slot_byte_is_an_integrity_error(slot: bytes) -> None:
+    """The checksum tells a damaged slot from a wrong passphrase, before any derivation."""
+    for position in range(len(slot)):
+        expected = UnsupportedVersion if position == 0 else IntegrityError
+        with pytest.raises(expected):
+            slots.unwrap_secret(flip(slot, position), name=ADMIN, passphrase=PASSPHRASE.encode())
+
+
+@pytest.mark.parametrize("size", [0, 1, 30, slots.SLOT_BYTES - 1, slots.SLOT_BYTES + 1])
+def test_truncated_or_extended_slot_is_an_integrity_error(slot: bytes, size: int) -> None:
+    damaged = (slot + b"\x00")[:size]
+    with pytest.raises(IntegrityError):
+        slots.unwrap_secret(damaged, name=ADMIN, passphrase=PASSPHRASE.encode())
+
+
+def test_unknown_kdf_algorithm_is_unsupported(slot: bytes) -> None:
+    body = bytearray(slot[:-16])
+    body[1] = 2
+    with pytest.raises(UnsupportedVersion):
+        slots.unwrap_secret(with_checksum(bytes(body)), name=ADMIN, passphrase=b"x")
+
+
+def _retuned(slot: bytes, opslimit: int, memlimit: int) -> bytes:
+    header = struct.pack(">BBIQ", 1, 1, opslimit, memlimit)
+    return with_checksum(header + slot[14:-16])
+
+
+@pytest.mark.parametrize(
+    ("opslimit", "memlimit"),
+    [
+        (2, 64 * 2**30),  # 64 GiB
+        (2, 2**64 - 1),
+        (2**32 - 1, FAST.memlimit),  # minutes of CPU
+        (0, FAST.memlimit),
+        (2, 1024),
+    ],
+)
+def test_kdf_cost_outside_the_caps_is_refused_before_deriving(
+    slot: bytes, opslimit: int, memlimit: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[object] = []
+    real_kdf = argon2id.kdf
+
+    def spy(*args: object, **kwargs: object) -> bytes:
+        calls.append(args)
+        return real_kdf(*args, **kwargs)
+
+    monkeypatch.setattr(crypto.argon2id, "kdf", spy)
+    tampered = _retuned(slot, opslimit, memlimit)
+    started = time.perf_counter()
+    with pytest.raises(crypto.KdfLimitExceeded) as info:
+        slots.unwrap_secret(tampered, name=ADMIN, passphrase=PASSPHRASE.encode())
+    assert time.perf_counter() - started < 0.5
+    assert calls == []
+    assert info.value.exit_code == ExitCode.INTEGRITY
+    assert not isinstance(info.value, WrongPassphrase)
+
+
+def test_kdf_caps_admit_every_profile() -> None:
+    for name, params in crypto.KDF_PROFILES.items():
+        crypto.check_kdf(params, name=name)
+
+
+def test_kdf_cost_cannot_be_lowered_by_editing_the_header(slot: bytes) -> None:
+    """The header is authenticated: cheaper parameters with a fixed checksum do not open."""
+    cheaper = _retuned(slot, argon2id.OPSLIMIT_MIN, argon2id.MEMLIMIT_MIN)
+    with pytest.raises(WrongPassphrase):
+        slots.unwrap_secret(cheaper, name=ADMIN, passphrase=PASSPHRASE.encode())
+
+
+# -- the sealed master key ---------------------------------------------------------------
+
+
+def test_sealed_master_opens_only_for_its_name_and_version() -> None:
+    secret, public = crypto.new_keypair()
+    master = crypto.new_key()
+    sealed = slots.seal_master(master, public_key=public, name=ADMIN, master_version=3)
+    assert slots.open_master(sealed, secret=secret, name=ADMIN, master_version=3) == master
+    for name, version in (("bob", 3), (ADMIN, 2), (ADMIN, 4)):
+        with pytest.raises(IntegrityError):
+            slots.open_master(sealed, secret=secret, name=name, master_version=version)
+    other_secret, _ = crypto.new_keypair()
+    with pytest.raises(IntegrityError):
+        slots.open_master(sealed, secret=other_secret, name=ADMIN, master_version=3)
+
+
+def test_damaged_sealed_master_is_caught() -> None:
+    secret, public = crypto.new_keypair()
+    sealed = slots.seal_master(KEY, public_key=public, name=ADMIN, master_version=1)
+    for position in range(len(sealed)):
+        expected = UnsupportedVersion if position == 0 else IntegrityError
+        with pytest.raises(expected):
+            slots.open_master(flip(sealed, position), secret=secret, name=ADMIN, master_version=1)
+    for size in range(len(sealed)):
+        with pytest.raises(IntegrityError):
+            slots.open_master(sealed[:size], secret=secret, name=ADMIN, master_version=1)
+
+
+@pytest.mark.parametrize("inner", [b"", b"\x00", b"\x00\x05ab"])
+def test_malformed_content_of_a_valid_sealed_box_is_caught(inner: bytes) -> None:
+    """Anyone with the public key can make a sealed box; its content is untrusted."""
+    secret, public = crypto.new_keypair()
+    box = nacl.public.SealedBox(nacl.public.PublicKey(public))
+    blob = bytes([crypto.SEALED_V1]) + box.encrypt(inner)
+    with pytest.raises(IntegrityError):
+        slots.open_master(blob, secret=secret, name=ADMIN, master_version=1)
+
+
+# -- tampering inside a real vault -------------------------------------------------------
+
+
+def _consent(u: Unlocked, subject: str = "Kari") -> consents.Consent:
+    data = consents.ConsentInput(
+        subject=subject, purpose="follow-up", categories=("conversation-notes",)
+    )
+    return consents.add(u, data)
+
+
+def _sql(u: Unlocked, statement: str, *params: object) -> None:
+    with u.store.write():
+        u.store.conn.execute(statement, params)
+
+
+def _column(u: Unlocked, table: str, column: str, row_id: str) -> bytes:
+    sql = f"SELECT {column} FROM {table} WHERE id = ?"  # noqa: S608 (constant names)
+    row = u.store.conn.execute(sql, [row_id]).fetchone()
+    return bytes(row[0])
+
+
+Filled = tuple[Unlocked, str, str, list[str]]
+
+
+@pytest.fixture
+def filled(unlocked: Unlocked) -> Filled:
+    a = _consent(unlocked, "Kari").id
+    b = _consent(unlocked, "Ola").id
+    ids = [notes.add(unlocked, a, f"note {i}").id for i in range(2)]
+    ids.append(notes.add(unlocked, b, "note under b").id)
+    return unlocked, a, b, ids
+
+
+def test_note_body_copied_to_another_note_fails(filled: Filled) -> None:
+    u, _, _, ids = filled
+    _sql(u, "UPDATE notes SET body = ? WHERE id = ?", _column(u, "notes", "body", ids[0]), ids[1])
+    assert notes.show(u, ids[0]).text == "note 0"
+    with pytest.raises(IntegrityError):
+        notes.show(u, ids[1])
+
+
+def test_note_body_copied_to_another_column_fails(filled: Filled) -> None:
+    u, _, _, ids = filled
+    _sql(u, "UPDATE notes SET kind = body WHERE id = ?", ids[0])
+    with pytest.raises(IntegrityError):
+        notes.show(u, ids[0])
+
+
+def test_note_moved_to_another_consent_fails(filled: Filled) -> None:
+    u, _, b, ids = filled
+    _sql(u, "UPDATE notes SET consent_id = ? WHERE id = ?", b, ids[0])
+    with pytest.raises(IntegrityError):
+        notes.show(u, ids[0])
+
+
+def test_note_key_version_changed_fails(filled: Filled) -> None:
+    u, _, _, ids = filled
+    _sql(u, "UPDATE notes SET key_version = 2 WHERE id = ?", ids[0])
+    with pytest.raises(IntegrityError):
+        notes.show(u, ids[0])
+
+
+def test_note_blob_replaced_by_text_is_tampering(filled: Filled) -> None:
+    u, _, _, ids = filled
+    _sql(u, "UPDATE notes SET body = 'plain words' WHERE id = ?", ids[0])
+    with pytest.raises(IntegrityError):
+        notes.show(u, ids[0])
+
+
+def test_consent_fields_swapped_fail(filled: Filled) -> None:
+    u, a, b, _ = filled
+    _sql(u, "UPDATE consents SET purpose = subject WHERE id = ?", a)
+    with pytest.raises(IntegrityError):
+        consents.show(u, a)
+    _sql(u, "UPDATE consents SET subject = ? WHERE id = ?", _column(u, "consents", "subject", b), a)
+    with pytest.raises(IntegrityError):
+        consents.show(u, a)
+
+
+def test_data_key_copied_to_another_consent_fails(filled: Filled) -> None:
+    u, a, b, _ = filled
+    _sql(
+        u, "UPDATE consents SET data_key = ? WHERE id = ?", _column(u, "consents", "data_key", a), b
+    )
+    u.forget_data_key(b)
+    with pytest.raises(IntegrityError):
+        consents.show(u, b)
+
+
+def _add_staff(u: Unlocked, name: str, role: str, passphrase: bytes) -> None:
+    with u.store.write():
+        u.store.insert_staff(
+            new_staff_row(
+                u.master, 1, name=name, role=role, passphrase=passphrase, params=FAST, now=NOW
+            )
+        )
+
+
+def test_role_changed_in_the_file_is_caught(unlocked: Unlocked, vault_path: Path) -> None:
+    _add_staff(unlocked, "bob", "staff", b"bob's passphrase")
+    with Vault.open(vault_path) as v:
+        assert v.unlock("bob", b"bob's passphrase", now=NOW).role == "staff"
+    _sql(unlocked, "UPDATE staff SET role = 'admin' WHERE name = 'bob'")
+    with Vault.open(vault_path) as v, pytest.raises(IntegrityError):
+        v.unlock("bob", b"bob's passphrase", now=NOW)
+    anne_tag = unlocked.store.get_staff(ADMIN).role_tag
+    _sql(unlocked, "UPDATE staff SET role_tag = ? WHERE name = 'bob'", anne_tag)
+    with Vault.open(vault_path) as v, pytest.raises(IntegrityError):
+        v.unlock("bob", b"bob's passphrase", now=NOW)
+
+
+def test_sealed_master_swapped_between_staff_fails(unlocked: Unlocked, vault_path: Path) -> None:
+    _add_staff(unlocked, "bob", "staff", b"bob's passphrase")
+    _sql(
+        unlocked,
+        "UPDATE staff SET sealed_master = (SELECT sealed_master FROM staff WHERE name = 'bob')"
+        " WHERE name = ?",
+        ADMIN,
+    )
+    with Vault.open(vault_path) as v, pytest.raises(IntegrityError):
+        v.unlock(ADMIN, PASSPHRASE.encode(), now=NOW)
+
+
+def test_slot_with_huge_kdf_cost_in_the_file_is_refused_at_once(
+    unlocked: Unlocked, vault_path: Path
+) -> None:
+    slot = bytes(unlocked.store.get_staff(ADMIN).slot)
+    _sql(unlocked, "UPDATE staff SET slot = ? WHERE name = ?", _retuned(slot, 2, 64 * 2**30), ADMIN)
+    started = time.perf_counter()
+    with Vault.open(vault_path) as v, pytest.raises(crypto.KdfLimitExceeded):
+        v.unlock(ADMIN, PASSPHRASE.encode(), now=NOW)
+    assert time.perf_counter() - started < 1.0
+
+
+def test_wrong_passphrase_for_a_real_vault(unlocked: Unlocked, vault_path: Path) -> None:
+    with Vault.open(vault_path) as v, pytest.raises(WrongPassphrase):
+        v.unlock(ADMIN, b"not the passphrase", now=NOW)
+
+
+# -- test vectors: the formats of existing vaults ----------------------------------------
+
+
+def _spec_seal(key: bytes, nonce: bytes, plaintext: bytes, ad: bytes) -> bytes:
+    """docs/format.md, "Blob", straight from libsodium: version || nonce || ct+tag."""
+    body = sodium.crypto_aead_xchacha20poly1305_ietf_encrypt(plaintext, b"\x01" + ad, nonce, key)
+    return b"\x01" + nonce + body
+
+
+def _spec_bind(*parts: object) -> bytes:
+    out = b"nok"
+    for part in parts:
+        raw = str(part).encode("utf-8")
+        out += len(raw).to_bytes(2, "big") + raw
+    return out
+
+
+@pytest.mark.parametrize("vector", VECTORS["bind"])
+def test_vector_bind(vector: dict[str, Any]) -> None:
+    expected = bytes.fromhex(vector["expected"])
+    assert crypto.bind(*vector["parts"]) == expected
+    assert _spec_bind(*vector["parts"]) == expected
+
+
+@pytest.mark.parametrize("vector", VECTORS["seal"])
+def test_vector_seal(vector: dict[str, Any]) -> None:
+    key, nonce = bytes.fromhex(vector["key"]), bytes.fromhex(vector["nonce"])
+    ad, plaintext = bytes.fromhex(vector["ad"]), bytes.fromhex(vector["plaintext"])
+    expected = bytes.fromhex(vector["expected"])
+    assert len(expected) == crypto.BLOB_OVERHEAD + len(plaintext)
+    assert expected[0] == 1
+    assert expected[1:25] == nonce
+    assert crypto.seal(key, plaintext, ad, nonce=nonce) == expected
+    assert _spec_seal(key, nonce, plaintext, ad) == expected
+    assert crypto.unseal(key, expected, ad, where="vector") == plaintext
+
+
+@pytest.mark.parametrize("vector", VECTORS["seal_text"])
+def test_vector_seal_text(vector: dict[str, Any]) -> None:
+    key, nonce = bytes.fromhex(vector["key"]), bytes.fromhex(vector["nonce"])
+    where = {k: vector[k] for k in ("table", "column", "row_id", "consent_id", "key_version")}
+    expected = bytes.fromhex(vector["expected"])
+    assert keyring.seal_text(key, vector["text"], nonce=nonce, **where) == expected
+    ad = _spec_bind(
+        "field",
+        where["table"],
+        where["column"],
+        where["row_id"],
+        where["consent_id"],
+        where["key_version"],
+    )
+    assert _spec_seal(key, nonce, vector["text"].encode("utf-8"), ad) == expected
+    assert keyring.open_text(key, expected, **where) == vector["text"]
+
+
+def test_vector_wrap_data_key() -> None:
+    (vector,) = VECTORS["wrap_data_key"]
+    master, nonce = bytes.fromhex(vector["master"]), bytes.fromhex(vector["nonce"])
+    data_key = bytes.fromhex(vector["data_key"])
+    where = {"consent_id": vector["consent_id"], "master_version": vector["master_version"]}
+    expected = bytes.fromhex(vector["expected"])
+    assert len(expected) == crypto.BLOB_OVERHEAD + crypto.KEY_BYTES
+    assert keyring.wrap_data_key(master, data_key, nonce=nonce, **where) == expected
+    ad = _spec_bind("data_key", where["consent_id"], where["master_version"])
+    assert _spec_seal(master, nonce, data_key, ad) == expected
+    assert keyring.unwrap_data_key(master, expected, **where) == data_key
+
+
+def test_vector_wrap_vault_key() -> None:
+    (vector,) = VECTORS["wrap_vault_key"]
+    master, nonce = bytes.fromhex(vector["master"]), bytes.fromhex(vector["nonce"])
+    key = bytes.fromhex(vector["key"])
+    where = {"purpose": vector["purpose"], "master_version": vector["master_version"]}
+    expected = bytes.fromhex(vector["expected"])
+    assert keyring.wrap_vault_key(master, key, nonce=nonce, **where) == expected
+    assert keyring.unwrap_vault_key(master, expected, **where) == key
+
+
+def test_vector_slot() -> None:
+    (vector,) = VECTORS["wrap_secret"]
+    secret, salt = bytes.fromhex(vector["secret"]), bytes.fromhex(vector["salt"])
+    nonce, passphrase = bytes.fromhex(vector["nonce"]), vector["passphrase"].encode("utf-8")
+    params = crypto.KdfParams(vector["opslimit"], vector["memlimit"])
+    expected = bytes.fromhex(vector["expected"])
+    made = slots.wrap_secret(
+        secret, name=vector["name"], passphrase=passphrase, params=params, salt=salt, nonce=nonce
+    )
+    assert made == expected
+    # The layout of docs/format.md, "Key slot", checked byte by byte.
+    assert len(expected) == slots.SLOT_BYTES == 119
+    version, alg, opslimit, memlimit = struct.unpack_from(">BBIQ", expected)
+    assert (version, alg, opslimit, memlimit) == (1, 1, params.opslimit, params.memlimit)
+    assert expected[14:30] == salt
+    header, wrapped, checksum = expected[:30], expected[30:103], expected[103:]
+    assert crypto.digest(expected[:103], 16) == checksum
+    kek = argon2id.kdf(32, passphrase, salt, opslimit, memlimit)
+    ad = _spec_bind("slot", vector["name"]) + header
+    assert _spec_seal(kek, nonce, secret, ad) == wrapped
+    assert slots.unwrap_secret(expected, name=vector["name"], passphrase=passphrase) == secret
+
+
+def test_vector_sealed_master() -> None:
+    """Sealed boxes are randomised, so the vector is checked by opening it."""
+    (vector,) = VECTORS["sealed_master"]
+    secret, master = bytes.fromhex(vector["secret"]), bytes.fromhex(vector["master"])
+    sealed = bytes.fromhex(vector["sealed"])
+    assert crypto.public_key_of(secret) == bytes.fromhex(vector["public"])
+    opened = slots.open_master(
+        sealed, secret=secret, name=vector["name"], master_version=vector["master_version"]
+    )
+    assert opened == master
+    assert sealed[0] == 1
+    inner = nacl.public.SealedBox(nacl.public.PrivateKey(secret)).decrypt(sealed[1:])
+    ad = _spec_bind("master", vector["name"], vector["master_version"])
+    assert inner == len(ad).to_bytes(2, "big") + ad + master
+
+
+@pytest.mark.parametrize("vector", VECTORS["role_tag"])
+def test_vector_role_tag(vector: dict[str, Any]) -> None:
+    master = bytes.fromhex(vector["master"])
+    assert keyring.role_tag(master, vector["name"], vector["role"]) == bytes.fromhex(
+        vector["expected"]
+    )
