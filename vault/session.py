@@ -16,6 +16,7 @@ from vault import audit, crypto, files, keyring, slots
 from vault.dates import timestamp
 from vault.errors import (
     BadInput,
+    Conflict,
     IntegrityError,
     NoSuchStaff,
     NotAllowed,
@@ -303,7 +304,9 @@ class Unlocked:
     master: bytes = field(repr=False)
     master_version: int
     now: dt.datetime
-    _data_keys: dict[str, bytes] = field(default_factory=dict, repr=False)
+    # consent id -> (wrapped key it came from, data key): a key rotated by another process
+    # no longer matches its wrapped form, so a stale key is never used to write.
+    _data_keys: dict[str, tuple[bytes, bytes]] = field(default_factory=dict, repr=False)
     _vault_keys: dict[str, bytes] = field(default_factory=dict, repr=False)
 
     @property
@@ -322,15 +325,16 @@ class Unlocked:
 
     def data_key(self, row: ConsentRow) -> bytes:
         """The consent's data key. Raises IntegrityError if it was altered or erased."""
-        cached = self._data_keys.get(row.id)
-        if cached is not None:
-            return cached
         if row.data_key is None or row.master_version is None:
             raise IntegrityError(where=f"data key of {row.id} (erased)")
+        wrapped = bytes(row.data_key)
+        cached = self._data_keys.get(row.id)
+        if cached is not None and cached[0] == wrapped:
+            return cached[1]
         key = keyring.unwrap_data_key(
-            self.master, bytes(row.data_key), consent_id=row.id, master_version=row.master_version
+            self.master, wrapped, consent_id=row.id, master_version=row.master_version
         )
-        self._data_keys[row.id] = key
+        self._data_keys[row.id] = (wrapped, key)
         return key
 
     def forget_data_key(self, consent_id: str) -> None:
@@ -363,7 +367,16 @@ class Unlocked:
     def record(
         self, action: str, *, consent_id: str | None = None, object_id: str | None = None
     ) -> None:
-        """Append an audit entry as this staff member (inside the caller's transaction)."""
+        """Append an audit entry as this staff member (inside the caller's transaction).
+
+        Raises Conflict when another process rotated the master key since this unlock:
+        whatever the transaction wrapped with the old key must not be committed.
+        """
+        if self.vault.master_version() != self.master_version:
+            raise Conflict(
+                "the master key was rotated by another process while this command ran;"
+                " nothing was changed, run the command again"
+            )
         audit.append(
             self.store,
             now=self.now,

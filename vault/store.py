@@ -23,6 +23,7 @@ from vault.errors import (
     StorageError,
     UnsupportedVersion,
     VaultBusy,
+    VaultNotFound,
 )
 
 MIGRATION_SET = "nok"
@@ -123,6 +124,16 @@ def _m0001_initial(db: sqlite_utils.Database) -> None:
     )
 
 
+@migrations(name="0002_keys")
+def _m0002_keys(db: sqlite_utils.Database) -> None:
+    # A deep rotation commits batch by batch; the cursor lets a rerun continue after a crash.
+    rotation = db.table("rotation")
+    rotation.add_column("actor", str)
+    rotation.add_column("cursor", str)
+    rotation.add_column("done", int)
+    rotation.add_column("finished", str)
+
+
 SCHEMA_VERSION = len(migrations._migrations)
 
 
@@ -176,6 +187,17 @@ class NoteRow:
 
 
 @dataclass
+class NoteBodyRow:
+    """The part of a note that search reads first (the body alone is decrypted)."""
+
+    id: str
+    consent_id: str
+    date: str
+    key_version: int
+    body: bytes
+
+
+@dataclass
 class AuditRow:
     seq: int
     ts: str
@@ -186,6 +208,19 @@ class AuditRow:
     prev: bytes
     hash: bytes
     mac: bytes | None
+
+
+@dataclass
+class RotationRow:
+    id: int
+    kind: str
+    started: str
+    target_version: int
+    state: str | None
+    actor: str | None
+    cursor: str | None
+    done: int | None
+    finished: str | None
 
 
 R = TypeVar("R")
@@ -199,6 +234,7 @@ _CONSENT_COLS = _columns(ConsentRow)
 _NOTE_COLS = _columns(NoteRow)
 _STAFF_COLS = _columns(StaffRow)
 _AUDIT_COLS = _columns(AuditRow)
+_ROTATION_COLS = _columns(RotationRow)
 _PERSONAL_CONSENT_COLS = (
     "data_key",
     "subject",
@@ -209,6 +245,9 @@ _PERSONAL_CONSENT_COLS = (
     "form_ref",
     "recorded_by",
 )
+# Fields sealed with a consent's data key; a deep key rotation re-encrypts exactly these.
+ENCRYPTED_CONSENT_COLS = _PERSONAL_CONSENT_COLS[1:]
+ENCRYPTED_NOTE_COLS = ("kind", "body", "author")
 
 
 @contextlib.contextmanager
@@ -472,6 +511,147 @@ class Store:
             ).fetchall()
         return [(str(p), int(v), bytes(w)) for p, v, w in rows]
 
+    # -- keys ------------------------------------------------------------------------------
+
+    def consent_keys(self) -> list[tuple[str, int | None, bytes]]:
+        """(id, master version, wrapped data key) of every consent that still has a key."""
+        with sqlite_errors(self.busy_timeout):
+            rows = self.conn.execute(
+                "SELECT id, master_version, data_key FROM consents"
+                " WHERE data_key IS NOT NULL ORDER BY id"
+            ).fetchall()
+        return [(str(i), None if v is None else int(v), bytes(k)) for i, v, k in rows]
+
+    def rewrap_consent_keys(self, rows: Iterable[tuple[str, int, bytes]]) -> None:
+        """Set (id, master version, wrapped data key) for many consents at once."""
+        self._exec_many(
+            "UPDATE consents SET master_version = ?, data_key = ? WHERE id = ?",
+            ((version, wrapped, consent_id) for consent_id, version, wrapped in rows),
+        )
+
+    def reseal_staff(self, rows: Iterable[tuple[str, bytes, bytes, int]]) -> None:
+        """Set (name, sealed master key, role tag, master version) for many staff rows."""
+        self._exec_many(
+            "UPDATE staff SET sealed_master = ?, role_tag = ?, master_version = ? WHERE name = ?",
+            ((sealed, tag, version, name) for name, sealed, tag, version in rows),
+        )
+
+    def replace_staff_keys(
+        self, name: str, *, slot: bytes, public_key: bytes, sealed_master: bytes
+    ) -> int:
+        return self._exec(
+            "UPDATE staff SET slot = ?, public_key = ?, sealed_master = ? WHERE name = ?",
+            [slot, public_key, sealed_master, name],
+        )
+
+    def delete_setting(self, key: str) -> None:
+        self._exec("DELETE FROM settings WHERE key = ?", [key])
+
+    def start_rotation(self, *, kind: str, started: str, target_version: int, actor: str) -> int:
+        with sqlite_errors(self.busy_timeout):
+            cursor = self.conn.execute(
+                "INSERT INTO rotation (kind, started, target_version, state, actor, cursor, done)"
+                " VALUES (?, ?, ?, 'running', ?, '', 0)",
+                [kind, started, target_version, actor],
+            )
+        return int(cursor.lastrowid or 0)
+
+    def pending_rotation(self) -> RotationRow | None:
+        return self._one(
+            RotationRow,
+            f"SELECT {_ROTATION_COLS} FROM rotation WHERE state = 'running' ORDER BY id LIMIT 1",
+        )
+
+    def list_rotations(self) -> list[RotationRow]:
+        return list(self._many(RotationRow, f"SELECT {_ROTATION_COLS} FROM rotation ORDER BY id"))
+
+    def advance_rotation(self, rotation_id: int, *, cursor: str, done: int) -> None:
+        self._exec(
+            "UPDATE rotation SET cursor = ?, done = ? WHERE id = ?", [cursor, done, rotation_id]
+        )
+
+    def finish_rotation(self, rotation_id: int, *, finished: str) -> None:
+        self._exec(
+            "UPDATE rotation SET state = 'done', finished = ? WHERE id = ?",
+            [finished, rotation_id],
+        )
+
+    def key_versioned_tables(self) -> list[str]:
+        """Tables with a key_version column: the ones holding fields under data keys."""
+        with sqlite_errors(self.busy_timeout):
+            return [
+                str(name)
+                for (name,) in self.conn.execute(
+                    "SELECT m.name FROM sqlite_schema m, pragma_table_info(m.name) p"
+                    " WHERE m.type = 'table' AND p.name = 'key_version' ORDER BY m.name"
+                )
+            ]
+
+    def rekey_counts(self, after: str) -> tuple[int, int]:
+        """(consents with a data key, their notes) whose id sorts after ``after``."""
+        with sqlite_errors(self.busy_timeout):
+            consents, notes = self.conn.execute(
+                "SELECT count(*), coalesce(sum("
+                " (SELECT count(*) FROM notes n WHERE n.consent_id = c.id)), 0)"
+                " FROM consents c WHERE c.id > ? AND c.data_key IS NOT NULL",
+                [after],
+            ).fetchone()
+        return int(consents), int(notes)
+
+    def next_rekey_batch(
+        self, after: str, *, max_notes: int, max_consents: int
+    ) -> tuple[list[ConsentRow], list[NoteRow]]:
+        """The next consents by id after ``after`` (and all their notes), about
+        ``max_notes`` notes in all; always at least one consent while any is left."""
+        with sqlite_errors(self.busy_timeout):
+            counts = self.conn.execute(
+                "SELECT c.id, (SELECT count(*) FROM notes n WHERE n.consent_id = c.id)"
+                " FROM consents c WHERE c.id > ? AND c.data_key IS NOT NULL"
+                " ORDER BY c.id LIMIT ?",
+                [after, max_consents],
+            ).fetchall()
+        if not counts:
+            return [], []
+        last, total = str(counts[0][0]), 0
+        for consent_id, notes in counts:
+            if total and total + int(notes) > max_notes:
+                break
+            last, total = str(consent_id), total + int(notes)
+        consents = list(
+            self._many(
+                ConsentRow,
+                f"SELECT {_CONSENT_COLS} FROM consents"
+                " WHERE id > ? AND id <= ? AND data_key IS NOT NULL ORDER BY id",
+                [after, last],
+            )
+        )
+        notes = list(
+            self._many(
+                NoteRow,
+                f"SELECT {_NOTE_COLS} FROM notes WHERE consent_id > ? AND consent_id <= ?",
+                [after, last],
+            )
+        )
+        return consents, notes
+
+    def update_consents_rekeyed(self, rows: Iterable[ConsentRow]) -> None:
+        """Write new keys, key versions and ciphertexts of many consents at once."""
+        columns = ("master_version", "key_version", *_PERSONAL_CONSENT_COLS)
+        assignments = ", ".join(f"{col} = ?" for col in columns)
+        self._exec_many(
+            f"UPDATE consents SET {assignments} WHERE id = ?",
+            ([*(getattr(r, col) for col in columns), r.id] for r in rows),
+        )
+
+    def update_notes_rekeyed(
+        self, rows: Iterable[tuple[str, int, bytes, bytes, bytes | None]]
+    ) -> None:
+        """Set (id, key version, kind, body, author) of many notes at once."""
+        self._exec_many(
+            "UPDATE notes SET key_version = ?, kind = ?, body = ?, author = ? WHERE id = ?",
+            ((v, kind, body, author, note_id) for note_id, v, kind, body, author in rows),
+        )
+
     # -- consents --------------------------------------------------------------------------
 
     def insert_consent(self, row: ConsentRow) -> None:
@@ -661,3 +841,155 @@ class Store:
 
     def set_audit_mac(self, seq: int, mac: bytes) -> None:
         self._exec("UPDATE audit SET mac = ? WHERE seq = ?", [mac, seq])
+
+    # -- audit and backup ------------------------------------------------------------------
+
+    def audit_unsealed_tail(self) -> list[AuditRow]:
+        """Entries without a MAC after the last entry that has one (read from the end)."""
+        return list(
+            self._many(
+                AuditRow,
+                f"SELECT {_AUDIT_COLS} FROM audit WHERE seq > coalesce("
+                " (SELECT seq FROM audit WHERE mac IS NOT NULL ORDER BY seq DESC LIMIT 1), 0)"
+                " ORDER BY seq",
+            )
+        )
+
+    def audit_entry(self, seq: int) -> AuditRow | None:
+        return self._one(AuditRow, f"SELECT {_AUDIT_COLS} FROM audit WHERE seq = ?", [seq])
+
+    def count_audit(self) -> int:
+        return int(self._scalar("SELECT count(*) FROM audit"))
+
+    def audit_entries(
+        self, *, since: str | None = None, actor: str | None = None, consent_id: str | None = None
+    ) -> Iterator[AuditRow]:
+        """Entries in order, filtered by timestamp (``ts >= since``), actor and consent."""
+        clauses, params = [], []
+        for clause, value in (
+            ("ts >= ?", since),
+            ("actor = ?", actor),
+            ("consent_id = ?", consent_id),
+        ):
+            if value is not None:
+                clauses.append(clause)
+                params.append(value)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        return self._many(AuditRow, f"SELECT {_AUDIT_COLS} FROM audit {where} ORDER BY seq", params)
+
+    def integrity_problems(self) -> list[str]:
+        """SQLite's page, index and foreign-key checks; an empty list when all pass."""
+        with sqlite_errors(self.busy_timeout):
+            lines = [str(r[0]) for r in self.conn.execute("PRAGMA integrity_check").fetchall()]
+            dangling = self.conn.execute("PRAGMA foreign_key_check").fetchall()
+        problems = [] if lines == ["ok"] else lines
+        problems += [
+            f"row {rowid} of {table} refers to a missing {parent} row"
+            for table, rowid, parent, _ in dangling
+        ]
+        return problems
+
+    def ended_consents(self) -> list[ConsentRow]:
+        """Tombstones: every consent that was withdrawn or expired."""
+        return list(
+            self._many(
+                ConsentRow,
+                f"SELECT {_CONSENT_COLS} FROM consents WHERE status != 'active' ORDER BY id",
+            )
+        )
+
+    def tombstones_with_data(self) -> list[str]:
+        """Ids of ended consents that still hold a personal column or a note."""
+        held = " OR ".join(f"{col} IS NOT NULL" for col in _PERSONAL_CONSENT_COLS)
+        with sqlite_errors(self.busy_timeout):
+            rows = self.conn.execute(
+                f"SELECT id FROM consents WHERE status != 'active' AND ({held})"
+                " UNION SELECT n.consent_id FROM notes n JOIN consents c ON c.id = n.consent_id"
+                " WHERE c.status != 'active' ORDER BY 1"
+            ).fetchall()
+        return [str(r[0]) for r in rows]
+
+    def vacuum_into(self, dest: Path) -> None:
+        """A consistent, compacted copy of the vault (one read snapshot; writers go on).
+
+        The copy is rebuilt row by row, so freed pages and old page images are not in it.
+        ``dest`` must not exist or be an empty file. Not inside a transaction.
+        """
+        with sqlite_errors(self.busy_timeout):
+            self.conn.execute("VACUUM INTO ?", [str(dest)])
+
+    def vacuum(self) -> None:
+        """Rebuild the file so that no freed page keeps old content. Not inside a transaction."""
+        with sqlite_errors(self.busy_timeout):
+            self.conn.execute("VACUUM")
+
+    @classmethod
+    def open_copy(cls, path: Path) -> Store:
+        """Open a backup file read-only (no locks, no -wal), to inspect it.
+
+        Raises:
+            VaultNotFound, SymlinkRefused: nothing usable at ``path``.
+            NotAVault: the file holds no nok schema.
+            UnsupportedVersion: a newer nok made the schema.
+            IntegrityError: the file is not SQLite or is damaged.
+        """
+        files.refuse_symlinks(path)
+        if not path.is_file():
+            raise VaultNotFound(path=str(path))
+        uri = "file:" + str(path.absolute()).replace("?", "%3f").replace("#", "%23")
+        with sqlite_errors():
+            conn = sqlite3.connect(uri + "?mode=ro&immutable=1", uri=True, isolation_level=None)
+        store = cls(path, conn, DEFAULT_BUSY_TIMEOUT)
+        try:
+            with sqlite_errors():
+                tables = set(store.db.table_names())
+                if "settings" not in tables or migrations.migrations_table not in tables:
+                    raise NotAVault(path=str(path))
+                applied = [m.name for m in migrations.applied(store.db)]
+            known = {m.name for m in migrations._migrations}
+            if not set(applied) <= known:
+                raise UnsupportedVersion(what="the backup's schema", version=len(applied))
+        except BaseException:
+            conn.close()
+            raise
+        return store
+
+    # -- import and search -----------------------------------------------------------------
+
+    def taken_consent_ids(self, candidates: Iterable[str]) -> set[str]:
+        """Which of ``candidates`` are already consent ids."""
+        return self._taken("consents", candidates)
+
+    def taken_note_ids(self, candidates: Iterable[str]) -> set[str]:
+        """Which of ``candidates`` are already note ids."""
+        return self._taken("notes", candidates)
+
+    def _taken(self, table: str, candidates: Iterable[str]) -> set[str]:
+        wanted = list(candidates)
+        found: set[str] = set()
+        with sqlite_errors(self.busy_timeout):
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start : start + 500]
+                marks = ", ".join("?" for _ in chunk)
+                rows = self.conn.execute(f"SELECT id FROM {table} WHERE id IN ({marks})", chunk)
+                found.update(str(r[0]) for r in rows)
+        return found
+
+    def iter_note_bodies(
+        self, *, consent_id: str | None = None, since: str | None = None
+    ) -> Iterator[NoteBodyRow]:
+        """Encrypted bodies of notes under active consents, by date, streamed in batches."""
+        clauses, params = ["c.status = 'active'"], []
+        if consent_id is not None:
+            clauses.append("n.consent_id = ?")
+            params.append(consent_id)
+        if since is not None:
+            clauses.append("n.date >= ?")
+            params.append(since)
+        return self._many(
+            NoteBodyRow,
+            "SELECT n.id, n.consent_id, n.date, n.key_version, n.body"
+            " FROM notes n JOIN consents c ON c.id = n.consent_id"
+            f" WHERE {' AND '.join(clauses)} ORDER BY n.date, n.created, n.id",
+            params,
+        )
