@@ -188,13 +188,15 @@ class NoteRow:
 
 @dataclass
 class NoteBodyRow:
-    """The part of a note that search reads first (the body alone is decrypted)."""
+    """What search reads of each note: its body and its consent's wrapped data key."""
 
     id: str
     consent_id: str
     date: str
     key_version: int
     body: bytes
+    master_version: int | None
+    data_key: bytes | None
 
 
 @dataclass
@@ -877,6 +879,10 @@ class Store:
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         return self._many(AuditRow, f"SELECT {_AUDIT_COLS} FROM audit {where} ORDER BY seq", params)
 
+    def iter_all_notes(self) -> Iterator[NoteRow]:
+        """Every note in storage order (no sort), streamed in batches."""
+        return self._many(NoteRow, f"SELECT {_NOTE_COLS} FROM notes")
+
     def integrity_problems(self) -> list[str]:
         """SQLite's page, index and foreign-key checks; an empty list when all pass."""
         with sqlite_errors(self.busy_timeout):
@@ -988,8 +994,8 @@ class Store:
             params.append(since)
         return self._many(
             NoteBodyRow,
-            "SELECT n.id, n.consent_id, n.date, n.key_version, n.body"
-            " FROM notes n JOIN consents c ON c.id = n.consent_id"
+            "SELECT n.id, n.consent_id, n.date, n.key_version, n.body, c.master_version,"
+            " c.data_key FROM notes n JOIN consents c ON c.id = n.consent_id"
             f" WHERE {' AND '.join(clauses)} ORDER BY n.date, n.created, n.id",
             params,
         )

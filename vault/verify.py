@@ -1,0 +1,279 @@
+"""``nok verify``: check everything that can be checked, and change nothing.
+
+In one read snapshot: SQLite's own integrity and foreign-key checks, the schema version,
+every staff slot header and sealed master key (as far as that is possible without their
+passphrases), every wrapped vault key and data key, every ciphertext decrypted and
+authenticated (notes in batches, with progress), every tombstone really empty, and the
+audit chain with its MACs. Each problem is one whole-sentence template with ids and
+column names only, never personal data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from vault import audit, crypto, keyring, slots
+from vault.errors import IntegrityError, NokError, UnsupportedVersion
+from vault.session import Unlocked
+from vault.store import SCHEMA_VERSION, ConsentRow, NoteRow, Store
+
+Progress = Callable[[str, int, int], None]
+CONSENT_FIELDS = (
+    "subject",
+    "purpose",
+    "categories",
+    "under_16",
+    "guardian",
+    "form_ref",
+    "recorded_by",
+)
+REQUIRED_CONSENT_FIELDS = ("subject", "purpose", "categories", "under_16", "recorded_by")
+NOTE_FIELDS = ("kind", "body", "author")
+PROGRESS_EVERY = 1000
+STAGES = ("sqlite", "staff", "keys", "consents", "notes", "tombstones", "audit")
+
+
+@dataclass
+class Report:
+    """What verify found: problems (empty when all is intact) and what it checked."""
+
+    problems: list[audit.Problem] = field(default_factory=list)
+    checked: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def add(self, kind: str, template: str, **params: object) -> None:
+        self.problems.append(audit.Problem(kind, template, params))
+
+    def add_error(self, kind: str, exc: NokError) -> None:
+        self.problems.append(audit.Problem(kind, exc.template, dict(exc.params)))
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "ok": self.ok,
+            "problems": [p.to_json() for p in self.problems],
+            "checked": dict(self.checked),
+        }
+
+
+def _quiet(stage: str, done: int, total: int) -> None:
+    """The default progress callback: nothing to show."""
+
+
+def verify(unlocked: Unlocked, progress: Progress = _quiet) -> Report:
+    """Check the whole vault read-only; ``progress(stage, done, total)`` is called as it goes.
+
+    Raises only what reading can raise (VaultBusy, StorageError, IntegrityError for a
+    file that is not SQLite at all); every finding goes into the report.
+    """
+    report = Report()
+    store = unlocked.store
+    with store.read():
+        _check_sqlite(store, report, progress)
+        _check_staff(unlocked, report, progress)
+        audit_key = _check_vault_keys(unlocked, report, progress)
+        keys = _check_consents(unlocked, report, progress)
+        _check_notes(store, keys, report, progress)
+        _check_tombstones(store, report, progress)
+        progress("audit", 0, 1)
+        report.problems.extend(audit.verify_chain(store, audit_key))
+        report.checked["audit_entries"] = store.count_audit()
+        progress("audit", 1, 1)
+    return report
+
+
+def _check_sqlite(store: Store, report: Report, progress: Progress) -> None:
+    progress("sqlite", 0, 1)
+    for line in store.integrity_problems():
+        report.add("sqlite", "SQLite reports damage in the vault file: {detail}", detail=line)
+    version = store.schema_version()
+    if version != SCHEMA_VERSION:
+        report.add(
+            "schema",
+            "the vault's schema is at version {found}, but this nok expects {expected}",
+            found=version,
+            expected=SCHEMA_VERSION,
+        )
+    progress("sqlite", 1, 1)
+
+
+def _check_staff(unlocked: Unlocked, report: Report, progress: Progress) -> None:
+    staff = unlocked.store.list_staff()
+    version = unlocked.master_version
+    for done, row in enumerate(staff, start=1):
+        if not isinstance(row.slot, bytes) or not isinstance(row.role_tag, bytes | None):
+            report.add("staff", "the key slot of {name} is damaged", name=row.name)
+            continue
+        try:
+            header = slots.read_header(row.slot, name=row.name)
+            crypto.check_kdf(header.params, name=row.name)
+            keyring.check_role(unlocked.master, row.name, row.role, row.role_tag)
+        except (IntegrityError, UnsupportedVersion) as exc:
+            report.add_error("staff", exc)
+        if row.master_version != version:
+            report.add(
+                "staff",
+                "the key slot of {name} holds master key version {found}, not the current "
+                "{expected}: its owner cannot unlock",
+                name=row.name,
+                found=row.master_version,
+                expected=version,
+            )
+        if not _plausible_sealed(row.sealed_master, row.name, version):
+            report.add(
+                "staff",
+                "the sealed master key of {name} is damaged: its owner cannot unlock",
+                name=row.name,
+            )
+        if not isinstance(row.public_key, bytes) or len(row.public_key) != crypto.KEY_BYTES:
+            report.add("staff", "the public key of {name} is damaged", name=row.name)
+        progress("staff", done, len(staff))
+    report.checked["staff"] = len(staff)
+
+
+def _plausible_sealed(sealed: object, name: str, version: int) -> bool:
+    """Version byte and exact length: all that can be checked without the owner's key."""
+    if not isinstance(sealed, bytes) or not sealed:
+        return False
+    ad = slots.master_ad(name, version)
+    size = 1 + crypto.SEALED_OVERHEAD + 2 + len(ad) + crypto.KEY_BYTES
+    return sealed[0] == crypto.SEALED_V1 and len(sealed) == size
+
+
+def _check_vault_keys(unlocked: Unlocked, report: Report, progress: Progress) -> bytes | None:
+    """Unwrap every vault-wide key; returns the audit key when it opens."""
+    audit_key = None
+    stored = unlocked.store.list_vault_keys()
+    for done, (purpose, version, wrapped) in enumerate(stored, start=1):
+        try:
+            key = keyring.unwrap_vault_key(
+                unlocked.master, wrapped, purpose=purpose, master_version=version
+            )
+        except (IntegrityError, UnsupportedVersion) as exc:
+            report.add_error("key", exc)
+            continue
+        if purpose == audit.AUDIT_KEY:
+            audit_key = key
+        progress("keys", done, len(stored))
+    if audit_key is None and not any(p == audit.AUDIT_KEY for p, _, _ in stored):
+        report.add("key", "the audit key is missing, so the trail's MACs cannot be checked")
+    report.checked["vault_keys"] = len(stored)
+    return audit_key
+
+
+@dataclass(frozen=True)
+class _Key:
+    key: bytes
+    version: int
+
+
+def _check_consents(unlocked: Unlocked, report: Report, progress: Progress) -> dict[str, _Key]:
+    """Unwrap each active consent's data key and open its fields; returns the keys."""
+    store = unlocked.store
+    total = store.count_consents("active")
+    keys: dict[str, _Key] = {}
+    done = 0
+    for row in store.iter_consents(include_ended=False):
+        key = _consent_key(unlocked, row, report)
+        if key is not None:
+            keys[row.id] = key
+            _open_consent_fields(row, key, report)
+        done += 1
+        if done % PROGRESS_EVERY == 0 or done == total:
+            progress("consents", done, total)
+    report.checked["consents"] = done
+    return keys
+
+
+def _consent_key(unlocked: Unlocked, row: ConsentRow, report: Report) -> _Key | None:
+    if row.data_key is None or row.master_version is None:
+        report.add("key", "the data key of active consent {id} is missing", id=row.id)
+        return None
+    try:
+        key = keyring.unwrap_data_key(
+            unlocked.master, row.data_key, consent_id=row.id, master_version=row.master_version
+        )
+    except (IntegrityError, UnsupportedVersion) as exc:
+        report.add_error("key", exc)
+        return None
+    return _Key(key, row.key_version)
+
+
+def _open_consent_fields(row: ConsentRow, key: _Key, report: Report) -> None:
+    for column in CONSENT_FIELDS:
+        blob = getattr(row, column)
+        if blob is None:
+            if column in REQUIRED_CONSENT_FIELDS:
+                report.add(
+                    "field", "the {column} of consent {id} is missing", column=column, id=row.id
+                )
+            continue
+        _open(report, key.key, blob, "consents", column, row.id, row.id, row.key_version)
+
+
+def _open(
+    report: Report,
+    key: bytes,
+    blob: object,
+    table: str,
+    column: str,
+    row_id: str,
+    consent_id: str,
+    key_version: int,
+) -> None:
+    try:
+        keyring.open_text(
+            key,
+            blob,  # type: ignore[arg-type]  # as SQLite gave it: a tampered cell may be text
+            table=table,
+            column=column,
+            row_id=row_id,
+            consent_id=consent_id,
+            key_version=key_version,
+        )
+    except (IntegrityError, UnsupportedVersion) as exc:
+        report.add_error("field", exc)
+    except UnicodeDecodeError:
+        report.add("field", "the {column} of {id} is not valid text", column=column, id=row_id)
+    report.checked["ciphertexts"] = report.checked.get("ciphertexts", 0) + 1
+
+
+def _check_notes(store: Store, keys: dict[str, _Key], report: Report, progress: Progress) -> None:
+    total = store.count_notes()
+    done = 0
+    for row in store.iter_all_notes():
+        _check_note(row, keys.get(row.consent_id), report)
+        done += 1
+        if done % PROGRESS_EVERY == 0 or done == total:
+            progress("notes", done, total)
+    report.checked["notes"] = done
+
+
+def _check_note(row: NoteRow, key: _Key | None, report: Report) -> None:
+    if key is None:
+        # Its consent is missing, ended or has no usable key; reported there or below.
+        return
+    for column in NOTE_FIELDS:
+        blob = getattr(row, column)
+        if blob is None:
+            if column != "author":
+                report.add(
+                    "field", "the {column} of note {id} is missing", column=column, id=row.id
+                )
+            continue
+        _open(report, key.key, blob, "notes", column, row.id, row.consent_id, row.key_version)
+
+
+def _check_tombstones(store: Store, report: Report, progress: Progress) -> None:
+    progress("tombstones", 0, 1)
+    for consent_id in store.tombstones_with_data():
+        report.add(
+            "tombstone",
+            "consent {id} ended, but personal data or notes under it are still stored",
+            id=consent_id,
+        )
+    report.checked["tombstones"] = store.count_consents(None) - store.count_consents("active")
+    progress("tombstones", 1, 1)
