@@ -18,6 +18,8 @@ def status(
     json_out: Annotated[bool, typer.Option("--json", help=_("Print the result as JSON."))] = False,
 ) -> None:
     """Show the vault's path, versions, counts and next retention deadline (no passphrase)."""
+    from vault.rotation import master_key_age_days
+
     state = context.get(ctx)
     with state.open() as vault:
         st = vault.status()
@@ -27,6 +29,7 @@ def status(
         "schema_version": st.schema_version,
         "master_key_version": st.master_version,
         "master_key_created": st.master_created,
+        "master_key_age_days": master_key_age_days(st.master_created, state.now()),
         "active_consents": st.active_consents,
         "ended_consents": st.ended_consents,
         "notes": st.notes,
@@ -38,3 +41,5 @@ def status(
         output.emit_json(data)
         return
     output.emit_record([(_(k.replace("_", " ")), v) for k, v in data.items()])
+    if st.rotation_pending:
+        output.warn("a key rotation is unfinished; finish it with 'nok key rotate --resume'")

@@ -26,6 +26,12 @@ COMMAND_MODULES: tuple[tuple[str, str | None], ...] = (
     ("status", None),
     ("consent", "consent"),
     ("note", "note"),
+    ("purge", None),
+    ("settings", "settings"),
+    ("importer", None),
+    ("staff", "staff"),
+    ("passwd", None),
+    ("key", "key"),
 )
 
 

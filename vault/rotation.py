@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from vault import crypto, keyring, slots
 from vault.dates import timestamp
 from vault.errors import Conflict, IntegrityError, NokError
-from vault.session import Unlocked
+from vault.session import Unlocked, Vault
 from vault.store import (
     ENCRYPTED_CONSENT_COLS,
     ConsentRow,
@@ -70,6 +70,33 @@ class RotationResult:
 def pending(store: Store) -> RotationRow | None:
     """The unfinished rotation, if any (keyless)."""
     return store.pending_rotation()
+
+
+@dataclass(frozen=True)
+class KeyInfo:
+    master_version: int
+    master_created: str
+    age_days: int | None
+    data_keys_rotated: str | None
+    kdf_min: str
+    pending: str | None
+    rotations: tuple[RotationRow, ...]
+
+
+def key_info(vault: Vault, now: dt.datetime) -> KeyInfo:
+    """Versions, dates and rotation history of the vault's keys (keyless)."""
+    store = vault.store
+    with store.read():
+        created = store.get_setting("master_created") or ""
+        return KeyInfo(
+            master_version=vault.master_version(),
+            master_created=created,
+            age_days=master_key_age_days(created, now),
+            data_keys_rotated=store.get_setting("data_keys_rotated"),
+            kdf_min=vault.settings().kdf_min,
+            pending=store.get_setting(PENDING_SETTING),
+            rotations=tuple(store.list_rotations()),
+        )
 
 
 def master_key_age_days(created: str, now: dt.datetime) -> int | None:

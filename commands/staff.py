@@ -1,0 +1,260 @@
+"""``nok staff``: who holds a key slot, with which role."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from commands.passwd import ENV_NEW, NEW_FILE_HELP
+from nokcli import context, output, passphrase
+from nokcli.i18n import _, render
+
+if TYPE_CHECKING:
+    from vault.staff import Removal, StaffMember
+
+app = typer.Typer(
+    help=_(
+        "Staff key slots: add and remove people, roles, passphrase resets. Roles limit what "
+        "nok lets a person do; anyone with a slot can decrypt what the master key protects."
+    ),
+    no_args_is_help=True,
+)
+
+JSON_HELP = _("Print the result as JSON.")
+ROLE_HELP = _("staff (consents and notes) or admin (also staff, settings and keys).")
+NAME_HELP = _("Staff name (what they pass as --as / NOK_USER).")
+STAFF_HEADERS = (_("name"), _("role"), _("created"), _("last used"), _("slot cost"))
+
+
+def member_json(m: StaffMember) -> dict[str, Any]:
+    return {
+        "name": m.name,
+        "role": m.role,
+        "created": m.created,
+        "last_used": m.last_used,
+        "kdf": m.kdf,
+        "opslimit": m.opslimit,
+        "memlimit": m.memlimit,
+    }
+
+
+@app.command("add")
+def add(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(metavar="NAME", help=NAME_HELP)],
+    role: Annotated[str, typer.Option(help=ROLE_HELP)] = "staff",
+    new_passphrase_file: Annotated[
+        Path | None,
+        typer.Option("--new-passphrase-file", help=NEW_FILE_HELP, show_default=False),
+    ] = None,
+    kdf: Annotated[
+        str | None,
+        typer.Option(
+            help=_(
+                "Argon2id cost of the new slot: interactive, moderate or sensitive. "
+                "Default: as costly as yours, and never below the vault minimum."
+            ),
+            show_default=False,
+        ),
+    ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
+) -> None:
+    """Give a new staff member a key slot (admins only).
+
+    The new member types their own passphrase at the hidden prompt (twice); scripts
+    use --new-passphrase-file or NOK_NEW_PASSPHRASE.
+    """
+    from vault import staff
+
+    with context.get(ctx).unlocked() as vault:
+        clean = staff.check_new(vault, name, role)
+        secret = passphrase.new(new_passphrase_file, who=clean, env=ENV_NEW)
+        member = staff.add(vault, clean, passphrase=secret, role=role, kdf=kdf)
+    if json_out:
+        output.emit_json(member_json(member))
+        return
+    output.info(
+        "added {name} with role {role}; they unlock with --as {name} and their own passphrase",
+        name=member.name,
+        role=member.role,
+    )
+
+
+@app.command("list")
+def list_(
+    ctx: typer.Context,
+    json_out: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
+) -> None:
+    """List everyone with a key slot: name, role, created, last used, slot cost."""
+    from vault import staff
+
+    with context.get(ctx).unlocked() as vault:
+        members = staff.list_members(vault)
+    if json_out:
+        output.emit_json([member_json(m) for m in members])
+        return
+    output.emit_table(
+        [(m.name, m.role, m.created, m.last_used or _("never"), m.kdf) for m in members],
+        STAFF_HEADERS,
+    )
+
+
+@app.command("remove")
+def remove(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(metavar="NAME", help=NAME_HELP)],
+    rotate: Annotated[
+        str | None,
+        typer.Option(
+            help=_(
+                "Then rotate keys: 'master' (seconds; closes the master-key gap) or 'deep' "
+                "(also new data keys). Default: ask on a terminal, none in scripts."
+            ),
+            show_default=False,
+        ),
+    ] = None,
+    yes: Annotated[
+        bool, typer.Option("--yes", "-y", help=_("Do not ask for confirmation (for scripts)."))
+    ] = False,
+    json_out: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
+) -> None:
+    """Delete a staff member's key slot (admins only; never the last admin).
+
+    Their passphrase no longer opens this vault. nok then says what they could still
+    read (old copies of the file, keys they may have kept) and which rotation closes it.
+    """
+    from commands.key import report, run_rotation
+    from vault import staff
+    from vault.errors import BadInput
+
+    if rotate not in (None, "master", "deep"):
+        raise BadInput("--rotate takes master or deep, not {value!r}", value=rotate)
+    with context.get(ctx).unlocked() as vault:
+        vault.require_admin("removing staff")
+        if not yes:
+            _confirm_remove(name)
+        removal = staff.remove(vault, name)
+        if not json_out:
+            _explain(removal)
+        if rotate is None and not yes and sys.stdin.isatty():
+            rotate = _offer_rotation()
+        result = run_rotation(vault, deep=rotate == "deep") if rotate else None
+    if json_out:
+        output.emit_json(_removal_json(removal, result.kind if result else None))
+        return
+    if result is not None:
+        report(result, json_out=False)
+
+
+def _confirm_remove(name: str) -> None:
+    from vault.errors import BadInput
+
+    if not sys.stdin.isatty():
+        raise BadInput("removing {name} needs confirmation; pass --yes in scripts", name=name)
+    question = render(
+        "Remove the key slot of {name}? Their passphrase will no longer open this vault.",
+        name=name,
+    )
+    if not typer.confirm(question, default=False):
+        output.info("nothing was changed")
+        raise typer.Exit(1)
+
+
+def _offer_rotation() -> str | None:
+    if typer.confirm(
+        _("Rotate the master key now (takes seconds; closes the master-key gap)?"), default=True
+    ):
+        return "master"
+    return None
+
+
+CLOSERS = {"rotate": "nok key rotate", "rotate-deep": "nok key rotate --deep"}
+
+
+def _explain(r: Removal) -> None:
+    output.info("removed the key slot of {name} ({role})", name=r.name, role=r.role)
+    output.info("what {name} may still be able to read, and what closes it:", name=r.name)
+    for gap in r.gaps:
+        output.info(
+            _GAP_TEXT[gap.what],
+            name=r.name,
+            consents=r.consents,
+            notes=r.notes,
+            version=r.master_version,
+            created=r.master_created,
+        )
+
+
+# Templates, translated when output.info renders them.
+_GAP_TEXT = {
+    "old-copy": (
+        "  - an old copy of the vault file (a backup, a copy on a laptop) still opens with "
+        "{name}'s passphrase and shows what it held then; no rotation closes this: delete "
+        "or lock away old copies, and let old backups expire"
+    ),
+    "master-key": (
+        "  - {name} may have kept the master key (version {version}, made {created}); with "
+        "it and any later copy of the file they could read all {consents} consent(s) and "
+        "{notes} note(s); close this with 'nok key rotate'"
+    ),
+    "data-keys": (
+        "  - {name} may have kept the data keys of those {consents} consent(s); with them and "
+        "a later copy of the file they could read those consents' notes, new ones too; close "
+        "this with 'nok key rotate --deep'"
+    ),
+}
+
+
+def _removal_json(r: Removal, rotated: str | None) -> dict[str, Any]:
+    return {
+        "removed": r.name,
+        "role": r.role,
+        "last_used": r.last_used,
+        "consents": r.consents,
+        "notes": r.notes,
+        "gaps": [{"what": g.what, "closed_by": CLOSERS.get(g.closed_by or "")} for g in r.gaps],
+        "rotated": rotated,
+    }
+
+
+@app.command("role")
+def role(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(metavar="NAME", help=NAME_HELP)],
+    new_role: Annotated[str, typer.Argument(metavar="ROLE", help=ROLE_HELP)],
+) -> None:
+    """Change a staff member's role (admins only; there is always at least one admin)."""
+    from vault import staff
+
+    with context.get(ctx).unlocked() as vault:
+        member = staff.set_role(vault, name, new_role)
+    output.info("{name} now has role {role}", name=member.name, role=member.role)
+
+
+@app.command("reset")
+def reset(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(metavar="NAME", help=NAME_HELP)],
+    new_passphrase_file: Annotated[
+        Path | None,
+        typer.Option("--new-passphrase-file", help=NEW_FILE_HELP, show_default=False),
+    ] = None,
+) -> None:
+    """Give someone who forgot their passphrase a new key slot (admins only).
+
+    They type the new passphrase at the hidden prompt (twice). Their old passphrase
+    stops opening this vault.
+    """
+    from vault import staff
+
+    with context.get(ctx).unlocked() as vault:
+        vault.require_admin("resetting a passphrase")
+        secret = passphrase.new(new_passphrase_file, who=name, env=ENV_NEW)
+        member = staff.reset(vault, name, secret)
+    output.info(
+        "{name} has a new key slot; the old passphrase no longer opens this vault",
+        name=member.name,
+    )
