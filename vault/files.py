@@ -11,9 +11,10 @@ import os
 import stat
 from pathlib import Path
 
-from vault.errors import BadInput, SymlinkRefused, UnsafePermissions, VaultNotFound
+from vault.errors import BadInput, NotAVault, SymlinkRefused, UnsafePermissions, VaultNotFound
 
 SIDE_SUFFIXES = ("-wal", "-shm")
+SQLITE_MAGIC = b"SQLite format 3\x00"
 
 
 def default_vault_path(environ: dict[str, str] | None = None) -> Path:
@@ -39,7 +40,7 @@ def check_existing(path: Path, *, group_ok: bool) -> None:
     """Check that ``path`` is a regular vault file only its owner (or group) can use.
 
     Raises:
-        SymlinkRefused, VaultNotFound, UnsafePermissions.
+        SymlinkRefused, VaultNotFound, UnsafePermissions, NotAVault.
     """
     refuse_symlinks(path)
     try:
@@ -49,6 +50,22 @@ def check_existing(path: Path, *, group_ok: bool) -> None:
     if not stat.S_ISREG(st.st_mode):
         raise VaultNotFound(path=str(path))
     check_mode(path, st.st_mode, group_ok=group_ok)
+    check_sqlite_header(path)
+
+
+def check_sqlite_header(path: Path) -> None:
+    """Raises NotAVault unless ``path`` starts like an SQLite database.
+
+    Checked before SQLite opens the file: SQLite would turn an empty file into a new
+    database, and report any other file as damaged, when the user only mistyped --vault.
+    """
+    try:
+        with path.open("rb") as f:
+            magic = f.read(len(SQLITE_MAGIC))
+    except PermissionError:
+        raise VaultNotFound("you have no permission to open {path}", path=str(path)) from None
+    if magic != SQLITE_MAGIC:
+        raise NotAVault(path=str(path))
 
 
 def check_mode(path: Path, mode: int, *, group_ok: bool) -> None:

@@ -35,9 +35,13 @@ def parse_id(text: str, prefix: str, what: str) -> str:
     Raises:
         BadInput: the text cannot be an id of this kind.
     """
-    raw = text.strip().upper().replace("-", "").replace(" ", "")
-    # The prefix is optional when typing, and a body may itself start with the prefix letter.
-    if raw.startswith(prefix) and len(raw) == len(prefix) + _LENGTHS[prefix]:
+    typed = text.strip().upper()
+    raw = typed.replace("-", "").replace(" ", "")
+    # The prefix is optional when typing, and a body may itself start with the prefix letter:
+    # it is a prefix when a dash follows it or when the body is complete without it.
+    if raw.startswith(prefix) and (
+        typed.startswith(prefix + "-") or len(raw) == len(prefix) + _LENGTHS[prefix]
+    ):
         raw = raw[len(prefix) :]
     raw = raw.translate(_LOOKALIKES)
     if len(raw) != _LENGTHS[prefix] or any(ch not in ALPHABET for ch in raw):
