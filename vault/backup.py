@@ -1,0 +1,455 @@
+"""Backups that stay encrypted, and restores that never bring erased data back.
+
+:func:`backup` needs no passphrase: it copies ciphertexts and never decrypts, so a cron
+job can run it without holding a secret. It uses SQLite's ``VACUUM INTO``: one read
+snapshot (writers go on meanwhile), rebuilt row by row, so the copy holds exactly the
+committed rows of that moment; no freed page, no ``-wal`` frame of an erased row.
+
+:func:`restore` replaces the live vault with a backup, keeps the replaced file aside,
+then erases again every consent that was erased after the backup was taken, as recorded
+by the live vault's tombstones and by the erasure log beside it (or a copy of that log
+given explicitly, which is all there is when the live vault is lost). It too is keyless.
+
+A backup holds the staff slots and master key of its day: it opens with the
+passphrases that were valid then (docs/backup.md).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import os
+import shutil
+import stat
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from vault import audit, erasure, files
+from vault.dates import day, timestamp
+from vault.errors import (
+    Conflict,
+    IntegrityError,
+    NokError,
+    StorageError,
+    SymlinkRefused,
+    UnsafePermissions,
+    VaultBusy,
+)
+from vault.session import Unlocked, Vault
+from vault.store import Store
+
+LAST_BACKUP = "last_backup"
+RESTORED = "restored"
+ACTIVE = "active"
+
+
+@dataclass(frozen=True)
+class BackupInfo:
+    """What a backup file holds (read from the file itself)."""
+
+    path: Path
+    vault_id: str
+    taken: str | None
+    audit_seq: int
+    master_version: int
+    schema_version: int
+    consent_ids: frozenset[str]
+    ended_ids: frozenset[str]
+    size: int
+    group: str | None = None
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "path": str(self.path),
+            "vault_id": self.vault_id,
+            "taken": self.taken,
+            "audit_seq": self.audit_seq,
+            "master_key_version": self.master_version,
+            "schema_version": self.schema_version,
+            "active_consents": len(self.consent_ids),
+            "ended_consents": len(self.ended_ids),
+            "size": self.size,
+        }
+
+
+@dataclass(frozen=True)
+class RestoreResult:
+    vault_path: Path
+    replaced: Path | None
+    backup: BackupInfo
+    reapplied: tuple[str, ...]
+    erasures_known: int
+    sources: tuple[str, ...]
+    live_master_version: int | None
+    warnings: list[audit.Problem] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "vault": str(self.vault_path),
+            "replaced": None if self.replaced is None else str(self.replaced),
+            "backup": self.backup.to_json(),
+            "reapplied": list(self.reapplied),
+            "erasures_known": self.erasures_known,
+            "erasure_sources": list(self.sources),
+            "live_master_key_version": self.live_master_version,
+        }
+
+
+def _stamp(now: dt.datetime) -> str:
+    return now.astimezone(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
+def _store_of(source: Vault | Unlocked) -> Store:
+    return source.store
+
+
+def default_name(vault_path: Path, now: dt.datetime) -> str:
+    """``vault.db`` -> ``vault-backup-20261123T100000Z.db``."""
+    return f"{vault_path.stem}-backup-{_stamp(now)}{vault_path.suffix or '.db'}"
+
+
+def _check_private_dir(directory: Path) -> None:
+    """Raises UnsafePermissions when other users can enter or list ``directory``."""
+    mode = stat.S_IMODE(directory.stat().st_mode)
+    if mode & 0o007:
+        raise UnsafePermissions(
+            path=str(directory), who="every user", mode=f"{mode:04o}", fix="o-rwx"
+        )
+
+
+def _target(store: Store, dest: Path, now: dt.datetime) -> Path:
+    dest = dest.expanduser()
+    if dest.is_dir():
+        dest = dest / default_name(store.path, now)
+    if dest.is_symlink() or dest.exists():
+        raise Conflict("{path} already exists; nok backup never overwrites a file", path=str(dest))
+    if dest.absolute() in {
+        store.path.absolute(),
+        *(p.absolute() for p in files.side_files(store.path)),
+    }:
+        raise Conflict("{path} is the vault itself", path=str(dest))
+    files.prepare_directory(dest.parent, None)
+    _check_private_dir(dest.parent)
+    return dest
+
+
+def _record(source: Vault | Unlocked, now: dt.datetime, actor: str) -> None:
+    """Note the backup in the trail and in settings (so the copy carries them too)."""
+    store = _store_of(source)
+    with store.write():
+        if isinstance(source, Unlocked):
+            source.record("vault.backup")
+        else:
+            audit.append(store, now=now, actor=actor, action="vault.backup")
+        last = store.last_audit()
+        meta = {"taken": timestamp(now), "audit_seq": last.seq if last else 0}
+        store.set_setting(LAST_BACKUP, json.dumps(meta, separators=(",", ":")))
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def backup(source: Vault | Unlocked, dest: Path, *, now: dt.datetime, actor: str) -> BackupInfo:
+    """Copy the vault to ``dest`` (a new file, or a directory to put a dated file in).
+
+    The copy is one consistent snapshot even while others write, still encrypted,
+    created 0600 in a directory other users cannot enter, and holds nothing already
+    erased. The backup is recorded in the trail (``vault.backup``; keyless when
+    ``source`` is not unlocked).
+
+    Raises:
+        Conflict: ``dest`` exists (a backup never overwrites).
+        UnsafePermissions: other users can enter the destination directory.
+        StorageError: the disk is full or not writable; no partial file is left.
+        VaultBusy: another process held the vault for longer than the busy timeout.
+    """
+    store = _store_of(source)
+    target = _target(store, dest, now)
+    _record(source, now, actor)
+    partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
+    try:
+        files.create_private_file(partial, None)
+        store.vacuum_into(partial)
+        fd = os.open(partial, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.link(partial, target)
+        _fsync_dir(target.parent)
+    except FileExistsError:
+        raise Conflict(
+            "{path} already exists; nok backup never overwrites a file", path=str(target)
+        ) from None
+    except OSError as exc:
+        raise StorageError(
+            "could not write the backup {path}: {reason}",
+            path=str(target),
+            reason=exc.strerror or type(exc).__name__,
+        ) from None
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            partial.unlink()
+    return inspect(target)
+
+
+def inspect(path: Path) -> BackupInfo:
+    """Read what a backup file holds, without a key and without changing it.
+
+    Raises:
+        VaultNotFound, NotAVault, UnsupportedVersion, IntegrityError: no usable backup.
+        Conflict: a ``-wal`` file lies beside it (a live vault, not a backup).
+    """
+    wal = files.side_files(path)[0]
+    if wal.exists() and wal.stat().st_size > 0:
+        raise Conflict(
+            "{path} has a -wal file beside it: it is a live vault, not a backup "
+            "(make one with 'nok backup')",
+            path=str(path),
+        )
+    store = Store.open_copy(path)
+    try:
+        with store.read():
+            problems = store.integrity_problems()
+            if problems:
+                raise IntegrityError(where=f"the backup {path} (damaged SQLite pages)")
+            meta = json.loads(store.get_setting(LAST_BACKUP) or "{}")
+            last = store.last_audit()
+            ended = frozenset(row.id for row in store.ended_consents())
+            active = frozenset(row.id for row in store.iter_consents(include_ended=False))
+            return BackupInfo(
+                path=path,
+                vault_id=store.get_setting("vault_id") or "",
+                taken=meta.get("taken") if isinstance(meta, dict) else None,
+                audit_seq=last.seq if last else 0,
+                master_version=int(store.get_setting("master_version") or 0),
+                schema_version=store.schema_version(),
+                consent_ids=active,
+                ended_ids=ended,
+                size=path.stat().st_size,
+                group=store.get_setting("group"),
+            )
+    finally:
+        store.close()
+
+
+# -- restore -------------------------------------------------------------------------------
+
+
+@dataclass
+class _Live:
+    """What the live vault says before it is replaced."""
+
+    exists: bool
+    readable: bool = False
+    vault_id: str | None = None
+    master_version: int | None = None
+    group: str | None = None
+    erasures: list[erasure.ErasureRecord] = field(default_factory=list)
+
+
+def _read_live(path: Path) -> _Live:
+    """Tombstones of the live vault; a damaged live vault counts as lost."""
+    if not path.exists() and not path.is_symlink():
+        return _Live(exists=False)
+    try:
+        store = Store.open(path)
+    except (VaultBusy, UnsafePermissions, SymlinkRefused):
+        raise
+    except NokError:
+        return _Live(exists=True)
+    try:
+        with store.read():
+            records = [
+                erasure.ErasureRecord(row.id, row.ended or "", row.status)
+                for row in store.ended_consents()
+            ]
+            live = _Live(
+                exists=True,
+                readable=True,
+                vault_id=store.get_setting("vault_id"),
+                master_version=int(store.get_setting("master_version") or 0),
+                group=store.get_setting("group"),
+                erasures=records,
+            )
+        store.checkpoint()
+    finally:
+        store.close()
+    return live
+
+
+def _gather(
+    live_path: Path, live: _Live, erasures_file: Path | None
+) -> tuple[list[erasure.ErasureRecord], list[str]]:
+    """Every erasure known from the live vault and the logs, with where they came from.
+
+    Raises Conflict when there is no record of erasures at all.
+    """
+    records = list(live.erasures)
+    sources = ["live vault"] if live.readable else []
+    beside = erasure.log_path(live_path)
+    for path in dict.fromkeys(p for p in (beside, erasures_file) if p is not None):
+        if path == erasures_file or path.exists():
+            records += erasure.read_erasure_log(path)
+            sources.append(str(path))
+    if not sources:
+        raise Conflict(
+            "neither the live vault nor its erasure log {log} can be read, so nok cannot "
+            "tell which people's data was erased since the backup; nothing was restored",
+            log=str(beside),
+        )
+    return records, sources
+
+
+def _copy_in(backup_path: Path, tmp: Path, group: str | None) -> None:
+    files.create_private_file(tmp, group)
+    with backup_path.open("rb") as src, tmp.open("r+b") as dst:
+        shutil.copyfileobj(src, dst, 1 << 20)
+        dst.flush()
+        os.fsync(dst.fileno())
+
+
+def _reapply(
+    store: Store, records: list[erasure.ErasureRecord], *, now: dt.datetime, actor: str
+) -> list[str]:
+    """Erase again, in the restored copy, every consent the records say is gone.
+
+    Call inside the restored copy's write transaction.
+    """
+    leftovers = set(store.tombstones_with_data())
+    done: list[str] = []
+    for record in {r.consent_id: r for r in reversed(records)}.values():
+        row = store.get_consent(record.consent_id)
+        if row is None or (row.status != ACTIVE and row.id not in leftovers):
+            continue
+        store.tombstone_consent(
+            row.id,
+            status=row.status if row.status != ACTIVE else record.reason,
+            ended=row.ended or record.ended,
+            reason=row.end_reason or record.reason,
+            ended_by=row.ended_by or actor,
+        )
+        # As erasure does: the last-note date says when the person was last in contact.
+        store.update_consent_retention(row.id, last_activity=None, retain_until=day(now))
+        audit.append(store, now=now, actor=actor, action="restore.erase", consent_id=row.id)
+        done.append(row.id)
+    return done
+
+
+def _swap(tmp: Path, live_path: Path, now: dt.datetime) -> Path | None:
+    """Put ``tmp`` in place of the live vault; the old file stays aside, 0600."""
+    replaced = None
+    if live_path.exists():
+        replaced = live_path.with_name(f"{live_path.name}.replaced-{_stamp(now)}")
+        if replaced.exists() or replaced.is_symlink():
+            raise Conflict(
+                "{path} already exists; nothing was restored (wait a second and retry)",
+                path=str(replaced),
+            )
+        # A hard link keeps the old file whole while os.replace swaps the name atomically.
+        os.link(live_path, replaced)
+        os.chmod(replaced, 0o600)
+        for side, aside in zip(
+            files.side_files(live_path), files.side_files(replaced), strict=True
+        ):
+            if side.exists():
+                os.rename(side, aside)
+                os.chmod(aside, 0o600)
+    os.replace(tmp, live_path)
+    _fsync_dir(live_path.parent)
+    return replaced
+
+
+def _warnings(info: BackupInfo, live: _Live) -> list[audit.Problem]:
+    if live.master_version is None or info.master_version >= live.master_version:
+        return []
+    return [
+        audit.Problem(
+            "master-key",
+            "the backup was made under master key version {old}, and the live vault was at "
+            "version {new}: staff removed since then can open the restored vault with their "
+            "old passphrase, so remove them again and rotate the key (nok key rotate)",
+            {"old": info.master_version, "new": live.master_version},
+        )
+    ]
+
+
+def restore(
+    backup_path: Path,
+    live_path: Path,
+    *,
+    erasures_file: Path | None,
+    now: dt.datetime,
+    actor: str,
+) -> RestoreResult:
+    """Replace the live vault with a backup, then erase again what was erased since.
+
+    The erasures come from the live vault's tombstones (when it can still be read), the
+    erasure log beside it, and ``erasures_file`` (another copy of that log). With none
+    of these, nothing is restored. The replaced vault is kept aside as
+    ``<vault>.replaced-<UTC time>`` (0600). Needs no key. Stop other nok processes
+    first: one that still has the old file open keeps writing to the file set aside.
+
+    Raises:
+        VaultNotFound, NotAVault, UnsupportedVersion, IntegrityError: the backup is
+            missing, not a vault, too new or damaged; or the erasure log is damaged.
+        NotFound: ``erasures_file`` does not exist.
+        Conflict: the backup is of another vault, or no erasure record can be read.
+        SymlinkRefused, UnsafePermissions, VaultBusy, StorageError: nothing was changed.
+    """
+    files.refuse_symlinks(live_path)
+    info = inspect(backup_path)
+    live = _read_live(live_path)
+    if live.vault_id and info.vault_id and live.vault_id != info.vault_id:
+        raise Conflict(
+            "the backup is of another vault ({backup}) than the one at {path} ({live}); "
+            "nothing was restored",
+            backup=info.vault_id,
+            path=str(live_path),
+            live=live.vault_id,
+        )
+    records, sources = _gather(live_path, live, erasures_file)
+    group = live.group if live.readable else info.group
+    files.prepare_directory(live_path.parent, group)
+    tmp = live_path.with_name(f".{live_path.name}.restore-{os.getpid()}")
+    try:
+        _copy_in(backup_path, tmp, group)
+        store = Store.open(tmp)
+        try:
+            with store.write():
+                audit.append(store, now=now, actor=actor, action="vault.restore")
+                reapplied = _reapply(store, records, now=now, actor=actor)
+                meta = {"at": timestamp(now), "backup_taken": info.taken}
+                store.set_setting(RESTORED, json.dumps(meta, separators=(",", ":")))
+            # Rebuild the file so that no page of an erased row survives in it.
+            store.vacuum()
+            store.checkpoint()
+        finally:
+            store.close()
+        replaced = _swap(tmp, live_path, now)
+    except OSError as exc:
+        raise StorageError(
+            "could not restore into {path}: {reason}",
+            path=str(live_path),
+            reason=exc.strerror or type(exc).__name__,
+        ) from None
+    finally:
+        for leftover in (tmp, *files.side_files(tmp)):
+            with contextlib.suppress(FileNotFoundError):
+                leftover.unlink()
+    return RestoreResult(
+        vault_path=live_path,
+        replaced=replaced,
+        backup=info,
+        reapplied=tuple(reapplied),
+        erasures_known=len({r.consent_id for r in records}),
+        sources=tuple(sources),
+        live_master_version=live.master_version,
+        warnings=_warnings(info, live),
+    )

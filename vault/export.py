@@ -1,0 +1,286 @@
+"""The person's own copy (GDPR Art. 15 and 20): everything held under one consent.
+
+An export holds the consent declaration, every note under it, and the audit entries
+about it (who read or changed their data, and when). It comes as a dict for JSON, or as
+markdown a person can read. Making one is recorded in the trail (``export.consent``).
+
+Markdown sentences are templates with named placeholders passed through ``translate``,
+so the command line can hand in its gettext catalogue; the library stays English.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from vault import audit, consents, notes
+from vault.consents import Consent
+from vault.dates import timestamp
+from vault.errors import Conflict, StorageError, SymlinkRefused
+from vault.notes import Note
+from vault.session import Unlocked
+
+FORMAT = "nok-export"
+FORMAT_VERSION = 1
+Translate = Callable[[str], str]
+
+# What each action means, told to the person whose data it touched.
+ACTION_SENTENCES: dict[str, str] = {
+    "consent.add": "{actor} registered your consent declaration.",
+    "consent.show": "{actor} read your consent declaration.",
+    "consent.extend": "{actor} changed how long your data is kept.",
+    "consent.withdraw": "{actor} recorded your withdrawal of consent; your data was erased.",
+    "consent.expire": "Your data was erased because its retention period had run out.",
+    "restore.erase": "Your data was erased again after the vault was restored from a backup.",
+    "note.add": "{actor} wrote note {object}.",
+    "note.show": "{actor} read note {object}.",
+    "note.list": "{actor} read the notes under your consent.",
+    "note.search": "{actor} searched the notes under your consent.",
+    "export.consent": "{actor} made a copy of your data for you.",
+    "audit.list": "{actor} looked at the record of who used your data.",
+}
+OTHER_ACTION = "{actor} did something recorded as {action}."
+
+
+@dataclass(frozen=True)
+class Export:
+    """What the vault holds about one person, decrypted."""
+
+    exported: str
+    exported_by: str
+    consent: Consent
+    notes: list[Note]
+    entries: list[audit.Entry]
+
+
+def export_consent(unlocked: Unlocked, consent_id: str) -> Export:
+    """Collect and decrypt everything under ``consent_id``; records ``export.consent``.
+
+    An ended consent exports as its tombstone and the trail: nothing else is left.
+
+    Raises:
+        BadInput: a malformed id. NotFound: no such consent.
+        IntegrityError: a ciphertext was altered (nothing is exported).
+    """
+    store = unlocked.store
+    with store.write():
+        row = consents.get_row(store, consent_id)
+        unlocked.record("export.consent", consent_id=row.id)
+        consent = consents.decrypt(unlocked, row)
+        held = [notes.decrypt(unlocked, n, row) for n in store.iter_notes(consent_id=row.id)]
+        entries = list(audit.list_entries(store, consent_id=row.id))
+    return Export(timestamp(unlocked.now), unlocked.name, consent, held, entries)
+
+
+def consent_json(c: Consent) -> dict[str, object]:
+    return {
+        "id": c.id,
+        "status": c.status,
+        "subject": c.subject,
+        "purpose": c.purpose,
+        "categories": list(c.categories) if c.categories is not None else None,
+        "given": c.given,
+        "under_16": c.under_16,
+        "guardian": c.guardian,
+        "form_ref": c.form_ref,
+        "recorded_by": c.recorded_by,
+        "created": c.created,
+        "retain_until": c.retain_until,
+        "ended": c.ended,
+        "end_reason": c.end_reason,
+    }
+
+
+def note_json(n: Note) -> dict[str, object]:
+    return {
+        "id": n.id,
+        "date": n.date,
+        "kind": n.kind,
+        "text": n.text,
+        "author": n.author,
+        "created": n.created,
+    }
+
+
+def to_json(export: Export) -> dict[str, object]:
+    """The export as one JSON-ready document (format ``nok-export``, version 1)."""
+    return {
+        "format": FORMAT,
+        "version": FORMAT_VERSION,
+        "exported": export.exported,
+        "exported_by": export.exported_by,
+        "consent": consent_json(export.consent),
+        "notes": [note_json(n) for n in export.notes],
+        "audit": [e.to_json() for e in export.entries],
+    }
+
+
+def _same(text: str) -> str:
+    return text
+
+
+def _when(ts: str) -> str:
+    """``2026-11-23T10:00:00.000000Z`` -> ``2026-11-23 10:00 UTC``."""
+    return f"{ts[:10]} {ts[11:16]} UTC" if len(ts) >= 16 else ts
+
+
+def _inline(text: str) -> str:
+    """Text on one markdown line: no line breaks, and markup characters escaped."""
+    flat = " ".join(text.split())
+    for ch in "\\`*_[]<>#|":
+        flat = flat.replace(ch, "\\" + ch)
+    return flat
+
+
+def _block(text: str) -> list[str]:
+    """A note's text as a quoted block, line breaks kept, markup inert."""
+    return ["> " + _inline(line) if line.strip() else ">" for line in text.splitlines()]
+
+
+def _consent_lines(c: Consent, t: Translate) -> list[str]:
+    lines = [
+        t("## Your consent declaration"),
+        "",
+        t("Consent {id} was given on {given}.").format(id=c.id, given=c.given),
+    ]
+    if c.subject is None:
+        lines.append(
+            t(
+                "It ended on {ended} ({reason}). Everything personal under it has been "
+                "erased; only this record that it existed is kept."
+            ).format(ended=_when(c.ended or ""), reason=c.end_reason or c.status)
+        )
+        return lines
+    lines += [
+        t("You are registered under the name {subject}.").format(subject=_inline(c.subject)),
+        t("The purpose you agreed to is: {purpose}").format(purpose=_inline(c.purpose or "")),
+        t("It covers these kinds of data: {categories}.").format(
+            categories=", ".join(_inline(x) for x in c.categories or ())
+        ),
+    ]
+    if c.under_16:
+        lines.append(
+            t("You were under 16, and {guardian} gave or co-signed the consent.").format(
+                guardian=_inline(c.guardian or "")
+            )
+        )
+    if c.form_ref:
+        lines.append(t("The signed form is kept at {form}.").format(form=_inline(c.form_ref)))
+    lines.append(
+        t("It was recorded by {staff}. Your data is kept until {until} at the latest.").format(
+            staff=_inline(c.recorded_by or ""), until=c.retain_until
+        )
+    )
+    return lines
+
+
+def _note_lines(held: list[Note], t: Translate) -> list[str]:
+    lines = [t("## Notes"), ""]
+    if not held:
+        return [*lines, t("No notes are kept under this consent.")]
+    lines.append(t("There are {count} note(s) under this consent.").format(count=len(held)))
+    for n in held:
+        lines += [
+            "",
+            t("### Note {id}").format(id=n.id),
+            "",
+            t("On {date} ({kind}), {author} wrote:").format(
+                date=n.date, kind=n.kind, author=_inline(n.author or "")
+            ),
+            "",
+            *_block(n.text),
+        ]
+    return lines
+
+
+def _entry_sentence(e: audit.Entry, t: Translate) -> str:
+    template = ACTION_SENTENCES.get(e.action, OTHER_ACTION)
+    return t(template).format(actor=e.actor, object=e.object_id or "", action=e.action)
+
+
+def _audit_lines(entries: list[audit.Entry], t: Translate) -> list[str]:
+    lines = [
+        t("## Who has used your data"),
+        "",
+        t("The vault records every time someone reads or changes data under your consent."),
+        "",
+    ]
+    for e in entries:
+        lines.append(
+            t("- {when}: {sentence}").format(when=_when(e.ts), sentence=_entry_sentence(e, t))
+        )
+    return lines
+
+
+def to_markdown(export: Export, translate: Translate = _same) -> str:
+    """The export as markdown a person can read, in whole sentences."""
+    t = translate
+    c = export.consent
+    lines = [
+        t("# Your data under consent {id}").format(id=c.id),
+        "",
+        t(
+            "This copy was made on {when} by {staff}. It holds everything the center's "
+            "journal keeps under your consent: the declaration, every note, and the record "
+            "of who has read or changed them."
+        ).format(when=_when(export.exported), staff=export.exported_by),
+        "",
+        *_consent_lines(c, t),
+        "",
+        *_note_lines(export.notes, t),
+        "",
+        *_audit_lines(export.entries, t),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def write_file(path: Path, text: str, *, force: bool) -> None:
+    """Write ``text`` to a new file created 0600; with ``force``, replace an existing one.
+
+    The text goes to a private temporary file first, so an existing file is replaced
+    whole (and by a 0600 one) or not at all.
+
+    Raises:
+        Conflict: ``path`` exists and ``force`` is not set.
+        SymlinkRefused: ``path`` is a symbolic link.
+        StorageError: the file cannot be written.
+    """
+    if path.is_symlink():
+        raise SymlinkRefused(path=str(path))
+    if path.exists() and not force:
+        raise Conflict(
+            "{path} already exists; nothing was written (use --force to replace it)",
+            path=str(path),
+        )
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        try:
+            os.fchmod(fd, 0o600)
+            view = memoryview(text.encode("utf-8"))
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        if force:
+            os.replace(tmp, path)
+        else:
+            os.link(tmp, path)
+    except FileExistsError:
+        raise Conflict(
+            "{path} already exists; nothing was written (use --force to replace it)",
+            path=str(path),
+        ) from None
+    except OSError as exc:
+        raise StorageError(
+            "could not write {path}: {reason}",
+            path=str(path),
+            reason=exc.strerror or type(exc).__name__,
+        ) from None
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
