@@ -32,6 +32,10 @@ COMMAND_MODULES: tuple[tuple[str, str | None], ...] = (
     ("staff", "staff"),
     ("passwd", None),
     ("key", "key"),
+    ("audit", "audit"),
+    ("verify", None),
+    ("export", None),
+    ("backup", None),
 )
 
 

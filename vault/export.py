@@ -156,7 +156,7 @@ def _consent_lines(c: Consent, t: Translate) -> list[str]:
         return lines
     lines += [
         t("You are registered under the name {subject}.").format(subject=_inline(c.subject)),
-        t("The purpose you agreed to is: {purpose}").format(purpose=_inline(c.purpose or "")),
+        t("The purpose you agreed to is “{purpose}”.").format(purpose=_inline(c.purpose or "")),
         t("It covers these kinds of data: {categories}.").format(
             categories=", ".join(_inline(x) for x in c.categories or ())
         ),

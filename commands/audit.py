@@ -1,0 +1,107 @@
+"""``nok audit``: read the audit trail and check that nobody rewrote it."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from nokcli import context, output
+from nokcli.i18n import _, render
+
+app = typer.Typer(
+    help=_("The audit trail: who read or changed what, and when (ids only)."),
+    no_args_is_help=True,
+)
+
+JSON_HELP = _("Print the result as JSON.")
+HEADERS = (
+    _("seq"),
+    _("time (UTC)"),
+    _("staff"),
+    _("action"),
+    _("consent"),
+    _("object"),
+    _("sealed"),
+)
+
+
+@app.command("list")
+def list_(
+    ctx: typer.Context,
+    since: Annotated[
+        str | None,
+        typer.Option(metavar="DATE", help=_("Only entries from this day on, YYYY-MM-DD (UTC).")),
+    ] = None,
+    actor: Annotated[
+        str | None, typer.Option(metavar="NAME", help=_("Only entries by this staff member."))
+    ] = None,
+    consent: Annotated[
+        str | None, typer.Option(metavar="ID", help=_("Only entries about this consent."))
+    ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
+) -> None:
+    """List audit entries, oldest first (admins only; reading the trail is recorded too)."""
+    from vault import audit
+
+    with context.get(ctx).unlocked() as vault:
+        entries = audit.read_trail(vault, since=since, actor=actor, consent_id=consent)
+        if json_out:
+            output.emit_json_array(e.to_json() for e in entries)
+            return
+        shown = output.emit_table(
+            (
+                (
+                    e.seq,
+                    e.ts,
+                    e.actor,
+                    e.action,
+                    e.consent_id or "",
+                    e.object_id or "",
+                    _("yes") if e.sealed else _("not yet"),
+                )
+                for e in entries
+            ),
+            HEADERS,
+        )
+    if not shown:
+        output.info("no audit entries match")
+
+
+@app.command("verify")
+def verify(
+    ctx: typer.Context,
+    json_out: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
+) -> None:
+    """Check the audit chain and its MACs; exit 13 when an entry was edited, deleted,
+    inserted or reordered (the first broken link is listed first)."""
+    from vault import audit
+    from vault.errors import VerifyFailed
+
+    with context.get(ctx).unlocked() as vault:
+        problems = audit.verify_chain(vault.store, vault.vault_key(audit.AUDIT_KEY))
+        count = vault.store.count_audit()
+        head = audit.read_head(vault.store)
+    if json_out:
+        output.emit_json(
+            {
+                "ok": not problems,
+                "entries": count,
+                "head": None if head is None else {"seq": head.seq, "hash": head.hash.hex()},
+                "problems": [p.to_json() for p in problems],
+            }
+        )
+    else:
+        for p in problems:
+            typer.echo(render(p.template, **p.params))
+        if not problems:
+            output.info("the audit trail is intact: {count} entries checked", count=count)
+        if head is not None:
+            output.info(
+                "the last sealed entry is {seq} with hash {hash}; keep this line elsewhere "
+                "to notice a rollback of the whole file later",
+                seq=head.seq,
+                hash=head.hash.hex(),
+            )
+    if problems:
+        raise VerifyFailed(count=len(problems))

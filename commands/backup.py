@@ -1,0 +1,119 @@
+"""``nok backup`` and ``nok restore``: encrypted copies, and restores that keep erasures."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from nokcli import context, output
+from nokcli.i18n import _, render
+
+app = typer.Typer()
+
+JSON_HELP = _("Print the result as JSON.")
+
+
+@app.command()
+def backup(
+    ctx: typer.Context,
+    path: Annotated[
+        Path,
+        typer.Argument(
+            metavar="PATH",
+            help=_("A new file, or a directory to put a dated backup file in."),
+        ),
+    ],
+    json_out: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
+) -> None:
+    """Make a consistent, still encrypted copy of the vault (0600) while others may write.
+
+    Needs no passphrase, so a scheduled job can run it without a secret. The copy holds
+    nothing already erased. Never overwrites a file.
+    """
+    state = context.get(ctx)
+    from vault import backup as backups
+
+    with state.open() as vault:
+        info = backups.backup(vault, path, now=state.now(), actor=state.user)
+    if json_out:
+        output.emit_json(info.to_json())
+        return
+    typer.echo(str(info.path))
+    output.info(
+        "backed up {consents} active consent(s) and {ended} tombstone(s) ({size} bytes) to "
+        "{path}; it opens with the passphrases valid today",
+        consents=len(info.consent_ids),
+        ended=len(info.ended_ids),
+        size=info.size,
+        path=str(info.path),
+    )
+
+
+@app.command()
+def restore(
+    ctx: typer.Context,
+    path: Annotated[Path, typer.Argument(metavar="PATH", help=_("The backup file to restore."))],
+    erasures: Annotated[
+        Path | None,
+        typer.Option(
+            "--erasures",
+            metavar="FILE",
+            help=_(
+                "Another copy of the erasure log (<vault>.erasures); needed when the vault "
+                "and the log beside it are lost."
+            ),
+        ),
+    ] = None,
+    yes: Annotated[
+        bool, typer.Option("--yes", "-y", help=_("Do not ask for confirmation (for scripts)."))
+    ] = False,
+    json_out: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
+) -> None:
+    """Replace the vault with a backup, then erase again everything erased since the backup.
+
+    The replaced vault is kept aside (0600, named with the time). Needs no passphrase.
+    Stop other nok processes and scheduled jobs first.
+    """
+    from vault import backup as backups
+    from vault.errors import BadInput
+
+    state = context.get(ctx)
+    info = backups.inspect(path)
+    if not yes:
+        if not sys.stdin.isatty():
+            raise BadInput(
+                "restoring replaces the vault at {vault}; pass --yes to confirm",
+                vault=str(state.vault_path),
+            )
+        question = render(
+            "Replace the vault at {vault} with the backup taken {taken}? The current vault is "
+            "kept aside, and everything erased since the backup is erased again.",
+            vault=str(state.vault_path),
+            taken=info.taken or _("at an unknown time"),
+        )
+        if not typer.confirm(question, default=False):
+            output.info("nothing was changed")
+            raise typer.Exit(1)
+    result = backups.restore(
+        path, state.vault_path, erasures_file=erasures, now=state.now(), actor=state.user
+    )
+    if json_out:
+        output.emit_json(result.to_json())
+    else:
+        output.info(
+            "restored {vault} from the backup taken {taken}; {count} erasure(s) made since "
+            "then were applied again",
+            vault=str(result.vault_path),
+            taken=info.taken or _("at an unknown time"),
+            count=len(result.reapplied),
+        )
+        if result.replaced is not None:
+            output.info(
+                "the replaced vault is kept at {path}; delete it once the restore is confirmed",
+                path=str(result.replaced),
+            )
+    for w in result.warnings:
+        output.warn(w.template, **w.params)

@@ -1,0 +1,75 @@
+"""``nok export``: the person's own copy of everything kept under their consent."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from nokcli import context, output
+from nokcli.i18n import _
+
+app = typer.Typer()
+
+
+class Format(StrEnum):
+    json = "json"
+    markdown = "markdown"
+
+
+@app.command()
+def export(
+    ctx: typer.Context,
+    consent_id: Annotated[
+        str,
+        typer.Argument(metavar="CONSENT_ID", help=_("The consent to export, e.g. C-7K2M-9Q4F.")),
+    ],
+    fmt: Annotated[
+        Format,
+        typer.Option("--format", help=_("markdown for the person to read, json for a program.")),
+    ] = Format.markdown,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            metavar="FILE",
+            help=_("Write to this new file (created 0600) instead of standard output."),
+        ),
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help=_("Replace FILE if it already exists."))
+    ] = False,
+) -> None:
+    """Export everything the vault holds about one person: the consent declaration, every
+    note, and the audit entries about their data (GDPR Art. 15 and 20). Recorded in the trail."""
+    import json
+
+    from vault import export as exporter
+
+    if out is not None and out.exists() and not force:
+        from vault.errors import Conflict
+
+        raise Conflict(
+            "{path} already exists; nothing was written (use --force to replace it)",
+            path=str(out),
+        )
+    with context.get(ctx).unlocked() as vault:
+        data = exporter.export_consent(vault, consent_id)
+    if fmt is Format.json:
+        text = json.dumps(exporter.to_json(data), ensure_ascii=False, indent=2) + "\n"
+    else:
+        text = exporter.to_markdown(data, _)
+    if out is None:
+        typer.echo(text, nl=False)
+        return
+    exporter.write_file(out, text, force=force)
+    output.info(
+        "wrote the copy of consent {id} to {path} ({notes} note(s)); hand it over safely and "
+        "delete it afterwards",
+        id=data.consent.id,
+        path=str(out),
+        notes=len(data.notes),
+    )

@@ -1,0 +1,72 @@
+"""``nok verify``: check the whole vault, read-only."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from nokcli import context, output
+from nokcli.i18n import _, render
+
+app = typer.Typer()
+
+STAGE_LABELS = {
+    "sqlite": _("checking the SQLite file"),
+    "staff": _("checking staff key slots"),
+    "keys": _("checking vault keys"),
+    "consents": _("checking consents"),
+    "notes": _("checking notes"),
+    "tombstones": _("checking tombstones"),
+    "audit": _("checking the audit trail"),
+}
+
+
+def _terminal_progress(stage: str, done: int, total: int) -> None:
+    label = STAGE_LABELS.get(stage, stage)
+    end = "\n" if done >= total else ""
+    sys.stderr.write(f"\r{label}: {done}/{total}{end}")
+    sys.stderr.flush()
+
+
+def _no_progress(stage: str, done: int, total: int) -> None:
+    """Progress goes nowhere when stderr is not a terminal (cron, pipes)."""
+
+
+@app.command()
+def verify(
+    ctx: typer.Context,
+    json_out: Annotated[
+        bool, typer.Option("--json", help=_("Print the report as JSON (for monitoring)."))
+    ] = False,
+) -> None:
+    """Check the whole vault read-only: SQLite pages, schema, key slots, every key and
+    ciphertext, tombstones and the audit chain. One line per problem, then a summary;
+    exit 0 only when all is intact, 13 otherwise."""
+    from vault import verify as checks
+    from vault.errors import VerifyFailed
+
+    progress = _terminal_progress if sys.stderr.isatty() and not json_out else _no_progress
+    with context.get(ctx).unlocked() as vault:
+        report = checks.verify(vault, progress=progress)
+    if json_out:
+        output.emit_json(report.to_json())
+    else:
+        for p in report.problems:
+            typer.echo(render(p.template, **p.params))
+        c = report.checked
+        output.info(
+            "checked {consents} consent(s), {notes} note(s), {ciphertexts} ciphertext(s), "
+            "{staff} key slot(s), {tombstones} tombstone(s) and {audit} audit entries",
+            consents=c.get("consents", 0),
+            notes=c.get("notes", 0),
+            ciphertexts=c.get("ciphertexts", 0),
+            staff=c.get("staff", 0),
+            tombstones=c.get("tombstones", 0),
+            audit=c.get("audit_entries", 0),
+        )
+        if report.ok:
+            output.info("the vault is intact")
+    if not report.ok:
+        raise VerifyFailed(count=len(report.problems))
