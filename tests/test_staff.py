@@ -1,0 +1,339 @@
+"""Staff key slots: who can open the vault, with which role, and what a passphrase change,
+a removal or a raised slot cost does to the other slots."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import pytest
+
+from tests.conftest import ADMIN, NOW, PASSPHRASE
+from vault import Vault, consents, notes, slots, staff
+from vault.errors import (
+    BadInput,
+    Conflict,
+    IntegrityError,
+    NoSuchStaff,
+    NotAllowed,
+    NotFound,
+    WrongPassphrase,
+)
+
+BOB, BOB_PASS = "bob", "bob's own passphrase"
+CARA, CARA_PASS = "cara", "cara's own passphrase"
+
+
+def _snapshot(vault_path):
+    """Every staff row except last_used (an unlock updates that)."""
+    with sqlite3.connect(vault_path) as conn:
+        return conn.execute(
+            "SELECT name, role, role_tag, created, master_version, slot, public_key,"
+            " sealed_master FROM staff ORDER BY name"
+        ).fetchall()
+
+
+def _actions(vault_path):
+    with sqlite3.connect(vault_path) as conn:
+        return [r[0] for r in conn.execute("SELECT action FROM audit ORDER BY seq")]
+
+
+def _open_as(vault_path, name, passphrase):
+    v = Vault.open(vault_path)
+    try:
+        return v.unlock(name, passphrase.encode(), now=NOW)
+    except BaseException:
+        v.close()
+        raise
+
+
+@pytest.fixture
+def team(unlocked):
+    """anne (admin) plus bob (staff) and cara (staff); one consent with a note."""
+    staff.add(unlocked, BOB, passphrase=BOB_PASS.encode())
+    staff.add(unlocked, CARA, passphrase=CARA_PASS.encode())
+    c = consents.add(
+        unlocked, consents.ConsentInput(subject="K", purpose="p", categories=("notes",))
+    )
+    notes.add(unlocked, c.id, "MARKER note")
+    return unlocked
+
+
+@pytest.fixture
+def cli_team(cli_vault, monkeypatch):
+    monkeypatch.setenv("NOK_NEW_PASSPHRASE", BOB_PASS)
+    assert cli_vault("staff", "add", BOB).exit_code == 0
+    monkeypatch.delenv("NOK_NEW_PASSPHRASE")
+    return cli_vault
+
+
+def _as(monkeypatch, name, passphrase):
+    monkeypatch.setenv("NOK_USER", name)
+    monkeypatch.setenv("NOK_PASSPHRASE", passphrase)
+
+
+def test_added_member_opens_the_vault_with_their_own_passphrase(team, vault_path):
+    bob = _open_as(vault_path, BOB, BOB_PASS)
+    try:
+        assert bob.role == "staff"
+        assert [n.text for n in notes.list_notes(bob)] == ["MARKER note"]
+    finally:
+        bob.close()
+    with pytest.raises(WrongPassphrase):
+        _open_as(vault_path, BOB, PASSPHRASE)
+    assert "staff.add" in _actions(vault_path)
+
+
+def test_removed_member_can_no_longer_open_the_vault(team, vault_path):
+    removal = staff.remove(team, BOB)
+    assert removal.name == BOB
+    assert {g.what: g.closed_by for g in removal.gaps} == {
+        staff.GAP_OLD_COPY: None,
+        staff.GAP_MASTER_KEY: staff.CLOSE_ROTATE,
+        staff.GAP_DATA_KEYS: staff.CLOSE_ROTATE_DEEP,
+    }
+    assert removal.consents == 1
+    assert removal.notes == 1
+    with pytest.raises(NoSuchStaff):
+        _open_as(vault_path, BOB, BOB_PASS)
+    _open_as(vault_path, CARA, CARA_PASS).close()
+    assert _actions(vault_path)[-1] == "staff.remove"
+
+
+def test_cli_remove_reports_what_the_leaver_can_still_read(cli_team, vault_path, monkeypatch):
+    result = cli_team("staff", "remove", BOB, "--yes", "--json")
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["removed"] == BOB
+    assert {g["what"]: g["closed_by"] for g in report["gaps"]} == {
+        "old-copy": None,
+        "master-key": "nok key rotate",
+        "data-keys": "nok key rotate --deep",
+    }
+    assert report["rotated"] is None
+    _as(monkeypatch, BOB, BOB_PASS)
+    denied = cli_team("staff", "list")
+    assert denied.exit_code == 4
+    assert denied.stderr.startswith("nok: error: no key slot for bob")
+
+
+def test_cli_remove_can_rotate_right_away(cli_team, vault_path):
+    result = cli_team("staff", "remove", BOB, "--yes", "--rotate", "master", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["rotated"] == "master"
+    status = json.loads(cli_team("status", "--json").stdout)
+    assert status["master_key_version"] == 2
+
+
+def test_remove_in_a_script_needs_yes(cli_team, vault_path):
+    before = _snapshot(vault_path)
+    result = cli_team("staff", "remove", BOB)
+    assert result.exit_code == 2
+    assert result.stderr.startswith("nok: error: removing bob needs confirmation")
+    assert _snapshot(vault_path) == before
+
+
+def test_the_last_admin_cannot_be_removed_or_demoted(team, vault_path):
+    before = _snapshot(vault_path)
+    with pytest.raises(Conflict, match="last admin"):
+        staff.remove(team, ADMIN)
+    with pytest.raises(Conflict, match="last admin"):
+        staff.set_role(team, ADMIN, "staff")
+    assert _snapshot(vault_path) == before
+    staff.set_role(team, BOB, "admin")
+    staff.remove(team, ADMIN)
+    bob = _open_as(vault_path, BOB, BOB_PASS)
+    try:
+        assert bob.role == "admin"
+        with pytest.raises(Conflict, match="last admin"):
+            staff.remove(bob, BOB)
+    finally:
+        bob.close()
+
+
+def test_cli_last_admin_removal_is_refused(cli_team, vault_path):
+    before = _snapshot(vault_path)
+    result = cli_team("staff", "remove", ADMIN, "--yes")
+    assert result.exit_code == 9
+    assert result.stderr.splitlines()[0] == (
+        "nok: error: anne is the last admin; make someone else admin first"
+    )
+    assert _snapshot(vault_path) == before
+
+
+def test_a_forged_admin_role_does_not_count_as_another_admin(team, vault_path):
+    with sqlite3.connect(vault_path) as conn:
+        conn.execute("UPDATE staff SET role = 'admin' WHERE name = ?", [BOB])
+    with pytest.raises(Conflict, match="last admin"):
+        staff.remove(team, ADMIN)
+
+
+def test_the_only_staff_member_cannot_be_removed(unlocked, vault_path):
+    with pytest.raises(Conflict):
+        staff.remove(unlocked, ADMIN)
+    _open_as(vault_path, ADMIN, PASSPHRASE).close()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("staff", "add", "dora"),
+        ("staff", "remove", ADMIN, "--yes"),
+        ("staff", "role", "bob", "admin"),
+        ("staff", "reset", ADMIN),
+        ("key", "rotate", "--yes"),
+        ("key", "rotate", "--deep", "--yes"),
+        ("key", "kdf", "sensitive"),
+    ],
+)
+def test_staff_role_cannot_run_admin_commands(cli_team, vault_path, monkeypatch, args):
+    monkeypatch.setenv("NOK_NEW_PASSPHRASE", "a fine new passphrase")
+    _as(monkeypatch, BOB, BOB_PASS)
+    with sqlite3.connect(vault_path) as conn:
+        settings_before = conn.execute("SELECT * FROM settings ORDER BY key").fetchall()
+    before = _snapshot(vault_path)
+    result = cli_team(*args)
+    assert result.exit_code == 11
+    assert result.stderr.startswith("nok: error: bob has role staff; this needs admin")
+    assert _snapshot(vault_path) == before
+    with sqlite3.connect(vault_path) as conn:
+        assert conn.execute("SELECT * FROM settings ORDER BY key").fetchall() == settings_before
+
+
+def test_staff_role_can_list_staff_and_change_own_passphrase(cli_team, monkeypatch):
+    _as(monkeypatch, BOB, BOB_PASS)
+    listed = cli_team("staff", "list", "--json")
+    assert listed.exit_code == 0, listed.stderr
+    people = {m["name"]: m for m in json.loads(listed.stdout)}
+    assert people[ADMIN]["role"] == "admin"
+    assert people[BOB]["role"] == "staff"
+    assert people[BOB]["last_used"] is not None
+    assert set(people[BOB]) >= {"name", "role", "created", "last_used"}
+    monkeypatch.setenv("NOK_NEW_PASSPHRASE", "bob's newer passphrase")
+    assert cli_team("passwd").exit_code == 0
+
+
+def test_passwd_changes_only_ones_own_slot(team, vault_path):
+    before = {row[0]: row for row in _snapshot(vault_path)}
+    staff.passwd(team, b"anne's brand new passphrase")
+    after = {row[0]: row for row in _snapshot(vault_path)}
+    assert after[BOB] == before[BOB]
+    assert after[CARA] == before[CARA]
+    assert after[ADMIN][5:] != before[ADMIN][5:]
+    with pytest.raises(WrongPassphrase):
+        _open_as(vault_path, ADMIN, PASSPHRASE)
+    anne = _open_as(vault_path, ADMIN, "anne's brand new passphrase")
+    try:
+        assert [n.text for n in notes.list_notes(anne)] == ["MARKER note"]
+    finally:
+        anne.close()
+    _open_as(vault_path, BOB, BOB_PASS).close()
+    _open_as(vault_path, CARA, CARA_PASS).close()
+    assert "staff.passwd" in _actions(vault_path)
+
+
+def test_cli_passwd_reads_the_new_passphrase_from_a_file(cli_team, tmp_path, monkeypatch):
+    secret = tmp_path / "new-pass"
+    secret.write_text("a new passphrase for anne\n")
+    secret.chmod(0o600)
+    result = cli_team("passwd", "--new-passphrase-file", str(secret))
+    assert result.exit_code == 0, result.stderr
+    assert cli_team("staff", "list").exit_code == 4
+    monkeypatch.setenv("NOK_PASSPHRASE", "a new passphrase for anne")
+    assert cli_team("staff", "list").exit_code == 0
+    _as(monkeypatch, BOB, BOB_PASS)
+    assert cli_team("staff", "list").exit_code == 0
+
+
+def test_cli_passwd_without_a_new_passphrase_changes_nothing(cli_team, vault_path):
+    before = _snapshot(vault_path)
+    result = cli_team("passwd")
+    assert result.exit_code == 4
+    assert "no new passphrase given" in result.stderr
+    assert _snapshot(vault_path) == before
+
+
+def test_admin_resets_a_forgotten_passphrase(team, vault_path):
+    staff.reset(team, BOB, b"bob's reset passphrase")
+    with pytest.raises(WrongPassphrase):
+        _open_as(vault_path, BOB, BOB_PASS)
+    _open_as(vault_path, BOB, "bob's reset passphrase").close()
+    _open_as(vault_path, CARA, CARA_PASS).close()
+
+
+def test_add_refuses_a_taken_name_and_bad_input(team, vault_path):
+    before = _snapshot(vault_path)
+    with pytest.raises(Conflict):
+        staff.add(team, BOB, passphrase=b"whatever passphrase")
+    with pytest.raises(BadInput):
+        staff.add(team, "two words", passphrase=b"whatever passphrase")
+    with pytest.raises(BadInput):
+        staff.add(team, "dora", passphrase=b"whatever passphrase", role="owner")
+    with pytest.raises(NotFound):
+        staff.remove(team, "nobody")
+    assert _snapshot(vault_path) == before
+
+
+def test_cli_add_needs_the_new_members_passphrase(cli_vault, vault_path):
+    before = _snapshot(vault_path)
+    result = cli_vault("staff", "add", BOB)
+    assert result.exit_code == 4
+    assert _snapshot(vault_path) == before
+
+
+def test_a_tampered_role_is_an_integrity_error(cli_team, vault_path, monkeypatch):
+    with sqlite3.connect(vault_path) as conn:
+        conn.execute("UPDATE staff SET role = 'admin' WHERE name = ?", [BOB])
+    _as(monkeypatch, BOB, BOB_PASS)
+    result = cli_team("staff", "remove", ADMIN, "--yes")
+    assert result.exit_code == 7
+    assert result.stderr.startswith("nok: error: integrity check failed for role of bob")
+    _as(monkeypatch, ADMIN, PASSPHRASE)
+    assert cli_team("staff", "list").exit_code == 7
+
+
+def test_raised_slot_cost_takes_effect_at_next_unlock(team, vault_path):
+    def cost(name):
+        with sqlite3.connect(vault_path) as conn:
+            (slot,) = conn.execute("SELECT slot FROM staff WHERE name = ?", [name]).fetchone()
+        return staff.profile_name(slots.read_header(slot, name=name).params)
+
+    assert cost(BOB) == "interactive"
+    staff.set_kdf_min(team, "moderate")
+    assert cost(BOB) == "interactive"
+    bob = _open_as(vault_path, BOB, BOB_PASS)
+    bob.close()
+    assert cost(BOB) == "moderate"
+    assert cost(CARA) == "interactive"
+    _open_as(vault_path, BOB, BOB_PASS).close()
+    assert _actions(vault_path).count("key.kdf") == 1
+
+
+def test_unknown_kdf_profile_is_refused(cli_vault, vault_path):
+    result = cli_vault("key", "kdf", "extreme")
+    assert result.exit_code == 2
+    assert result.stderr.startswith("nok: error: unknown KDF profile 'extreme'")
+
+
+def test_staff_role_is_refused_in_the_library_too(team, vault_path):
+    bob = _open_as(vault_path, BOB, BOB_PASS)
+    try:
+        with pytest.raises(NotAllowed):
+            staff.add(bob, "dora", passphrase=b"dora's passphrase")
+        with pytest.raises(NotAllowed):
+            staff.remove(bob, CARA)
+    finally:
+        bob.close()
+
+
+def test_list_shows_every_member_and_checks_roles(team, vault_path):
+    members = staff.list_members(team)
+    assert [(m.name, m.role) for m in members] == [
+        (ADMIN, "admin"),
+        (BOB, "staff"),
+        (CARA, "staff"),
+    ]
+    with sqlite3.connect(vault_path) as conn:
+        conn.execute("UPDATE staff SET role = 'admin' WHERE name = ?", [CARA])
+    with pytest.raises(IntegrityError):
+        staff.list_members(team)
