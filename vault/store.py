@@ -311,7 +311,9 @@ class Store:
         try:
             store._check_schema()
             group_ok = store.get_setting("group") is not None
-            files.check_existing(path, group_ok=group_ok)
+            # The mode only: opening and closing the file again here would drop every
+            # POSIX lock SQLite holds on it, and another process could then reset the WAL.
+            files.check_mode(path, path.stat().st_mode, group_ok=group_ok)
             for side in files.side_files(path):
                 if side.exists():
                     files.check_mode(side, side.stat().st_mode, group_ok=group_ok)
