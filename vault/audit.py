@@ -31,9 +31,10 @@ if TYPE_CHECKING:
 GENESIS = bytes(32)
 AUDIT_KEY = "audit"
 HEAD_SETTING = "audit_head"
-# Actions written without a key (by processes that hold no passphrase). Only these may
-# lack a MAC, and only at the end of the trail until the next unlock seals them.
-KEYLESS_ACTIONS = frozenset({"consent.expire", "vault.backup", "vault.restore", "restore.erase"})
+# Actions written without a key (by processes that hold no passphrase: purge, backup,
+# restore; a restore re-applies withdrawals as consent.withdraw). Only these may lack a
+# MAC, and only at the end of the trail until the next unlock seals them.
+KEYLESS_ACTIONS = frozenset({"consent.expire", "consent.withdraw", "vault.backup", "vault.restore"})
 FIRST_ACTION = "vault.init"
 MAX_PROBLEMS = 50
 
@@ -222,8 +223,8 @@ def list_entries(
     canonical = None
     if consent_id is not None:
         canonical = ids.parse_id(consent_id, ids.CONSENT_PREFIX, "consent")
-    for row in store.audit_entries(since=since, actor=actor, consent_id=canonical):
-        yield _entry(row)
+    rows = store.audit_entries(since=since, actor=actor, consent_id=canonical)
+    return (_entry(row) for row in rows)
 
 
 def read_trail(
@@ -291,7 +292,9 @@ def _check_row(w: _Walk, row: AuditRow) -> None:
     if row.seq == 1 and row.action != FIRST_ACTION:
         w.report(
             "replaced",
-            "the audit trail does not start with the vault's creation: it was replaced",
+            "audit entry {seq} is not the vault's creation: the trail was replaced or its "
+            "first entry edited",
+            seq=row.seq,
         )
     digest = _blob(row.hash)
     if not crypto.same(_row_hash(row), digest):

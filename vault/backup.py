@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vault import audit, erasure, files
-from vault.dates import day, timestamp
+from vault.dates import timestamp
 from vault.errors import (
     Conflict,
     IntegrityError,
@@ -41,7 +41,6 @@ from vault.store import Store
 
 LAST_BACKUP = "last_backup"
 RESTORED = "restored"
-ACTIVE = "active"
 
 
 @dataclass(frozen=True)
@@ -315,33 +314,6 @@ def _copy_in(backup_path: Path, tmp: Path, group: str | None) -> None:
         os.fsync(dst.fileno())
 
 
-def _reapply(
-    store: Store, records: list[erasure.ErasureRecord], *, now: dt.datetime, actor: str
-) -> list[str]:
-    """Erase again, in the restored copy, every consent the records say is gone.
-
-    Call inside the restored copy's write transaction.
-    """
-    leftovers = set(store.tombstones_with_data())
-    done: list[str] = []
-    for record in {r.consent_id: r for r in reversed(records)}.values():
-        row = store.get_consent(record.consent_id)
-        if row is None or (row.status != ACTIVE and row.id not in leftovers):
-            continue
-        store.tombstone_consent(
-            row.id,
-            status=row.status if row.status != ACTIVE else record.reason,
-            ended=row.ended or record.ended,
-            reason=row.end_reason or record.reason,
-            ended_by=row.ended_by or actor,
-        )
-        # As erasure does: the last-note date says when the person was last in contact.
-        store.update_consent_retention(row.id, last_activity=None, retain_until=day(now))
-        audit.append(store, now=now, actor=actor, action="restore.erase", consent_id=row.id)
-        done.append(row.id)
-    return done
-
-
 def _swap(tmp: Path, live_path: Path, now: dt.datetime) -> Path | None:
     """Put ``tmp`` in place of the live vault; the old file stays aside, 0600."""
     replaced = None
@@ -420,18 +392,15 @@ def restore(
     tmp = live_path.with_name(f".{live_path.name}.restore-{os.getpid()}")
     try:
         _copy_in(backup_path, tmp, group)
-        store = Store.open(tmp)
-        try:
-            with store.write():
-                audit.append(store, now=now, actor=actor, action="vault.restore")
-                reapplied = _reapply(store, records, now=now, actor=actor)
+        with Vault(Store.open(tmp)) as copy:
+            with copy.store.write():
+                audit.append(copy.store, now=now, actor=actor, action="vault.restore")
                 meta = {"at": timestamp(now), "backup_taken": info.taken}
-                store.set_setting(RESTORED, json.dumps(meta, separators=(",", ":")))
+                copy.store.set_setting(RESTORED, json.dumps(meta, separators=(",", ":")))
+            reapplied = erasure.reapply(copy, records, now=now, actor=actor)
             # Rebuild the file so that no page of an erased row survives in it.
-            store.vacuum()
-            store.checkpoint()
-        finally:
-            store.close()
+            copy.store.vacuum()
+            copy.store.checkpoint()
         replaced = _swap(tmp, live_path, now)
     except OSError as exc:
         raise StorageError(

@@ -34,7 +34,6 @@ ACTION_SENTENCES: dict[str, str] = {
     "consent.extend": "{actor} changed how long your data is kept.",
     "consent.withdraw": "{actor} recorded your withdrawal of consent; your data was erased.",
     "consent.expire": "Your data was erased because its retention period had run out.",
-    "restore.erase": "Your data was erased again after the vault was restored from a backup.",
     "note.add": "{actor} wrote note {object}.",
     "note.show": "{actor} read note {object}.",
     "note.list": "{actor} read the notes under your consent.",
