@@ -110,6 +110,42 @@ def list_(
         output.info("no notes found")
 
 
+@app.command("search")
+def search(
+    ctx: typer.Context,
+    text: Annotated[
+        str,
+        typer.Argument(
+            metavar="TEXT",
+            help=_(
+                "Text to find in note bodies, ignoring case; - reads it from standard input "
+                "(other users can see command-line arguments in the process list)."
+            ),
+        ),
+    ],
+    consent: Annotated[
+        str | None, typer.Option("--consent", help=_("Only notes under this consent."))
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option(help=_("Only notes dated on or after YYYY-MM-DD."))
+    ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
+) -> None:
+    """Find notes whose text contains TEXT (case-insensitive), by date."""
+    from vault import search as vault_search
+
+    if text == "-":
+        text = sys.stdin.readline()
+    with context.get(ctx).unlocked() as vault:
+        items = vault_search.search(vault, text, consent_id=consent, since=since)
+        if json_out:
+            output.emit_json_array(records.note_json(n) for n in items)
+            return
+        shown = output.emit_table((records.note_row(n) for n in items), records.NOTE_HEADERS)
+    if not shown:
+        output.info("no notes found")
+
+
 @app.command("show")
 def show(
     ctx: typer.Context,

@@ -188,13 +188,16 @@ class NoteRow:
 
 @dataclass
 class NoteBodyRow:
-    """What search reads of each note: its body and its consent's wrapped data key."""
+    """A note as search reads it: with its consent's wrapped data key alongside."""
 
     id: str
     consent_id: str
     date: str
+    created: str
     key_version: int
+    kind: bytes
     body: bytes
+    author: bytes | None
     master_version: int | None
     data_key: bytes | None
 
@@ -986,7 +989,7 @@ class Store:
     def iter_note_bodies(
         self, *, consent_id: str | None = None, since: str | None = None
     ) -> Iterator[NoteBodyRow]:
-        """Encrypted bodies of notes under active consents, by date, streamed in batches."""
+        """Notes under active consents with their wrapped data keys, by date, streamed."""
         clauses, params = ["c.status = 'active'"], []
         if consent_id is not None:
             clauses.append("n.consent_id = ?")
@@ -996,8 +999,11 @@ class Store:
             params.append(since)
         return self._many(
             NoteBodyRow,
-            "SELECT n.id, n.consent_id, n.date, n.key_version, n.body, c.master_version,"
-            " c.data_key FROM notes n JOIN consents c ON c.id = n.consent_id"
+            "SELECT n.id, n.consent_id, n.date, n.created, n.key_version, n.kind, n.body,"
+            " n.author, c.master_version, c.data_key"
+            # CROSS JOIN keeps notes the outer loop, so the date index gives the order and
+            # rows stream; the planner's choice would sort every note in a temporary b-tree.
+            " FROM notes n CROSS JOIN consents c ON c.id = n.consent_id"
             f" WHERE {' AND '.join(clauses)} ORDER BY n.date, n.created, n.id",
             params,
         )

@@ -1,0 +1,145 @@
+"""``nok import``: bring consents and notes over from another system (JSON Lines)."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Annotated
+
+import typer
+
+from nokcli import context, output
+from nokcli.i18n import _, render
+
+if TYPE_CHECKING:
+    from vault.importer import ImportRejected, Progress, Summary
+
+app = typer.Typer()
+
+STDIN = "-"
+
+
+@contextlib.contextmanager
+def _source(name: str) -> Iterator[IO[bytes]]:
+    if name == STDIN:
+        yield sys.stdin.buffer
+        return
+    from vault.errors import BadInput
+
+    try:
+        handle = Path(name).open("rb")  # noqa: SIM115 (closed below; also the stdin path)
+    except OSError as exc:
+        raise BadInput(
+            "cannot read the import file {path}: {reason}",
+            path=name,
+            reason=exc.strerror or type(exc).__name__,
+        ) from None
+    with handle:
+        yield handle
+
+
+def _report(rejected: ImportRejected) -> None:
+    for problem in rejected.problems:
+        text = render(problem.error.template, **problem.error.params)
+        if problem.note is None:
+            output.info("line {line}: {problem}", line=problem.line, problem=text)
+        else:
+            output.info(
+                "line {line}, note {note}: {problem}",
+                line=problem.line,
+                note=problem.note,
+                problem=text,
+            )
+    hidden = int(str(rejected.params["bad"])) - len(rejected.problems)
+    if hidden > 0:
+        output.info("{count} more bad line(s) are not shown", count=hidden)
+
+
+def _warnings(summary: Summary) -> None:
+    if summary.long_notes:
+        output.warn(
+            "{count} note(s) are longer than the guideline (a short note is enough)",
+            count=summary.long_notes,
+        )
+    if summary.past_retention:
+        output.warn(
+            "{count} consent(s) are past their retention deadline; "
+            "the next 'nok purge' erases them",
+            count=summary.past_retention,
+        )
+
+
+class _Bar:
+    """A progress bar on a terminal (stderr); silent otherwise."""
+
+    def __init__(self, total: int | None) -> None:
+        self.done = 0
+        self.bar = None
+        if total and sys.stderr.isatty():
+            self.bar = typer.progressbar(length=total, label=_("importing notes"), file=sys.stderr)
+            self.bar.__enter__()
+
+    def __call__(self, progress: Progress) -> None:
+        if self.bar is not None:
+            self.bar.update(progress.notes - self.done)
+        self.done = progress.notes
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+
+
+@app.command("import")
+def import_(
+    ctx: typer.Context,
+    file: Annotated[
+        str,
+        typer.Argument(
+            metavar="FILE",
+            help=_("JSON Lines file, one consent with its notes per line; - for standard input."),
+        ),
+    ],
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help=_("Only check the file; import nothing."))
+    ] = False,
+    json_out: Annotated[bool, typer.Option("--json", help=_("Print the result as JSON."))] = False,
+) -> None:
+    """Import consents and their notes; nothing is imported unless every line is valid."""
+    from vault import importer
+
+    with _source(file) as source, context.get(ctx).unlocked() as vault:
+        try:
+            if dry_run:
+                summary = importer.check(vault, source)
+            elif source.seekable():
+                # Check first, so a bad line fails fast and the bar knows the total.
+                total = importer.check(vault, source).notes
+                source.seek(0)
+                bar = _Bar(total)
+                try:
+                    summary = importer.write(vault, source, progress=bar)
+                finally:
+                    bar.close()
+            else:
+                summary = importer.write(vault, source)
+        except importer.ImportRejected as rejected:
+            _report(rejected)
+            raise
+    _warnings(summary)
+    if json_out:
+        output.emit_json({"consents": summary.consents, "notes": summary.notes, "dry_run": dry_run})
+        return
+    if dry_run:
+        output.info(
+            "the file is valid: {consents} consent(s) with {notes} note(s); nothing was imported",
+            consents=summary.consents,
+            notes=summary.notes,
+        )
+        return
+    output.info(
+        "imported {consents} consent(s) with {notes} note(s)",
+        consents=summary.consents,
+        notes=summary.notes,
+    )

@@ -1,0 +1,387 @@
+"""Bulk import of consents and their notes from JSON Lines (docs: README, import-search).
+
+One line is one consent declaration with its notes::
+
+    {"subject": "Kari", "purpose": "follow-up", "categories": ["conversation-notes"],
+     "given": "2024-03-01", "notes": [{"date": "2024-03-04", "kind": "phone", "text": "..."}]}
+
+Nothing is imported unless every line is valid. :func:`check` validates a source in one
+streaming pass (a file can be checked before it is written, and ``--dry-run`` stops there).
+:func:`write` parses and validates again while it encrypts, and writes everything in ONE
+write transaction, ``executemany`` one batch at a time: memory stays flat however long the
+file is, standard input (which cannot be read twice) needs no temporary copy, and an
+invalid line, a full disk, Ctrl-C or a crash rolls the whole import back. The price is that
+the vault is write-locked while the import runs (readers are not blocked).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from vault import consents, crypto, ids, notes
+from vault.consents import ConsentInput
+from vault.dates import day
+from vault.errors import BadInput, NokError
+from vault.session import Settings, Unlocked
+from vault.store import ConsentRow, NoteRow
+
+MAX_PROBLEMS = 20
+MAX_LINE_BYTES = 16 * 1024 * 1024
+BATCH_NOTES = 2000
+BATCH_CONSENTS = 500
+AUDIT_ACTION = "consent.import"
+
+_CONSENT_FIELDS = frozenset(
+    {
+        "subject",
+        "purpose",
+        "categories",
+        "given",
+        "guardian",
+        "under_16",
+        "form_ref",
+        "retain_days",
+        "notes",
+    }
+)
+_NOTE_FIELDS = frozenset({"date", "kind", "text"})
+
+
+@dataclass(frozen=True)
+class NoteInput:
+    date: str
+    kind: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One valid line: a normalised consent and its notes."""
+
+    line: int
+    consent: ConsentInput
+    notes: tuple[NoteInput, ...]
+
+    @property
+    def last_activity(self) -> str | None:
+        return max((n.date for n in self.notes), default=None)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """What is wrong with one line (``note`` is the 1-based note number, if it is one)."""
+
+    line: int
+    note: int | None
+    error: NokError
+
+
+@dataclass(frozen=True)
+class Summary:
+    consents: int
+    notes: int
+    long_notes: int
+    past_retention: int
+
+
+@dataclass(frozen=True)
+class Progress:
+    consents: int
+    notes: int
+
+
+class ImportRejected(BadInput):
+    """Some lines are invalid; ``problems`` holds the first :data:`MAX_PROBLEMS` of them."""
+
+    template = "{bad} line(s) of the import are not valid; nothing was imported"
+    hint_template = "fix the lines listed above and run the import again"
+
+    def __init__(self, problems: Sequence[Problem], bad: int) -> None:
+        super().__init__(bad=bad)
+        self.problems = list(problems)
+
+
+class _NoteProblem(Exception):
+    def __init__(self, number: int, error: NokError) -> None:
+        super().__init__(number)
+        self.number = number
+        self.error = error
+
+
+class _Counter:
+    """Counts consents, notes and problems as lines go by."""
+
+    def __init__(self, settings: Settings, today: str) -> None:
+        self.settings = settings
+        self.today = today
+        self.problems: list[Problem] = []
+        self.bad_lines = 0
+        self.consents = 0
+        self.notes = 0
+        self.long_notes = 0
+        self.past_retention = 0
+
+    def add_problem(self, problem: Problem) -> None:
+        self.bad_lines += 1
+        if len(self.problems) < MAX_PROBLEMS:
+            self.problems.append(problem)
+
+    def count(self, entry: Entry) -> None:
+        self.consents += 1
+        self.notes += len(entry.notes)
+        guideline = self.settings.note_guideline
+        self.long_notes += sum(1 for n in entry.notes if len(n.text) > guideline)
+        if retain_until(entry, self.settings) < self.today:
+            self.past_retention += 1
+
+    def raise_if_bad(self) -> None:
+        if self.bad_lines:
+            raise ImportRejected(self.problems, self.bad_lines)
+
+    def summary(self) -> Summary:
+        return Summary(self.consents, self.notes, self.long_notes, self.past_retention)
+
+
+def retain_until(entry: Entry, settings: Settings) -> str:
+    """The deadline the consent gets: from the later of its date and its last note."""
+    given = entry.consent.given or ""
+    days = entry.consent.retain_days or settings.retention_days
+    return consents.deadline(given, entry.last_activity, days)
+
+
+def _expect(obj: dict[str, Any], name: str, kinds: tuple[type, ...], *, required: bool) -> Any:
+    value = obj.get(name)
+    if value is None:
+        if required:
+            raise BadInput("the field {field!r} is missing", field=name)
+        return None
+    # JSON true/false arrive as bool, which Python counts as an int.
+    if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+        raise BadInput(
+            "the field {field!r} must be {expected}",
+            field=name,
+            expected=" or ".join(_TYPE_NAMES[k] for k in kinds),
+        )
+    return value
+
+
+_TYPE_NAMES = {str: "text", int: "a whole number", bool: "true or false", list: "a list"}
+
+
+def _object(raw: Any, *, what: str) -> dict[str, Any]:
+    if not isinstance(raw, dict):
+        raise BadInput("{what} must be a JSON object {{...}}", what=what)
+    return raw
+
+
+def _unknown(obj: dict[str, Any], known: frozenset[str]) -> None:
+    unknown = sorted(set(obj) - known)
+    if unknown:
+        raise BadInput(
+            "unknown field {field!r}; the fields are: {known}",
+            field=unknown[0],
+            known=", ".join(sorted(known)),
+        )
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in obj:
+            raise BadInput("the field {field!r} appears twice", field=key)
+        obj[key] = value
+    return obj
+
+
+def _decode(raw: bytes) -> Any:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadInput("the line is not UTF-8 text") from None
+    try:
+        return json.loads(text, object_pairs_hook=_no_duplicate_keys)
+    except json.JSONDecodeError as exc:
+        raise BadInput(
+            "not valid JSON: {reason} at column {column}", reason=exc.msg, column=exc.colno
+        ) from None
+    except RecursionError:
+        raise BadInput("not valid JSON: nested too deeply") from None
+
+
+def _consent(obj: dict[str, Any], today: str) -> ConsentInput:
+    _unknown(obj, _CONSENT_FIELDS)
+    subject = _expect(obj, "subject", (str,), required=True)
+    purpose = _expect(obj, "purpose", (str,), required=True)
+    categories = _expect(obj, "categories", (list,), required=True)
+    if not all(isinstance(c, str) for c in categories):
+        raise BadInput("the field {field!r} must be a list of text", field="categories")
+    data = ConsentInput(
+        subject=subject,
+        purpose=purpose,
+        categories=tuple(categories),
+        under_16=bool(_expect(obj, "under_16", (bool,), required=False)),
+        guardian=_expect(obj, "guardian", (str,), required=False),
+        form_ref=_expect(obj, "form_ref", (str,), required=False),
+        retain_days=_expect(obj, "retain_days", (int,), required=False),
+        given=_expect(obj, "given", (str,), required=False),
+    )
+    return consents.validate(data, today)
+
+
+def _note(raw: Any, *, given: str, today: str, limit: int) -> NoteInput:
+    obj = _object(raw, what="a note")
+    _unknown(obj, _NOTE_FIELDS)
+    text = _expect(obj, "text", (str,), required=True).strip()
+    if not text:
+        raise BadInput("the note is empty")
+    if len(text) > limit:
+        raise BadInput(
+            "the note is {size} characters; the limit is {limit}", size=len(text), limit=limit
+        )
+    kind = notes.check_kind(_expect(obj, "kind", (str,), required=False) or notes.DEFAULT_KIND)
+    date = _expect(obj, "date", (str,), required=True)
+    return NoteInput(date=notes.check_date(date, given=given, today=today), kind=kind, text=text)
+
+
+def parse_line(raw: bytes, line: int, *, settings: Settings, today: str) -> Entry:
+    """Parse and validate one line.
+
+    Raises:
+        BadInput: the line itself is wrong (JSON, a field, the consent).
+        _NoteProblem: one of its notes is wrong (carries the note's number).
+    """
+    if len(raw) > MAX_LINE_BYTES:
+        raise BadInput("the line is longer than {limit} bytes", limit=MAX_LINE_BYTES)
+    obj = _object(_decode(raw), what="each line")
+    consent = _consent(obj, today)
+    given = consent.given or today
+    raw_notes = _expect(obj, "notes", (list,), required=False) or []
+    parsed = []
+    for number, raw_note in enumerate(raw_notes, start=1):
+        try:
+            parsed.append(_note(raw_note, given=given, today=today, limit=settings.note_limit))
+        except BadInput as exc:
+            raise _NoteProblem(number, exc) from None
+    return Entry(line=line, consent=consent, notes=tuple(parsed))
+
+
+def _entries(lines: Iterable[bytes], counter: _Counter) -> Iterator[Entry]:
+    """Valid entries in order; problems go to ``counter`` (blank lines are skipped)."""
+    for number, raw in enumerate(lines, start=1):
+        if not raw.strip():
+            continue
+        try:
+            entry = parse_line(raw, number, settings=counter.settings, today=counter.today)
+        except _NoteProblem as exc:
+            counter.add_problem(Problem(number, exc.number, exc.error))
+            continue
+        except BadInput as exc:
+            counter.add_problem(Problem(number, None, exc))
+            continue
+        counter.count(entry)
+        yield entry
+
+
+def check(vault: Unlocked, lines: Iterable[bytes]) -> Summary:
+    """Validate every line without writing anything (memory stays flat).
+
+    Raises:
+        ImportRejected: at least one line is invalid; ``problems`` says where and why.
+    """
+    counter = _Counter(vault.vault.settings(), day(vault.now))
+    for _ in _entries(lines, counter):
+        pass
+    counter.raise_if_bad()
+    return counter.summary()
+
+
+def write(
+    vault: Unlocked,
+    lines: Iterable[bytes],
+    *,
+    progress: Callable[[Progress], None] | None = None,
+) -> Summary:
+    """Validate, encrypt and write every line in one transaction: all of it or nothing.
+
+    Raises:
+        ImportRejected: a line is invalid; nothing was imported.
+        VaultBusy, StorageError: nothing was imported.
+    """
+    store = vault.store
+    counter = _Counter(vault.vault.settings(), day(vault.now))
+    with store.write():
+        for batch in _batches(_entries(lines, counter)):
+            if counter.bad_lines:
+                continue  # keep reading to report every bad line, but stop encrypting
+            _write_batch(vault, batch, counter.settings)
+            if progress is not None:
+                progress(Progress(counter.consents, counter.notes))
+        counter.raise_if_bad()
+    store.checkpoint()
+    return counter.summary()
+
+
+def _batches(entries: Iterable[Entry]) -> Iterator[list[Entry]]:
+    batch: list[Entry] = []
+    size = 0
+    for entry in entries:
+        batch.append(entry)
+        size += len(entry.notes)
+        if size >= BATCH_NOTES or len(batch) >= BATCH_CONSENTS:
+            yield batch
+            batch, size = [], 0
+    if batch:
+        yield batch
+
+
+def _write_batch(vault: Unlocked, batch: list[Entry], settings: Settings) -> None:
+    store = vault.store
+    consent_ids = fresh_ids(ids.CONSENT_PREFIX, len(batch), store.taken_consent_ids)
+    note_ids = iter(
+        fresh_ids(ids.NOTE_PREFIX, sum(len(e.notes) for e in batch), store.taken_note_ids)
+    )
+    consent_rows: list[ConsentRow] = []
+    note_rows: list[NoteRow] = []
+    for entry, consent_id in zip(batch, consent_ids, strict=True):
+        data_key = crypto.new_key()
+        row = consents.build_row(vault, entry.consent, consent_id, data_key, vault.now)
+        consent_rows.append(
+            dataclasses.replace(
+                row, last_activity=entry.last_activity, retain_until=retain_until(entry, settings)
+            )
+        )
+        note_rows.extend(
+            notes.build_row(
+                data_key,
+                note_id=next(note_ids),
+                consent_id=consent_id,
+                key_version=row.key_version,
+                date=note.date,
+                kind=note.kind,
+                text=note.text,
+                author=vault.name,
+                now=vault.now,
+            )
+            for note in entry.notes
+        )
+    store.insert_consents(consent_rows)
+    store.insert_notes(note_rows)
+    for consent_id in consent_ids:
+        vault.record(AUDIT_ACTION, consent_id=consent_id)
+
+
+def fresh_ids(prefix: str, count: int, taken: Callable[[Iterable[str]], set[str]]) -> list[str]:
+    """``count`` new random ids, distinct and not ``taken`` in the vault.
+
+    Note ids have 45 random bits: a million of them collide somewhere with odds near 1.5%,
+    so a bulk import must check, as :func:`vault.notes.new_note_id` does one at a time.
+    """
+    chosen: set[str] = set()
+    while len(chosen) < count:
+        candidates = {ids.new_id(prefix) for _ in range(count - len(chosen))} - chosen
+        chosen |= candidates - taken(candidates)
+    return list(chosen)

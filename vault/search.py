@@ -1,0 +1,128 @@
+"""Search in note bodies by decrypting them in bulk (design and what it reveals: docs/search.md).
+
+Bodies are encrypted with each consent's data key, so nothing on disk can be searched.
+Search streams the encrypted bodies of the notes under active consents, decrypts only the
+body column, and matches case-insensitively (Unicode case folding and NFC, so "Å" and an
+"A" with a combining ring both match "å"; runs of white space count as one space). Only a
+matching note has its other fields decrypted. No index is kept, so nothing beyond the note
+dates already on disk is revealed, and a withdrawn consent's notes are gone from search the
+moment they are erased.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Callable, Iterator
+
+from vault import consents, keyring, notes
+from vault.dates import parse_day
+from vault.errors import BadInput, IntegrityError
+from vault.notes import Note
+from vault.session import Unlocked
+from vault.store import NoteBodyRow
+
+MAX_QUERY = 200
+
+
+def fold(text: str) -> str:
+    """Case-folded and composed (NFC): "Å", "å" and "a" + combining ring all become "å"."""
+    return unicodedata.normalize("NFC", text.casefold())
+
+
+def matcher(text: str) -> Callable[[str], bool]:
+    """A test for "this body contains ``text``", ignoring case and runs of white space.
+
+    Raises:
+        BadInput: the text is empty or longer than MAX_QUERY.
+    """
+    words = fold(text).split()
+    phrase = " ".join(words)
+    if not phrase:
+        raise BadInput("the search text is empty")
+    if len(phrase) > MAX_QUERY:
+        raise BadInput(
+            "the search text is {size} characters; the limit is {limit}",
+            size=len(phrase),
+            limit=MAX_QUERY,
+        )
+    first = words[0]
+
+    def test(body: str) -> bool:
+        folded = fold(body)
+        # Most bodies fail the cheap test; only candidates pay for the white-space pass.
+        if first not in folded:
+            return False
+        return len(words) == 1 or phrase in " ".join(folded.split())
+
+    return test
+
+
+def search(
+    vault: Unlocked,
+    text: str,
+    *,
+    consent_id: str | None = None,
+    since: str | None = None,
+) -> Iterator[Note]:
+    """Notes whose body contains ``text`` (ignoring case), by date, streamed.
+
+    Arguments are checked and the search is audited (without its text) before this
+    returns; the notes are decrypted as the iterator is consumed.
+
+    Raises:
+        BadInput: empty or too long text, a malformed consent id or date.
+        NotFound: ``consent_id`` names no consent.
+        IntegrityError: a note or data key was altered (while iterating).
+    """
+    test = matcher(text)
+    store = vault.store
+    canonical = None if consent_id is None else consents.get_row(store, consent_id).id
+    if since is not None:
+        parse_day(since, field="--since")
+    with store.write():
+        vault.record("note.search", consent_id=canonical)
+    return _matches(vault, test, store.iter_note_bodies(consent_id=canonical, since=since))
+
+
+def _matches(
+    vault: Unlocked, test: Callable[[str], bool], rows: Iterator[NoteBodyRow]
+) -> Iterator[Note]:
+    keys: dict[str, bytes] = {}
+    for row in rows:
+        key = keys.get(row.consent_id)
+        if key is None:
+            key = keys[row.consent_id] = _data_key(vault, row)
+        body = _open(key, row, "body", row.body)
+        if test(body):
+            yield Note(
+                id=row.id,
+                consent_id=row.consent_id,
+                date=row.date,
+                created=row.created,
+                kind=_open(key, row, "kind", row.kind),
+                text=body,
+                author=None if row.author is None else _open(key, row, "author", row.author),
+            )
+
+
+def _open(key: bytes, row: NoteBodyRow, column: str, blob: bytes) -> str:
+    return keyring.open_text(
+        key,
+        bytes(blob),
+        table=notes.TABLE,
+        column=column,
+        row_id=row.id,
+        consent_id=row.consent_id,
+        key_version=row.key_version,
+    )
+
+
+def _data_key(vault: Unlocked, row: NoteBodyRow) -> bytes:
+    if row.data_key is None or row.master_version is None:
+        raise IntegrityError(where=f"data key of {row.consent_id} (erased)")
+    return keyring.unwrap_data_key(
+        vault.master,
+        bytes(row.data_key),
+        consent_id=row.consent_id,
+        master_version=row.master_version,
+    )
