@@ -343,6 +343,10 @@ def test_malformed_ids_are_bad_input(typed: str) -> None:
 def test_a_note_id_is_not_a_consent_id() -> None:
     with pytest.raises(BadInput):
         ids.parse_id(ids.new_id("N"), "C", "consent")
+    with pytest.raises(BadInput):
+        ids.parse_id("C-0000-0000", "N", "note")
+    with pytest.raises(BadInput):
+        ids.parse_id("X-0000-0000", "C", "consent")
 
 
 # -- retention ---------------------------------------------------------------------------

@@ -39,12 +39,12 @@ def parse_id(text: str, prefix: str, what: str) -> str:
     raw = typed.replace("-", "").replace(" ", "")
     # The prefix is optional when typing, and a body may itself start with the prefix letter:
     # it is a prefix when a dash follows it or when the body is complete without it.
-    if raw.startswith(prefix) and (
-        typed.startswith(prefix + "-") or len(raw) == len(prefix) + _LENGTHS[prefix]
-    ):
+    dashed = typed[1:2] == "-"
+    if raw.startswith(prefix) and (dashed or len(raw) == len(prefix) + _LENGTHS[prefix]):
         raw = raw[len(prefix) :]
     raw = raw.translate(_LOOKALIKES)
-    if len(raw) != _LENGTHS[prefix] or any(ch not in ALPHABET for ch in raw):
+    wrong_prefix = dashed and not typed.startswith(prefix)
+    if wrong_prefix or len(raw) != _LENGTHS[prefix] or any(ch not in ALPHABET for ch in raw):
         raise BadInput(
             "{text!r} is not a {what} id (they look like {example})",
             text=text,
