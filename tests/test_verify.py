@@ -1,0 +1,202 @@
+"""``nok verify``: every key and ciphertext authenticated, tombstones empty, read-only."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from vault import consents, erasure, notes, verify
+from vault.session import Unlocked
+
+
+class People(tuple):
+    """(unlocked vault, [consent ids]); a repr without keys for failure reports."""
+
+    def __repr__(self) -> str:
+        return "People(...)"
+
+
+@pytest.fixture
+def people(unlocked: Unlocked) -> People:
+    ids = []
+    for subject in ("Kari", "Ola", "Per"):
+        c = consents.add(unlocked, consents.ConsentInput(subject, "follow-up", ("notes",)))
+        ids.append(c.id)
+        for i in range(3):
+            notes.add(unlocked, c.id, f"note {i} about {subject}, long enough to matter")
+    return People((unlocked, ids))
+
+
+def raw(u: Unlocked) -> sqlite3.Connection:
+    return sqlite3.connect(u.store.path, isolation_level=None)
+
+
+def note_ids(u: Unlocked) -> list[str]:
+    return [r[0] for r in u.store.conn.execute("SELECT id FROM notes ORDER BY id")]
+
+
+def test_an_intact_vault_passes(people, nok):
+    result = nok("verify")
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert result.stdout == ""
+    assert "intact" in result.stderr
+    report = json.loads(nok("verify", "--json").stdout)
+    assert report["ok"] is True
+    assert report["checked"]["notes"] == 9
+    assert report["checked"]["consents"] == 3
+    # 9 notes x 3 fields + 3 consents x 5 set fields (guardian, form_ref unset).
+    assert report["checked"]["ciphertexts"] == 9 * 3 + 3 * 5
+
+
+def test_swapped_note_bodies_are_found(people, nok):
+    u, _ = people
+    a, b = note_ids(u)[:2]
+    with raw(u) as db:
+        body_a = db.execute("SELECT body FROM notes WHERE id = ?", [a]).fetchone()[0]
+        body_b = db.execute("SELECT body FROM notes WHERE id = ?", [b]).fetchone()[0]
+        db.execute("UPDATE notes SET body = ? WHERE id = ?", [body_b, a])
+        db.execute("UPDATE notes SET body = ? WHERE id = ?", [body_a, b])
+    result = nok("verify")
+    assert result.exit_code == 13
+    lines = result.stdout.splitlines()
+    assert len(lines) == 2
+    assert any(a in line for line in lines)
+    assert any(b in line for line in lines)
+    assert "2 problem(s) found" in result.stderr
+
+
+def test_swapped_consent_fields_and_data_keys_are_found(people, nok):
+    u, (kari, ola, _) = people
+    with raw(u) as db:
+        for column in ("subject", "data_key"):
+            x = db.execute(f"SELECT {column} FROM consents WHERE id = ?", [kari]).fetchone()[0]  # noqa: S608
+            y = db.execute(f"SELECT {column} FROM consents WHERE id = ?", [ola]).fetchone()[0]  # noqa: S608
+            db.execute(f"UPDATE consents SET {column} = ? WHERE id = ?", [y, kari])  # noqa: S608
+            db.execute(f"UPDATE consents SET {column} = ? WHERE id = ?", [x, ola])  # noqa: S608
+    result = nok("verify", "--json")
+    assert result.exit_code == 13
+    problems = json.loads(result.stdout)["problems"]
+    assert {p["kind"] for p in problems} == {"key"}
+    assert {kari, ola} <= {p["where"].split()[-1] for p in problems}
+
+
+def flip(u: Unlocked, table: str, column: str, row_id: str, position: int) -> None:
+    blob = bytearray(
+        u.store.conn.execute(
+            f"SELECT {column} FROM {table} WHERE id = ?",  # noqa: S608
+            [row_id],
+        ).fetchone()[0]
+    )
+    blob[position % len(blob)] ^= 0x01
+    u.store.conn.execute(
+        f"UPDATE {table} SET {column} = ? WHERE id = ?",  # noqa: S608
+        [bytes(blob), row_id],
+    )
+
+
+def verify_with(u: Unlocked, change) -> verify.Report:
+    """Run verify on a changed vault inside a transaction that is then rolled back."""
+    u.store.conn.execute("BEGIN")
+    try:
+        change()
+        return verify.verify(u)
+    finally:
+        u.store.conn.execute("ROLLBACK")
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    which=st.integers(min_value=0, max_value=8),
+    column=st.sampled_from(("kind", "body", "author")),
+    position=st.integers(min_value=0, max_value=10_000),
+)
+def test_a_flipped_byte_anywhere_in_a_note_is_found(people, which, column, position):
+    u, _ = people
+    note_id = note_ids(u)[which]
+    report = verify_with(u, lambda: flip(u, "notes", column, note_id, position))
+    assert len(report.problems) == 1
+    assert note_id in report.problems[0].message
+    assert verify.verify(u).ok
+
+
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    which=st.integers(min_value=0, max_value=2),
+    column=st.sampled_from(("subject", "purpose", "categories", "recorded_by", "data_key")),
+    position=st.integers(min_value=0, max_value=10_000),
+)
+def test_a_flipped_byte_in_a_consent_or_its_key_is_found(people, which, column, position):
+    u, ids = people
+    report = verify_with(u, lambda: flip(u, "consents", column, ids[which], position))
+    assert report.problems
+    assert ids[which] in report.problems[0].message
+
+
+def test_damaged_slots_and_vault_keys_are_found(people):
+    u, _ = people
+    report = verify_with(
+        u,
+        lambda: u.store.conn.execute("UPDATE staff SET slot = substr(slot, 1, 50)"),
+    )
+    assert [p.kind for p in report.problems] == ["staff"]
+    report = verify_with(
+        u,
+        lambda: u.store.conn.execute(
+            "UPDATE staff SET sealed_master = substr(sealed_master, 1, 40)"
+        ),
+    )
+    assert [p.kind for p in report.problems] == ["staff"]
+    report = verify_with(
+        u,
+        lambda: u.store.conn.execute("UPDATE vault_keys SET wrapped = zeroblob(length(wrapped))"),
+    )
+    assert "key" in [p.kind for p in report.problems]
+
+
+def test_a_tombstone_that_still_holds_data_is_found(people):
+    u, (kari, ola, _) = people
+    erasure.withdraw(u, kari)
+    assert verify.verify(u).ok
+
+    def refill() -> None:
+        u.store.conn.execute(
+            "UPDATE consents SET subject = (SELECT subject FROM consents WHERE id = ?)"
+            " WHERE id = ?",
+            [ola, kari],
+        )
+
+    report = verify_with(u, refill)
+    assert [p.kind for p in report.problems] == ["tombstone"]
+    assert kari in report.problems[0].message
+
+
+def test_verify_changes_nothing(people):
+    u, _ = people
+    before = u.store.conn.total_changes
+    calls: list[tuple[str, int, int]] = []
+    report = verify.verify(u, progress=lambda *a: calls.append(a))
+    assert report.ok
+    assert u.store.conn.total_changes == before
+    assert ("notes", 9, 9) in calls
+    assert {stage for stage, _, _ in calls} == set(verify.STAGES)
+
+
+def test_verify_json_lists_each_problem(people, nok):
+    u, _ = people
+    a = note_ids(u)[0]
+    with raw(u) as db:
+        db.execute("UPDATE notes SET kind = x'01' WHERE id = ?", [a])
+    result = nok("verify", "--json")
+    assert result.exit_code == 13
+    doc = json.loads(result.stdout)
+    assert doc["ok"] is False
+    assert [p["kind"] for p in doc["problems"]] == ["field"]
+    assert "problem(s) found" in result.stderr
