@@ -99,32 +99,36 @@ def run_rotation(
     """Rotate with a progress bar on a terminal; warns how to resume if interrupted."""
     from vault import rotation
 
-    bar = _ProgressBar() if (deep or resume) and sys.stderr.isatty() else None
-    progress = bar.update if bar is not None else None
+    bar = _ProgressBar(show=sys.stderr.isatty())
     try:
         if resume:
-            return rotation.resume(vault, progress=progress, batch_notes=batch_notes)
-        return rotation.rotate(vault, deep=deep, progress=progress, batch_notes=batch_notes)
+            return rotation.resume(vault, progress=bar.update, batch_notes=batch_notes)
+        return rotation.rotate(vault, deep=deep, progress=bar.update, batch_notes=batch_notes)
     except BaseException:
-        if (deep or resume) and rotation.pending(vault.store) is not None:
+        # Only when this run got as far as re-encrypting: a refusal says why on its own.
+        if bar.started and rotation.pending(vault.store) is not None:
             output.warn(
                 "the deep rotation is unfinished; the vault stays readable. "
                 "Finish it with 'nok key rotate --resume'"
             )
         raise
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()
 
 
 class _ProgressBar:
     """Feeds the library's ``progress(done, total)`` callback into a bar on stderr."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, show: bool) -> None:
+        self.show = show
+        self.started = False
         self.bar: Any = None
         self.shown = 0
 
     def update(self, done: int, total: int) -> None:
+        self.started = True
+        if not self.show:
+            return
         if self.bar is None:
             self.bar = typer.progressbar(
                 length=max(total, 1), label=_("re-encrypting"), file=sys.stderr

@@ -1,0 +1,391 @@
+"""Key rotation: after a plain rotation the old master key opens nothing current; after a
+deep one the old data keys open nothing either; and a deep rotation killed with SIGKILL at
+any point leaves a readable vault that a rerun finishes."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.conftest import ADMIN, NOW, PASSPHRASE, run_nok
+from vault import Vault, consents, crypto, keyring, notes, rotation, staff
+from vault.errors import Conflict, IntegrityError, NokError
+
+NOTE_COLUMNS = ("kind", "body", "author")
+CONSENT_COLUMNS = ("subject", "purpose", "categories", "under_16", "recorded_by")
+
+
+def _fill(unlocked, n_consents, notes_each):
+    """Bulk consents and notes (encrypted rows, one transaction); returns what they say."""
+    store = unlocked.store
+    consent_rows, note_rows, texts, subjects = [], [], {}, {}
+    for i in range(n_consents):
+        cid = consents.new_consent_id(store)
+        key = crypto.new_key()
+        data = consents.ConsentInput(
+            subject=f"subject {i}", purpose="follow-up", categories=("notes",), given="2026-11-01"
+        )
+        consent_rows.append(consents.build_row(unlocked, data, cid, key, NOW))
+        subjects[cid] = f"subject {i}"
+        for j in range(notes_each):
+            nid = notes.new_note_id(store)
+            texts[nid] = f"note {j} of {cid}"
+            note_rows.append(
+                notes.build_row(
+                    key,
+                    note_id=nid,
+                    consent_id=cid,
+                    key_version=1,
+                    date="2026-11-10",
+                    kind="phone",
+                    text=texts[nid],
+                    author=ADMIN,
+                    now=NOW,
+                )
+            )
+    with store.write():
+        store.insert_consents(consent_rows)
+        store.insert_notes(note_rows)
+    return texts, subjects
+
+
+def _open(vault_path, name=ADMIN, passphrase=PASSPHRASE):
+    v = Vault.open(vault_path)
+    try:
+        return v.unlock(name, passphrase.encode(), now=NOW)
+    except BaseException:
+        v.close()
+        raise
+
+
+def _read_everything(vault_path):
+    """Decrypt every note and consent with a fresh unlock, as a user would."""
+    u = _open(vault_path)
+    try:
+        texts = {n.id: n.text for n in notes.list_notes(u)}
+        subjects = {c.id: c.subject for c in consents.list_all(u)}
+    finally:
+        u.close()
+    return texts, subjects
+
+
+def _rows(vault_path, sql):
+    with contextlib.closing(sqlite3.connect(vault_path)) as conn:
+        return conn.execute(sql).fetchall()
+
+
+def _assert_no_old_key_opens_anything(vault_path, old_keys):
+    """No captured data key decrypts any current consent field or note field."""
+    for cid, version, *blobs in _rows(
+        vault_path,
+        "SELECT id, key_version, subject, purpose, categories, under_16, recorded_by FROM consents",
+    ):
+        for column, blob in zip(CONSENT_COLUMNS, blobs, strict=True):
+            for key in old_keys:
+                for kv in {version, version - 1}:
+                    with pytest.raises(IntegrityError):
+                        keyring.open_text(
+                            key,
+                            blob,
+                            table="consents",
+                            column=column,
+                            row_id=cid,
+                            consent_id=cid,
+                            key_version=kv,
+                        )
+    for nid, cid, version, *blobs in _rows(
+        vault_path, "SELECT id, consent_id, key_version, kind, body, author FROM notes"
+    ):
+        for column, blob in zip(NOTE_COLUMNS, blobs, strict=True):
+            for key in old_keys:
+                for kv in {version, version - 1}:
+                    with pytest.raises(IntegrityError):
+                        keyring.open_text(
+                            key,
+                            blob,
+                            table="notes",
+                            column=column,
+                            row_id=nid,
+                            consent_id=cid,
+                            key_version=kv,
+                        )
+
+
+def test_plain_rotation_leaves_the_old_master_key_useless(unlocked, vault_path):
+    texts, subjects = _fill(unlocked, 4, 3)
+    staff.add(unlocked, "bob", passphrase=b"bob's own passphrase")
+    notes_before = _rows(vault_path, "SELECT * FROM notes ORDER BY id")
+    old_master, old_version = unlocked.master, unlocked.master_version
+
+    result = rotation.rotate(unlocked)
+
+    assert result.master_version == old_version + 1 == unlocked.master_version
+    assert (result.consents, result.staff) == (4, 2)
+    assert unlocked.master != old_master
+    # Notes are not touched: the cost is per consent and staff member.
+    assert _rows(vault_path, "SELECT * FROM notes ORDER BY id") == notes_before
+    assert {n.id: n.text for n in notes.list_notes(unlocked)} == texts
+    assert _read_everything(vault_path) == (texts, subjects)
+    bob = _open(vault_path, "bob", "bob's own passphrase")
+    bob.close()
+    for cid, version, wrapped in _rows(
+        vault_path, "SELECT id, master_version, data_key FROM consents"
+    ):
+        assert version == old_version + 1
+        for v in (old_version, version):
+            with pytest.raises(IntegrityError):
+                keyring.unwrap_data_key(old_master, wrapped, consent_id=cid, master_version=v)
+    for purpose, version, wrapped in _rows(
+        vault_path, "SELECT purpose, master_version, wrapped FROM vault_keys"
+    ):
+        for v in (old_version, version):
+            with pytest.raises(IntegrityError):
+                keyring.unwrap_vault_key(old_master, wrapped, purpose=purpose, master_version=v)
+    for name, role, tag in _rows(vault_path, "SELECT name, role, role_tag FROM staff"):
+        with pytest.raises(IntegrityError):
+            keyring.check_role(old_master, name, role, tag)
+    unlocked.store.checkpoint()
+    for f in vault_path.parent.iterdir():
+        assert old_master not in f.read_bytes()
+
+
+def test_rotation_is_recorded_with_versions_and_dates(unlocked, vault_path, nok):
+    later = NOW + dt.timedelta(days=3)
+    unlocked.now = later
+    rotation.rotate(unlocked)
+    info = rotation.key_info(unlocked.vault, later + dt.timedelta(days=10))
+    assert info.master_version == 2
+    assert info.age_days == 10
+    assert [(r.kind, r.target_version, r.state) for r in info.rotations] == [("master", 2, "done")]
+    actions = [r[0] for r in _rows(vault_path, "SELECT action FROM audit")]
+    assert "key.rotate.master" in actions
+    status = json.loads(nok("status", "--json").stdout)
+    assert status["master_key_version"] == 2
+    assert isinstance(status["master_key_age_days"], int)
+    assert status["master_key_created"].startswith(later.strftime("%Y-%m-%d"))
+
+
+def test_deep_rotation_leaves_the_old_data_keys_useless(unlocked, vault_path):
+    texts, subjects = _fill(unlocked, 5, 4)
+    rows = list(unlocked.store.iter_consents(include_ended=False))
+    old_keys = [unlocked.data_key(row) for row in rows]
+    calls = []
+
+    result = rotation.rotate(
+        unlocked, deep=True, batch_notes=6, progress=lambda d, t: calls.append((d, t))
+    )
+
+    assert (result.kind, result.consents, result.notes) == ("deep", 5, 20)
+    total = 25
+    assert calls[0] == (0, total)
+    assert calls[-1] == (total, total)
+    assert [d for d, _ in calls] == sorted(d for d, _ in calls)
+    assert len(calls) > 3
+    assert {v for (v,) in _rows(vault_path, "SELECT key_version FROM consents")} == {2}
+    assert {v for (v,) in _rows(vault_path, "SELECT key_version FROM notes")} == {2}
+    assert _read_everything(vault_path) == (texts, subjects)
+    _assert_no_old_key_opens_anything(vault_path, old_keys)
+    assert unlocked.vault.status().rotation_pending is None
+    assert unlocked.store.get_setting("data_keys_rotated")
+
+
+def test_rotation_refuses_while_another_is_unfinished(unlocked, vault_path, nok):
+    texts, subjects = _fill(unlocked, 4, 2)
+
+    def stop_after_first_batch(done, total):
+        if done > 0:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        rotation.rotate(unlocked, deep=True, batch_notes=1, progress=stop_after_first_batch)
+    assert _read_everything(vault_path) == (texts, subjects)
+    with pytest.raises(rotation.RotationPending):
+        rotation.rotate(unlocked)
+
+    status = json.loads(nok("status", "--json").stdout)
+    assert status["rotation_pending"] == "deep"
+    for args in (("key", "rotate", "--yes"), ("key", "rotate", "--deep", "--yes")):
+        refused = nok(*args)
+        assert refused.exit_code == 9
+        lines = refused.stderr.splitlines()
+        assert lines[0].startswith("nok: error: a deep key rotation started")
+        assert lines[1] == "nok: hint: finish it first with 'nok key rotate --resume'"
+    assert json.loads(nok("status", "--json").stdout)["master_key_version"] == 2
+
+    resumed = nok("key", "rotate", "--resume", "--json")
+    assert resumed.exit_code == 0, resumed.stderr
+    assert json.loads(resumed.stdout)["resumed"] is True
+    assert json.loads(nok("status", "--json").stdout)["rotation_pending"] is None
+    assert {v for (v,) in _rows(vault_path, "SELECT key_version FROM notes")} == {2}
+    assert _read_everything(vault_path) == (texts, subjects)
+    again = nok("key", "rotate", "--resume")
+    assert again.exit_code == 9
+    assert again.stderr.startswith("nok: error: there is no unfinished key rotation")
+
+
+def test_rotate_in_a_script_needs_yes(cli_vault):
+    result = cli_vault("key", "rotate")
+    assert result.exit_code == 2
+    assert json.loads(cli_vault("status", "--json").stdout)["master_key_version"] == 1
+
+
+def test_a_process_unlocked_before_rotation_cannot_write_with_the_old_key(unlocked, vault_path):
+    _fill(unlocked, 1, 1)
+    other = _open(vault_path)
+    try:
+        rotation.rotate(unlocked)
+        with pytest.raises(Conflict, match="rotated by another process"):
+            consents.add(other, consents.ConsentInput(subject="x", purpose="p", categories=("c",)))
+    finally:
+        other.close()
+    assert len(_rows(vault_path, "SELECT id FROM consents")) == 1
+
+
+def test_a_data_key_cached_before_a_deep_rotation_is_not_used_to_write(unlocked, vault_path):
+    texts, _ = _fill(unlocked, 3, 2)
+    reader = []
+
+    def open_reader_once(done, total):
+        # After the master-key step, before any data key changes: this process caches
+        # every old data key, then writes after the rotation finished.
+        if not reader:
+            reader.append(_open(vault_path))
+            list(notes.list_notes(reader[0]))
+
+    rotation.rotate(unlocked, deep=True, batch_notes=2, progress=open_reader_once)
+    cid = next(iter(texts.values())).split(" of ")[1]
+    try:
+        added = notes.add(reader[0], cid, "written after the rotation")
+    finally:
+        reader[0].close()
+    got, _ = _read_everything(vault_path)
+    assert got[added.id] == "written after the rotation"
+
+
+def test_deep_rotation_refuses_a_table_it_cannot_re_encrypt(unlocked, vault_path):
+    _fill(unlocked, 1, 1)
+    with contextlib.closing(sqlite3.connect(vault_path)) as conn:
+        conn.execute("CREATE TABLE extra (id TEXT, key_version INTEGER, blob BLOB)")
+        conn.commit()
+    with pytest.raises(NokError, match="table extra"):
+        rotation.rotate(unlocked, deep=True)
+    assert unlocked.vault.master_version() == 1
+
+
+# -- kill -9 ------------------------------------------------------------------------------
+
+CHILD = r"""
+import datetime as dt, os, signal, sys
+from pathlib import Path
+os.umask(0o077)
+from vault import Vault, rotation
+path, kill_at = Path(sys.argv[1]), int(sys.argv[2])
+calls = 0
+def progress(done, total):
+    global calls
+    calls += 1
+    if calls == kill_at:
+        os.kill(os.getpid(), signal.SIGKILL)
+v = Vault.open(path)
+u = v.unlock(os.environ["NOK_USER"], os.environ["NOK_PASSPHRASE"].encode(),
+             now=dt.datetime.now(dt.UTC))
+rotation.rotate(u, deep=True, progress=progress, batch_notes=4)
+"""
+
+
+@pytest.fixture
+def filled(unlocked, vault_path, tmp_path):
+    texts, subjects = _fill(unlocked, 8, 3)
+    old_keys = [unlocked.data_key(r) for r in unlocked.store.iter_consents(include_ended=False)]
+    unlocked.close()
+    env = {
+        "NOK_VAULT": str(vault_path),
+        "NOK_USER": ADMIN,
+        "NOK_PASSPHRASE": PASSPHRASE,
+        "XDG_RUNTIME_DIR": str(tmp_path),
+    }
+    return texts, subjects, old_keys, env
+
+
+def _rerun_and_check(vault_path, env, texts, subjects, old_keys):
+    # Right after the kill, before anything else: the vault opens and every note reads.
+    assert _read_everything(vault_path) == (texts, subjects)
+    status = json.loads(run_nok("status", "--json", env=env).stdout)
+    if status["rotation_pending"]:
+        rerun = run_nok("key", "rotate", "--resume", env=env)
+    else:
+        rerun = run_nok("key", "rotate", "--deep", "--yes", env=env)
+    assert rerun.returncode == 0, rerun.stderr
+    assert _read_everything(vault_path) == (texts, subjects)
+    assert json.loads(run_nok("status", "--json", env=env).stdout)["rotation_pending"] is None
+    versions = _rows(
+        vault_path, "SELECT key_version FROM consents UNION SELECT key_version FROM notes"
+    )
+    assert versions == [(2,)]
+    _assert_no_old_key_opens_anything(vault_path, old_keys)
+    assert _rows(vault_path, "PRAGMA integrity_check") == [("ok",)]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "kill_at",
+    [
+        1,  # right after the master-key transaction committed
+        3,  # after two batches
+        9,  # after the last batch, before the rotation is marked finished
+    ],
+)
+def test_kill_9_after_a_batch_then_rerun_completes(filled, vault_path, kill_at):
+    texts, subjects, old_keys, env = filled
+    proc = subprocess.run(
+        [sys.executable, "-c", CHILD, str(vault_path), str(kill_at)],
+        env={**env, "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    assert json.loads(run_nok("status", "--json", env=env).stdout)["rotation_pending"] == "deep"
+    _rerun_and_check(vault_path, env, texts, subjects, old_keys)
+
+
+def _done_so_far(vault_path):
+    uri = f"file:{vault_path}?mode=ro"
+    try:
+        with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=0.05)) as conn:
+            row = conn.execute("SELECT max(done) FROM rotation WHERE state = 'running'").fetchone()
+    except sqlite3.OperationalError:
+        return None
+    return None if row is None else row[0]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("records_done", [0, 8, 20])
+def test_kill_9_of_the_cli_mid_rotation_then_rerun_completes(filled, vault_path, records_done):
+    """SIGKILL the real command at whatever it is doing once the cursor passed a point."""
+    texts, subjects, old_keys, env = filled
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nokcli", "key", "rotate", "--deep", "--yes", "--batch-notes", "1"],
+        env={**env, "PATH": "/usr/bin:/bin"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        done = _done_so_far(vault_path)
+        if done is not None and done >= records_done:
+            proc.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.0005)
+    proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL, "the rotation finished before the kill"
+    _rerun_and_check(vault_path, env, texts, subjects, old_keys)
