@@ -25,7 +25,9 @@ def _group(body: str) -> str:
 
 def new_id(prefix: str) -> str:
     """A fresh random id: 40 bits for consents, 45 for notes."""
-    body = "".join(secrets.choice(ALPHABET) for _ in range(_LENGTHS[prefix]))
+    # One random byte per character, reduced mod 32: uniform (32 divides 256), and one
+    # system call per id instead of one per character (bulk import makes a million).
+    body = "".join(ALPHABET[b & 31] for b in secrets.token_bytes(_LENGTHS[prefix]))
     return f"{prefix}-{_group(body)}"
 
 
