@@ -1,0 +1,114 @@
+"""Help for every command, and a fast start: ``nok --help`` must not load the SQLite or
+libsodium layers. The command tree is walked, so commands added later are covered too."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import typer.main
+from conftest import Nok
+
+from nokcli.app import VERSION, app
+
+HEAVY = ("sqlite3", "sqlite_utils", "nacl", "tabulate")
+
+
+def walk(command: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Any]]:
+    yield path, command
+    for name, sub in sorted(getattr(command, "commands", {}).items()):
+        yield from walk(sub, (*path, name))
+
+
+COMMANDS = list(walk(typer.main.get_command(app)))
+IDS = [" ".join(path) or "nok" for path, _ in COMMANDS]
+
+
+def test_the_tree_has_the_issue_2_commands() -> None:
+    paths = {path for path, _ in COMMANDS}
+    for expected in [
+        ("init",),
+        ("status",),
+        ("consent", "add"),
+        ("consent", "list"),
+        ("consent", "show"),
+        ("note", "add"),
+        ("note", "list"),
+        ("note", "show"),
+    ]:
+        assert expected in paths
+
+
+@pytest.mark.parametrize(("path", "command"), COMMANDS, ids=IDS)
+def test_every_command_and_option_has_help(path: tuple[str, ...], command: Any) -> None:
+    assert (command.help or "").strip(), f"nok {' '.join(path)} has no help text"
+    for param in command.params:
+        assert (getattr(param, "help", None) or "").strip(), (
+            f"nok {' '.join(path)}: {param.name} has no help text"
+        )
+
+
+@pytest.mark.parametrize(("path", "command"), COMMANDS, ids=IDS)
+def test_help_exits_0(nok: Nok, path: tuple[str, ...], command: Any) -> None:
+    result = nok(*path, "--help")
+    assert result.exit_code == 0, result.stderr
+    assert "Usage:" in result.stdout
+    assert result.stderr == ""
+
+
+@pytest.mark.parametrize(("path", "command"), COMMANDS, ids=IDS)
+def test_data_commands_offer_json(path: tuple[str, ...], command: Any) -> None:
+    if path and path[-1] in ("list", "show"):
+        assert "--json" in {opt for p in command.params for opt in getattr(p, "opts", [])}
+
+
+def test_version(nok: Nok) -> None:
+    result = nok("--version")
+    assert result.exit_code == 0
+    assert result.stdout.strip() == f"nok {VERSION}"
+
+
+def test_python_m_nokcli() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "nokcli", "--help"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Usage:" in result.stdout
+    assert "consent" in result.stdout
+
+
+PROBE = """
+import json, sys
+sys.argv = ["nok", *json.loads(sys.argv[1])]
+from nokcli.app import main
+try:
+    main()
+except SystemExit:
+    pass
+print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in {heavy})), file=sys.stderr)
+"""
+
+
+@pytest.mark.parametrize(
+    "args", [["--help"], ["--version"], ["note", "--help"], ["consent", "add", "--help"]]
+)
+def test_help_does_not_load_heavy_modules(args: list[str]) -> None:
+    code = PROBE.replace("{heavy}", repr(set(HEAVY)))
+    result = subprocess.run(
+        [sys.executable, "-c", code, json.dumps(args)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    loaded = json.loads(result.stderr.strip().splitlines()[-1])
+    assert loaded == [], f"nok {' '.join(args)} imported {loaded}"
