@@ -1,0 +1,130 @@
+"""Vault-wide settings: shown without a key, changed by admins only, retention recomputed."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pytest
+from conftest import ADMIN, NOW, PASSPHRASE, run_nok
+
+from vault import Vault, consents, erasure, notes, staff
+from vault.errors import BadInput, NotAllowed
+from vault.session import Unlocked
+
+OLD = "2025-06-01"
+
+
+def add(u: Unlocked, given: str, retain_days: int | None = None) -> str:
+    data = consents.ConsentInput(
+        subject="S", purpose="p", categories=("c",), given=given, retain_days=retain_days
+    )
+    return consents.add(u, data).id
+
+
+def until(u: Unlocked, consent_id: str) -> str:
+    row = u.store.get_consent(consent_id)
+    assert row is not None
+    return row.retain_until
+
+
+def test_show_needs_no_passphrase(unlocked, vault_path):
+    unlocked.close()
+    result = run_nok("settings", "show", "--json", env={"NOK_VAULT": str(vault_path)})
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {
+        "retention-days": 730,
+        "note-guideline": 1500,
+        "note-limit": 20000,
+    }
+
+
+def test_admin_sets_and_it_is_recorded(cli_vault):
+    nok = cli_vault
+    out = nok("settings", "set", "note-guideline", "800")
+    assert out.exit_code == 0, out.stderr
+    assert json.loads(nok("settings", "show", "--json").stdout)["note-guideline"] == 800
+    audit = nok("audit", "list", "--json")
+    assert audit.exit_code == 0, audit.stderr
+    assert "settings.set" in audit.stdout
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("retention-days", "0"),
+        ("retention-days", "36501"),
+        ("retention-days", "two years"),
+        ("note-limit", "50"),
+        ("note-guideline", "25000"),  # above the note limit of 20000
+        ("colour", "blue"),
+    ],
+)
+def test_bad_values_change_nothing(cli_vault, key, value):
+    nok = cli_vault
+    before = nok("settings", "show", "--json").stdout
+    out = nok("settings", "set", key, value, "--yes")
+    assert out.exit_code == 2
+    assert out.stderr.startswith("nok: error: ")
+    assert out.stderr.count("\n") == 1
+    assert nok("settings", "show", "--json").stdout == before
+
+
+def test_staff_cannot_change_settings(unlocked):
+    staff.add(unlocked, "bob", passphrase=b"bob's long passphrase", kdf="interactive")
+    with Vault.open(unlocked.vault.path) as v:
+        bob = v.unlock("bob", b"bob's long passphrase", now=NOW)
+        with pytest.raises(NotAllowed) as info:
+            erasure.change_setting(bob, "retention-days", "30")
+        assert info.value.exit_code == 11
+    assert unlocked.vault.settings().retention_days == 730
+
+
+def test_new_retention_moves_the_deadlines_that_follow_it(unlocked):
+    follows = add(unlocked, "2026-11-01")
+    with_note = add(unlocked, "2026-10-01")
+    notes.add(unlocked, with_note, "n", date="2026-11-10")
+    own = add(unlocked, "2026-11-01", retain_days=100)
+    own_before = until(unlocked, own)
+
+    change = erasure.change_setting(unlocked, "retention-days", "400")
+
+    assert (change.old, change.new, change.recomputed, change.now_due) == (730, 400, 2, 0)
+    assert until(unlocked, follows) == "2027-12-06"
+    assert until(unlocked, with_note) == (dt.date(2026, 11, 10) + dt.timedelta(400)).isoformat()
+    assert until(unlocked, own) == own_before
+    later = add(unlocked, "2026-11-20")
+    assert until(unlocked, later) == (dt.date(2026, 11, 20) + dt.timedelta(400)).isoformat()
+    actions = [(a.action, a.object_id) for a in unlocked.store.iter_audit()]
+    assert ("settings.set", "retention_days") in actions
+
+
+def test_shorter_retention_asks_and_then_the_purge_erases(unlocked, vault_path):
+    old = add(unlocked, OLD)
+    recent = add(unlocked, "2026-11-20")
+    unlocked.close()
+    env = {"NOK_VAULT": str(vault_path), "NOK_USER": ADMIN, "NOK_PASSPHRASE": PASSPHRASE}
+
+    refused = run_nok("settings", "set", "retention-days", "30", env=env)
+    assert refused.returncode == 2
+    assert "1 consent(s)" in refused.stderr
+    with Vault.open(vault_path) as v:
+        assert v.settings().retention_days == 730
+        assert v.store.due_consents("2026-11-23") == []
+
+    done = run_nok("settings", "set", "retention-days", "30", "--yes", env=env)
+    assert done.returncode == 0, done.stderr
+    assert "past their deadline" in done.stderr
+    purge = run_nok("purge", "--json", env={"NOK_VAULT": str(vault_path)})
+    assert json.loads(purge.stdout)["purged"] == [old]
+    with Vault.open(vault_path) as v:
+        assert v.store.get_consent(recent).status == "active"
+
+
+def test_note_limit_applies_to_new_notes(unlocked):
+    consent_id = add(unlocked, "2026-11-01")
+    erasure.change_setting(unlocked, "note-guideline", "400")
+    erasure.change_setting(unlocked, "note-limit", "500")
+    with pytest.raises(BadInput, match="limit is 500"):
+        notes.add(unlocked, consent_id, "x" * 501)
+    notes.add(unlocked, consent_id, "x" * 500)
