@@ -1,0 +1,280 @@
+"""``nok backup`` / ``nok restore``: encrypted copies, and restores that keep erasures."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ADMIN, NOW, PASSPHRASE
+from vault import Vault, backup, consents, erasure, notes, staff, verify
+from vault.session import Unlocked
+
+WINDOW = 24
+
+
+def secrets_of(u: Unlocked, consent_id: str) -> list[bytes]:
+    """The consent's wrapped data key and every ciphertext under it, as stored."""
+    row = u.store.get_consent(consent_id)
+    assert row is not None
+    blobs = [bytes(b) for b in (row.data_key, row.subject, row.purpose) if b is not None]
+    for n in u.store.iter_notes(consent_id=consent_id):
+        blobs += [bytes(n.kind), bytes(n.body)]
+    return blobs
+
+
+def found_in(paths: list[Path], needles: list[bytes]) -> list[str]:
+    """Files holding any WINDOW-byte piece of any needle (raw byte search)."""
+    pieces = [n[i : i + WINDOW] for n in needles for i in range(0, len(n) - WINDOW + 1, WINDOW)]
+    return [p.name for p in paths if any(piece in p.read_bytes() for piece in pieces)]
+
+
+def vault_dir_files(vault_path: Path) -> list[Path]:
+    return sorted(p for p in vault_path.parent.iterdir() if p.is_file())
+
+
+def file_hash(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture
+def two(unlocked: Unlocked) -> tuple[str, str]:
+    ids = []
+    for subject in ("Kari", "Ola"):
+        c = consents.add(unlocked, consents.ConsentInput(subject, "follow-up", ("notes",)))
+        ids.append(c.id)
+        for i in range(3):
+            notes.add(unlocked, c.id, f"MARKER-{subject}-{i} " + "x" * 3000)
+    return ids[0], ids[1]
+
+
+@pytest.fixture
+def backups(tmp_path: Path) -> Path:
+    directory = tmp_path / "backups"
+    directory.mkdir(mode=0o700)
+    return directory
+
+
+def open_copy(path: Path, tmp_path: Path, passphrase: str = PASSPHRASE) -> Unlocked:
+    """Unlock a copy of a backup (opening the backup itself would turn on WAL in it)."""
+    where = tmp_path / "opened"
+    where.mkdir(mode=0o700, parents=True, exist_ok=True)
+    copy = where / path.name
+    shutil.copyfile(path, copy)
+    copy.chmod(0o600)
+    return Vault.open(copy).unlock(ADMIN, passphrase.encode(), now=NOW)
+
+
+def test_backup_is_private_complete_and_opens(two, nok, backups, tmp_path):
+    result = nok("backup", str(backups), "--json")
+    assert result.exit_code == 0, result.stderr
+    info = json.loads(result.stdout)
+    path = Path(info["path"])
+    assert path.parent == backups
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert info["active_consents"] == 2
+    assert [p.name for p in backups.iterdir()] == [path.name]
+    assert b"MARKER" not in path.read_bytes()
+    copy = open_copy(path, tmp_path)
+    try:
+        assert verify.verify(copy).ok
+        texts = sorted(n.text.split()[0] for n in notes.list_notes(copy))
+        assert texts == sorted(f"MARKER-{s}-{i}" for s in ("Kari", "Ola") for i in range(3))
+    finally:
+        copy.close()
+
+
+def test_backup_needs_no_passphrase_and_never_overwrites(two, nok, backups, monkeypatch):
+    monkeypatch.delenv("NOK_PASSPHRASE")
+    target = backups / "one.db"
+    first = nok("backup", str(target))
+    assert first.exit_code == 0, first.stderr
+    assert first.stdout.strip() == str(target)
+    before = file_hash(target)
+    again = nok("backup", str(target))
+    assert again.exit_code == 9
+    assert again.stderr.startswith("nok: error:")
+    assert file_hash(target) == before
+
+
+def test_backup_refuses_a_directory_others_can_enter(two, nok, tmp_path):
+    open_dir = tmp_path / "shared"
+    open_dir.mkdir()
+    open_dir.chmod(0o755)
+    result = nok("backup", str(open_dir / "b.db"))
+    assert result.exit_code == 10
+    assert list(open_dir.iterdir()) == []
+
+
+def test_backup_holds_nothing_already_erased(two, unlocked, backups):
+    kari, ola = two
+    gone = secrets_of(unlocked, kari)
+    kept = secrets_of(unlocked, ola)
+    erasure.withdraw(unlocked, kari)
+    info = backup.backup(unlocked.vault, backups, now=NOW, actor="cron")
+    assert found_in([info.path], gone) == []
+    assert found_in([info.path], kept) == [info.path.name]
+    assert kari in info.ended_ids
+    assert ola in info.consent_ids
+
+
+def test_restore_after_withdrawal_does_not_bring_notes_back(
+    two, unlocked, nok, backups, vault_path
+):
+    kari, ola = two
+    gone = secrets_of(unlocked, kari)
+    info = backup.backup(unlocked.vault, backups, now=NOW, actor="cron")
+    erasure.withdraw(unlocked, kari)
+    unlocked.close()
+
+    result = nok("restore", str(info.path), "--yes", "--json")
+    assert result.exit_code == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert doc["reapplied"] == [kari]
+    replaced = Path(doc["replaced"])
+    assert stat.S_IMODE(replaced.stat().st_mode) == 0o600
+    assert stat.S_IMODE(vault_path.stat().st_mode) == 0o600
+
+    assert found_in(vault_dir_files(vault_path), gone) == []
+    listed = json.loads(nok("note", "list", "--json").stdout)
+    assert {n["consent_id"] for n in listed} == {ola}
+    assert all("Kari" not in n["text"] for n in listed)
+    shown = json.loads(nok("consent", "show", kari, "--json").stdout)
+    assert shown["status"] == "withdrawn"
+    assert shown["subject"] is None
+    assert nok("verify").exit_code == 0
+
+
+def test_restore_with_only_the_erasure_log(two, unlocked, nok, backups, vault_path, tmp_path):
+    kari, ola = two
+    gone = secrets_of(unlocked, kari)
+    info = backup.backup(unlocked.vault, backups, now=NOW, actor="cron")
+    erasure.withdraw(unlocked, kari)
+    unlocked.close()
+    saved = tmp_path / "erasures-copy"
+    shutil.copyfile(erasure.log_path(vault_path), saved)
+    shutil.rmtree(vault_path.parent)
+
+    result = nok("restore", str(info.path), "--erasures", str(saved), "--yes", "--json")
+    assert result.exit_code == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert doc["replaced"] is None
+    assert doc["reapplied"] == [kari]
+    assert doc["erasure_sources"] == [str(saved)]
+    assert found_in(vault_dir_files(vault_path), gone) == []
+    listed = json.loads(nok("note", "list", "--json").stdout)
+    assert {n["consent_id"] for n in listed} == {ola}
+    assert nok("verify").exit_code == 0
+
+
+def test_restore_refuses_without_any_record_of_erasures(two, unlocked, nok, backups, vault_path):
+    info = backup.backup(unlocked.vault, backups, now=NOW, actor="cron")
+    unlocked.close()
+    shutil.rmtree(vault_path.parent)
+    result = nok("restore", str(info.path), "--yes")
+    assert result.exit_code == 9
+    assert "erasure log" in result.stderr
+    assert not vault_path.exists()
+
+
+def test_restore_asks_first(two, unlocked, nok, backups, vault_path):
+    info = backup.backup(unlocked.vault, backups, now=NOW, actor="cron")
+    unlocked.close()
+    before = file_hash(vault_path)
+    result = nok("restore", str(info.path))
+    assert result.exit_code == 2
+    assert "--yes" in result.stderr
+    assert file_hash(vault_path) == before
+    assert sorted(p.name for p in vault_dir_files(vault_path)) == ["vault.db"]
+
+
+def test_restore_refuses_what_is_not_a_backup(two, unlocked, nok, tmp_path, vault_path):
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"not a database at all" * 100)
+    before = file_hash(vault_path)
+    result = nok("restore", str(junk), "--yes")
+    assert result.exit_code in (3, 7)
+    assert result.stderr.startswith("nok: error:")
+    assert file_hash(vault_path) == before
+    result = nok("restore", str(vault_path), "--yes")
+    assert result.exit_code == 9
+
+
+def test_restore_reapplies_a_purge(unlocked, nok, backups, vault_path):
+    due = consents.add(
+        unlocked,
+        consents.ConsentInput("Per", "p", ("notes",), retain_days=1, given="2026-01-01"),
+    ).id
+    notes.add(unlocked, due, "MARKER-Per", date="2026-01-01")
+    gone = secrets_of(unlocked, due)
+    info = backup.backup(unlocked.vault, backups, now=NOW, actor="cron")
+    with Vault.open(vault_path) as keyless:
+        assert erasure.purge(keyless, NOW, dry_run=False).purged == (due,)
+    unlocked.close()
+    assert nok("restore", str(info.path), "--yes").exit_code == 0
+    assert json.loads(nok("consent", "show", due, "--json").stdout)["status"] == "expired"
+    assert found_in(vault_dir_files(vault_path), gone) == []
+
+
+def test_an_old_backup_opens_with_the_passphrases_of_its_day(
+    two, unlocked, nok, backups, vault_path, monkeypatch
+):
+    info = backup.backup(unlocked.vault, backups, now=NOW, actor="cron")
+    staff.passwd(unlocked, b"a brand new passphrase")
+    unlocked.close()
+    monkeypatch.setenv("NOK_PASSPHRASE", "a brand new passphrase")
+    assert nok("key", "rotate", "--yes").exit_code == 0
+    result = nok("restore", str(info.path), "--yes")
+    assert result.exit_code == 0, result.stderr
+    assert "master key version 1" in result.stderr
+    assert nok("note", "list").exit_code == 4
+    monkeypatch.setenv("NOK_PASSPHRASE", PASSPHRASE)
+    assert nok("note", "list").exit_code == 0
+
+
+WRITER = """
+import datetime as dt, sys, time
+from pathlib import Path
+from vault import Vault, consents, notes
+now = dt.datetime.now(dt.UTC)
+u = Vault.open(Path(sys.argv[1])).unlock(sys.argv[2], sys.argv[3].encode(), now=now)
+c = consents.add(u, consents.ConsentInput("Writer", "p", ("notes",)))
+print("ready", flush=True)
+end = time.monotonic() + float(sys.argv[4])
+while time.monotonic() < end:
+    notes.add(u, c.id, "written during a backup " * 40)
+u.close()
+"""
+
+
+@pytest.mark.slow
+def test_backup_while_another_process_writes(two, unlocked, backups, tmp_path, vault_path):
+    writer = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(vault_path), ADMIN, PASSPHRASE, "3"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert writer.stdout is not None
+        assert writer.stdout.readline().strip() == "ready"
+        counts = []
+        for i in range(3):
+            info = backup.backup(unlocked.vault, backups / f"b{i}.db", now=NOW, actor="cron")
+            copy = open_copy(info.path, tmp_path / f"c{i}")
+            try:
+                assert verify.verify(copy).ok
+                counts.append(copy.store.count_notes())
+            finally:
+                copy.close()
+            time.sleep(0.3)
+    finally:
+        assert writer.wait(timeout=60) == 0
+    assert counts == sorted(counts)
+    assert counts[-1] > counts[0]
