@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -284,3 +286,91 @@ def test_kill_9_leaves_each_consent_whole_and_a_rerun_finishes(unlocked, vault_p
     assert rerun.returncode == 0, rerun.stderr
     assert set(json.loads(rerun.stdout)["purged"]) == intact
     check_consistent(vault_path, due, keep, 2)
+
+
+# -- the scheduling examples really run ------------------------------------------------------
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> tuple[Path, list[str]]:
+    """A home folder laid out as examples/README.md says, with a vault holding due consents."""
+    nok_script = Path(sys.executable).with_name("nok")
+    if not nok_script.exists():
+        pytest.skip("the nok console script is not installed next to this Python")
+    home = tmp_path / "home"
+    venv_bin = home / ".local" / "share" / "nok-venv" / "bin"
+    venv_bin.mkdir(parents=True)
+    (venv_bin / "nok").symlink_to(nok_script)
+    (home / ".local" / "state" / "nok").mkdir(parents=True, mode=0o700)
+    vault_path = home / ".local" / "share" / "nok" / "vault.db"
+    u = Vault.create(
+        vault_path, admin=ADMIN, passphrase=PASSPHRASE.encode(), now=NOW, kdf="interactive"
+    )
+    due = bulk(u, 2, notes_each=1, size=100, due=True)
+    u.close()
+    return home, due
+
+
+def clean_env(home: Path) -> dict[str, str]:
+    """Roughly what systemd or cron give a job: no NOK_* variable, no passphrase."""
+    return {"HOME": str(home), "PATH": "/usr/bin:/bin", "LOGNAME": "nok", "LANG": "C.UTF-8"}
+
+
+def tombstones(home: Path) -> list[str]:
+    with Vault.open(home / ".local" / "share" / "nok" / "vault.db") as v:
+        return sorted(r.id for r in v.store.iter_consents(include_ended=True) if r.ended)
+
+
+def test_systemd_units_parse(home, tmp_path):
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        pytest.skip("systemd-analyze is not installed")
+    runtime = tmp_path / "runtime"
+    runtime.mkdir(mode=0o700)
+    env = {**clean_env(home[0]), "XDG_RUNTIME_DIR": str(runtime)}
+    units = [str(EXAMPLES / "nok-purge.service"), str(EXAMPLES / "nok-purge.timer")]
+    result = subprocess.run(
+        [analyze, "verify", "--user", *units], env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+
+
+def test_systemd_service_command_purges(home):
+    home_dir, due = home
+    env = clean_env(home_dir)
+    command = None
+    for line in (EXAMPLES / "nok-purge.service").read_text().splitlines():
+        key, _, value = line.partition("=")
+        if key == "Environment":
+            name, _, setting = value.replace("%h", str(home_dir)).partition("=")
+            env[name] = setting
+        elif key == "ExecStart":
+            command = shlex.split(value.replace("%h", str(home_dir)))
+    assert command is not None
+    assert command[1:] == ["purge"]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert tombstones(home_dir) == sorted(due)
+
+
+def test_crontab_line_purges_and_logs(home):
+    home_dir, due = home
+    lines = [x for x in (EXAMPLES / "crontab.txt").read_text().splitlines() if x and x[0] != "#"]
+    assert len(lines) == 1
+    fields = lines[0].split(None, 5)
+    assert fields[:5] == ["30", "2", "*", "*", "*"]
+    # cron turns an unescaped % into a newline; the example must escape every one.
+    assert "%" not in fields[5].replace("\\%", "")
+    command = fields[5].replace("\\%", "%")
+    for _ in range(2):
+        result = subprocess.run(
+            ["/bin/sh", "-c", command], env=clean_env(home_dir), capture_output=True, timeout=60
+        )
+        assert result.returncode == 0
+    log = (home_dir / ".local" / "state" / "nok" / "purge.log").read_text()
+    assert log.count("exit 0") == 2
+    assert "2 consent(s) erased" in log
+    assert tombstones(home_dir) == sorted(due)
