@@ -367,10 +367,15 @@ def test_crontab_line_purges_and_logs(home):
     command = fields[5].replace("\\%", "%")
     for _ in range(2):
         result = subprocess.run(
-            ["/bin/sh", "-c", command], env=clean_env(home_dir), capture_output=True, timeout=60
+            ["/bin/sh", "-c", f"umask 022; {command}"],
+            env=clean_env(home_dir),
+            capture_output=True,
+            timeout=60,
         )
         assert result.returncode == 0
-    log = (home_dir / ".local" / "state" / "nok" / "purge.log").read_text()
+    log_file = home_dir / ".local" / "state" / "nok" / "purge.log"
+    assert log_file.stat().st_mode & 0o077 == 0
+    log = log_file.read_text()
     assert log.count("exit 0") == 2
     assert "2 consent(s) erased" in log
     assert tombstones(home_dir) == sorted(due)
