@@ -245,3 +245,17 @@ def test_the_library_prints_nothing(vault_path: Path, capfd: pytest.CaptureFixtu
     me.close()
     out = capfd.readouterr()
     assert (out.out, out.err) == ("", "")
+
+
+def test_the_file_does_not_tell_which_consents_are_for_a_child(unlocked: Unlocked) -> None:
+    child = consents.add(unlocked, consent_input(under_16=True, guardian="Mor", form_ref="A1"))
+    adult = consents.add(unlocked, consent_input())
+    rows = [unlocked.store.get_consent(c.id) for c in (child, adult)]
+    for column in ("under_16", "guardian", "form_ref"):
+        blobs = [getattr(row, column) for row in rows]
+        assert all(blob is not None for blob in blobs), column
+        assert len(blobs[0]) == len(blobs[1]), column
+    shown = consents.show(unlocked, adult.id)
+    assert (shown.under_16, shown.guardian, shown.form_ref) == (False, None, None)
+    shown = consents.show(unlocked, child.id)
+    assert (shown.under_16, shown.guardian, shown.form_ref) == (True, "Mor", "A1")

@@ -24,6 +24,7 @@ ACTIVE = "active"
 MAX_SUBJECT = 200
 MAX_PURPOSE = 2000
 MAX_CATEGORY = 100
+PAD_BYTES = 64
 SUGGESTED_CATEGORIES = (
     "contact",
     "conversation-notes",
@@ -72,6 +73,18 @@ class Consent:
     @property
     def active(self) -> bool:
         return self.status == ACTIVE
+
+
+def _padded(value: str | None) -> str:
+    """``value`` (or nothing) padded with spaces to a multiple of PAD_BYTES bytes.
+
+    A ciphertext is as long as its plaintext: unpadded, the file would show which consents
+    name a guardian (a child under 16) or a form. Values are stripped, so reading strips.
+    """
+    text = value or ""
+    size = len(text.encode("utf-8"))
+    target = max(PAD_BYTES, -(-size // PAD_BYTES) * PAD_BYTES)
+    return text + " " * (target - size)
 
 
 def _text(value: str, *, field: str, limit: int, required: bool = True) -> str:
@@ -175,9 +188,9 @@ def build_row(
         subject=seal("subject", data.subject),
         purpose=seal("purpose", data.purpose),
         categories=seal("categories", json.dumps(list(data.categories), ensure_ascii=False)),
-        under_16=seal("under_16", json.dumps(data.under_16)),
-        guardian=seal("guardian", data.guardian),
-        form_ref=seal("form_ref", data.form_ref),
+        under_16=seal("under_16", json.dumps(data.under_16).ljust(5)),
+        guardian=seal("guardian", _padded(data.guardian)),
+        form_ref=seal("form_ref", _padded(data.form_ref)),
         recorded_by=seal("recorded_by", vault.name),
     )
 
@@ -248,8 +261,8 @@ def decrypt(vault: Unlocked, row: ConsentRow) -> Consent:
         purpose=open_("purpose", row.purpose),
         categories=tuple(json.loads(categories)) if categories is not None else (),
         under_16=bool(json.loads(under_16)) if under_16 is not None else False,
-        guardian=open_("guardian", row.guardian),
-        form_ref=open_("form_ref", row.form_ref),
+        guardian=(open_("guardian", row.guardian) or "").strip() or None,
+        form_ref=(open_("form_ref", row.form_ref) or "").strip() or None,
         recorded_by=open_("recorded_by", row.recorded_by),
         ended=row.ended,
         end_reason=row.end_reason,
