@@ -3,6 +3,7 @@ where errors become a one-line message on stderr and a documented exit code."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import traceback
@@ -143,9 +144,14 @@ def root(
     everything under it. The passphrase comes from a prompt, NOK_PASSPHRASE_FILE or
     NOK_PASSPHRASE, never from the command line.
     """
+    import resource
+
     from nokcli import editor
 
     os.umask(0o077)
+    # A core dump of a crashed nok would hold keys and note text; Python cannot wipe memory.
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     editor.wipe_leftovers()
     ctx.obj = Context.build(vault, as_user, passphrase_file, busy_timeout)
 

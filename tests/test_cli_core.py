@@ -725,3 +725,21 @@ def test_done_when_path(nok_env: dict[str, str], vault_path: Path, tmp_path: Pat
         assert b"MARKER" not in vault_path.read_bytes()
     finally:
         conn.close()
+
+
+def test_nok_disables_core_dumps_and_sets_a_private_umask(tmp_path: Path) -> None:
+    probe = (
+        "import os, resource, sys\n"
+        "sys.argv = ['nok', '--vault', sys.argv[1], 'status']\n"
+        "from nokcli.app import main\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "print(resource.getrlimit(resource.RLIMIT_CORE), oct(os.umask(0)))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe, str(tmp_path / "missing.db")],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert result.stdout.strip() == "(0, 0) 0o77", result.stderr
