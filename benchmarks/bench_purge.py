@@ -129,7 +129,9 @@ def _copy(src: Path, dest: Path) -> Path:
 def _spawn(cmd: list[str], env: dict[str, str]) -> tuple[float, float, bytes]:
     """Wall seconds, the child's own peak RSS in MiB (wait4), and its stdout."""
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
     out = proc.stdout.read()  # type: ignore[union-attr]
     err = proc.stderr.read()  # type: ignore[union-attr]
     _, status, usage = os.wait4(proc.pid, 0)

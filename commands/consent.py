@@ -164,7 +164,7 @@ def withdraw(
                 given=preview.given,
                 notes=preview.notes,
             )
-            if not typer.confirm(question, default=False):
+            if not typer.confirm(question, default=False, err=True):
                 output.info("nothing was changed")
                 raise typer.Exit(1)
         result = erasure.withdraw(vault, preview.consent_id, reason=reason)

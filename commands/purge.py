@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from nokcli import context, output
-from nokcli.i18n import _
+from nokcli.i18n import _, render
 
 if TYPE_CHECKING:
     import datetime as dt
@@ -41,6 +41,12 @@ def purge(
             show_default=False,
         ),
     ] = None,
+    yes: Annotated[
+        bool,
+        typer.Option(
+            "--yes", "-y", help=_("Do not ask on a terminal (scheduled jobs are never asked).")
+        ),
+    ] = False,
     json_out: Annotated[bool, typer.Option("--json", help=_("Print the result as JSON."))] = False,
 ) -> None:
     """Erase every consent whose retention period has run out (no passphrase needed).
@@ -64,6 +70,8 @@ def purge(
         )
     with state.open() as vault:
         due = erasure.due(vault, now)
+        if due and not dry_run and not yes and sys.stdin.isatty():
+            _confirm(erasure.purge(vault, now, dry_run=True))
         if dry_run or not due:
             result = erasure.purge(vault, now, dry_run=dry_run)
         else:
@@ -103,6 +111,18 @@ def _run(vault: Vault, now: dt.datetime, total: int, *, quiet: bool) -> PurgeRes
                 vault, now, dry_run=False, progress=lambda batch: bar.update(len(batch))
             )
     return erasure.purge(vault, now, dry_run=False, progress=_lines)
+
+
+def _confirm(plan: PurgeResult) -> None:
+    question = render(
+        "{count} consent(s) with {notes} note(s) are past their retention deadline. "
+        "Erase them for good now?",
+        count=len(plan.purged),
+        notes=plan.notes,
+    )
+    if not typer.confirm(question, default=False, err=True):
+        output.info("nothing was changed")
+        raise typer.Exit(1)
 
 
 def _lines(batch: Sequence[Erasure]) -> None:

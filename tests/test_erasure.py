@@ -7,6 +7,8 @@ import hashlib
 import json
 import os
 import stat
+import subprocess
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -79,6 +81,26 @@ def assert_tombstone(row: ConsentRow | None, status: str) -> None:
 
 def file_hash(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def on_terminal(args: list[str], answer: str, env: dict[str, str]) -> tuple[int, str]:
+    """Run nok with its standard input on a pseudo-terminal, answering its question."""
+    leader, follower = os.openpty()
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("NOK_")}
+    full_env.update(env)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nokcli", *args],
+        env=full_env,
+        stdin=follower,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    os.close(follower)
+    os.write(leader, answer.encode() + b"\n")
+    _, err = proc.communicate(timeout=60)
+    os.close(leader)
+    return proc.returncode, err
 
 
 @pytest.fixture
@@ -172,6 +194,22 @@ def test_cli_withdraw_erases_and_reports(cli_vault, vault_path):
     refused = nok("note", "add", consent_id, "--text", "again")
     assert refused.exit_code == 9
     assert refused.stderr.count("\n") == 1
+
+
+def test_cli_withdraw_asks_on_a_terminal(unlocked, vault_path, two_people):
+    gone, _ = two_people
+    unlocked.close()
+    env = {"NOK_VAULT": str(vault_path), "NOK_USER": ADMIN, "NOK_PASSPHRASE": PASSPHRASE}
+    before = _consent_state(vault_path)
+    code, err = on_terminal(["consent", "withdraw", gone], "n", env)
+    assert code == 1
+    assert f"Withdraw consent {gone}" in err
+    assert "6 note(s)" in err
+    assert _consent_state(vault_path) == before
+    code, err = on_terminal(["consent", "withdraw", gone], "y", env)
+    assert code == 0, err
+    with Vault.open(vault_path) as v:
+        assert_tombstone(v.store.get_consent(gone), "withdrawn")
 
 
 def _consent_state(vault_path: Path) -> list[tuple[object, ...]]:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from conftest import ADMIN, NOW, PASSPHRASE, run_nok
-from test_erasure import assert_tombstone, consent_secrets, file_hash, remains
+from test_erasure import assert_tombstone, consent_secrets, file_hash, on_terminal, remains
 
 from vault import Vault, consents, crypto, erasure, ids, notes
 from vault.errors import ClockError, InactiveConsent
@@ -65,7 +65,8 @@ def env_without_secrets(vault_path: Path) -> dict[str, str]:
 
 
 def run_purge(vault_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return run_nok("purge", *args, env=env_without_secrets(vault_path))
+    # Standard input is not a terminal, as under cron or systemd: nok never asks.
+    return run_nok("purge", *args, env=env_without_secrets(vault_path), input="")
 
 
 def start_purge(vault_path: Path, *args: str, **kw: object) -> subprocess.Popen[str]:
@@ -73,7 +74,7 @@ def start_purge(vault_path: Path, *args: str, **kw: object) -> subprocess.Popen[
     env = {k: v for k, v in os.environ.items() if not k.startswith("NOK_")}
     env.update(env_without_secrets(vault_path))
     cmd = [sys.executable, "-m", "nokcli", "purge", *args]
-    return subprocess.Popen(cmd, env=env, text=True, **kw)  # type: ignore[call-overload]
+    return subprocess.Popen(cmd, env=env, text=True, stdin=subprocess.DEVNULL, **kw)  # type: ignore[call-overload]
 
 
 @pytest.fixture
@@ -168,6 +169,18 @@ def test_plain_lines_without_a_terminal(unlocked, vault_path, mixed):
     assert len(lines) == len(due) + 1
     assert all(any(cid in line for line in lines) for cid in due)
     assert "5 consent(s) erased" in lines[-1]
+
+
+def test_on_a_terminal_it_asks_first(unlocked, vault_path, mixed):
+    unlocked.close()
+    before = file_hash(vault_path)
+    code, err = on_terminal(["purge"], "n", env_without_secrets(vault_path))
+    assert code == 1
+    assert "5 consent(s) with 15 note(s)" in err
+    assert file_hash(vault_path) == before
+    code, err = on_terminal(["purge"], "y", env_without_secrets(vault_path))
+    assert code == 0, err
+    assert "5 consent(s) erased" in err
 
 
 def test_a_clock_behind_the_vault_is_refused(unlocked, vault_path, mixed):
@@ -351,7 +364,9 @@ def test_systemd_service_command_purges(home):
             command = shlex.split(value.replace("%h", str(home_dir)))
     assert command is not None
     assert command[1:] == ["purge"]
-    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        command, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stderr
     assert tombstones(home_dir) == sorted(due)
 
@@ -369,6 +384,7 @@ def test_crontab_line_purges_and_logs(home):
         result = subprocess.run(
             ["/bin/sh", "-c", f"umask 022; {command}"],
             env=clean_env(home_dir),
+            stdin=subprocess.DEVNULL,
             capture_output=True,
             timeout=60,
         )

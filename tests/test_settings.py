@@ -105,7 +105,7 @@ def test_shorter_retention_asks_and_then_the_purge_erases(unlocked, vault_path):
     unlocked.close()
     env = {"NOK_VAULT": str(vault_path), "NOK_USER": ADMIN, "NOK_PASSPHRASE": PASSPHRASE}
 
-    refused = run_nok("settings", "set", "retention-days", "30", env=env)
+    refused = run_nok("settings", "set", "retention-days", "30", env=env, input="")
     assert refused.returncode == 2
     assert "1 consent(s)" in refused.stderr
     with Vault.open(vault_path) as v:
@@ -115,7 +115,7 @@ def test_shorter_retention_asks_and_then_the_purge_erases(unlocked, vault_path):
     done = run_nok("settings", "set", "retention-days", "30", "--yes", env=env)
     assert done.returncode == 0, done.stderr
     assert "past their deadline" in done.stderr
-    purge = run_nok("purge", "--json", env={"NOK_VAULT": str(vault_path)})
+    purge = run_nok("purge", "--json", env={"NOK_VAULT": str(vault_path)}, input="")
     assert json.loads(purge.stdout)["purged"] == [old]
     with Vault.open(vault_path) as v:
         assert v.store.get_consent(recent).status == "active"
