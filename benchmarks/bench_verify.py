@@ -1,0 +1,75 @@
+"""Benchmark of ``nok verify`` beside a baseline loop (target: within 2x of it).
+
+nok: ``vault.verify.verify`` in a child process with the vault already unlocked (the
+Argon2id unlock is not timed; its memory is in the peak). Baseline: SQLite's integrity
+and foreign-key checks, every data key unwrapped, every consent and note field opened, and
+the audit chain recomputed, with sqlite3 and nacl.bindings directly (common.b_verify).
+
+``measure(work, notes=N)`` returns the rows for benchmarks/run.py; standalone::
+
+    python benchmarks/bench_verify.py [--notes N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import common
+
+
+def child(vault: Path) -> float:
+    from vault import verify
+
+    unlocked = common.unlock(vault)
+    try:
+        start = time.perf_counter()
+        report = verify.verify(unlocked)
+        seconds = time.perf_counter() - start
+    finally:
+        unlocked.close()
+    if not report.ok:
+        raise RuntimeError(f"verify found problems in the benchmark vault: {report.problems}")
+    return seconds
+
+
+def measure(work: Path, *, notes: int) -> list[dict[str, Any]]:
+    built = common.vault_for(work, notes)
+    base, _ = common.baseline_for(work, built)
+    done = common.run([sys.executable, __file__, "--child", str(built.vault)], keep_stdout=True)
+    nok_s = float(json.loads(done.stdout)["seconds"])
+    base_s = common.timed(lambda: common.b_verify(base))
+    return [
+        common.row(
+            "verify (API, unlocked)",
+            notes,
+            nok_s,
+            base_s,
+            done.peak_mib,
+            "<= 2x baseline",
+            nok_s <= 2 * base_s,
+        )
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--notes", type=int, default=100_000)
+    parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps({"seconds": child(args.child)}))
+        return
+    with tempfile.TemporaryDirectory(prefix="nok-bench-") as tmp:
+        print(json.dumps(measure(Path(tmp), notes=args.notes), indent=2))
+
+
+if __name__ == "__main__":
+    main()

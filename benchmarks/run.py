@@ -1,0 +1,378 @@
+"""nok's speed, measured in one run and printed as one table, each figure beside a baseline.
+
+The baseline is a plain loop doing the same work with ``sqlite3`` and ``nacl.bindings``
+directly and nothing else (benchmarks/common.py), on a database with the same tables and
+indexes, built from the same import file: the practical limit for Python. Vaults of
+1,000 / 100,000 / 1,000,000 notes are built through ``nok import``.
+
+How each figure is taken:
+
+* ``nok --help`` / ``--version``: median wall time of fresh processes (the installed
+  ``nok`` script), beside ``python -c "import typer"``; ``python -c pass`` is its own row.
+* import: ``nok import FILE`` as a process (start, unlock, check pass and write).
+* note add, note list --consent, note search, verify: through the library in a child
+  process, with the vault already unlocked, so the Argon2id unlock is NOT timed; medians.
+* note list (everything): ``nok note list --json`` as a process, output to /dev/null.
+* peak MiB: the peak RSS of that process (``wait4``), which includes the unlock's Argon2id
+  memory (64 MiB with the ``interactive`` profile these vaults use).
+
+Usage::
+
+    python benchmarks/run.py            # full run: 1,000 / 100,000 / 1,000,000 notes
+    python benchmarks/run.py --quick    # 1,000 / 10,000 notes, a minute or two
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import importlib
+import json
+import os
+import platform
+import shutil
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import common
+
+HERE = Path(__file__).resolve().parent
+FULL_SIZES = (1_000, 100_000, 1_000_000)
+QUICK_SIZES = (1_000, 10_000)
+SEARCH_SIZE = 100_000
+STARTUP_RUNS = 21
+ADD_RUNS = 30
+LIST_RUNS = 30
+MISSING = "xyzzy-not-in-any-note"
+EXTRA_BENCHES = ("bench_verify", "bench_purge", "bench_rotate")
+
+
+# -- children: one timed piece of library work, the unlock not counted ---------------------
+
+
+def child(task: str, vault: Path, arg: str, repeat: int) -> float:
+    from vault import notes, search
+
+    unlocked = common.unlock(vault)
+    times = []
+    try:
+        for _ in range(repeat):
+            start = time.perf_counter()
+            if task == "add":
+                notes.add(unlocked, arg, "Kort notat etter samtale.", kind="phone")
+            elif task == "list-consent":
+                list(notes.list_notes(unlocked, consent_id=arg))
+            elif task == "search":
+                list(search.search(unlocked, arg))
+            else:
+                raise ValueError(task)
+            times.append(time.perf_counter() - start)
+    finally:
+        unlocked.close()
+    return statistics.median(times)
+
+
+def run_child(task: str, vault: Path, arg: str, repeat: int) -> tuple[float, float]:
+    cmd = [sys.executable, __file__, "--child", task, "--vault", str(vault), "--arg", arg]
+    done = common.run([*cmd, "--repeat", str(repeat)], keep_stdout=True)
+    return float(json.loads(done.stdout)["seconds"]), done.peak_mib
+
+
+# -- measurements --------------------------------------------------------------------------
+
+
+def nok_script() -> list[str]:
+    script = Path(sys.executable).parent / "nok"
+    return [str(script)] if script.exists() else common.NOK
+
+
+def startup_rows() -> list[dict[str, Any]]:
+    def med(cmd: list[str]) -> tuple[float, float]:
+        runs = [common.run(cmd) for _ in range(STARTUP_RUNS)]
+        return statistics.median(r.seconds for r in runs), max(r.peak_mib for r in runs)
+
+    bare, _ = med([sys.executable, "-c", "pass"])
+    typer_s, _ = med([sys.executable, "-c", "import typer"])
+    rows = [common.row("python -c pass (reference)", None, bare, None, None, "", None)]
+    for flag in ("--help", "--version"):
+        seconds, peak = med([*nok_script(), flag])
+        rows.append(
+            common.row(f"nok {flag}", None, seconds, typer_s, peak, "< 150 ms", seconds < 0.150)
+        )
+    return rows
+
+
+def a_consent(vault: Path) -> str:
+    with contextlib.closing(sqlite3.connect(f"file:{vault}?mode=ro", uri=True)) as db:
+        return str(db.execute("SELECT id FROM consents ORDER BY id LIMIT 1").fetchone()[0])
+
+
+def size_rows(work: Path, size: int) -> list[dict[str, Any]]:
+    built = common.vault_for(work, size)
+    base, base_import = common.baseline_for(work, built)
+    env = common.env_for(built.vault)
+    rows = [
+        common.row(
+            "nok import",
+            size,
+            built.import_run.seconds,
+            base_import,
+            built.import_run.peak_mib,
+            "<= 2x baseline",
+            built.import_run.seconds <= 2 * base_import,
+        ),
+    ]
+    consent = a_consent(built.vault)
+    base_consent = a_consent(base.path)
+
+    add_s, add_peak = run_child("add", built.vault, consent, ADD_RUNS)
+    today = dt.date.today().isoformat()
+    base_add = common.median(
+        lambda: common.b_note_add(base, base_consent, "Kort notat etter samtale.", today),
+        ADD_RUNS,
+    )
+    rows.append(
+        common.row(
+            "note add (API, unlocked)",
+            size,
+            add_s,
+            base_add,
+            add_peak,
+            "same within 20% at every size",
+            None,
+        )
+    )
+
+    list_s, list_peak = run_child("list-consent", built.vault, consent, LIST_RUNS)
+    base_list = common.median(lambda: common.b_list_consent(base, base_consent), LIST_RUNS)
+    rows.append(
+        common.row(
+            "note list --consent (API, unlocked)",
+            size,
+            list_s,
+            base_list,
+            list_peak,
+            "same within 20% at every size",
+            None,
+        )
+    )
+
+    everything = common.run([*nok_script(), "note", "list", "--json"], env=env)
+    base_all = common.timed(lambda: common.b_list_all(base))
+    rows.append(
+        common.row(
+            "note list --json, all notes (CLI)",
+            size,
+            everything.seconds,
+            base_all,
+            everything.peak_mib,
+            "streams: flat peak < 200 MiB + Argon2id",
+            None,
+        )
+    )
+
+    repeat = 3 if size <= SEARCH_SIZE else 1
+    search_s, search_peak = run_child("search", built.vault, MISSING, repeat)
+    base_search = common.median(lambda: common.b_search(base, MISSING), repeat)
+    target = "about 1 s (<= 1.2 s)" if size == SEARCH_SIZE else ""
+    rows.append(
+        common.row(
+            "note search (API, unlocked)",
+            size,
+            search_s,
+            base_search,
+            search_peak,
+            target,
+            search_s <= 1.2 if size == SEARCH_SIZE else None,
+        )
+    )
+    return rows
+
+
+def cli_peak_rows(work: Path, size: int) -> list[dict[str, Any]]:
+    """Peak memory of the commands not measured as a process above, at the largest size."""
+    built = common.vault_for(work, size)
+    env = common.env_for(built.vault)
+    consent = a_consent(built.vault)
+    rows = []
+    for label, args in (
+        ("nok note add (CLI)", ["note", "add", consent, "--text", "Kort notat.", "--json"]),
+        ("nok note list --consent (CLI)", ["note", "list", "--consent", consent, "--json"]),
+        ("nok note search (CLI)", ["note", "search", MISSING, "--json"]),
+        ("nok status (CLI)", ["status", "--json"]),
+    ):
+        done = common.run([*nok_script(), *args], env=env)
+        rows.append(
+            common.row(
+                label,
+                size,
+                done.seconds,
+                None,
+                done.peak_mib,
+                "peak < 200 MiB + Argon2id",
+                done.peak_mib - common.KDF_MIB < 200,
+            )
+        )
+    return rows
+
+
+def extra_rows(work: Path, size: int) -> list[dict[str, Any]]:
+    rows = []
+    for name in EXTRA_BENCHES:
+        if not (HERE / f"{name}.py").exists():
+            rows.append(common.row(f"{name} (not written yet)", size, None, None, None, "", None))
+            continue
+        module = importlib.import_module(name)
+        scratch = work / name
+        scratch.mkdir(parents=True, exist_ok=True)
+        rows.extend(module.measure(scratch, notes=size))
+    return rows
+
+
+def judge(rows: list[dict[str, Any]], sizes: tuple[int, ...]) -> None:
+    """Targets relative to the smallest vault (same time at every size, flat memory)."""
+    first: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        if r["size"] == sizes[0]:
+            first.setdefault(r["task"], r)
+    for r in rows:
+        ref = first.get(r["task"])
+        if ref is None or r is ref or r["size"] == sizes[0]:
+            continue
+        if r["target"] == "same within 20% at every size":
+            r["met"] = r["nok_s"] <= 1.2 * ref["nok_s"]
+        elif r["target"].startswith("streams"):
+            r["met"] = (
+                r["peak_mib"] - common.KDF_MIB < 200 and r["peak_mib"] <= ref["peak_mib"] + 16
+            )
+
+
+def peak_summary(rows: list[dict[str, Any]], size: int) -> dict[str, Any]:
+    peaks = [
+        r["peak_mib"]
+        for r in rows
+        if r["peak_mib"] is not None and (r["size"] == size or r["size"] is None)
+    ]
+    worst = max(peaks)
+    return common.row(
+        f"peak memory, worst command (Argon2id {common.KDF_MIB} MiB included)",
+        size,
+        None,
+        None,
+        worst,
+        "< 200 MiB + Argon2id",
+        worst - common.KDF_MIB < 200,
+    )
+
+
+# -- the table -----------------------------------------------------------------------------
+
+
+def fmt_s(value: float | None) -> str:
+    if value is None:
+        return ""
+    return f"{value * 1000:.0f} ms" if value < 1 else f"{value:.2f} s"
+
+
+def fmt_size(value: Any) -> str:
+    if value is None:
+        return ""
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    head = "| task | notes | nok | baseline | nok / baseline | peak MiB | target | met |"
+    lines = [head, "|---|---:|---:|---:|---:|---:|---|---|"]
+    for r in rows:
+        ratio = f"{r['nok_s'] / r['baseline_s']:.2f}x" if r["nok_s"] and r["baseline_s"] else ""
+        peak = "" if r["peak_mib"] is None else f"{r['peak_mib']:.0f}"
+        met = {True: "yes", False: "**no**", None: ""}[r["met"]]
+        lines.append(
+            f"| {r['task']} | {fmt_size(r['size'])} | {fmt_s(r['nok_s'])} | "
+            f"{fmt_s(r['baseline_s'])} | {ratio} | {peak} | {r['target']} | {met} |"
+        )
+    return "\n".join(lines)
+
+
+def machine() -> str:
+    model = "unknown"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    nproc = subprocess.run(["nproc"], capture_output=True, text=True, check=False).stdout
+    return (
+        f"{nproc.strip()} CPU(s) (`nproc`), {model}, Python {platform.python_version()}, "
+        f"SQLite {sqlite3.sqlite_version}, {platform.system()} {platform.release()}, "
+        f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="1,000 and 10,000 notes only")
+    parser.add_argument("--sizes", help="comma-separated note counts instead of the defaults")
+    parser.add_argument("--work", type=Path, help="scratch directory (default: a temp dir)")
+    parser.add_argument(
+        "--results",
+        type=Path,
+        help="write the table here (default: benchmarks/RESULTS.md, full run)",
+    )
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--vault", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--arg", help=argparse.SUPPRESS)
+    parser.add_argument("--repeat", type=int, default=1, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps({"seconds": child(args.child, args.vault, args.arg, args.repeat)}))
+        return
+
+    os.umask(0o077)
+    sizes = QUICK_SIZES if args.quick else FULL_SIZES
+    if args.sizes:
+        sizes = tuple(int(s) for s in args.sizes.split(","))
+    command = (
+        "python benchmarks/run.py"
+        + (" --quick" if args.quick else "")
+        + (f" --sizes {args.sizes}" if args.sizes else "")
+    )
+    results = args.results or (None if args.quick or args.sizes else HERE / "RESULTS.md")
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(dir=args.work, prefix="nok-bench-") as tmp:
+        work = Path(tmp)
+        rows = startup_rows()
+        for size in sizes:
+            print(f"measuring {size:,} notes ...", file=sys.stderr, flush=True)
+            rows.extend(size_rows(work, size))
+        rows.extend(cli_peak_rows(work, sizes[-1]))
+        rows.extend(extra_rows(work, sizes[-1]))
+        judge(rows, sizes)
+        rows.append(peak_summary(rows, sizes[-1]))
+        shutil.rmtree(work, ignore_errors=True)
+    minutes = (time.perf_counter() - started) / 60
+    text = f"{table(rows)}\n\nMachine: {machine()}.\nCommand: `{command}` ({minutes:.0f} min).\n"
+    print(text)
+    if results is not None:
+        results.write_text(RESULTS_HEAD + text + RESULTS_NOTES, encoding="utf-8")
+
+
+RESULTS_HEAD = """# nok benchmark results
+
+Made by `benchmarks/run.py` (how each figure is taken: its docstring). Baseline = the same
+work as a plain loop on `sqlite3` and `nacl.bindings`, nothing else.
+
+"""
+RESULTS_NOTES = ""
+
+if __name__ == "__main__":
+    main()
