@@ -19,7 +19,7 @@ from pathlib import Path
 
 from vault.errors import BadInput
 
-KEYS = {"vault": str, "user": str, "busy_timeout": (int, float)}
+KEYS: dict[str, type | tuple[type, ...]] = {"vault": str, "user": str, "busy_timeout": (int, float)}
 
 
 @dataclass(frozen=True)

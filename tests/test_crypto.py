@@ -4,6 +4,7 @@ tampered data, unknown format) stay distinct. Test vectors pin the on-disk forma
 
 from __future__ import annotations
 
+import hashlib
 import json
 import struct
 import time
@@ -451,7 +452,7 @@ def _spec_seal(key: bytes, nonce: bytes, plaintext: bytes, ad: bytes) -> bytes:
 def _spec_bind(*parts: object) -> bytes:
     out = b"nok"
     for part in parts:
-        raw = str(part).encode("utf-8")
+        raw = part if isinstance(part, bytes) else str(part).encode("utf-8")
         out += len(raw).to_bytes(2, "big") + raw
     return out
 
@@ -559,6 +560,33 @@ def test_vector_sealed_master() -> None:
 @pytest.mark.parametrize("vector", VECTORS["role_tag"])
 def test_vector_role_tag(vector: dict[str, Any]) -> None:
     master = bytes.fromhex(vector["master"])
-    assert keyring.role_tag(master, vector["name"], vector["role"]) == bytes.fromhex(
-        vector["expected"]
+    public_key = bytes.fromhex(vector["public_key"])
+    expected = bytes.fromhex(vector["expected"])
+    assert keyring.role_tag(master, vector["name"], vector["role"], public_key) == expected
+    roles_key = hashlib.blake2b(_spec_bind("subkey", "roles"), key=master, digest_size=32)
+    spec = hashlib.blake2b(
+        _spec_bind("role", vector["name"], vector["role"], public_key),
+        key=roles_key.digest(),
+        digest_size=32,
     )
+    assert spec.digest() == expected
+
+
+@pytest.mark.parametrize("value", ["some text", 42])
+@pytest.mark.parametrize(
+    ("table", "column"),
+    [("staff", "slot"), ("staff", "sealed_master"), ("consents", "data_key")],
+)
+def test_key_columns_replaced_by_other_types_are_tampering(
+    filled: Filled, vault_path: Path, table: str, column: str, value: object
+) -> None:
+    u, a, _, _ = filled
+    _sql(u, f"UPDATE {table} SET {column} = ?", value)  # noqa: S608 (constant names)
+    u.forget_data_key(a)
+    with pytest.raises(IntegrityError):
+        _unlock_and_show(vault_path, a)
+
+
+def _unlock_and_show(vault_path: Path, consent_id: str) -> None:
+    with Vault.open(vault_path) as v:
+        consents.show(v.unlock(ADMIN, PASSPHRASE.encode(), now=NOW), consent_id)

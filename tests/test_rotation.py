@@ -149,12 +149,35 @@ def test_plain_rotation_leaves_the_old_master_key_useless(unlocked, vault_path):
         for v in (old_version, version):
             with pytest.raises(IntegrityError):
                 keyring.unwrap_vault_key(old_master, wrapped, purpose=purpose, master_version=v)
-    for name, role, tag in _rows(vault_path, "SELECT name, role, role_tag FROM staff"):
+    for name, role, public_key, tag in _rows(
+        vault_path, "SELECT name, role, public_key, role_tag FROM staff"
+    ):
         with pytest.raises(IntegrityError):
-            keyring.check_role(old_master, name, role, tag)
+            keyring.check_role(old_master, name, role, public_key, tag)
     unlocked.store.checkpoint()
     for f in vault_path.parent.iterdir():
         assert old_master not in f.read_bytes()
+
+
+def test_a_public_key_swapped_in_the_file_never_receives_the_next_master_key(unlocked, vault_path):
+    """Someone with write access but no passphrase plants their own public key on bob's
+    row, hoping the next rotation seals the new master key to it."""
+    _fill(unlocked, 2, 1)
+    staff.add(unlocked, "bob", passphrase=b"bob's own passphrase")
+    _, attacker_public = crypto.new_keypair()
+    with contextlib.closing(sqlite3.connect(vault_path, isolation_level=None)) as conn:
+        conn.execute("UPDATE staff SET public_key = ? WHERE name = 'bob'", [attacker_public])
+    sealed_before = _rows(vault_path, "SELECT name, sealed_master FROM staff ORDER BY name")
+
+    with pytest.raises(IntegrityError, match="role of bob"):
+        rotation.rotate(unlocked)
+
+    assert _rows(vault_path, "SELECT name, sealed_master FROM staff ORDER BY name") == (
+        sealed_before
+    )
+    assert unlocked.vault.master_version() == 1
+    with pytest.raises(IntegrityError):
+        _open(vault_path, "bob", "bob's own passphrase")
 
 
 def test_rotation_is_recorded_with_versions_and_dates(unlocked, vault_path, nok):

@@ -81,14 +81,15 @@ def new_key() -> bytes:
     return nacl.utils.random(KEY_BYTES)
 
 
-def bind(*parts: str | int) -> bytes:
+def bind(*parts: str | int | bytes) -> bytes:
     """Encode where a ciphertext lives as additional data.
 
-    Each part is length-prefixed, so ``("ab", "c")`` and ``("a", "bc")`` differ.
+    Each part is length-prefixed, so ``("ab", "c")`` and ``("a", "bc")`` differ; bytes are
+    taken as they are, text and numbers as UTF-8 of their decimal or text form.
     """
     out = bytearray(b"nok")
     for part in parts:
-        raw = str(part).encode("utf-8")
+        raw = part if isinstance(part, bytes) else str(part).encode("utf-8")
         out += struct.pack(">H", len(raw))
         out += raw
     return bytes(out)

@@ -90,11 +90,19 @@ def unwrap_vault_key(master: bytes, wrapped: bytes, *, purpose: str, master_vers
     return crypto.unseal(master, wrapped, ad, where=f"{purpose} key")
 
 
-def role_tag(master: bytes, name: str, role: str) -> bytes:
-    return crypto.mac(crypto.subkey(master, "roles"), crypto.bind("role", name, role))
+def role_tag(master: bytes, name: str, role: str, public_key: bytes) -> bytes:
+    """A MAC over a staff member's role and public key.
+
+    The public key is covered because rotation seals the next master key to it: a key
+    swapped in the file by someone without a passphrase would otherwise receive it.
+    """
+    return crypto.mac(crypto.subkey(master, "roles"), crypto.bind("role", name, role, public_key))
 
 
-def check_role(master: bytes, name: str, role: str, tag: bytes | None) -> None:
-    """Raises IntegrityError when the stored role was changed without the master key."""
-    if tag is None or not crypto.same(role_tag(master, name, role), bytes(tag)):
+def check_role(master: bytes, name: str, role: str, public_key: bytes, tag: bytes | None) -> None:
+    """Raises IntegrityError when the stored role or public key was changed without the
+    master key (or holds a value of the wrong type)."""
+    if not isinstance(tag, bytes) or not isinstance(public_key, bytes):
+        raise IntegrityError(where=f"role of {name}")
+    if not crypto.same(role_tag(master, name, role, public_key), tag):
         raise IntegrityError(where=f"role of {name}")

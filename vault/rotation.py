@@ -219,13 +219,15 @@ def _new_master(unlocked: Unlocked) -> tuple[int, int]:
     staff_rows = []
     for row in store.list_staff():
         # Re-tagging an altered role with the new key would make the forgery look genuine.
-        keyring.check_role(old, row.name, row.role, row.role_tag)
+        keyring.check_role(old, row.name, row.role, row.public_key, row.role_tag)
         if row.master_version != old_version:
             raise IntegrityError(where=f"key slot of {row.name} (stale master-key version)")
         sealed = slots.seal_master(
-            new, public_key=bytes(row.public_key), name=row.name, master_version=version
+            new, public_key=row.public_key, name=row.name, master_version=version
         )
-        staff_rows.append((row.name, sealed, keyring.role_tag(new, row.name, row.role), version))
+        staff_rows.append(
+            (row.name, sealed, keyring.role_tag(new, row.name, row.role, row.public_key), version)
+        )
     consent_rows = []
     for consent_id, at_version, wrapped in store.consent_keys():
         data_key = keyring.unwrap_data_key(

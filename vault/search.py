@@ -122,7 +122,7 @@ def _data_key(vault: Unlocked, row: NoteBodyRow) -> bytes:
         raise IntegrityError(where=f"data key of {row.consent_id} (erased)")
     return keyring.unwrap_data_key(
         vault.master,
-        bytes(row.data_key),
+        row.data_key,
         consent_id=row.consent_id,
         master_version=row.master_version,
     )

@@ -235,11 +235,11 @@ class Vault:
         version = self.master_version()
         if row.master_version != version:
             raise IntegrityError(where=f"key slot of {name} (stale master-key version)")
-        secret = slots.unwrap_secret(bytes(row.slot), name=name, passphrase=passphrase)
+        secret = slots.unwrap_secret(row.slot, name=name, passphrase=passphrase)
         master = slots.open_master(
-            bytes(row.sealed_master), secret=secret, name=name, master_version=version
+            row.sealed_master, secret=secret, name=name, master_version=version
         )
-        keyring.check_role(master, name, row.role, row.role_tag)
+        keyring.check_role(master, name, row.role, row.public_key, row.role_tag)
         unlocked = Unlocked(self, name, row.role, master, version, now)
         with self.store.write():
             self.store.touch_staff(name, timestamp(now))
@@ -250,7 +250,7 @@ class Vault:
     def _raise_slot_cost(self, row: StaffRow, passphrase: bytes, secret: bytes) -> None:
         """Rewrap a slot whose Argon2id cost is below the vault's minimum profile."""
         wanted = kdf_params(self.settings().kdf_min)
-        header = slots.read_header(bytes(row.slot), name=row.name)
+        header = slots.read_header(row.slot, name=row.name)
         if header.params >= wanted:
             return
         params = crypto.KdfParams(
@@ -282,7 +282,7 @@ def new_staff_row(
     return StaffRow(
         name=name,
         role=role,
-        role_tag=keyring.role_tag(master, name, role),
+        role_tag=keyring.role_tag(master, name, role, public),
         created=stamp,
         last_used=None,
         master_version=master_version,
@@ -327,7 +327,7 @@ class Unlocked:
         """The consent's data key. Raises IntegrityError if it was altered or erased."""
         if row.data_key is None or row.master_version is None:
             raise IntegrityError(where=f"data key of {row.id} (erased)")
-        wrapped = bytes(row.data_key)
+        wrapped = row.data_key
         cached = self._data_keys.get(row.id)
         if cached is not None and cached[0] == wrapped:
             return cached[1]

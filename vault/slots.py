@@ -80,7 +80,8 @@ def read_header(slot: bytes, *, name: str) -> SlotHeader:
         IntegrityError: the slot is truncated or its checksum does not match.
     """
     where = f"key slot of {name}"
-    if not slot:
+    # A tampered column may hold text or a number instead of a blob.
+    if not isinstance(slot, bytes) or not slot:
         raise IntegrityError(where=where)
     if slot[0] != SLOT_V1:
         raise UnsupportedVersion(what=where, version=slot[0])

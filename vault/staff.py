@@ -76,7 +76,7 @@ def profile_name(params: crypto.KdfParams) -> str:
 
 
 def _member(row: StaffRow) -> StaffMember:
-    params = slots.read_header(bytes(row.slot), name=row.name).params
+    params = slots.read_header(row.slot, name=row.name).params
     return StaffMember(
         name=row.name,
         role=row.role,
@@ -108,7 +108,7 @@ def _verified_admins(unlocked: Unlocked) -> list[str]:
         if row.role != ADMIN:
             continue
         try:
-            keyring.check_role(unlocked.master, row.name, row.role, row.role_tag)
+            keyring.check_role(unlocked.master, row.name, row.role, row.public_key, row.role_tag)
         except IntegrityError:
             continue
         names.append(row.name)
@@ -120,7 +120,7 @@ def slot_params(unlocked: Unlocked, *, like: StaffRow | None = None) -> crypto.K
     raised to the vault's minimum profile."""
     wanted = kdf_params(unlocked.vault.settings().kdf_min)
     base = like if like is not None else _get(unlocked.store, unlocked.name)
-    have = slots.read_header(bytes(base.slot), name=base.name).params
+    have = slots.read_header(base.slot, name=base.name).params
     return crypto.KdfParams(
         max(wanted.opslimit, have.opslimit), max(wanted.memlimit, have.memlimit)
     )
@@ -185,7 +185,7 @@ def list_members(unlocked: Unlocked) -> list[StaffMember]:
         rows = store.list_staff()
         unlocked.record("staff.list")
     for row in rows:
-        keyring.check_role(unlocked.master, row.name, row.role, row.role_tag)
+        keyring.check_role(unlocked.master, row.name, row.role, row.public_key, row.role_tag)
     return [_member(row) for row in rows]
 
 
@@ -239,10 +239,10 @@ def set_role(unlocked: Unlocked, name: str, role: str) -> StaffMember:
     store = unlocked.store
     with store.write():
         row = _get(store, name)
-        keyring.check_role(unlocked.master, row.name, row.role, row.role_tag)
+        keyring.check_role(unlocked.master, row.name, row.role, row.public_key, row.role_tag)
         if row.role == ADMIN and role != ADMIN and _verified_admins(unlocked) == [row.name]:
             raise Conflict("{name} is the last admin; make someone else admin first", name=row.name)
-        tag = keyring.role_tag(unlocked.master, row.name, role)
+        tag = keyring.role_tag(unlocked.master, row.name, role, row.public_key)
         store.update_staff_role(row.name, role, tag)
         unlocked.record("staff.role", object_id=row.name)
         changed = _get(store, row.name)
@@ -266,7 +266,7 @@ def reset(unlocked: Unlocked, name: str, new_passphrase: bytes) -> StaffMember:
     """
     unlocked.require_admin("resetting a passphrase")
     row = _get(unlocked.store, name)
-    keyring.check_role(unlocked.master, row.name, row.role, row.role_tag)
+    keyring.check_role(unlocked.master, row.name, row.role, row.public_key, row.role_tag)
     return _replace_slot(unlocked, row.name, new_passphrase)
 
 
@@ -279,13 +279,18 @@ def _replace_slot(unlocked: Unlocked, name: str, passphrase: bytes) -> StaffMemb
     sealed = slots.seal_master(
         unlocked.master, public_key=public, name=name, master_version=unlocked.master_version
     )
-    fresh = dataclasses.replace(current, slot=slot, public_key=public, sealed_master=sealed)
+    tag = keyring.role_tag(unlocked.master, name, current.role, public)
+    fresh = dataclasses.replace(
+        current, slot=slot, public_key=public, sealed_master=sealed, role_tag=tag
+    )
     _prove_opens(unlocked, fresh, passphrase)
     with store.write():
-        if not store.replace_staff_keys(name, slot=slot, public_key=public, sealed_master=sealed):
+        if not store.replace_staff_keys(
+            name, slot=slot, public_key=public, sealed_master=sealed, role_tag=tag
+        ):
             raise NotFound(what="staff member", id=name)
         stored = _get(store, name)
-        if (bytes(stored.slot), bytes(stored.sealed_master)) != (slot, sealed):
+        if (stored.slot, stored.sealed_master, stored.role_tag) != (slot, sealed, tag):
             raise IntegrityError(where=f"the new key slot of {name} (read back differs)")
         unlocked.record("staff.passwd", object_id=name)
     return _member(stored)
@@ -293,9 +298,9 @@ def _replace_slot(unlocked: Unlocked, name: str, passphrase: bytes) -> StaffMemb
 
 def _prove_opens(unlocked: Unlocked, row: StaffRow, passphrase: bytes) -> None:
     """Open a freshly made slot as an unlock would, before anything is written."""
-    secret = slots.unwrap_secret(bytes(row.slot), name=row.name, passphrase=passphrase)
+    secret = slots.unwrap_secret(row.slot, name=row.name, passphrase=passphrase)
     master = slots.open_master(
-        bytes(row.sealed_master),
+        row.sealed_master,
         secret=secret,
         name=row.name,
         master_version=unlocked.master_version,

@@ -544,11 +544,12 @@ class Store:
         )
 
     def replace_staff_keys(
-        self, name: str, *, slot: bytes, public_key: bytes, sealed_master: bytes
+        self, name: str, *, slot: bytes, public_key: bytes, sealed_master: bytes, role_tag: bytes
     ) -> int:
         return self._exec(
-            "UPDATE staff SET slot = ?, public_key = ?, sealed_master = ? WHERE name = ?",
-            [slot, public_key, sealed_master, name],
+            "UPDATE staff SET slot = ?, public_key = ?, sealed_master = ?, role_tag = ?"
+            " WHERE name = ?",
+            [slot, public_key, sealed_master, role_tag, name],
         )
 
     def delete_setting(self, key: str) -> None:

@@ -110,7 +110,7 @@ def _check_staff(unlocked: Unlocked, report: Report, progress: Progress) -> None
         try:
             header = slots.read_header(row.slot, name=row.name)
             crypto.check_kdf(header.params, name=row.name)
-            keyring.check_role(unlocked.master, row.name, row.role, row.role_tag)
+            keyring.check_role(unlocked.master, row.name, row.role, row.public_key, row.role_tag)
         except (IntegrityError, UnsupportedVersion) as exc:
             report.add_error("staff", exc)
         if row.master_version != version:
