@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -20,10 +21,13 @@ JSON_HELP = _("Print the result as JSON.")
 def backup(
     ctx: typer.Context,
     path: Annotated[
-        Path,
+        str,
         typer.Argument(
             metavar="PATH",
-            help=_("A new file, or a directory to put a dated backup file in."),
+            help=_(
+                "A new file, or a directory to put a dated backup file in (a path ending"
+                " in / is a directory, made 0700 if missing)."
+            ),
         ),
     ],
     json_out: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
@@ -37,7 +41,13 @@ def backup(
     from vault import backup as backups
 
     with state.open() as vault:
-        info = backups.backup(vault, path, now=state.now(), actor=state.user)
+        info = backups.backup(
+            vault,
+            Path(path),
+            now=state.now(),
+            actor=state.user,
+            into_directory=path.endswith(os.sep),
+        )
     if json_out:
         output.emit_json(info.to_json())
         return

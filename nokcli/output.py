@@ -13,7 +13,7 @@ from typing import Any
 
 import typer
 
-from nokcli.i18n import render
+from nokcli.i18n import _, render
 
 PREFIX = "nok"
 
@@ -65,7 +65,15 @@ def _chunked(rows: Iterable[Sequence[Any]], size: int) -> Iterator[list[Sequence
 
 def emit_record(pairs: Sequence[tuple[str, Any]]) -> None:
     """A two-column key/value view of one record."""
-    typer.echo(table([(k, "" if v is None else v) for k, v in pairs], headers=(), fmt="plain"))
+    typer.echo(table([(k, _shown(v)) for k, v in pairs], headers=(), fmt="plain"))
+
+
+def _shown(value: Any) -> Any:
+    if value is None:
+        return _("none")
+    if isinstance(value, bool):
+        return _("yes") if value else _("no")
+    return value
 
 
 def info(template: str, **params: object) -> None:

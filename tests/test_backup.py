@@ -113,6 +113,21 @@ def test_backup_refuses_a_directory_others_can_enter(two, nok, tmp_path):
     assert list(open_dir.iterdir()) == []
 
 
+def test_a_path_ending_in_a_slash_is_a_new_private_directory(two, nok, tmp_path):
+    """`nok backup /srv/nok-backups/` on a first run: the directory is made, 0700,
+    even inside a parent other users can enter (a home directory that is 0755)."""
+    parent = tmp_path / "home"
+    parent.mkdir()
+    parent.chmod(0o755)
+    result = nok("backup", f"{parent / 'nok-backups'}/")
+    assert result.exit_code == 0, result.stderr
+    made = parent / "nok-backups"
+    assert stat.S_IMODE(made.stat().st_mode) == 0o700
+    (backup_file,) = made.iterdir()
+    assert Path(result.stdout.strip()) == backup_file
+    assert stat.S_IMODE(backup_file.stat().st_mode) == 0o600
+
+
 def test_backup_holds_nothing_already_erased(two, unlocked, backups):
     kari, ola = two
     gone = secrets_of(unlocked, kari)

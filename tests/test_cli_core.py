@@ -171,6 +171,9 @@ def test_status_needs_no_passphrase(cli: Checked, monkeypatch: pytest.MonkeyPatc
     assert data["master_key_version"] == 1
     human = ok(cli("status")).stdout
     assert "active consents" in human
+    # Nothing pending reads as a word, not a blank a reader has to interpret.
+    pending = next(line for line in human.splitlines() if line.startswith("rotation pending"))
+    assert pending.split()[-1] == "none"
 
 
 # -- the vault file ----------------------------------------------------------------------

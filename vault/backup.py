@@ -117,8 +117,10 @@ def _check_private_dir(directory: Path) -> None:
         )
 
 
-def _target(store: Store, dest: Path, now: dt.datetime) -> Path:
+def _target(store: Store, dest: Path, now: dt.datetime, *, into_directory: bool) -> Path:
     dest = dest.expanduser()
+    if into_directory and not dest.exists():
+        files.prepare_directory(dest, None)
     if dest.is_dir():
         dest = dest / default_name(store.path, now)
     if dest.is_symlink() or dest.exists():
@@ -154,8 +156,17 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def backup(source: Vault | Unlocked, dest: Path, *, now: dt.datetime, actor: str) -> BackupInfo:
+def backup(
+    source: Vault | Unlocked,
+    dest: Path,
+    *,
+    now: dt.datetime,
+    actor: str,
+    into_directory: bool = False,
+) -> BackupInfo:
     """Copy the vault to ``dest`` (a new file, or a directory to put a dated file in).
+
+    With ``into_directory``, a missing ``dest`` is created (0700) as that directory.
 
     The copy is one consistent snapshot even while others write, still encrypted,
     created 0600 in a directory other users cannot enter, and holds nothing already
@@ -169,7 +180,7 @@ def backup(source: Vault | Unlocked, dest: Path, *, now: dt.datetime, actor: str
         VaultBusy: another process held the vault for longer than the busy timeout.
     """
     store = _store_of(source)
-    target = _target(store, dest, now)
+    target = _target(store, dest, now, into_directory=into_directory)
     _record(source, now, actor)
     partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
     try:
