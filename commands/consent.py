@@ -90,7 +90,7 @@ def list_(
     with context.get(ctx).unlocked() as vault:
         items = consents.list_all(vault, include_ended=all_)
         if json_out:
-            output.emit_json_array(records.consent_json(c) for c in items)
+            output.emit_json_array(c.to_json() for c in items)
             return
         shown = output.emit_table((records.consent_row(c) for c in items), records.CONSENT_HEADERS)
     if not shown:
@@ -111,7 +111,7 @@ def show(
     with context.get(ctx).unlocked() as vault:
         consent = consents.show(vault, consent_id)
     if json_out:
-        output.emit_json(records.consent_json(consent))
+        output.emit_json(consent.to_json())
         return
     output.emit_record(records.consent_pairs(consent))
 

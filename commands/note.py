@@ -103,7 +103,7 @@ def list_(
     with context.get(ctx).unlocked() as vault:
         items = notes.list_notes(vault, consent_id=consent, since=since)
         if json_out:
-            output.emit_json_array(records.note_json(n) for n in items)
+            output.emit_json_array(n.to_json() for n in items)
             return
         shown = output.emit_table((records.note_row(n) for n in items), records.NOTE_HEADERS)
     if not shown:
@@ -139,7 +139,7 @@ def search(
     with context.get(ctx).unlocked() as vault:
         items = vault_search.search(vault, text, consent_id=consent, since=since)
         if json_out:
-            output.emit_json_array(records.note_json(n) for n in items)
+            output.emit_json_array(n.to_json() for n in items)
             return
         shown = output.emit_table((records.note_row(n) for n in items), records.NOTE_HEADERS)
     if not shown:
@@ -158,7 +158,7 @@ def show(
     with context.get(ctx).unlocked() as vault:
         note = notes.show(vault, note_id)
     if json_out:
-        output.emit_json(records.note_json(note))
+        output.emit_json(note.to_json())
         return
     output.emit_record(
         [

@@ -11,27 +11,6 @@ if TYPE_CHECKING:
     from vault.notes import Note
 
 
-def consent_json(c: Consent) -> dict[str, Any]:
-    return {
-        "id": c.id,
-        "status": c.status,
-        "subject": c.subject,
-        "purpose": c.purpose,
-        "categories": list(c.categories) if c.categories is not None else None,
-        "given": c.given,
-        "retain_until": c.retain_until,
-        "retain_days": c.retain_days,
-        "under_16": c.under_16,
-        "guardian": c.guardian,
-        "form_ref": c.form_ref,
-        "recorded_by": c.recorded_by,
-        "created": c.created,
-        "ended": c.ended,
-        "end_reason": c.end_reason,
-        "ended_by": c.ended_by,
-    }
-
-
 CONSENT_HEADERS = (
     _("id"),
     _("status"),
@@ -72,18 +51,6 @@ def consent_pairs(c: Consent) -> list[tuple[str, Any]]:
         (_("recorded by"), c.recorded_by),
         (_("retain until"), c.retain_until),
     ]
-
-
-def note_json(n: Note) -> dict[str, Any]:
-    return {
-        "id": n.id,
-        "consent_id": n.consent_id,
-        "date": n.date,
-        "kind": n.kind,
-        "text": n.text,
-        "author": n.author,
-        "created": n.created,
-    }
 
 
 NOTE_HEADERS = (_("id"), _("consent"), _("date"), _("kind"), _("text"))

@@ -74,6 +74,27 @@ class Consent:
     def active(self) -> bool:
         return self.status == ACTIVE
 
+    def to_json(self) -> dict[str, object]:
+        """The consent as the ``--json`` output and the export show it."""
+        return {
+            "id": self.id,
+            "status": self.status,
+            "subject": self.subject,
+            "purpose": self.purpose,
+            "categories": list(self.categories) if self.categories is not None else None,
+            "given": self.given,
+            "retain_until": self.retain_until,
+            "retain_days": self.retain_days,
+            "under_16": self.under_16,
+            "guardian": self.guardian,
+            "form_ref": self.form_ref,
+            "recorded_by": self.recorded_by,
+            "created": self.created,
+            "ended": self.ended,
+            "end_reason": self.end_reason,
+            "ended_by": self.ended_by,
+        }
+
 
 def _padded(value: str | None) -> str:
     """``value`` (or nothing) padded with spaces to a multiple of PAD_BYTES bytes.

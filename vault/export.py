@@ -74,36 +74,6 @@ def export_consent(unlocked: Unlocked, consent_id: str) -> Export:
     return Export(timestamp(unlocked.now), unlocked.name, consent, held, entries)
 
 
-def consent_json(c: Consent) -> dict[str, object]:
-    return {
-        "id": c.id,
-        "status": c.status,
-        "subject": c.subject,
-        "purpose": c.purpose,
-        "categories": list(c.categories) if c.categories is not None else None,
-        "given": c.given,
-        "under_16": c.under_16,
-        "guardian": c.guardian,
-        "form_ref": c.form_ref,
-        "recorded_by": c.recorded_by,
-        "created": c.created,
-        "retain_until": c.retain_until,
-        "ended": c.ended,
-        "end_reason": c.end_reason,
-    }
-
-
-def note_json(n: Note) -> dict[str, object]:
-    return {
-        "id": n.id,
-        "date": n.date,
-        "kind": n.kind,
-        "text": n.text,
-        "author": n.author,
-        "created": n.created,
-    }
-
-
 def to_json(export: Export) -> dict[str, object]:
     """The export as one JSON-ready document (format ``nok-export``, version 1)."""
     return {
@@ -111,8 +81,8 @@ def to_json(export: Export) -> dict[str, object]:
         "version": FORMAT_VERSION,
         "exported": export.exported,
         "exported_by": export.exported_by,
-        "consent": consent_json(export.consent),
-        "notes": [note_json(n) for n in export.notes],
+        "consent": export.consent.to_json(),
+        "notes": [n.to_json() for n in export.notes],
         "audit": [e.to_json() for e in export.entries],
     }
 

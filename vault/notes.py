@@ -46,6 +46,18 @@ class Note:
     text: str
     author: str | None
 
+    def to_json(self) -> dict[str, object]:
+        """The note as the ``--json`` output and the export show it."""
+        return {
+            "id": self.id,
+            "consent_id": self.consent_id,
+            "date": self.date,
+            "kind": self.kind,
+            "text": self.text,
+            "author": self.author,
+            "created": self.created,
+        }
+
 
 def check_kind(kind: str) -> str:
     """Raises BadInput for a kind not in KINDS."""
