@@ -55,6 +55,28 @@ def open_text(
     return crypto.unseal(key, blob, ad, where=where).decode("utf-8")
 
 
+def reseal_text(
+    old: bytes,
+    new: bytes,
+    blob: bytes,
+    *,
+    table: str,
+    column: str,
+    row_id: str,
+    consent_id: str,
+    old_version: int,
+    new_version: int,
+) -> bytes:
+    """Open ``blob`` under (``old``, ``old_version``), seal it again under the new pair.
+
+    Raises IntegrityError or UnsupportedVersion (see :func:`open_text`).
+    """
+    ad = field_ad(table, column, row_id, consent_id, old_version)
+    text = crypto.unseal(old, blob, ad, where=f"{column} of {row_id}")
+    ad = field_ad(table, column, row_id, consent_id, new_version)
+    return crypto.seal(new, text, ad)
+
+
 def wrap_data_key(
     master: bytes,
     data_key: bytes,

@@ -326,23 +326,16 @@ def _rekey_consent(
         if blob is None:
             values[column] = None
             continue
-        text = keyring.open_text(
+        values[column] = keyring.reseal_text(
             old,
-            bytes(blob),
-            table=_CONSENTS,
-            column=column,
-            row_id=row.id,
-            consent_id=row.id,
-            key_version=row.key_version,
-        )
-        values[column] = keyring.seal_text(
             new,
-            text,
+            blob,
             table=_CONSENTS,
             column=column,
             row_id=row.id,
             consent_id=row.id,
-            key_version=version,
+            old_version=row.key_version,
+            new_version=version,
         )
     wrapped = keyring.wrap_data_key(
         unlocked.master, new, consent_id=row.id, master_version=unlocked.master_version
@@ -366,23 +359,16 @@ def _rekey_note(
     new, version = new_keys[note.consent_id]
 
     def again(column: str, blob: bytes) -> bytes:
-        text = keyring.open_text(
+        return keyring.reseal_text(
             old,
-            bytes(blob),
-            table=_NOTES,
-            column=column,
-            row_id=note.id,
-            consent_id=note.consent_id,
-            key_version=note.key_version,
-        )
-        return keyring.seal_text(
             new,
-            text,
+            blob,
             table=_NOTES,
             column=column,
             row_id=note.id,
             consent_id=note.consent_id,
-            key_version=version,
+            old_version=note.key_version,
+            new_version=version,
         )
 
     author = None if note.author is None else again("author", note.author)

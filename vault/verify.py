@@ -16,18 +16,9 @@ from dataclasses import dataclass, field
 from vault import audit, crypto, keyring, slots
 from vault.errors import IntegrityError, NokError, UnsupportedVersion
 from vault.session import Unlocked
-from vault.store import SCHEMA_VERSION, ConsentRow, NoteRow, Store
+from vault.store import ENCRYPTED_CONSENT_COLS, SCHEMA_VERSION, ConsentRow, NoteRow, Store
 
 Progress = Callable[[str, int, int], None]
-CONSENT_FIELDS = (
-    "subject",
-    "purpose",
-    "categories",
-    "under_16",
-    "guardian",
-    "form_ref",
-    "recorded_by",
-)
 REQUIRED_CONSENT_FIELDS = ("subject", "purpose", "categories", "under_16", "recorded_by")
 NOTE_FIELDS = ("kind", "body", "author")
 PROGRESS_EVERY = 1000
@@ -203,7 +194,7 @@ def _consent_key(unlocked: Unlocked, row: ConsentRow, report: Report) -> _Key | 
 
 
 def _open_consent_fields(row: ConsentRow, key: _Key, report: Report) -> None:
-    for column in CONSENT_FIELDS:
+    for column in ENCRYPTED_CONSENT_COLS:
         blob = getattr(row, column)
         if blob is None:
             if column in REQUIRED_CONSENT_FIELDS:
