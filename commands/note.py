@@ -56,9 +56,11 @@ def add(
 ) -> None:
     """Add a note under an active consent; prints its id."""
     from vault import notes
+    from vault.errors import KeysRotated
 
     notes.check_kind(kind)
-    with context.get(ctx).unlocked() as vault:
+    state = context.get(ctx)
+    with state.unlocked() as vault:
         body = _read_text(text)
         if notes.check_length(vault, body) is notes.Length.LONG and not yes:
             guideline = vault.vault.settings().note_guideline
@@ -79,7 +81,15 @@ def add(
                     size=size,
                     guideline=guideline,
                 )
-        note = notes.add(vault, consent_id, body, kind=kind, date=date)
+        try:
+            note = notes.add(vault, consent_id, body, kind=kind, date=date)
+        except KeysRotated:
+            note = None
+    if note is None:
+        # Minutes in an editor can span an admin's key rotation; the text must not be lost.
+        output.info("the vault's keys were rotated while you wrote; unlock again to save the note")
+        with state.unlocked() as vault:
+            note = notes.add(vault, consent_id, body, kind=kind, date=date)
     if json_out:
         output.emit_json({"id": note.id, "consent_id": note.consent_id})
         return

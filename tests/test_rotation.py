@@ -17,7 +17,7 @@ import pytest
 
 from tests.conftest import ADMIN, NOW, PASSPHRASE, run_nok
 from vault import Vault, consents, crypto, keyring, notes, rotation, staff
-from vault.errors import Conflict, IntegrityError, NokError
+from vault.errors import Conflict, IntegrityError, KeysRotated, NokError
 
 NOTE_COLUMNS = ("kind", "body", "author")
 CONSENT_COLUMNS = ("subject", "purpose", "categories", "under_16", "recorded_by")
@@ -270,6 +270,45 @@ def test_a_process_unlocked_before_rotation_cannot_write_with_the_old_key(unlock
     finally:
         other.close()
     assert len(_rows(vault_path, "SELECT id FROM consents")) == 1
+
+
+def test_a_stale_unlock_reading_after_a_rotation_is_told_to_rerun_not_tampering(
+    unlocked, vault_path
+):
+    texts, _ = _fill(unlocked, 1, 2)
+    other = _open(vault_path)
+    try:
+        rotation.rotate(unlocked)
+        cid = next(iter(texts.values())).split(" of ")[1]
+        with pytest.raises(KeysRotated):
+            notes.add(other, cid, "written in an editor during the rotation")
+        with pytest.raises(KeysRotated):
+            list(notes.list_notes(other))
+    finally:
+        other.close()
+    assert len(_rows(vault_path, "SELECT id FROM notes")) == 2
+
+
+def test_a_note_written_while_an_admin_rotates_is_saved_after_a_second_unlock(
+    unlocked, vault_path, nok, monkeypatch
+):
+    from commands import note as note_command
+
+    texts, _ = _fill(unlocked, 1, 1)
+    cid = next(iter(texts.values())).split(" of ")[1]
+
+    def compose_while_rotating(text):
+        rotation.rotate(unlocked)
+        return "ten minutes of careful writing"
+
+    monkeypatch.setattr(note_command, "_read_text", compose_while_rotating)
+    result = nok("note", "add", cid, "--json")
+    assert result.exit_code == 0, result.stderr
+    assert "unlock again" in result.stderr
+    added = json.loads(result.stdout)["id"]
+    got, _ = _read_everything(vault_path)
+    assert got[added] == "ten minutes of careful writing"
+    assert unlocked.vault.master_version() == 2
 
 
 def test_a_data_key_cached_before_a_deep_rotation_is_not_used_to_write(unlocked, vault_path):

@@ -146,6 +146,15 @@ class Conflict(NokError):
     exit_code = ExitCode.CONFLICT
 
 
+class KeysRotated(Conflict):
+    """Another process rotated the master key after this one unlocked."""
+
+    template = (
+        "the master key was rotated by another process while this command ran;"
+        " nothing was changed, run the command again"
+    )
+
+
 class InactiveConsent(Conflict):
     template = "consent {id} is {status}; nothing can be added under it"
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from vault import crypto, keyring, slots
 from vault.dates import timestamp
-from vault.errors import Conflict, IntegrityError, NokError
+from vault.errors import Conflict, IntegrityError, KeysRotated, NokError
 from vault.session import Unlocked, Vault
 from vault.store import (
     ENCRYPTED_CONSENT_COLS,
@@ -123,7 +123,7 @@ def rotate(
         NotAllowed: not an admin.
         RotationPending: an earlier rotation is unfinished (see :func:`resume`).
         IntegrityError: a wrapped key or a staff role was altered; nothing is changed.
-        Conflict: another process rotated the key since this unlock.
+        KeysRotated: another process rotated the key since this unlock.
         VaultBusy, StorageError: nothing is changed (a deep rotation keeps the batches
             it committed; :func:`resume` finishes it).
     """
@@ -211,10 +211,7 @@ def _new_master(unlocked: Unlocked) -> tuple[int, int]:
     store = unlocked.store
     old, old_version = unlocked.master, unlocked.master_version
     if unlocked.vault.master_version() != old_version:
-        raise Conflict(
-            "the master key was rotated by another process while this command ran;"
-            " nothing was changed, run the command again"
-        )
+        raise KeysRotated()
     new, version = crypto.new_key(), old_version + 1
     staff_rows = []
     for row in store.list_staff():

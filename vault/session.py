@@ -16,8 +16,8 @@ from vault import audit, crypto, files, keyring, slots
 from vault.dates import timestamp
 from vault.errors import (
     BadInput,
-    Conflict,
     IntegrityError,
+    KeysRotated,
     NoSuchStaff,
     NotAllowed,
     VaultExists,
@@ -324,9 +324,18 @@ class Unlocked:
             raise NotAllowed(name=self.name, role=self.role, needed=f"admin ({action})")
 
     def data_key(self, row: ConsentRow) -> bytes:
-        """The consent's data key. Raises IntegrityError if it was altered or erased."""
+        """The consent's data key.
+
+        Raises:
+            KeysRotated: another process rotated the master key since this unlock.
+            IntegrityError: the wrapped key was altered or erased.
+        """
         if row.data_key is None or row.master_version is None:
             raise IntegrityError(where=f"data key of {row.id} (erased)")
+        # A rotation rewraps every data key at once, so a newer version means this unlock
+        # is stale, not that the file was tampered with.
+        if isinstance(row.master_version, int) and row.master_version > self.master_version:
+            raise KeysRotated()
         wrapped = row.data_key
         cached = self._data_keys.get(row.id)
         if cached is not None and cached[0] == wrapped:
@@ -369,14 +378,11 @@ class Unlocked:
     ) -> None:
         """Append an audit entry as this staff member (inside the caller's transaction).
 
-        Raises Conflict when another process rotated the master key since this unlock:
+        Raises KeysRotated when another process rotated the master key since this unlock:
         whatever the transaction wrapped with the old key must not be committed.
         """
         if self.vault.master_version() != self.master_version:
-            raise Conflict(
-                "the master key was rotated by another process while this command ran;"
-                " nothing was changed, run the command again"
-            )
+            raise KeysRotated()
         audit.append(
             self.store,
             now=self.now,
