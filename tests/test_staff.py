@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import struct
 
 import pytest
 
 from tests.conftest import ADMIN, NOW, PASSPHRASE
-from vault import Vault, consents, notes, slots, staff
+from vault import Vault, consents, crypto, notes, rotation, slots, staff
 from vault.errors import (
     BadInput,
     Conflict,
@@ -337,3 +338,108 @@ def test_list_shows_every_member_and_checks_roles(team, vault_path):
         conn.execute("UPDATE staff SET role = 'admin' WHERE name = ?", [CARA])
     with pytest.raises(IntegrityError):
         staff.list_members(team)
+
+
+RESET_PASS = "bob's reset passphrase"
+
+
+@pytest.mark.parametrize(
+    ("command", "meanwhile"),
+    [("passwd", "role"), ("passwd", "reset"), ("reset", "role")],
+)
+def test_a_slot_change_racing_another_change_is_refused_and_locks_nobody_out(
+    team, vault_path, monkeypatch, command, meanwhile
+):
+    """The new slot is made outside the transaction: another admin's role change or reset
+    lands between the Argon2id work and the write, deterministically."""
+    other_admin = _open_as(vault_path, ADMIN, PASSPHRASE)
+    actor = _open_as(vault_path, BOB, BOB_PASS) if command == "passwd" else team
+    real = staff._prove_opens
+
+    def change_in_between(unlocked, row, passphrase):
+        real(unlocked, row, passphrase)
+        monkeypatch.setattr(staff, "_prove_opens", real)
+        if meanwhile == "role":
+            staff.set_role(other_admin, BOB, "admin")
+        else:
+            staff.reset(other_admin, BOB, RESET_PASS.encode())
+
+    def run():
+        if command == "passwd":
+            return staff.passwd(actor, b"bob's racing passphrase")
+        return staff.reset(actor, BOB, b"bob's racing passphrase")
+
+    monkeypatch.setattr(staff, "_prove_opens", change_in_between)
+    try:
+        with pytest.raises(Conflict, match="changed while this command ran"):
+            run()
+    finally:
+        other_admin.close()
+        if actor is not team:
+            actor.close()
+    bob_pass = RESET_PASS if meanwhile == "reset" else BOB_PASS
+    bob = _open_as(vault_path, BOB, bob_pass)
+    try:
+        assert bob.role == ("admin" if meanwhile == "role" else "staff")
+    finally:
+        bob.close()
+    assert [m.name for m in staff.list_members(team)] == [ADMIN, BOB, CARA]
+    rotation.rotate(team)
+    bob = _open_as(vault_path, BOB, bob_pass)
+    try:
+        assert [n.text for n in notes.list_notes(bob)] == ["MARKER note"]
+        staff.passwd(bob, b"bob's next passphrase")
+    finally:
+        bob.close()
+    _open_as(vault_path, BOB, "bob's next passphrase").close()
+
+
+def _slot_params(vault_path, name):
+    with sqlite3.connect(vault_path) as conn:
+        (slot,) = conn.execute("SELECT slot FROM staff WHERE name = ?", [name]).fetchone()
+    return slots.read_header(slot, name=name).params
+
+
+def _weaken_header(vault_path, name, params):
+    """What anyone with write access can do: new cost in the header, checksum recomputed."""
+    with sqlite3.connect(vault_path) as conn:
+        (slot,) = conn.execute("SELECT slot FROM staff WHERE name = ?", [name]).fetchone()
+        body = bytes(slot[:2]) + struct.pack(">IQ", params.opslimit, params.memlimit)
+        body += bytes(slot[14:-16])
+        forged = body + crypto.digest(body, 16)
+        conn.execute("UPDATE staff SET slot = ? WHERE name = ?", [forged, name])
+
+
+def test_reset_does_not_take_its_cost_from_a_lowered_slot_header(team, vault_path):
+    moderate = crypto.KDF_PROFILES["moderate"]
+    staff.set_kdf_min(team, "moderate")
+    _open_as(vault_path, ADMIN, PASSPHRASE).close()
+    staff.set_kdf_min(team, "interactive")
+    assert _slot_params(vault_path, ADMIN) == moderate
+    weak = crypto.KDF_MIN
+    _weaken_header(vault_path, BOB, weak)
+    assert _slot_params(vault_path, BOB) == weak
+    with pytest.raises(WrongPassphrase):
+        _open_as(vault_path, BOB, BOB_PASS)
+    staff.reset(team, BOB, RESET_PASS.encode())
+    assert _slot_params(vault_path, BOB) == moderate
+    _open_as(vault_path, BOB, RESET_PASS).close()
+
+
+def test_reset_never_lowers_a_members_slot_cost(team, vault_path):
+    staff.set_kdf_min(team, "moderate")
+    _open_as(vault_path, BOB, BOB_PASS).close()
+    moderate = crypto.KDF_PROFILES["moderate"]
+    assert _slot_params(vault_path, BOB) == moderate
+    staff.set_kdf_min(team, "interactive")
+    assert _slot_params(vault_path, ADMIN) == crypto.KDF_PROFILES["interactive"]
+    staff.reset(team, BOB, RESET_PASS.encode())
+    assert _slot_params(vault_path, BOB) == moderate
+
+
+def test_reset_mends_a_damaged_slot(team, vault_path):
+    with sqlite3.connect(vault_path) as conn:
+        conn.execute("UPDATE staff SET slot = zeroblob(119) WHERE name = ?", [BOB])
+    staff.reset(team, BOB, RESET_PASS.encode())
+    assert _slot_params(vault_path, BOB) == _slot_params(vault_path, ADMIN)
+    _open_as(vault_path, BOB, RESET_PASS).close()

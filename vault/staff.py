@@ -16,7 +16,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from vault import crypto, keyring, slots
-from vault.errors import BadInput, Conflict, IntegrityError, NotFound
+from vault.errors import BadInput, Conflict, IntegrityError, NotFound, UnsupportedVersion
 from vault.session import (
     ROLES,
     Unlocked,
@@ -115,14 +115,32 @@ def _verified_admins(unlocked: Unlocked) -> list[str]:
     return names
 
 
-def slot_params(unlocked: Unlocked, *, like: StaffRow | None = None) -> crypto.KdfParams:
-    """Argon2id cost for a new slot: ``like``'s slot (default: the acting member's),
-    raised to the vault's minimum profile."""
+def slot_params(unlocked: Unlocked, *, floor: StaffRow | None = None) -> crypto.KdfParams:
+    """Argon2id cost for a new slot: the strongest of the vault's minimum profile, the acting
+    member's own slot, and ``floor``'s slot (the one being replaced).
+
+    Only the acting member's header is trusted as a base: their unlock opened it, and a
+    changed header would not have. Anyone who can write the file can rewrite another
+    header and its checksum, so ``floor`` may raise the cost (up to the caps) but never
+    lower it; an unreadable ``floor`` is ignored, as a reset is how a damaged slot is fixed.
+
+    Raises IntegrityError, UnsupportedVersion: the acting member's own slot is unreadable.
+    """
     wanted = kdf_params(unlocked.vault.settings().kdf_min)
-    base = like if like is not None else _get(unlocked.store, unlocked.name)
-    have = slots.read_header(base.slot, name=base.name).params
-    return crypto.KdfParams(
+    own = _get(unlocked.store, unlocked.name)
+    have = slots.read_header(own.slot, name=own.name).params
+    params = crypto.KdfParams(
         max(wanted.opslimit, have.opslimit), max(wanted.memlimit, have.memlimit)
+    )
+    if floor is None or floor.name == own.name:
+        return params
+    try:
+        theirs = slots.read_header(floor.slot, name=floor.name).params
+    except (IntegrityError, UnsupportedVersion):
+        return params
+    return crypto.KdfParams(
+        max(params.opslimit, min(theirs.opslimit, crypto.KDF_MAX.opslimit)),
+        max(params.memlimit, min(theirs.memlimit, crypto.KDF_MAX.memlimit)),
     )
 
 
@@ -253,42 +271,67 @@ def passwd(unlocked: Unlocked, new_passphrase: bytes) -> StaffMember:
     """Change the acting member's own passphrase; no other slot is touched.
 
     Raises:
-        Conflict: the master key was rotated meanwhile.
-        IntegrityError: the new slot did not read back as written (nothing changed).
+        IntegrityError: their stored role was altered, or the new slot did not read back
+            as written (nothing changed).
+        Conflict: the master key was rotated, or their role or slot changed, meanwhile.
     """
-    return _replace_slot(unlocked, unlocked.name, new_passphrase)
+    row = _get(unlocked.store, unlocked.name)
+    keyring.check_role(unlocked.master, row.name, row.role, row.public_key, row.role_tag)
+    return _replace_slot(unlocked, row, new_passphrase)
 
 
 def reset(unlocked: Unlocked, name: str, new_passphrase: bytes) -> StaffMember:
     """Give ``name`` a new slot for a forgotten passphrase (an admin, without the old one).
+
+    The new slot costs at least as much as the acting admin's own (see :func:`slot_params`).
 
     Raises NotAllowed, NotFound, IntegrityError (their role was altered), Conflict.
     """
     unlocked.require_admin("resetting a passphrase")
     row = _get(unlocked.store, name)
     keyring.check_role(unlocked.master, row.name, row.role, row.public_key, row.role_tag)
-    return _replace_slot(unlocked, row.name, new_passphrase)
+    return _replace_slot(unlocked, row, new_passphrase)
 
 
-def _replace_slot(unlocked: Unlocked, name: str, passphrase: bytes) -> StaffMember:
+def _key_state(row: StaffRow) -> tuple[str, bytes | None, bytes, bytes]:
+    return (row.role, row.role_tag, row.public_key, row.slot)
+
+
+def _replace_slot(unlocked: Unlocked, current: StaffRow, passphrase: bytes) -> StaffMember:
+    """Swap in a new slot for ``current``, whose role tag the caller has checked.
+
+    The Argon2id work happens outside the transaction, so the row is read again inside it:
+    a role change or another new slot written meanwhile would otherwise be overwritten
+    with a role tag that no longer matches the role column, locking the person out.
+    """
     store = unlocked.store
-    current = _get(store, name)
-    params = slot_params(unlocked, like=current)
+    name = current.name
+    params = slot_params(unlocked, floor=current)
     secret, public = crypto.new_keypair()
     slot = slots.wrap_secret(secret, name=name, passphrase=passphrase, params=params)
     sealed = slots.seal_master(
         unlocked.master, public_key=public, name=name, master_version=unlocked.master_version
     )
-    tag = keyring.role_tag(unlocked.master, name, current.role, public)
     fresh = dataclasses.replace(
-        current, slot=slot, public_key=public, sealed_master=sealed, role_tag=tag
+        current,
+        slot=slot,
+        public_key=public,
+        sealed_master=sealed,
+        role_tag=keyring.role_tag(unlocked.master, name, current.role, public),
     )
     _prove_opens(unlocked, fresh, passphrase)
     with store.write():
-        if not store.replace_staff_keys(
+        latest = _get(store, name)
+        if _key_state(latest) != _key_state(current):
+            raise Conflict(
+                "the role or key slot of {name} changed while this command ran;"
+                " nothing was changed, run it again",
+                name=name,
+            )
+        tag = keyring.role_tag(unlocked.master, name, latest.role, public)
+        store.replace_staff_keys(
             name, slot=slot, public_key=public, sealed_master=sealed, role_tag=tag
-        ):
-            raise NotFound(what="staff member", id=name)
+        )
         stored = _get(store, name)
         if (stored.slot, stored.sealed_master, stored.role_tag) != (slot, sealed, tag):
             raise IntegrityError(where=f"the new key slot of {name} (read back differs)")
