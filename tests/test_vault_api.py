@@ -12,6 +12,7 @@ from vault.errors import (
     BadInput,
     ExitCode,
     InactiveConsent,
+    IntegrityError,
     NoSuchStaff,
     NotFound,
     UnsafePermissions,
@@ -259,3 +260,42 @@ def test_the_file_does_not_tell_which_consents_are_for_a_child(unlocked: Unlocke
     assert (shown.under_16, shown.guardian, shown.form_ref) == (False, None, None)
     shown = consents.show(unlocked, child.id)
     assert (shown.under_16, shown.guardian, shown.form_ref) == (True, "Mor", "A1")
+
+
+def test_the_file_does_not_tell_a_note_kind_by_its_length(unlocked: Unlocked) -> None:
+    consent = consents.add(unlocked, consent_input())
+    added = [notes.add(unlocked, consent.id, "x", kind=kind) for kind in notes.KINDS]
+    lengths = {len(unlocked.store.get_note(n.id).kind) for n in added}
+    assert len(lengths) == 1
+    assert [notes.show(unlocked, n.id).kind for n in added] == list(notes.KINDS)
+
+
+@pytest.mark.parametrize(
+    ("table", "column"),
+    [
+        ("consents", "under_16"),
+        ("consents", "guardian"),
+        ("consents", "form_ref"),
+        ("consents", "categories"),
+        ("notes", "author"),
+    ],
+)
+def test_a_personal_column_blanked_in_the_file_is_tampering(
+    unlocked: Unlocked, table: str, column: str
+) -> None:
+    """NULL instead of a ciphertext must not read as 'no guardian' or 'not a child'."""
+    consent = consents.add(unlocked, consent_input(under_16=True, guardian="Mor"))
+    note = notes.add(unlocked, consent.id, "x")
+    row_id = consent.id if table == "consents" else note.id
+    with unlocked.store.write():
+        unlocked.store.conn.execute(
+            f"UPDATE {table} SET {column} = NULL WHERE id = ?",  # noqa: S608 (constant names)
+            [row_id],
+        )
+    show = (
+        (lambda: consents.show(unlocked, consent.id))
+        if table == "consents"
+        else (lambda: notes.show(unlocked, note.id))
+    )
+    with pytest.raises(IntegrityError, match="missing"):
+        show()

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from vault import crypto, ids, keyring
 from vault.dates import add_days, day, parse_day, timestamp
-from vault.errors import BadInput, InactiveConsent, NotFound
+from vault.errors import BadInput, InactiveConsent, IntegrityError, NotFound
 from vault.session import Unlocked, check_retention_days
 from vault.store import ConsentRow, Store
 
@@ -256,9 +256,11 @@ def decrypt(vault: Unlocked, row: ConsentRow) -> Consent:
         )
     key = vault.data_key(row)
 
-    def open_(column: str, blob: bytes | None) -> str | None:
+    def open_(column: str, blob: bytes | None) -> str:
+        # Every column of an active consent is written (empty ones padded); a NULL one was
+        # blanked in the file, e.g. to hide that a consent is for a child.
         if blob is None:
-            return None
+            raise IntegrityError(where=f"{column} of {row.id} (missing)")
         return keyring.open_text(
             key,
             blob,
@@ -280,10 +282,10 @@ def decrypt(vault: Unlocked, row: ConsentRow) -> Consent:
         retain_days=row.retain_days,
         subject=open_("subject", row.subject),
         purpose=open_("purpose", row.purpose),
-        categories=tuple(json.loads(categories)) if categories is not None else (),
-        under_16=bool(json.loads(under_16)) if under_16 is not None else False,
-        guardian=(open_("guardian", row.guardian) or "").strip() or None,
-        form_ref=(open_("form_ref", row.form_ref) or "").strip() or None,
+        categories=tuple(json.loads(categories)),
+        under_16=bool(json.loads(under_16)),
+        guardian=open_("guardian", row.guardian).strip() or None,
+        form_ref=open_("form_ref", row.form_ref).strip() or None,
         recorded_by=open_("recorded_by", row.recorded_by),
         ended=row.ended,
         end_reason=row.end_reason,

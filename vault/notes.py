@@ -13,7 +13,7 @@ from enum import Enum
 
 from vault import consents, ids, keyring
 from vault.dates import day, parse_day, timestamp
-from vault.errors import BadInput, NotFound
+from vault.errors import BadInput, IntegrityError, NotFound
 from vault.session import Unlocked
 from vault.store import ConsentRow, NoteRow, Store
 
@@ -29,6 +29,9 @@ KINDS = (
     "other",
 )
 DEFAULT_KIND = "one-to-one"
+# Every kind is sealed padded to this many bytes: unpadded, the ciphertext's length would
+# show which notes are about next-of-kin or a follow-up plan.
+KIND_BYTES = 16
 
 
 class Length(Enum):
@@ -137,7 +140,7 @@ def build_row(
         date=date,
         created=timestamp(now),
         key_version=key_version,
-        kind=seal("kind", kind),
+        kind=seal("kind", kind.ljust(KIND_BYTES)),
         body=seal("body", text),
         author=seal("author", author),
     )
@@ -189,9 +192,10 @@ def decrypt(vault: Unlocked, row: NoteRow, consent_row: ConsentRow | None = None
         consent_row = consents.get_row(vault.store, row.consent_id)
     key = vault.data_key(consent_row)
 
-    def open_(column: str, blob: bytes | None) -> str | None:
+    def open_(column: str, blob: bytes | None) -> str:
+        # Every note column is written; a NULL one was blanked in the file.
         if blob is None:
-            return None
+            raise IntegrityError(where=f"{column} of {row.id} (missing)")
         return keyring.open_text(
             key,
             blob,
@@ -207,8 +211,8 @@ def decrypt(vault: Unlocked, row: NoteRow, consent_row: ConsentRow | None = None
         consent_id=row.consent_id,
         date=row.date,
         created=row.created,
-        kind=open_("kind", row.kind) or "",
-        text=open_("body", row.body) or "",
+        kind=open_("kind", row.kind).rstrip(),
+        text=open_("body", row.body),
         author=open_("author", row.author),
     )
 

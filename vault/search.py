@@ -99,16 +99,18 @@ def _matches(
                 consent_id=row.consent_id,
                 date=row.date,
                 created=row.created,
-                kind=_open(key, row, "kind", row.kind),
+                kind=_open(key, row, "kind", row.kind).rstrip(),
                 text=body,
-                author=None if row.author is None else _open(key, row, "author", row.author),
+                author=_open(key, row, "author", row.author),
             )
 
 
-def _open(key: bytes, row: NoteBodyRow, column: str, blob: bytes) -> str:
+def _open(key: bytes, row: NoteBodyRow, column: str, blob: bytes | None) -> str:
+    if blob is None:
+        raise IntegrityError(where=f"{column} of {row.id} (missing)")
     return keyring.open_text(
         key,
-        bytes(blob),
+        blob,
         table=notes.TABLE,
         column=column,
         row_id=row.id,
