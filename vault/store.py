@@ -136,6 +136,88 @@ def _m0002_keys(db: sqlite_utils.Database) -> None:
 
 SCHEMA_VERSION = len(migrations._migrations)
 
+# -- schema check --
+
+# What each migration adds to sqlite_schema, as (type, name, table). Opening a vault refuses
+# anything else: a trigger planted in the file would copy rows aside before an erasure (and
+# VACUUM INTO carries it into every backup), and trusted_schema=OFF does not stop plain SQL
+# triggers. Names only, not SQL text: sqlite-utils versions word the same CREATE differently.
+# A migration that adds an object adds it here; tests/test_schema.py fails otherwise.
+SCHEMA_OBJECTS: dict[str, frozenset[tuple[str, str, str]]] = {
+    "0001_initial": frozenset(
+        {
+            ("table", "settings", "settings"),
+            ("table", "staff", "staff"),
+            ("table", "vault_keys", "vault_keys"),
+            ("table", "consents", "consents"),
+            ("index", "idx_consents_status_retain_until", "consents"),
+            ("table", "notes", "notes"),
+            ("index", "idx_notes_consent_id_date", "notes"),
+            ("index", "idx_notes_date", "notes"),
+            ("table", "audit", "audit"),
+            ("index", "idx_audit_consent_id", "audit"),
+            ("table", "rotation", "rotation"),
+        }
+    ),
+    "0002_keys": frozenset(),
+}
+# sqlite-utils' record of applied migrations; allowed, not required (older versions made no index).
+MIGRATIONS_OBJECTS = frozenset(
+    {
+        ("table", migrations.migrations_table, migrations.migrations_table),
+        ("index", "idx__sqlite_migrations_migration_set_name", migrations.migrations_table),
+    }
+)
+_SHOWN_NAME_LENGTH = 60
+
+
+def _known_objects(applied: Iterable[str]) -> frozenset[tuple[str, str, str]]:
+    """The objects the given migrations make, without sqlite-utils' and SQLite's own."""
+    return frozenset().union(*(SCHEMA_OBJECTS[name] for name in applied))
+
+
+def _sqlite_own(kind: str, name: str, table: str, tables: set[str]) -> bool:
+    """Objects SQLite makes itself: PRIMARY KEY indexes, AUTOINCREMENT counters, ANALYZE."""
+    if kind == "index":
+        return name.startswith("sqlite_autoindex_") and table in tables
+    return kind == "table" and (name == "sqlite_sequence" or name.startswith("sqlite_stat"))
+
+
+def _shown(name: str) -> str:
+    """An object name fit for a one-line message (the file's author chose it)."""
+    clean = "".join(c if c.isascii() and c.isprintable() else "?" for c in name)
+    return clean[:_SHOWN_NAME_LENGTH]
+
+
+def _unexpected_object(rows: list[tuple[str, str, str]]) -> IntegrityError | None:
+    allowed = _known_objects(SCHEMA_OBJECTS) | MIGRATIONS_OBJECTS
+    tables = {name for kind, name, _ in allowed if kind == "table"}
+    for kind, name, table in rows:
+        if (kind, name, table) in allowed or _sqlite_own(kind, name, table, tables):
+            continue
+        return IntegrityError(
+            "the vault file holds a {kind} named {name} that nok does not make: "
+            "someone changed the file outside nok",
+            kind=_shown(str(kind)),
+            name=_shown(str(name)),
+        )
+    return None
+
+
+def _missing_object(
+    rows: list[tuple[str, str, str]], applied: Iterable[str]
+) -> IntegrityError | None:
+    missing = sorted(_known_objects(applied) - set(rows))
+    if not missing:
+        return None
+    kind, name, _ = missing[0]
+    return IntegrityError(
+        "the vault file lacks the {kind} {name} that nok needs: "
+        "someone changed the file outside nok",
+        kind=kind,
+        name=name,
+    )
+
 
 @dataclass
 class StaffRow:
@@ -284,6 +366,7 @@ class Store:
         self.conn = conn
         self.busy_timeout = busy_timeout
         self.db = sqlite_utils.Database(conn, execute_plugins=False, recursive_triggers=False)
+        self._schema_cookie: int | None = None
 
     # -- opening ---------------------------------------------------------------------------
 
@@ -294,8 +377,13 @@ class Store:
         """Create a new, empty vault file with the current schema."""
         files.create_private_file(path, group)
         store = cls._connect(path, busy_timeout)
-        with sqlite_errors(busy_timeout):
-            migrations.apply(store.db)
+        try:
+            with sqlite_errors(busy_timeout):
+                migrations.apply(store.db)
+            store._check_objects([m.name for m in migrations._migrations])
+        except BaseException:
+            store.close()
+            raise
         return store
 
     @classmethod
@@ -366,12 +454,45 @@ class Store:
         unknown = [name for name in applied if name not in known]
         if unknown:
             raise UnsupportedVersion(what="the vault's schema", version=len(applied))
+        self._check_objects(applied)
         if len(applied) < len(known):
             with self.write():
                 migrations.apply(self.db)
 
     def schema_version(self) -> int:
         return len(migrations.applied(self.db))
+
+    # -- schema check ----------------------------------------------------------------------
+
+    def _check_objects(self, applied: Iterable[str] | None) -> None:
+        """Refuse a file holding any schema object nok's migrations do not make.
+
+        With ``applied`` (migration names), also refuse one of theirs that is missing.
+        Remembers the schema cookie, so that a write can tell when it must look again.
+
+        Raises:
+            IntegrityError: a trigger, view, table or index nok does not make, or a
+                table or index that the applied migrations make is missing.
+        """
+        with sqlite_errors(self.busy_timeout), self.read():
+            cookie = int(self.conn.execute("PRAGMA schema_version").fetchone()[0])
+            rows = self.conn.execute("SELECT type, name, tbl_name FROM sqlite_master").fetchall()
+        problem = _unexpected_object(rows)
+        if problem is None and applied is not None:
+            problem = _missing_object(rows, applied)
+        if problem is not None:
+            raise problem
+        self._schema_cookie = cookie
+
+    def _recheck_objects(self) -> None:
+        """Inside a write transaction: look again if the schema changed since the last look.
+
+        The cookie costs one header read; another process cannot change the schema while
+        this transaction holds the write lock, so what is checked here is what the write sees.
+        """
+        cookie = int(self.conn.execute("PRAGMA schema_version").fetchone()[0])
+        if cookie != self._schema_cookie:
+            self._check_objects(None)
 
     def close(self) -> None:
         self.conn.close()
@@ -387,6 +508,7 @@ class Store:
         with sqlite_errors(self.busy_timeout):
             self.conn.execute("BEGIN IMMEDIATE")
             try:
+                self._recheck_objects()
                 yield self
             except BaseException:
                 if self.conn.in_transaction:
@@ -961,6 +1083,7 @@ class Store:
             known = {m.name for m in migrations._migrations}
             if not set(applied) <= known:
                 raise UnsupportedVersion(what="the backup's schema", version=len(applied))
+            store._check_objects(applied)
         except BaseException:
             conn.close()
             raise
