@@ -18,6 +18,7 @@ def status(
     json_out: Annotated[bool, typer.Option("--json", help=_("Print the result as JSON."))] = False,
 ) -> None:
     """Show the vault's path, versions, counts and next retention deadline (no passphrase)."""
+    from vault.backup import set_aside
     from vault.rotation import master_key_age_days
 
     state = context.get(ctx)
@@ -37,9 +38,16 @@ def status(
         "next_deadline": st.next_deadline,
         "rotation_pending": st.rotation_pending,
     }
+    aside = set_aside(st.path)
     if json_out:
-        output.emit_json(data)
+        output.emit_json({**data, "set_aside_files": [str(p) for p in aside]})
         return
     output.emit_record([(_(k.replace("_", " ")), v) for k, v in data.items()])
     if st.rotation_pending:
         output.warn("a key rotation is unfinished; finish it with 'nok key rotate --resume'")
+    for path in aside:
+        output.warn(
+            "{path} was set aside by a restore: it holds everything the vault held then, and "
+            "erasures never reach it; delete it once the restore is checked",
+            path=str(path),
+        )

@@ -15,6 +15,7 @@ import pytest
 
 from tests.conftest import ADMIN, NOW, PASSPHRASE
 from vault import Vault, backup, consents, erasure, notes, staff, verify
+from vault.errors import NokError
 from vault.session import Unlocked
 
 WINDOW = 24
@@ -293,3 +294,109 @@ def test_backup_while_another_process_writes(two, unlocked, backups, tmp_path, v
         assert writer.wait(timeout=60) == 0
     assert counts == sorted(counts)
     assert counts[-1] > counts[0]
+
+
+LEAVER, LEAVER_PASS = "leaver", "the leaver's passphrase"
+
+
+def opens(vault_path: Path, name: str, passphrase: str) -> bool:
+    with Vault.open(vault_path) as v:
+        try:
+            v.unlock(name, passphrase.encode(), now=NOW)
+        except NokError:
+            return False
+        return True
+
+
+def test_restore_removes_again_staff_removed_since_the_backup(unlocked, nok, backups, vault_path):
+    staff.add(unlocked, LEAVER, passphrase=LEAVER_PASS.encode())
+    info = backup.backup(unlocked.vault, backups, now=NOW, actor="cron")
+    staff.remove(unlocked, LEAVER)
+    staff.add(unlocked, "newbie", passphrase=b"the newbie's passphrase")
+    unlocked.close()
+
+    result = nok("restore", str(info.path), "--yes")
+    assert result.exit_code == 0, result.stderr
+    assert "removed again the key slots of staff removed since the backup: leaver" in (
+        result.stderr
+    )
+    assert "newbie were added after the backup" in result.stderr
+    assert not opens(vault_path, LEAVER, LEAVER_PASS)
+    assert opens(vault_path, ADMIN, PASSPHRASE)
+    listed = json.loads(nok("staff", "list", "--json").stdout)
+    assert [m["name"] for m in listed] == [ADMIN]
+    assert nok("verify").exit_code == 0
+    with Vault.open(vault_path) as v:
+        trail = [(r.action, r.object_id) for r in v.store.iter_audit()]
+    assert trail.index(("staff.remove-again", LEAVER)) > trail.index(("vault.restore", None))
+
+
+def test_restore_reports_removed_staff_in_its_result(unlocked, backups, vault_path):
+    staff.add(unlocked, LEAVER, passphrase=LEAVER_PASS.encode())
+    info = backup.backup(unlocked.vault, backups, now=NOW, actor="cron")
+    staff.remove(unlocked, LEAVER)
+    unlocked.close()
+    result = backup.restore(info.path, vault_path, erasures_file=None, now=NOW, actor=ADMIN)
+    doc = result.to_json()
+    assert doc["staff_removed"] == [LEAVER]
+    assert doc["staff_added_since"] == []
+    assert doc["warnings"] == []
+    assert not opens(vault_path, LEAVER, LEAVER_PASS)
+
+
+def test_restore_keeps_a_removed_admin_rather_than_leave_no_admin(
+    unlocked, nok, backups, vault_path
+):
+    staff.add(unlocked, "bob", passphrase=b"bob's passphrase")
+    info = backup.backup(unlocked.vault, backups, now=NOW, actor="cron")
+    staff.set_role(unlocked, "bob", "admin")
+    staff.remove(unlocked, ADMIN)
+    unlocked.close()
+    result = backup.restore(info.path, vault_path, erasures_file=None, now=NOW, actor="bob")
+    assert result.staff_removed == ()
+    assert [w.kind for w in result.warnings] == ["staff-kept"]
+    assert ADMIN in result.warnings[0].message
+    assert opens(vault_path, ADMIN, PASSPHRASE)
+
+
+def test_restore_with_only_the_erasure_log_warns_that_removed_staff_are_back(
+    unlocked, nok, backups, vault_path, tmp_path
+):
+    staff.add(unlocked, LEAVER, passphrase=LEAVER_PASS.encode())
+    info = backup.backup(unlocked.vault, backups, now=NOW, actor="cron")
+    unlocked.close()
+    shutil.rmtree(vault_path.parent)
+    empty_log = tmp_path / "erasures-copy"
+    empty_log.write_text("")
+
+    result = nok("restore", str(info.path), "--erasures", str(empty_log), "--yes", "--json")
+    assert result.exit_code == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert [w["kind"] for w in doc["warnings"]] == ["staff-unknown"]
+    assert doc["staff_removed"] == []
+    assert "staff removed since the backup have their key slots back" in result.stderr
+    assert "nok key rotate" in result.stderr
+
+
+def test_status_lists_the_files_a_restore_set_aside(two, unlocked, nok, backups, vault_path):
+    info = backup.backup(unlocked.vault, backups, now=NOW, actor="cron")
+    unlocked.close()
+    assert json.loads(nok("status", "--json").stdout)["set_aside_files"] == []
+
+    restored = nok("restore", str(info.path), "--yes")
+    assert restored.exit_code == 0, restored.stderr
+    aside = json.loads(nok("status", "--json").stdout)["set_aside_files"]
+    replaced = min(aside, key=len)
+    assert Path(replaced).name.startswith(f"{vault_path.name}.replaced-")
+    assert all(Path(p).name.startswith(Path(replaced).name) for p in aside)
+    assert f"the replaced vault is kept at {replaced}: " in restored.stderr
+    assert "delete it" in restored.stderr
+    shown = nok("status")
+    assert shown.exit_code == 0
+    assert f"nok: warning: {replaced} was set aside by a restore" in shown.stderr
+
+    for path in aside:
+        Path(path).unlink()
+    shown = nok("status")
+    assert shown.exit_code == 0
+    assert "set aside" not in shown.stderr

@@ -32,9 +32,12 @@ GENESIS = bytes(32)
 AUDIT_KEY = "audit"
 HEAD_SETTING = "audit_head"
 # Actions written without a key (by processes that hold no passphrase: purge, backup,
-# restore; a restore re-applies withdrawals as consent.withdraw). Only these may lack a
+# restore; a restore re-applies withdrawals as consent.withdraw, and deletes again the key
+# slots of staff removed since the backup as staff.remove-again). Only these may lack a
 # MAC, and only at the end of the trail until the next unlock seals them.
-KEYLESS_ACTIONS = frozenset({"consent.expire", "consent.withdraw", "vault.backup", "vault.restore"})
+KEYLESS_ACTIONS = frozenset(
+    {"consent.expire", "consent.withdraw", "vault.backup", "vault.restore", "staff.remove-again"}
+)
 FIRST_ACTION = "vault.init"
 MAX_PROBLEMS = 50
 

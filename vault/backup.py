@@ -8,7 +8,8 @@ committed rows of that moment; no freed page, no ``-wal`` frame of an erased row
 :func:`restore` replaces the live vault with a backup, keeps the replaced file aside,
 then erases again every consent that was erased after the backup was taken, as recorded
 by the live vault's tombstones and by the erasure log beside it (or a copy of that log
-given explicitly, which is all there is when the live vault is lost). It too is keyless.
+given explicitly, which is all there is when the live vault is lost). Staff removed from
+the live vault since the backup are removed again too. It too is keyless.
 
 A backup holds the staff slots and master key of its day: it opens with the
 passphrases that were valid then (docs/backup.md).
@@ -41,6 +42,7 @@ from vault.store import Store
 
 LAST_BACKUP = "last_backup"
 RESTORED = "restored"
+SET_ASIDE_MARK = ".replaced-"
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,8 @@ class RestoreResult:
     erasures_known: int
     sources: tuple[str, ...]
     live_master_version: int | None
+    staff_removed: tuple[str, ...] = ()
+    staff_added_since: tuple[str, ...] = ()
     warnings: list[audit.Problem] = field(default_factory=list)
 
     def to_json(self) -> dict[str, object]:
@@ -92,6 +96,9 @@ class RestoreResult:
             "erasures_known": self.erasures_known,
             "erasure_sources": list(self.sources),
             "live_master_key_version": self.live_master_version,
+            "staff_removed": list(self.staff_removed),
+            "staff_added_since": list(self.staff_added_since),
+            "warnings": [w.to_json() for w in self.warnings],
         }
 
 
@@ -262,6 +269,7 @@ class _Live:
     master_version: int | None = None
     group: str | None = None
     erasures: list[erasure.ErasureRecord] = field(default_factory=list)
+    staff: frozenset[str] = frozenset()
 
 
 def _read_live(path: Path) -> _Live:
@@ -287,6 +295,7 @@ def _read_live(path: Path) -> _Live:
                 master_version=int(store.get_setting("master_version") or 0),
                 group=store.get_setting("group"),
                 erasures=records,
+                staff=frozenset(row.name for row in store.list_staff()),
             )
         store.checkpoint()
     finally:
@@ -325,11 +334,23 @@ def _copy_in(backup_path: Path, tmp: Path, group: str | None) -> None:
         os.fsync(dst.fileno())
 
 
+def set_aside(vault_path: Path) -> list[Path]:
+    """Files a restore set aside beside the vault (``<vault>.replaced-<time>`` and its side
+    files), by name. They hold everything of their day, and later erasures never reach
+    them, so they should be deleted once a restore is checked."""
+    prefix = vault_path.name + SET_ASIDE_MARK
+    try:
+        entries = list(vault_path.parent.iterdir())
+    except OSError:
+        return []
+    return sorted(p for p in entries if p.name.startswith(prefix))
+
+
 def _swap(tmp: Path, live_path: Path, now: dt.datetime) -> Path | None:
     """Put ``tmp`` in place of the live vault; the old file stays aside, 0600."""
     replaced = None
     if live_path.exists():
-        replaced = live_path.with_name(f"{live_path.name}.replaced-{_stamp(now)}")
+        replaced = live_path.with_name(f"{live_path.name}{SET_ASIDE_MARK}{_stamp(now)}")
         if replaced.exists() or replaced.is_symlink():
             raise Conflict(
                 "{path} already exists; nothing was restored (wait a second and retry)",
@@ -349,18 +370,75 @@ def _swap(tmp: Path, live_path: Path, now: dt.datetime) -> Path | None:
     return replaced
 
 
-def _warnings(info: BackupInfo, live: _Live) -> list[audit.Problem]:
-    if live.master_version is None or info.master_version >= live.master_version:
-        return []
-    return [
-        audit.Problem(
-            "master-key",
-            "the backup was made under master key version {old}, and the live vault was at "
-            "version {new}: staff removed since then can open the restored vault with their "
-            "old passphrase, so remove them again and rotate the key (nok key rotate)",
-            {"old": info.master_version, "new": live.master_version},
+@dataclass(frozen=True)
+class _StaffChanges:
+    removed: tuple[str, ...] = ()
+    added_since: tuple[str, ...] = ()
+    kept: tuple[str, ...] = ()
+
+
+def _remove_departed(store: Store, live: _Live, *, now: dt.datetime, actor: str) -> _StaffChanges:
+    """Delete again the slots of staff removed from the live vault since the backup.
+
+    Deleting a row needs no key, so this is keyless like the rest of a restore. When no
+    admin would be left, nothing is removed (``kept``): the restored vault must still open.
+    Call inside the write transaction of the restored copy.
+    """
+    if not live.readable:
+        return _StaffChanges()
+    rows = store.list_staff()
+    names = {row.name for row in rows}
+    departed = tuple(sorted(names - live.staff))
+    added = tuple(sorted(live.staff - names))
+    if not any(row.role == "admin" and row.name not in departed for row in rows):
+        return _StaffChanges(added_since=added, kept=departed)
+    for name in departed:
+        store.delete_staff(name)
+        audit.append(store, now=now, actor=actor, action="staff.remove-again", object_id=name)
+    return _StaffChanges(removed=departed, added_since=added)
+
+
+def _warnings(info: BackupInfo, live: _Live, changes: _StaffChanges) -> list[audit.Problem]:
+    problems = []
+    if not live.readable:
+        problems.append(
+            audit.Problem(
+                "staff-unknown",
+                "the live vault could not be read, so staff removed since the backup have "
+                "their key slots back: remove them again (nok staff remove) and rotate the "
+                "key (nok key rotate)",
+            )
         )
-    ]
+    if changes.kept:
+        problems.append(
+            audit.Problem(
+                "staff-kept",
+                "{names} were removed after the backup, but removing them again would leave "
+                "the restored vault without an admin: remove them once an admin is added "
+                "again, then rotate the key (nok key rotate)",
+                {"names": ", ".join(changes.kept)},
+            )
+        )
+    if changes.added_since:
+        problems.append(
+            audit.Problem(
+                "staff-added",
+                "{names} were added after the backup and have no key slot in the restored "
+                "vault: add them again (nok staff add)",
+                {"names": ", ".join(changes.added_since)},
+            )
+        )
+    if live.master_version is not None and info.master_version < live.master_version:
+        problems.append(
+            audit.Problem(
+                "master-key",
+                "the backup was made under master key version {old}, and the live vault was "
+                "at version {new}: the restored vault is back under the old key, which staff "
+                "removed since may still hold, so rotate the key (nok key rotate)",
+                {"old": info.master_version, "new": live.master_version},
+            )
+        )
+    return problems
 
 
 def restore(
@@ -375,7 +453,9 @@ def restore(
 
     The erasures come from the live vault's tombstones (when it can still be read), the
     erasure log beside it, and ``erasures_file`` (another copy of that log). With none
-    of these, nothing is restored. The replaced vault is kept aside as
+    of these, nothing is restored. Staff slots the live vault no longer has are deleted
+    again (unless no admin would be left); staff added since, or any removal when the
+    live vault cannot be read, are warnings. The replaced vault is kept aside as
     ``<vault>.replaced-<UTC time>`` (0600). Needs no key. Stop other nok processes
     first: one that still has the old file open keeps writing to the file set aside.
 
@@ -408,6 +488,7 @@ def restore(
                 audit.append(copy.store, now=now, actor=actor, action="vault.restore")
                 meta = {"at": timestamp(now), "backup_taken": info.taken}
                 copy.store.set_setting(RESTORED, json.dumps(meta, separators=(",", ":")))
+                changes = _remove_departed(copy.store, live, now=now, actor=actor)
             reapplied = erasure.reapply(copy, records, now=now, actor=actor)
             # Rebuild the file so that no page of an erased row survives in it.
             copy.store.vacuum()
@@ -431,5 +512,7 @@ def restore(
         erasures_known=len({r.consent_id for r in records}),
         sources=tuple(sources),
         live_master_version=live.master_version,
-        warnings=_warnings(info, live),
+        staff_removed=changes.removed,
+        staff_added_since=changes.added_since,
+        warnings=_warnings(info, live, changes),
     )
