@@ -201,3 +201,80 @@ def test_verify_json_lists_each_problem(people, nok):
     assert doc["ok"] is False
     assert [p["kind"] for p in doc["problems"]] == ["field"]
     assert "problem(s) found" in result.stderr
+
+
+# -- retention deadlines -------------------------------------------------------------------
+
+
+def test_deadlines_kept_by_nok_pass(people):
+    u, (_, ola, _) = people
+    c = consents.add(u, consents.ConsentInput("Liv", "follow-up", ("notes",), given="2026-01-01"))
+    notes.add(u, c.id, "a note from June, long enough to matter", date="2026-06-01")
+    notes.add(u, c.id, "a note written late about March, long enough", date="2026-03-01")
+    erasure.extend(u, ola, 30)
+    erasure.change_setting(u, "retention-days", "400")
+    assert verify.verify(u).ok
+
+
+def test_a_moved_deadline_is_found(people, nok):
+    u, (kari, ola, _) = people
+    with raw(u) as db:
+        db.execute("UPDATE consents SET retain_until = '2099-01-01' WHERE id = ?", [kari])
+        db.execute("UPDATE consents SET retain_until = '2026-11-24' WHERE id = ?", [ola])
+    result = nok("verify", "--json")
+    assert result.exit_code == 13
+    problems = json.loads(result.stdout)["problems"]
+    assert [p["kind"] for p in problems] == ["retention", "retention"]
+    messages = " ".join(p["message"] for p in problems)
+    assert kari in messages
+    assert ola in messages
+    assert "stored as 2099-01-01" in messages
+
+
+def test_a_last_activity_beyond_the_newest_note_is_found(people):
+    u, (kari, _, per) = people
+    row = u.store.get_consent(kari)
+    days = row.retain_days or u.vault.settings().retention_days
+    later = consents.deadline("2030-01-01", None, days)
+
+    def move_both() -> None:
+        # Moved together, as an attacker keeping data longer would: the deadline agrees.
+        u.store.conn.execute(
+            "UPDATE consents SET last_activity = '2030-01-01', retain_until = ? WHERE id = ?",
+            [later, kari],
+        )
+
+    report = verify_with(u, move_both)
+    assert [p.kind for p in report.problems] == ["retention"]
+    assert kari in report.problems[0].message
+    assert "newest note is dated" in report.problems[0].message
+
+    report = verify_with(
+        u,
+        lambda: u.store.conn.execute(
+            "UPDATE consents SET last_activity = NULL WHERE id = ?", [per]
+        ),
+    )
+    assert {p.kind for p in report.problems} == {"retention"}
+    assert "no last activity is stored" in report.problems[0].message
+
+
+def test_a_deadline_that_is_not_a_date_is_found(people):
+    u, (kari, _, _) = people
+    report = verify_with(
+        u,
+        lambda: u.store.conn.execute(
+            "UPDATE consents SET retain_days = 'forever' WHERE id = ?", [kari]
+        ),
+    )
+    assert [p.kind for p in report.problems] == ["retention"]
+    assert kari in report.problems[0].message
+
+
+def test_a_trigger_planted_after_opening_is_reported(people):
+    u, _ = people
+    with raw(u) as db:
+        db.execute("CREATE TRIGGER keep BEFORE DELETE ON notes BEGIN SELECT RAISE(IGNORE); END")
+    report = verify.verify(u)
+    assert [p.kind for p in report.problems] == ["schema"]
+    assert "trigger named keep" in report.problems[0].message

@@ -380,7 +380,7 @@ class Store:
         try:
             with sqlite_errors(busy_timeout):
                 migrations.apply(store.db)
-            store._check_objects([m.name for m in migrations._migrations])
+            store.check_objects([m.name for m in migrations._migrations])
         except BaseException:
             store.close()
             raise
@@ -454,7 +454,7 @@ class Store:
         unknown = [name for name in applied if name not in known]
         if unknown:
             raise UnsupportedVersion(what="the vault's schema", version=len(applied))
-        self._check_objects(applied)
+        self.check_objects(applied)
         if len(applied) < len(known):
             with self.write():
                 migrations.apply(self.db)
@@ -464,7 +464,7 @@ class Store:
 
     # -- schema check ----------------------------------------------------------------------
 
-    def _check_objects(self, applied: Iterable[str] | None) -> None:
+    def check_objects(self, applied: Iterable[str] | None = None) -> None:
         """Refuse a file holding any schema object nok's migrations do not make.
 
         With ``applied`` (migration names), also refuse one of theirs that is missing.
@@ -492,7 +492,7 @@ class Store:
         """
         cookie = int(self.conn.execute("PRAGMA schema_version").fetchone()[0])
         if cookie != self._schema_cookie:
-            self._check_objects(None)
+            self.check_objects()
 
     def close(self) -> None:
         self.conn.close()
@@ -1083,7 +1083,7 @@ class Store:
             known = {m.name for m in migrations._migrations}
             if not set(applied) <= known:
                 raise UnsupportedVersion(what="the backup's schema", version=len(applied))
-            store._check_objects(applied)
+            store.check_objects(applied)
         except BaseException:
             conn.close()
             raise

@@ -1,11 +1,12 @@
 """``nok verify``: check everything that can be checked, and change nothing.
 
-In one read snapshot: SQLite's own integrity and foreign-key checks, the schema version,
-every staff slot header and sealed master key (as far as that is possible without their
-passphrases), every wrapped vault key and data key, every ciphertext decrypted and
-authenticated (notes in batches, with progress), every tombstone really empty, and the
-audit chain with its MACs. Each problem is one whole-sentence template with ids and
-column names only, never personal data.
+In one read snapshot: SQLite's own integrity and foreign-key checks, the schema version
+and no object in the file that nok does not make, every staff slot header and sealed
+master key (as far as that is possible without their passphrases), every wrapped vault key
+and data key, every ciphertext decrypted and authenticated (notes in batches, with
+progress), every active consent's retention deadline and last activity as its dates and
+notes give them, every tombstone really empty, and the audit chain with its MACs. Each
+problem is one whole-sentence template with ids and column names only, never personal data.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from vault import audit, crypto, keyring, slots
+from vault import audit, consents, crypto, keyring, slots
 from vault.errors import IntegrityError, NokError, UnsupportedVersion
 from vault.session import Unlocked
 from vault.store import ENCRYPTED_CONSENT_COLS, SCHEMA_VERSION, ConsentRow, NoteRow, Store
@@ -80,6 +81,11 @@ def _check_sqlite(store: Store, report: Report, progress: Progress) -> None:
     progress("sqlite", 0, 1)
     for line in store.integrity_problems():
         report.add("sqlite", "SQLite reports damage in the vault file: {detail}", detail=line)
+    try:
+        # Opening checked this already; a trigger planted since would go unseen otherwise.
+        store.check_objects()
+    except IntegrityError as exc:
+        report.add_error("schema", exc)
     version = store.schema_version()
     if version != SCHEMA_VERSION:
         report.add(
@@ -165,9 +171,11 @@ def _check_consents(unlocked: Unlocked, report: Report, progress: Progress) -> d
     """Unwrap each active consent's data key and open its fields; returns the keys."""
     store = unlocked.store
     total = store.count_consents("active")
+    default_days = unlocked.vault.settings().retention_days
     keys: dict[str, _Key] = {}
     done = 0
     for row in store.iter_consents(include_ended=False):
+        _check_retention(store, row, default_days, report)
         key = _consent_key(unlocked, row, report)
         if key is not None:
             keys[row.id] = key
@@ -177,6 +185,57 @@ def _check_consents(unlocked: Unlocked, report: Report, progress: Progress) -> d
             progress("consents", done, total)
     report.checked["consents"] = done
     return keys
+
+
+def _check_retention(store: Store, row: ConsentRow, default_days: int, report: Report) -> None:
+    """The plaintext deadline must follow from the consent's dates, as nok computes it.
+
+    Only an inconsistent edit shows: one that also moves ``retain_days`` or ``given`` does not.
+    """
+    _check_last_activity(row, store.latest_note_date(row.id), report)
+    try:
+        expected = consents.deadline(row.given, row.last_activity, row.retain_days or default_days)
+    except (TypeError, ValueError):
+        report.add("retention", "the dates of consent {id} are not valid dates", id=row.id)
+        return
+    if row.retain_until != expected:
+        report.add(
+            "retention",
+            "the retention deadline of consent {id} is stored as {stored}, but its dates and "
+            "retention period give {expected}",
+            id=row.id,
+            stored=row.retain_until,
+            expected=expected,
+        )
+
+
+def _check_last_activity(row: ConsentRow, newest: str | None, report: Report) -> None:
+    """Notes only ever move the last activity forward to their date, so it is the newest."""
+    if row.last_activity == newest:
+        return
+    if newest is None:
+        report.add(
+            "retention",
+            "consent {id} has no notes, but its last activity is stored as {stored}",
+            id=row.id,
+            stored=row.last_activity,
+        )
+    elif row.last_activity is None:
+        report.add(
+            "retention",
+            "consent {id} has notes up to {newest}, but no last activity is stored",
+            id=row.id,
+            newest=newest,
+        )
+    else:
+        report.add(
+            "retention",
+            "the last activity of consent {id} is stored as {stored}, but its newest "
+            "note is dated {newest}",
+            id=row.id,
+            stored=row.last_activity,
+            newest=newest,
+        )
 
 
 def _consent_key(unlocked: Unlocked, row: ConsentRow, report: Report) -> _Key | None:
