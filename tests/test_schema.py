@@ -9,7 +9,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from conftest import NOW, PASSPHRASE
+from conftest import NOW, PASSPHRASE, run_nok
 
 from vault import Vault, consents, erasure, notes
 from vault.errors import ExitCode, IntegrityError
@@ -176,6 +176,22 @@ def test_a_trigger_planted_while_the_vault_is_open_stops_the_next_write(
     assert "holds a table named shadow" in info.value.message
     assert unlocked.store.conn.execute("SELECT count(*) FROM shadow").fetchone()[0] == 0
     assert consents.get_row(unlocked.store, c.id).status == "active"
+
+
+def test_a_scheduled_purge_refuses_a_planted_trigger(
+    cli_vault, consent_id: str, vault_path: Path, nok_env: dict[str, str]
+) -> None:
+    plant(vault_path, PLANTED["trigger"][0])
+    before = file_state(vault_path)
+    env = {k: v for k, v in nok_env.items() if k != "NOK_PASSPHRASE"}
+    done = run_nok("purge", "--now", "2099-01-01", "--dry-run", env=env)
+    assert done.returncode == ExitCode.INTEGRITY
+    assert done.stdout == ""
+    assert len(error_lines(done.stderr)) == 1
+    assert "Traceback" not in done.stderr
+    done = run_nok("purge", env=env)
+    assert done.returncode == ExitCode.INTEGRITY
+    assert file_state(vault_path) == before
 
 
 # -- the message -------------------------------------------------------------------------
