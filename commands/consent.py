@@ -164,9 +164,7 @@ def withdraw(
                 given=preview.given,
                 notes=preview.notes,
             )
-            if not typer.confirm(question, default=False, err=True):
-                output.info("nothing was changed")
-                raise typer.Exit(1)
+            output.confirm(question)
         result = erasure.withdraw(vault, preview.consent_id, reason=reason)
     e = result.erasure
     if json_out:

@@ -88,9 +88,7 @@ def _confirm(deep: bool) -> None:
             "Rotate the master key? Every consent key and staff slot is rewrapped at once; "
             "staff keep their passphrases."
         )
-    if not typer.confirm(question, default=False):
-        output.info("nothing was changed")
-        raise typer.Exit(1)
+    output.confirm(question)
 
 
 def run_rotation(

@@ -71,9 +71,7 @@ def add(
                     size=size,
                     guideline=guideline,
                 )
-                if not typer.confirm(question, default=False):
-                    output.info("nothing was saved")
-                    raise typer.Exit(1)
+                output.confirm(question, declined="nothing was saved")
             else:
                 output.warn(
                     "the note is {size} characters; the guideline is {guideline} "

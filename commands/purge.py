@@ -120,9 +120,7 @@ def _confirm(plan: PurgeResult) -> None:
         count=len(plan.purged),
         notes=plan.notes,
     )
-    if not typer.confirm(question, default=False, err=True):
-        output.info("nothing was changed")
-        raise typer.Exit(1)
+    output.confirm(question)
 
 
 def _lines(batch: Sequence[Erasure]) -> None:

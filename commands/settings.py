@@ -103,6 +103,4 @@ def _confirm_retention(due_now: int, days: int) -> None:
         days=days,
         count=due_now,
     )
-    if not typer.confirm(question, default=False, err=True):
-        output.info("nothing was changed")
-        raise typer.Exit(1)
+    output.confirm(question)

@@ -158,14 +158,14 @@ def _confirm_remove(name: str) -> None:
         "Remove the key slot of {name}? Their passphrase will no longer open this vault.",
         name=name,
     )
-    if not typer.confirm(question, default=False):
-        output.info("nothing was changed")
-        raise typer.Exit(1)
+    output.confirm(question)
 
 
 def _offer_rotation() -> str | None:
     if typer.confirm(
-        _("Rotate the master key now (takes seconds; closes the master-key gap)?"), default=True
+        _("Rotate the master key now (takes seconds; closes the master-key gap)?"),
+        default=True,
+        err=True,
     ):
         return "master"
     return None

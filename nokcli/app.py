@@ -49,10 +49,11 @@ class NokGroup(TyperGroup):
         except NokError as exc:
             output.error(render(exc.template, **exc.params), _hint(exc))
             raise typer.Exit(exc.exit_code) from None
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, typer.Abort):
+            # typer.Abort is Ctrl-C or end of input at a prompt.
             output.error(_("interrupted; the vault is unchanged by the unfinished step"))
             raise typer.Exit(ExitCode.INTERRUPTED) from None
-        except (typer.Exit, typer.Abort, typer.TyperException):
+        except (typer.Exit, typer.TyperException):
             raise
         except Exception as exc:
             if os.environ.get("NOK_DEBUG"):

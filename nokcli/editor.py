@@ -100,6 +100,12 @@ def editor_command() -> list[str]:
     return shlex.split(editor)
 
 
+def editor_environment() -> dict[str, str]:
+    """This process's environment without nok's secrets: editor plugins, language servers
+    and shell escapes run with the editor's environment."""
+    return {k: v for k, v in os.environ.items() if "PASSPHRASE" not in k.upper()}
+
+
 def compose(header: str) -> str:
     """Open $EDITOR on an empty note; returns the text without comment lines.
 
@@ -114,7 +120,9 @@ def compose(header: str) -> str:
         os.write(fd, header.encode("utf-8"))
         os.close(fd)
         try:
-            result = subprocess.run([*editor_command(), str(path)], check=False)
+            result = subprocess.run(
+                [*editor_command(), str(path)], check=False, env=editor_environment()
+            )
         except OSError as exc:
             raise BadInput(
                 "could not start the editor {editor!r}: {reason}",

@@ -14,6 +14,7 @@ from typing import Any
 import typer
 
 from nokcli.i18n import _, render
+from vault.errors import ExitCode
 
 PREFIX = "nok"
 
@@ -74,6 +75,16 @@ def _shown(value: Any) -> Any:
     if isinstance(value, bool):
         return _("yes") if value else _("no")
     return value
+
+
+def confirm(question: str, *, declined: str = "nothing was changed") -> None:
+    """Ask a yes/no question on stderr; anything but yes exits 130 having changed nothing.
+
+    Ctrl-C or end of input at the question ends the same way (see nokcli.app).
+    """
+    if not typer.confirm(question, default=False, err=True):
+        info(declined)
+        raise typer.Exit(ExitCode.INTERRUPTED)
 
 
 def info(template: str, **params: object) -> None:

@@ -40,7 +40,7 @@ def read_file(path: Path) -> bytes:
                 fix="600",
             )
         raw = path.read_bytes()
-    except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
+    except OSError as exc:
         raise PassphraseUnavailable(
             "cannot read the passphrase file {path}: {reason}",
             path=str(path),
@@ -74,7 +74,7 @@ def current(file: Path | None, *, who: str) -> bytes:
     if value:
         return _normalise(value)
     if interactive():
-        entered = typer.prompt(_("Passphrase for {who}").format(who=who), hide_input=True)
+        entered = typer.prompt(_("Passphrase for {who}").format(who=who), hide_input=True, err=True)
         return _normalise(entered)
     raise PassphraseUnavailable("no passphrase given and no terminal to ask on")
 
@@ -91,8 +91,10 @@ def new(file: Path | None, *, who: str, env: str | None = None) -> bytes:
     elif env and os.environ.get(env):
         value = _normalise(os.environ[env])
     elif interactive():
-        first = typer.prompt(_("New passphrase for {who}").format(who=who), hide_input=True)
-        second = typer.prompt(_("Repeat the passphrase"), hide_input=True)
+        first = typer.prompt(
+            _("New passphrase for {who}").format(who=who), hide_input=True, err=True
+        )
+        second = typer.prompt(_("Repeat the passphrase"), hide_input=True, err=True)
         if first != second:
             raise BadInput("the two passphrases differ; nothing was changed")
         value = _normalise(first)

@@ -12,6 +12,7 @@ import sqlite3
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -551,6 +552,7 @@ def fake_editor(tmp_path: Path, body: str, exit_code: int = 0) -> tuple[Path, Pa
     script.write_text(
         "#!/bin/sh\n"
         f'log="{log}"\n'
+        'echo "passphrase in my environment: ${NOK_PASSPHRASE:-none}" >> "$log"\n'
         'stat -c "%a %u" "$(dirname "$1")" >> "$log"\n'
         'stat -c "%a" "$1" >> "$log"\n'
         'echo "$1" >> "$log"\n'
@@ -604,6 +606,8 @@ def test_note_from_the_editor(cli: Checked, nok_env: dict[str, str], tmp_path: P
     assert path.parent == editor.private_dir()
     assert path.name.startswith("note-")
     assert not path.exists()
+    # Editor plugins and shell escapes must not see the passphrase.
+    assert "passphrase in my environment: none" in log.read_text()
     shown = json.loads(ok(cli("note", "show", note, "--json")).stdout)
     assert shown["text"] == "EDITOR-MARKER written in an editor"
 
@@ -625,8 +629,9 @@ def test_long_note_on_a_terminal_asks_first(cli: Checked, nok_env: dict[str, str
     consent = add_consent(cli)
     text = "ord " * 400
     refused = run_on_a_terminal("note", "add", consent, "--text", text, env=nok_env, answer="n\n")
-    assert refused.returncode != 0
-    assert "1500" in refused.stdout + refused.stderr
+    assert refused.returncode == 130
+    assert "1500" in refused.stderr
+    assert refused.stdout.strip() == ""
     assert state(cli) == (1, 0, 0)
     agreed = run_on_a_terminal("note", "add", consent, "--text", text, env=nok_env, answer="y\n")
     assert agreed.returncode == 0, agreed.stderr
@@ -746,3 +751,34 @@ def test_nok_disables_core_dumps_and_sets_a_private_umask(tmp_path: Path) -> Non
         timeout=60,
     )
     assert result.stdout.strip() == "(0, 0) 0o77", result.stderr
+
+
+def test_end_of_input_at_the_passphrase_prompt_is_an_interruption(
+    cli: Checked, nok_env: dict[str, str]
+) -> None:
+    add_consent(cli)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NOK_")}
+    env.update({k: v for k, v in nok_env.items() if k != "NOK_PASSPHRASE"})
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nokcli", "note", "list", "--json"],
+        stdin=follower,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        text=True,
+    )
+    os.close(follower)
+    try:
+        # The hidden prompt flushes pending input when it starts: keep typing Ctrl-D.
+        deadline = time.monotonic() + 30
+        while proc.poll() is None and time.monotonic() < deadline:
+            os.write(leader, b"\x04")
+            time.sleep(0.2)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        os.close(leader)
+    assert proc.returncode == 130, err
+    assert out == ""
+    assert "Traceback" not in err
+    assert err.splitlines()[-1].startswith("nok: error: interrupted")

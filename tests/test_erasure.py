@@ -202,7 +202,7 @@ def test_cli_withdraw_asks_on_a_terminal(unlocked, vault_path, two_people):
     env = {"NOK_VAULT": str(vault_path), "NOK_USER": ADMIN, "NOK_PASSPHRASE": PASSPHRASE}
     before = _consent_state(vault_path)
     code, err = on_terminal(["consent", "withdraw", gone], "n", env)
-    assert code == 1
+    assert code == 130
     assert f"Withdraw consent {gone}" in err
     assert "6 note(s)" in err
     assert _consent_state(vault_path) == before

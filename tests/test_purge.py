@@ -175,7 +175,7 @@ def test_on_a_terminal_it_asks_first(unlocked, vault_path, mixed):
     unlocked.close()
     before = file_hash(vault_path)
     code, err = on_terminal(["purge"], "n", env_without_secrets(vault_path))
-    assert code == 1
+    assert code == 130
     assert "5 consent(s) with 15 note(s)" in err
     assert file_hash(vault_path) == before
     code, err = on_terminal(["purge"], "y", env_without_secrets(vault_path))
