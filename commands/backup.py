@@ -104,9 +104,7 @@ def restore(
             vault=str(state.vault_path),
             taken=info.taken or _("at an unknown time"),
         )
-        if not typer.confirm(question, default=False):
-            output.info("nothing was changed")
-            raise typer.Exit(1)
+        output.confirm(question)
     result = backups.restore(
         path, state.vault_path, erasures_file=erasures, now=state.now(), actor=state.user
     )
@@ -120,9 +118,16 @@ def restore(
             taken=info.taken or _("at an unknown time"),
             count=len(result.reapplied),
         )
+        if result.staff_removed:
+            output.info(
+                "removed again the key slots of staff removed since the backup: {names}",
+                names=", ".join(result.staff_removed),
+            )
         if result.replaced is not None:
             output.info(
-                "the replaced vault is kept at {path}; delete it once the restore is confirmed",
+                "the replaced vault is kept at {path}: it still holds everything it held, and "
+                "later erasures do not reach it, so delete it (and its -wal and -shm files) "
+                "once you have checked the restore",
                 path=str(result.replaced),
             )
     for w in result.warnings:
