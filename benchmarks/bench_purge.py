@@ -29,12 +29,14 @@ import os
 import shutil
 import sqlite3
 import struct
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common
 
 NOW = dt.datetime(2026, 11, 23, 10, 0, tzinfo=dt.UTC)
 ADMIN = "bench"
@@ -127,19 +129,9 @@ def _copy(src: Path, dest: Path) -> Path:
 
 
 def _spawn(cmd: list[str], env: dict[str, str]) -> tuple[float, float, bytes]:
-    """Wall seconds, the child's own peak RSS in MiB (wait4), and its stdout."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(
-        cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    )
-    out = proc.stdout.read()  # type: ignore[union-attr]
-    err = proc.stderr.read()  # type: ignore[union-attr]
-    _, status, usage = os.wait4(proc.pid, 0)
-    seconds = time.perf_counter() - start
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{cmd} failed ({proc.returncode}): {err.decode()[-2000:]}")
-    return seconds, usage.ru_maxrss / 1024, out
+    """Wall seconds, the child's own peak RSS in MiB, and its stdout."""
+    done = common.run(cmd, env=env, keep_stdout=True)
+    return done.seconds, done.peak_mib, done.stdout
 
 
 def _env(vault: Path) -> dict[str, str]:

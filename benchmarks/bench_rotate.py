@@ -23,12 +23,14 @@ import os
 import shutil
 import sqlite3
 import struct
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common
 
 NOW = dt.datetime(2026, 11, 23, 10, 0, tzinfo=dt.UTC)
 ADMIN = "bench"
@@ -242,15 +244,8 @@ def _run_child(kind: str, path: Path, deep: bool) -> tuple[float, float | None]:
     cmd = [sys.executable, __file__, "--child", kind, "--vault", str(path)]
     if deep:
         cmd.append("--deep")
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    out = proc.stdout.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        raise RuntimeError(f"benchmark child {kind} failed with {proc.returncode}")
-    peak = usage.ru_maxrss / 1024 if sys.platform.startswith("linux") else None
-    return float(json.loads(out)["seconds"]), peak
+    done = common.run(cmd, env=dict(os.environ), keep_stdout=True)
+    return float(json.loads(done.stdout)["seconds"]), done.peak_mib
 
 
 # -- the benchmark --------------------------------------------------------------------------
