@@ -310,6 +310,27 @@ def test_raised_slot_cost_takes_effect_at_next_unlock(team, vault_path):
     assert _actions(vault_path).count("key.kdf") == 1
 
 
+def test_raising_a_slot_cost_at_unlock_never_undoes_a_reset_made_meanwhile(
+    team, vault_path, monkeypatch
+):
+    """bob unlocks (his slot is rewrapped stronger) while an admin resets his passphrase:
+    the reset wins; bob's unlock must not write his old secret over the new key pair."""
+    staff.set_kdf_min(team, "moderate")
+    original = Vault._stronger_slot
+
+    def reset_meanwhile(self, row, passphrase, secret):
+        stronger = original(self, row, passphrase, secret)
+        staff.reset(team, BOB, b"a brand new passphrase")
+        return stronger
+
+    monkeypatch.setattr(Vault, "_stronger_slot", reset_meanwhile)
+    _open_as(vault_path, BOB, BOB_PASS).close()
+    monkeypatch.undo()
+    _open_as(vault_path, BOB, "a brand new passphrase").close()
+    with pytest.raises(WrongPassphrase):
+        _open_as(vault_path, BOB, BOB_PASS)
+
+
 def test_unknown_kdf_profile_is_refused(cli_vault, vault_path):
     result = cli_vault("key", "kdf", "extreme")
     assert result.exit_code == 2

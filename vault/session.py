@@ -241,24 +241,29 @@ class Vault:
         )
         keyring.check_role(master, name, row.role, row.public_key, row.role_tag)
         unlocked = Unlocked(self, name, row.role, master, version, now)
+        # The Argon2id work happens before the write lock is taken, so other terminals
+        # do not wait for it.
+        stronger = self._stronger_slot(row, passphrase, secret)
         with self.store.write():
             self.store.touch_staff(name, timestamp(now))
             audit.seal_pending(self.store, unlocked.vault_key(audit.AUDIT_KEY))
-            self._raise_slot_cost(row, passphrase, secret)
+            if stronger is not None:
+                # Only if the slot is still the one just opened: an admin's reset in the
+                # meantime made a new key pair, which the old secret must not overwrite.
+                self.store.update_staff_slot(row.name, stronger, was=row.slot)
         return unlocked
 
-    def _raise_slot_cost(self, row: StaffRow, passphrase: bytes, secret: bytes) -> None:
-        """Rewrap a slot whose Argon2id cost is below the vault's minimum profile."""
+    def _stronger_slot(self, row: StaffRow, passphrase: bytes, secret: bytes) -> bytes | None:
+        """The slot rewrapped at the vault's minimum Argon2id profile, if it is below it."""
         wanted = kdf_params(self.settings().kdf_min)
         header = slots.read_header(row.slot, name=row.name)
         if header.params >= wanted:
-            return
+            return None
         params = crypto.KdfParams(
             max(wanted.opslimit, header.params.opslimit),
             max(wanted.memlimit, header.params.memlimit),
         )
-        slot = slots.wrap_secret(secret, name=row.name, passphrase=passphrase, params=params)
-        self.store.update_staff_slot(row.name, slot)
+        return slots.wrap_secret(secret, name=row.name, passphrase=passphrase, params=params)
 
 
 def new_staff_row(

@@ -595,8 +595,11 @@ class Store:
     def list_staff(self) -> list[StaffRow]:
         return list(self._many(StaffRow, f"SELECT {_STAFF_COLS} FROM staff ORDER BY name"))
 
-    def update_staff_slot(self, name: str, slot: bytes) -> None:
-        self._exec("UPDATE staff SET slot = ? WHERE name = ?", [slot, name])
+    def update_staff_slot(self, name: str, slot: bytes, *, was: bytes) -> int:
+        """Replace ``name``'s slot only if it is still ``was``; returns rows changed."""
+        return self._exec(
+            "UPDATE staff SET slot = ? WHERE name = ? AND slot = ?", [slot, name, was]
+        )
 
     def update_staff_master(self, name: str, sealed_master: bytes, master_version: int) -> None:
         self._exec(
