@@ -278,3 +278,17 @@ def test_a_trigger_planted_after_opening_is_reported(people):
     report = verify.verify(u)
     assert [p.kind for p in report.problems] == ["schema"]
     assert "trigger named keep" in report.problems[0].message
+
+
+@pytest.mark.parametrize(
+    ("table", "column"),
+    [("consents", "guardian"), ("consents", "form_ref"), ("notes", "author")],
+)
+def test_a_blanked_optional_looking_field_is_found(people, nok, table, column):
+    u, _ = people
+    with raw(u) as db:
+        row_id = db.execute(f"SELECT id FROM {table} LIMIT 1").fetchone()[0]  # noqa: S608
+        db.execute(f"UPDATE {table} SET {column} = NULL WHERE id = ?", [row_id])  # noqa: S608
+    result = nok("verify")
+    assert result.exit_code == 13
+    assert f"the {column} of" in result.stdout

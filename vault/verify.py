@@ -20,7 +20,6 @@ from vault.session import Unlocked
 from vault.store import ENCRYPTED_CONSENT_COLS, SCHEMA_VERSION, ConsentRow, NoteRow, Store
 
 Progress = Callable[[str, int, int], None]
-REQUIRED_CONSENT_FIELDS = ("subject", "purpose", "categories", "under_16", "recorded_by")
 NOTE_FIELDS = ("kind", "body", "author")
 PROGRESS_EVERY = 1000
 STAGES = ("sqlite", "staff", "keys", "consents", "notes", "tombstones", "audit")
@@ -256,10 +255,8 @@ def _open_consent_fields(row: ConsentRow, key: _Key, report: Report) -> None:
     for column in ENCRYPTED_CONSENT_COLS:
         blob = getattr(row, column)
         if blob is None:
-            if column in REQUIRED_CONSENT_FIELDS:
-                report.add(
-                    "field", "the {column} of consent {id} is missing", column=column, id=row.id
-                )
+            # Every column of an active consent is written (empty ones padded).
+            report.add("field", "the {column} of consent {id} is missing", column=column, id=row.id)
             continue
         _open(report, key.key, blob, "consents", column, row.id, row.id, row.key_version)
 
@@ -309,10 +306,7 @@ def _check_note(row: NoteRow, key: _Key | None, report: Report) -> None:
     for column in NOTE_FIELDS:
         blob = getattr(row, column)
         if blob is None:
-            if column != "author":
-                report.add(
-                    "field", "the {column} of note {id} is missing", column=column, id=row.id
-                )
+            report.add("field", "the {column} of note {id} is missing", column=column, id=row.id)
             continue
         _open(report, key.key, blob, "notes", column, row.id, row.consent_id, row.key_version)
 
