@@ -299,3 +299,12 @@ def test_a_personal_column_blanked_in_the_file_is_tampering(
     )
     with pytest.raises(IntegrityError, match="missing"):
         show()
+
+
+def test_the_key_cache_stays_bounded_however_many_consents_are_read() -> None:
+    from vault.session import remember
+
+    cache: dict[int, int] = {}
+    for i in range(10):
+        remember(cache, i, i * i, limit=3)
+    assert cache == {7: 49, 8: 64, 9: 81}

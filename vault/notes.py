@@ -14,7 +14,7 @@ from enum import Enum
 from vault import consents, ids, keyring
 from vault.dates import day, parse_day, timestamp
 from vault.errors import BadInput, IntegrityError, NotFound
-from vault.session import Unlocked
+from vault.session import Unlocked, remember
 from vault.store import ConsentRow, NoteRow, Store
 
 TABLE = "notes"
@@ -257,5 +257,5 @@ def list_notes(
         consent_row = consent_rows.get(row.consent_id)
         if consent_row is None:
             consent_row = consents.get_row(store, row.consent_id)
-            consent_rows[row.consent_id] = consent_row
+            remember(consent_rows, row.consent_id, consent_row)
         yield decrypt(vault, row, consent_row)

@@ -18,7 +18,7 @@ from vault import consents, keyring, notes
 from vault.dates import parse_day
 from vault.errors import BadInput, IntegrityError
 from vault.notes import Note
-from vault.session import Unlocked
+from vault.session import Unlocked, remember
 from vault.store import NoteBodyRow
 
 MAX_QUERY = 200
@@ -91,7 +91,8 @@ def _matches(
     for row in rows:
         key = keys.get(row.consent_id)
         if key is None:
-            key = keys[row.consent_id] = _data_key(vault, row)
+            key = _data_key(vault, row)
+            remember(keys, row.consent_id, key)
         body = _open(key, row, "body", row.body)
         if test(body):
             yield Note(

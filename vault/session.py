@@ -11,6 +11,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import TypeVar
 
 from vault import audit, crypto, files, keyring, slots
 from vault.dates import timestamp
@@ -299,6 +300,20 @@ def new_staff_row(
     )
 
 
+# Enough for every consent a day's work touches; a walk over a whole vault of 100,000
+# consents must not keep a key for each (the memory would grow with the vault).
+CACHE_LIMIT = 4096
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+def remember(cache: dict[K, V], key: K, value: V, limit: int = CACHE_LIMIT) -> None:
+    """Store ``value`` in ``cache``, dropping the oldest entries beyond ``limit``."""
+    cache[key] = value
+    while len(cache) > limit:
+        del cache[next(iter(cache))]
+
+
 @dataclass
 class Unlocked:
     """A vault with its master key available, acting as one staff member."""
@@ -348,7 +363,7 @@ class Unlocked:
         key = keyring.unwrap_data_key(
             self.master, wrapped, consent_id=row.id, master_version=row.master_version
         )
-        self._data_keys[row.id] = (wrapped, key)
+        remember(self._data_keys, row.id, (wrapped, key))
         return key
 
     def forget_data_key(self, consent_id: str) -> None:
