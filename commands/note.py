@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from nokcli import context, output, records
 from nokcli.i18n import _, render
+
+if TYPE_CHECKING:
+    from vault.notes import Note
 
 app = typer.Typer(
     help=_("Short journal notes, each under an active consent."), no_args_is_help=True
@@ -94,6 +98,14 @@ def add(
     typer.echo(note.id)
 
 
+def _print_notes(items: Iterable[Note], json_out: bool) -> None:
+    """Stream notes as one JSON array or as tables (decrypted while printed)."""
+    if json_out:
+        output.emit_json_array(n.to_json() for n in items)
+    elif not output.emit_table((records.note_row(n) for n in items), records.NOTE_HEADERS):
+        output.info("no notes found")
+
+
 @app.command("list")
 def list_(
     ctx: typer.Context,
@@ -109,13 +121,7 @@ def list_(
     from vault import notes
 
     with context.get(ctx).unlocked() as vault:
-        items = notes.list_notes(vault, consent_id=consent, since=since)
-        if json_out:
-            output.emit_json_array(n.to_json() for n in items)
-            return
-        shown = output.emit_table((records.note_row(n) for n in items), records.NOTE_HEADERS)
-    if not shown:
-        output.info("no notes found")
+        _print_notes(notes.list_notes(vault, consent_id=consent, since=since), json_out)
 
 
 @app.command("search")
@@ -145,13 +151,7 @@ def search(
     if text == "-":
         text = sys.stdin.readline()
     with context.get(ctx).unlocked() as vault:
-        items = vault_search.search(vault, text, consent_id=consent, since=since)
-        if json_out:
-            output.emit_json_array(n.to_json() for n in items)
-            return
-        shown = output.emit_table((records.note_row(n) for n in items), records.NOTE_HEADERS)
-    if not shown:
-        output.info("no notes found")
+        _print_notes(vault_search.search(vault, text, consent_id=consent, since=since), json_out)
 
 
 @app.command("show")
