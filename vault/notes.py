@@ -7,15 +7,15 @@ note's id and consent. Its date is plaintext (for ``--since`` and retention).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from enum import Enum
 
 from vault import consents, ids, keyring
 from vault.dates import day, parse_day, timestamp
 from vault.errors import BadInput, IntegrityError, NotFound
-from vault.session import Unlocked, remember
-from vault.store import ConsentRow, NoteRow, Store
+from vault.session import Unlocked
+from vault.store import ConsentRow, NoteBodyRow, NoteRow, Store
 
 TABLE = "notes"
 KINDS = (
@@ -191,30 +191,7 @@ def decrypt(vault: Unlocked, row: NoteRow, consent_row: ConsentRow | None = None
     if consent_row is None:
         consent_row = consents.get_row(vault.store, row.consent_id)
     key = vault.data_key(consent_row)
-
-    def open_(column: str, blob: bytes | None) -> str:
-        # Every note column is written; a NULL one was blanked in the file.
-        if blob is None:
-            raise IntegrityError(where=f"{column} of {row.id} (missing)")
-        return keyring.open_text(
-            key,
-            blob,
-            table=TABLE,
-            column=column,
-            row_id=row.id,
-            consent_id=row.consent_id,
-            key_version=row.key_version,
-        )
-
-    return Note(
-        id=row.id,
-        consent_id=row.consent_id,
-        date=row.date,
-        created=row.created,
-        kind=open_("kind", row.kind).rstrip(),
-        text=open_("body", row.body),
-        author=open_("author", row.author),
-    )
+    return _note(key, row, _open_field(key, row, "body", row.body))
 
 
 def get_row(store: Store, note_id: str) -> NoteRow:
@@ -252,10 +229,49 @@ def list_notes(
         parse_day(since, field="--since")
     with store.write():
         vault.record("note.list", consent_id=canonical)
-    consent_rows: dict[str, ConsentRow] = {}
-    for row in store.iter_notes(consent_id=canonical, since=since):
-        consent_row = consent_rows.get(row.consent_id)
-        if consent_row is None:
-            consent_row = consents.get_row(store, row.consent_id)
-            remember(consent_rows, row.consent_id, consent_row)
-        yield decrypt(vault, row, consent_row)
+    yield from decrypt_stream(vault, store.iter_note_bodies(consent_id=canonical, since=since))
+
+
+def decrypt_stream(
+    vault: Unlocked, rows: Iterable[NoteBodyRow], test: Callable[[str], bool] | None = None
+) -> Iterator[Note]:
+    """Decrypt notes as they stream, each row carrying its consent's wrapped data key.
+
+    With ``test``, only the body is decrypted first, and a note whose body fails the test is
+    skipped before its other fields are opened (search).
+
+    Raises IntegrityError, UnsupportedVersion, KeysRotated (while iterating).
+    """
+    for row in rows:
+        key = vault.unwrap_data_key(row.consent_id, row.data_key, row.master_version)
+        body = _open_field(key, row, "body", row.body)
+        if test is None or test(body):
+            yield _note(key, row, body)
+
+
+def _note(key: bytes, row: NoteRow | NoteBodyRow, body: str) -> Note:
+    """The note with ``body`` already opened; its kind (padded) and author opened here."""
+    return Note(
+        id=row.id,
+        consent_id=row.consent_id,
+        date=row.date,
+        created=row.created,
+        kind=_open_field(key, row, "kind", row.kind).rstrip(),
+        text=body,
+        author=_open_field(key, row, "author", row.author),
+    )
+
+
+def _open_field(key: bytes, row: NoteRow | NoteBodyRow, column: str, blob: bytes | None) -> str:
+    # Every note column is written; a NULL one was blanked in the file.
+    if blob is None:
+        raise IntegrityError(where=f"{column} of {row.id} (missing)")
+    return keyring.open_text(
+        key,
+        blob,
+        table=TABLE,
+        column=column,
+        row_id=row.id,
+        consent_id=row.consent_id,
+        key_version=row.key_version,
+    )

@@ -14,12 +14,11 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Callable, Iterator
 
-from vault import consents, keyring, notes
+from vault import consents, notes
 from vault.dates import parse_day
-from vault.errors import BadInput, IntegrityError
+from vault.errors import BadInput
 from vault.notes import Note
-from vault.session import Unlocked, remember
-from vault.store import NoteBodyRow
+from vault.session import Unlocked
 
 MAX_QUERY = 200
 
@@ -81,51 +80,5 @@ def search(
         parse_day(since, field="--since")
     with store.write():
         vault.record("note.search", consent_id=canonical)
-    return _matches(vault, test, store.iter_note_bodies(consent_id=canonical, since=since))
-
-
-def _matches(
-    vault: Unlocked, test: Callable[[str], bool], rows: Iterator[NoteBodyRow]
-) -> Iterator[Note]:
-    keys: dict[str, bytes] = {}
-    for row in rows:
-        key = keys.get(row.consent_id)
-        if key is None:
-            key = _data_key(vault, row)
-            remember(keys, row.consent_id, key)
-        body = _open(key, row, "body", row.body)
-        if test(body):
-            yield Note(
-                id=row.id,
-                consent_id=row.consent_id,
-                date=row.date,
-                created=row.created,
-                kind=_open(key, row, "kind", row.kind).rstrip(),
-                text=body,
-                author=_open(key, row, "author", row.author),
-            )
-
-
-def _open(key: bytes, row: NoteBodyRow, column: str, blob: bytes | None) -> str:
-    if blob is None:
-        raise IntegrityError(where=f"{column} of {row.id} (missing)")
-    return keyring.open_text(
-        key,
-        blob,
-        table=notes.TABLE,
-        column=column,
-        row_id=row.id,
-        consent_id=row.consent_id,
-        key_version=row.key_version,
-    )
-
-
-def _data_key(vault: Unlocked, row: NoteBodyRow) -> bytes:
-    if row.data_key is None or row.master_version is None:
-        raise IntegrityError(where=f"data key of {row.consent_id} (erased)")
-    return keyring.unwrap_data_key(
-        vault.master,
-        row.data_key,
-        consent_id=row.consent_id,
-        master_version=row.master_version,
-    )
+    rows = store.iter_note_bodies(consent_id=canonical, since=since)
+    return notes.decrypt_stream(vault, rows, test)

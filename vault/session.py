@@ -350,20 +350,25 @@ class Unlocked:
             KeysRotated: another process rotated the master key since this unlock.
             IntegrityError: the wrapped key was altered or erased.
         """
-        if row.data_key is None or row.master_version is None:
-            raise IntegrityError(where=f"data key of {row.id} (erased)")
+        return self.unwrap_data_key(row.id, row.data_key, row.master_version)
+
+    def unwrap_data_key(
+        self, consent_id: str, wrapped: bytes | None, master_version: int | None
+    ) -> bytes:
+        """A consent's data key from its stored wrapped form; raises as :meth:`data_key`."""
+        if wrapped is None or master_version is None:
+            raise IntegrityError(where=f"data key of {consent_id} (erased)")
         # A rotation rewraps every data key at once, so a newer version means this unlock
         # is stale, not that the file was tampered with.
-        if isinstance(row.master_version, int) and row.master_version > self.master_version:
+        if isinstance(master_version, int) and master_version > self.master_version:
             raise KeysRotated()
-        wrapped = row.data_key
-        cached = self._data_keys.get(row.id)
+        cached = self._data_keys.get(consent_id)
         if cached is not None and cached[0] == wrapped:
             return cached[1]
         key = keyring.unwrap_data_key(
-            self.master, wrapped, consent_id=row.id, master_version=row.master_version
+            self.master, wrapped, consent_id=consent_id, master_version=master_version
         )
-        remember(self._data_keys, row.id, (wrapped, key))
+        remember(self._data_keys, consent_id, (wrapped, key))
         return key
 
     def forget_data_key(self, consent_id: str) -> None:
