@@ -380,7 +380,7 @@ RESULTS_NOTES = """
   the `interactive` profile these vaults use) against a baseline loop that has none of
   them; from 100,000 notes on both are within 2x. `note search` at 100,000 notes takes
   about 2.3 s against a target of about a second: the baseline, which only reads and
-  decrypts the same rows with `sqlite3` and `nacl.bindings`, already takes about 1.6 s on
+  decrypts the same rows with `sqlite3` and `nacl.bindings`, already takes 1.6 to 2.1 s on
   this machine, so the target is below what one Python process can do without an index.
   nok keeps no index, because any index of note words reveals something without the key
   (docs/search.md); splitting the scan over both cores is the next step and is not done.
