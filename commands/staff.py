@@ -162,12 +162,19 @@ def _confirm_remove(name: str) -> None:
 
 
 def _offer_rotation() -> str | None:
-    if typer.confirm(
-        _("Rotate the master key now (takes seconds; closes the master-key gap)?"),
-        default=True,
-        err=True,
-    ):
+    # The removal is already committed: Ctrl-C here declines the rotation, it does not
+    # mean "nothing was changed" (exit 130).
+    try:
+        agreed = typer.confirm(
+            _("Rotate the master key now (takes seconds; closes the master-key gap)?"),
+            default=True,
+            err=True,
+        )
+    except typer.Abort:
+        agreed = False
+    if agreed:
         return "master"
+    output.info("no rotation was run; run 'nok key rotate' when you are ready")
     return None
 
 

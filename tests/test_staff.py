@@ -15,6 +15,7 @@ from vault.errors import (
     BadInput,
     Conflict,
     IntegrityError,
+    KeysRotated,
     NoSuchStaff,
     NotAllowed,
     NotFound,
@@ -464,3 +465,57 @@ def test_reset_mends_a_damaged_slot(team, vault_path):
     staff.reset(team, BOB, RESET_PASS.encode())
     assert _slot_params(vault_path, BOB) == _slot_params(vault_path, ADMIN)
     _open_as(vault_path, BOB, RESET_PASS).close()
+
+
+def test_a_passphrase_change_spanning_a_rotation_is_run_again_not_tampering(team, vault_path):
+    """bob types his new passphrase twice while an admin rotates the key."""
+    bob = _open_as(vault_path, BOB, BOB_PASS)
+    try:
+        rotation.rotate(team)
+        with pytest.raises(KeysRotated):
+            staff.passwd(bob, b"bob's brand new passphrase")
+        stale = _stale_admin(vault_path, team)
+        with pytest.raises(KeysRotated):
+            staff.reset(stale, CARA, b"cara's new passphrase")
+        stale.close()
+    finally:
+        bob.close()
+    _open_as(vault_path, BOB, BOB_PASS).close()
+    _open_as(vault_path, CARA, CARA_PASS).close()
+
+
+def _stale_admin(vault_path, team):
+    """An admin session unlocked before the next rotation."""
+    stale = _open_as(vault_path, ADMIN, PASSPHRASE)
+    rotation.rotate(team)
+    return stale
+
+
+def test_ctrl_d_at_the_rotation_offer_is_not_reported_as_nothing_changed(cli_team, nok_env):
+    """The removal is committed before the offer: declining it must not exit 130."""
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NOK_")}
+    env.update(nok_env)
+    leader, follower = pty.openpty()
+    try:
+        os.write(leader, b"y\n\x04")
+        done = subprocess.run(
+            [sys.executable, "-m", "nokcli", "staff", "remove", BOB],
+            stdin=follower,
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        os.close(follower)
+        os.close(leader)
+    assert done.returncode == 0, done.stderr
+    assert "no rotation was run" in done.stderr
+    names = [m["name"] for m in json.loads(cli_team("staff", "list", "--json").stdout)]
+    assert BOB not in names

@@ -338,6 +338,11 @@ class Unlocked:
         self._vault_keys.clear()
         self.vault.close()
 
+    def ensure_current(self) -> None:
+        """Raises KeysRotated when another process rotated the master key since this unlock."""
+        if self.vault.master_version() != self.master_version:
+            raise KeysRotated()
+
     def require_admin(self, action: str) -> None:
         """Raises NotAllowed unless this staff member is an admin."""
         if self.role != "admin":
@@ -406,8 +411,7 @@ class Unlocked:
         Raises KeysRotated when another process rotated the master key since this unlock:
         whatever the transaction wrapped with the old key must not be committed.
         """
-        if self.vault.master_version() != self.master_version:
-            raise KeysRotated()
+        self.ensure_current()
         audit.append(
             self.store,
             now=self.now,

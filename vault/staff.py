@@ -275,6 +275,9 @@ def passwd(unlocked: Unlocked, new_passphrase: bytes) -> StaffMember:
             as written (nothing changed).
         Conflict: the master key was rotated, or their role or slot changed, meanwhile.
     """
+    # Typing a new passphrase twice can span an admin's rotation: that is "run again", and
+    # the role tag, now under the new key, must not be read as tampering.
+    unlocked.ensure_current()
     row = _get(unlocked.store, unlocked.name)
     keyring.check_role(unlocked.master, row.name, row.role, row.public_key, row.role_tag)
     return _replace_slot(unlocked, row, new_passphrase)
@@ -288,6 +291,7 @@ def reset(unlocked: Unlocked, name: str, new_passphrase: bytes) -> StaffMember:
     Raises NotAllowed, NotFound, IntegrityError (their role was altered), Conflict.
     """
     unlocked.require_admin("resetting a passphrase")
+    unlocked.ensure_current()
     row = _get(unlocked.store, name)
     keyring.check_role(unlocked.master, row.name, row.role, row.public_key, row.role_tag)
     return _replace_slot(unlocked, row, new_passphrase)
