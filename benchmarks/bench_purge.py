@@ -38,30 +38,17 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common
 
-NOW = dt.datetime(2026, 11, 23, 10, 0, tzinfo=dt.UTC)
-ADMIN = "bench"
-PASSPHRASE = b"benchmark passphrase, not a secret"
+NOW, ADMIN, TEXT = common.NOW, common.ADMIN, common.TEXT
+PASSPHRASE = common.PASSPHRASE.encode()
 NOTES_PER_CONSENT = 10
 EXPIRED_EVERY = 10  # one consent in ten is past its deadline
 BATCH = 10_000
 TARGET_S = 10.0  # "seconds, not minutes"
 IDLE_TARGET_S = 2.0
-TEXT = (
-    "Samtale om oppfølging og trygghet. Avtalt ny samtale om to uker; ønsker å ta opp "
-    "kontakt med familien. Ingen akutte behov."
-)
 ROOT = Path(__file__).resolve().parent.parent
 
 
 # -- building the vault ---------------------------------------------------------------------
-
-
-def _fresh(new_id: Any, prefix: str, seen: set[str]) -> str:
-    while True:
-        candidate = str(new_id(prefix))
-        if candidate not in seen:
-            seen.add(candidate)
-            return candidate
 
 
 def build(path: Path, *, notes: int) -> int:
@@ -84,7 +71,7 @@ def build(path: Path, *, notes: int) -> int:
             for i in range(start, min(count, start + BATCH // NOTES_PER_CONSENT)):
                 old = i % EXPIRED_EVERY == 0
                 expired += old
-                cid = _fresh(ids.new_id, ids.CONSENT_PREFIX, seen)
+                cid = common.fresh_id(ids.new_id, ids.CONSENT_PREFIX, seen)
                 key = crypto.new_key()
                 data = consents_mod.ConsentInput(
                     subject=f"alias {i}",
@@ -99,7 +86,7 @@ def build(path: Path, *, notes: int) -> int:
                     note_rows.append(
                         notes_mod.build_row(
                             key,
-                            note_id=_fresh(ids.new_id, ids.NOTE_PREFIX, seen),
+                            note_id=common.fresh_id(ids.new_id, ids.NOTE_PREFIX, seen),
                             consent_id=cid,
                             key_version=1,
                             date=f"{2023 if old else 2026}-01-{10 + n:02d}",

@@ -17,7 +17,6 @@ part of the peak. Usage::
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
 import shutil
@@ -32,16 +31,11 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common
 
-NOW = dt.datetime(2026, 11, 23, 10, 0, tzinfo=dt.UTC)
-ADMIN = "bench"
-PASSPHRASE = b"benchmark passphrase, not a secret"
+NOW, ADMIN, TEXT = common.NOW, common.ADMIN, common.TEXT
+PASSPHRASE = common.PASSPHRASE.encode()
 CONSENTS = 10_000
 BATCH = 5000
 PLAIN_TARGET_S = 3.0
-TEXT = (
-    "Samtale om oppfølging og trygghet. Avtalt ny samtale om to uker; ønsker å ta opp "
-    "kontakt med familien. Ingen akutte behov."
-)
 
 
 # -- building the vault ---------------------------------------------------------------------
@@ -60,7 +54,7 @@ def build(path: Path, *, consents: int, notes: int) -> None:
         rows = []
         seen: set[str] = set()
         for i in range(consents):
-            cid = _fresh(ids.new_id, ids.CONSENT_PREFIX, seen)
+            cid = common.fresh_id(ids.new_id, ids.CONSENT_PREFIX, seen)
             key = crypto.new_key()
             keys.append((cid, key))
             data = consents_mod.ConsentInput(
@@ -79,7 +73,7 @@ def build(path: Path, *, consents: int, notes: int) -> None:
             chunk.append(
                 notes_mod.build_row(
                     key,
-                    note_id=_fresh(ids.new_id, ids.NOTE_PREFIX, seen),
+                    note_id=common.fresh_id(ids.new_id, ids.NOTE_PREFIX, seen),
                     consent_id=cid,
                     key_version=1,
                     date="2026-03-01",
@@ -99,14 +93,6 @@ def build(path: Path, *, consents: int, notes: int) -> None:
         store.checkpoint()
     finally:
         u.close()
-
-
-def _fresh(new_id: Any, prefix: str, seen: set[str]) -> str:
-    while True:
-        candidate = str(new_id(prefix))
-        if candidate not in seen:
-            seen.add(candidate)
-            return candidate
 
 
 def _copy(src: Path, dst: Path) -> Path:

@@ -32,6 +32,11 @@ import nacl.bindings as sodium
 
 PASSPHRASE = "benchmark passphrase, not secret"
 ADMIN = "bench"
+NOW = dt.datetime(2026, 11, 23, 10, 0, tzinfo=dt.UTC)  # for vaults built from bulk rows
+TEXT = (
+    "Samtale om oppfølging og trygghet. Avtalt ny samtale om to uker; ønsker å ta opp "
+    "kontakt med familien. Ingen akutte behov."
+)
 KDF = "interactive"
 KDF_MIB = 64  # Argon2id memory of the interactive profile (libsodium MEMLIMIT_INTERACTIVE)
 NOTES_PER_CONSENT = 10
@@ -600,3 +605,12 @@ def b_verify(base: Baseline) -> int:
         prev = digest
     conn.execute("ROLLBACK")
     return opened
+
+
+def fresh_id(new_id: Callable[[str], str], prefix: str, seen: set[str]) -> str:
+    """A new random id of ``prefix`` not in ``seen`` (bulk builds make millions)."""
+    while True:
+        candidate = str(new_id(prefix))
+        if candidate not in seen:
+            seen.add(candidate)
+            return candidate

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from vault import crypto, ids, keyring
 from vault.dates import add_days, day, parse_day, timestamp
-from vault.errors import BadInput, InactiveConsent, IntegrityError, NotFound
+from vault.errors import BadInput, InactiveConsent, NotFound
 from vault.session import Unlocked, check_retention_days
 from vault.store import ConsentRow, Store
 
@@ -257,10 +257,6 @@ def decrypt(vault: Unlocked, row: ConsentRow) -> Consent:
     key = vault.data_key(row)
 
     def open_(column: str, blob: bytes | None) -> str:
-        # Every column of an active consent is written (empty ones padded); a NULL one was
-        # blanked in the file, e.g. to hide that a consent is for a child.
-        if blob is None:
-            raise IntegrityError(where=f"{column} of {row.id} (missing)")
         return keyring.open_text(
             key,
             blob,

@@ -37,7 +37,7 @@ def seal_text(
 
 def open_text(
     key: bytes,
-    blob: bytes,
+    blob: bytes | None,
     *,
     table: str,
     column: str,
@@ -49,7 +49,11 @@ def open_text(
 
     Pass ``blob`` as SQLite returned it: a tampered column may hold text or a number,
     which crypto.unseal reports as IntegrityError (``bytes(blob)`` would crash instead).
+    Every personal column nok reads is always written, so NULL means it was blanked in
+    the file (to hide that a consent is for a child, say): an IntegrityError too.
     """
+    if blob is None:
+        raise IntegrityError(where=f"{column} of {row_id} (missing)")
     ad = field_ad(table, column, row_id, consent_id, key_version)
     where = f"{column} of {row_id}"
     return crypto.unseal(key, blob, ad, where=where).decode("utf-8")

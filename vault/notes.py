@@ -13,7 +13,7 @@ from enum import Enum
 
 from vault import consents, ids, keyring
 from vault.dates import day, parse_day, timestamp
-from vault.errors import BadInput, IntegrityError, NotFound
+from vault.errors import BadInput, NotFound
 from vault.session import Unlocked
 from vault.store import ConsentRow, NoteBodyRow, NoteRow, Store
 
@@ -263,9 +263,6 @@ def _note(key: bytes, row: NoteRow | NoteBodyRow, body: str) -> Note:
 
 
 def _open_field(key: bytes, row: NoteRow | NoteBodyRow, column: str, blob: bytes | None) -> str:
-    # Every note column is written; a NULL one was blanked in the file.
-    if blob is None:
-        raise IntegrityError(where=f"{column} of {row.id} (missing)")
     return keyring.open_text(
         key,
         blob,
