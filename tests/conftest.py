@@ -7,20 +7,51 @@ import datetime as dt
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from nokcli.app import app
-from vault import Vault
-from vault.session import Unlocked
+# The test clock comes first, before anything imports vault.dates' utcnow: every test,
+# in-process or in a subprocess, sees NOW plus the real time passed since the run began.
+# NOKTEST_NOW moves it (tests/test_clock.py runs a sample years ahead); without it, a
+# fixed day, so the suite passes the same on any calendar date.
+NOW = dt.datetime.fromisoformat(os.environ.get("NOKTEST_NOW") or "2026-11-23T10:00:00+00:00")
+TODAY = NOW.astimezone().date()  # nok's 'today' is the local calendar day
+CLOCK_DIR = Path(__file__).parent / "testclock"
+# setdefault: this file is imported as both ``conftest`` and ``tests.conftest``, and the
+# second import must not restart the clock.
+os.environ.setdefault("NOKTEST_CLOCK", f"{NOW.isoformat()}@{time.time()!r}")
+if str(CLOCK_DIR) not in os.environ.get("PYTHONPATH", "").split(os.pathsep):
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(CLOCK_DIR), os.environ.get("PYTHONPATH", "")) if p
+    )
+if str(CLOCK_DIR) not in sys.path:
+    sys.path.insert(0, str(CLOCK_DIR))
+import nok_testclock  # noqa: E402  (the clock module on CLOCK_DIR)
+
+# Explicitly: sitecustomize may have imported the module before the variable was set.
+nok_testclock.install(os.environ["NOKTEST_CLOCK"])
+
+# For subprocesses started with an environment of their own (cron- and systemd-like jobs).
+CLOCK_ENV = {"NOKTEST_CLOCK": os.environ["NOKTEST_CLOCK"], "PYTHONPATH": os.environ["PYTHONPATH"]}
+
+from typer.testing import CliRunner  # noqa: E402
+
+from nokcli.app import app  # noqa: E402
+from vault import Vault  # noqa: E402
+from vault.session import Unlocked  # noqa: E402
+
+
+def days_ago(n: int) -> str:
+    """The test clock's calendar day ``n`` days back, as ``YYYY-MM-DD``."""
+    return (TODAY - dt.timedelta(days=n)).isoformat()
+
 
 PASSPHRASE = "correct horse battery staple"
 ADMIN = "anne"
-NOW = dt.datetime(2026, 11, 23, 10, 0, tzinfo=dt.UTC)
 
 
 @pytest.fixture

@@ -16,11 +16,9 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ADMIN, PASSPHRASE, Nok, Result, run_nok
+from conftest import ADMIN, PASSPHRASE, TODAY, Nok, Result, run_nok
 
 from nokcli import editor
-
-TODAY = dt.date.today()
 
 
 def days_ago(n: int) -> str:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from conftest import ADMIN, NOW, PASSPHRASE
 
-from vault import Vault, consents, erasure, notes
+from vault import Vault, consents, dates, erasure, notes
 from vault.errors import BadInput, Conflict, InactiveConsent, IntegrityError, NotFound
 from vault.session import Unlocked
 from vault.store import ConsentRow
@@ -172,7 +172,7 @@ def test_cli_withdraw_erases_and_reports(cli_vault, vault_path):
     consent_id = added.stdout.strip()
     assert nok("note", "add", consent_id, "--text", "CLI-NOTE-MARKER " + "z" * BIG).exit_code == 0
     with Vault.open(vault_path) as v:
-        me = v.unlock(ADMIN, PASSPHRASE.encode(), now=dt.datetime.now(dt.UTC))
+        me = v.unlock(ADMIN, PASSPHRASE.encode(), now=dates.utcnow())
         secrets = consent_secrets(me, consent_id)
 
     out = nok("consent", "withdraw", consent_id, "--yes", "--json")

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from tests.conftest import ADMIN, PASSPHRASE, run_nok
+from tests.conftest import ADMIN, CLOCK_ENV, PASSPHRASE, run_nok
 
 
 def _env(vault_path, tmp_path):
@@ -20,6 +20,7 @@ def _env(vault_path, tmp_path):
         "NOK_USER": ADMIN,
         "NOK_PASSPHRASE": PASSPHRASE,
         "XDG_RUNTIME_DIR": str(tmp_path),
+        **CLOCK_ENV,
     }
 
 

@@ -3,14 +3,13 @@ nothing at all; a good one lands encrypted with its retention counted from the l
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import sqlite3
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ADMIN, PASSPHRASE, run_nok
+from tests.conftest import ADMIN, PASSPHRASE, TODAY, run_nok
 from vault import consents, importer
 from vault.dates import add_days
 
@@ -102,7 +101,7 @@ def test_given_defaults_to_today(cli_vault, tmp_path):
     path = write(tmp_path, jsonl(record))
     assert cli_vault("import", str(path)).exit_code == 0, "import failed"
     (consent,) = json.loads(cli_vault("consent", "list", "--json").stdout)
-    assert consent["given"] == dt.date.today().isoformat()
+    assert consent["given"] == TODAY.isoformat()
 
 
 BAD_LINES = [

@@ -14,14 +14,14 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ADMIN, NOW, PASSPHRASE, run_nok
+from conftest import ADMIN, CLOCK_ENV, NOW, PASSPHRASE, TODAY, days_ago, run_nok
 from test_erasure import assert_tombstone, consent_secrets, file_hash, on_terminal, remains
 
-from vault import Vault, consents, crypto, erasure, ids, notes
+from vault import Vault, consents, crypto, dates, erasure, ids, notes
 from vault.errors import ClockError, InactiveConsent
 from vault.session import Unlocked
 
-LONG_AGO = "2025-01-01"
+LONG_AGO = days_ago(700)
 pytestmark = pytest.mark.slow
 
 
@@ -87,7 +87,7 @@ def mixed(unlocked: Unlocked) -> tuple[list[str], list[str]]:
 
 def check_consistent(vault_path: Path, due: list[str], keep: list[str], notes_each: int) -> None:
     with Vault.open(vault_path) as v:
-        me = v.unlock(ADMIN, PASSPHRASE.encode(), now=dt.datetime.now(dt.UTC))
+        me = v.unlock(ADMIN, PASSPHRASE.encode(), now=dates.utcnow())
         for cid in due:
             assert_tombstone(me.store.get_consent(cid), "expired")
             assert me.store.count_notes(cid) == 0
@@ -124,11 +124,11 @@ def test_purge_audit_entries_are_keyless_then_sealed(unlocked, vault_path, mixed
     due, _ = mixed
     unlocked.close()
     with Vault.open(vault_path) as v:
-        erasure.purge(v, dt.datetime.now(dt.UTC), dry_run=False)
+        erasure.purge(v, dates.utcnow(), dry_run=False)
         entries = [a for a in v.store.iter_audit() if a.action == "consent.expire"]
         assert sorted(a.consent_id for a in entries) == sorted(due)
         assert {(a.actor, a.mac) for a in entries} == {("purge", None)}
-        v.unlock(ADMIN, PASSPHRASE.encode(), now=dt.datetime.now(dt.UTC))
+        v.unlock(ADMIN, PASSPHRASE.encode(), now=dates.utcnow())
         assert all(a.mac for a in v.store.iter_audit())
 
 
@@ -186,9 +186,10 @@ def test_on_a_terminal_it_asks_first(unlocked, vault_path, mixed):
 def test_a_clock_behind_the_vault_is_refused(unlocked, vault_path, mixed):
     unlocked.close()
     before = file_hash(vault_path)
-    result = run_purge(vault_path, "--now", "2026-01-01")
+    behind = days_ago(330)
+    result = run_purge(vault_path, "--now", behind)
     assert result.returncode == 14
-    assert result.stderr.startswith("nok: error: the clock says 2026-01-01")
+    assert result.stderr.startswith(f"nok: error: the clock says {behind}")
     assert file_hash(vault_path) == before
     with Vault.open(vault_path) as v, pytest.raises(ClockError):
         erasure.purge(v, NOW - dt.timedelta(hours=1), dry_run=True)
@@ -197,7 +198,7 @@ def test_a_clock_behind_the_vault_is_refused(unlocked, vault_path, mixed):
 def test_now_ahead_of_the_calendar_only_previews(unlocked, vault_path, mixed):
     due, keep = mixed
     unlocked.close()
-    ahead = (dt.date.today() + dt.timedelta(days=3700)).isoformat()
+    ahead = (TODAY + dt.timedelta(days=3700)).isoformat()
     refused = run_purge(vault_path, "--now", ahead)
     assert refused.returncode == 2
     assert refused.stderr.count("\n") == 1
@@ -328,7 +329,13 @@ def home(tmp_path: Path) -> tuple[Path, list[str]]:
 
 def clean_env(home: Path) -> dict[str, str]:
     """Roughly what systemd or cron give a job: no NOK_* variable, no passphrase."""
-    return {"HOME": str(home), "PATH": "/usr/bin:/bin", "LOGNAME": "nok", "LANG": "C.UTF-8"}
+    return {
+        "HOME": str(home),
+        "PATH": "/usr/bin:/bin",
+        "LOGNAME": "nok",
+        "LANG": "C.UTF-8",
+        **CLOCK_ENV,
+    }
 
 
 def tombstones(home: Path) -> list[str]:

@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from tests.conftest import ADMIN, NOW, PASSPHRASE, run_nok
+from tests.conftest import ADMIN, CLOCK_ENV, NOW, PASSPHRASE, run_nok
 from vault import Vault, consents, crypto, keyring, notes, rotation, staff
 from vault.errors import Conflict, IntegrityError, KeysRotated, NokError
 
@@ -348,7 +348,7 @@ CHILD = r"""
 import datetime as dt, os, signal, sys
 from pathlib import Path
 os.umask(0o077)
-from vault import Vault, rotation
+from vault import Vault, dates, rotation
 path, kill_at = Path(sys.argv[1]), int(sys.argv[2])
 calls = 0
 def progress(done, total):
@@ -358,7 +358,7 @@ def progress(done, total):
         os.kill(os.getpid(), signal.SIGKILL)
 v = Vault.open(path)
 u = v.unlock(os.environ["NOK_USER"], os.environ["NOK_PASSPHRASE"].encode(),
-             now=dt.datetime.now(dt.UTC))
+             now=dates.utcnow())
 rotation.rotate(u, deep=True, progress=progress, batch_notes=4)
 """
 
@@ -373,6 +373,7 @@ def filled(unlocked, vault_path, tmp_path):
         "NOK_USER": ADMIN,
         "NOK_PASSPHRASE": PASSPHRASE,
         "XDG_RUNTIME_DIR": str(tmp_path),
+        **CLOCK_ENV,
     }
     return texts, subjects, old_keys, env
 

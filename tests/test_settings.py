@@ -6,13 +6,13 @@ import datetime as dt
 import json
 
 import pytest
-from conftest import ADMIN, NOW, PASSPHRASE, run_nok
+from conftest import ADMIN, NOW, PASSPHRASE, TODAY, days_ago, run_nok
 
 from vault import Vault, consents, erasure, notes, staff
 from vault.errors import BadInput, NotAllowed
 from vault.session import Unlocked
 
-OLD = "2025-06-01"
+OLD = days_ago(540)
 
 
 def add(u: Unlocked, given: str, retain_days: int | None = None) -> str:
@@ -81,27 +81,27 @@ def test_staff_cannot_change_settings(unlocked):
 
 
 def test_new_retention_moves_the_deadlines_that_follow_it(unlocked):
-    follows = add(unlocked, "2026-11-01")
-    with_note = add(unlocked, "2026-10-01")
-    notes.add(unlocked, with_note, "n", date="2026-11-10")
-    own = add(unlocked, "2026-11-01", retain_days=100)
+    follows = add(unlocked, days_ago(22))
+    with_note = add(unlocked, days_ago(53))
+    notes.add(unlocked, with_note, "n", date=days_ago(13))
+    own = add(unlocked, days_ago(22), retain_days=100)
     own_before = until(unlocked, own)
 
     change = erasure.change_setting(unlocked, "retention-days", "400")
 
     assert (change.old, change.new, change.recomputed, change.now_due) == (730, 400, 2, 0)
-    assert until(unlocked, follows) == "2027-12-06"
-    assert until(unlocked, with_note) == (dt.date(2026, 11, 10) + dt.timedelta(400)).isoformat()
+    assert until(unlocked, follows) == (TODAY - dt.timedelta(22) + dt.timedelta(400)).isoformat()
+    assert until(unlocked, with_note) == (TODAY - dt.timedelta(13) + dt.timedelta(400)).isoformat()
     assert until(unlocked, own) == own_before
-    later = add(unlocked, "2026-11-20")
-    assert until(unlocked, later) == (dt.date(2026, 11, 20) + dt.timedelta(400)).isoformat()
+    later = add(unlocked, days_ago(3))
+    assert until(unlocked, later) == (TODAY - dt.timedelta(3) + dt.timedelta(400)).isoformat()
     actions = [(a.action, a.object_id) for a in unlocked.store.iter_audit()]
     assert ("settings.set", "retention_days") in actions
 
 
 def test_shorter_retention_asks_and_then_the_purge_erases(unlocked, vault_path):
     old = add(unlocked, OLD)
-    recent = add(unlocked, "2026-11-20")
+    recent = add(unlocked, days_ago(3))
     unlocked.close()
     env = {"NOK_VAULT": str(vault_path), "NOK_USER": ADMIN, "NOK_PASSPHRASE": PASSPHRASE}
 
@@ -110,7 +110,7 @@ def test_shorter_retention_asks_and_then_the_purge_erases(unlocked, vault_path):
     assert "1 consent(s)" in refused.stderr
     with Vault.open(vault_path) as v:
         assert v.settings().retention_days == 730
-        assert v.store.due_consents("2026-11-23") == []
+        assert v.store.due_consents(TODAY.isoformat()) == []
 
     done = run_nok("settings", "set", "retention-days", "30", "--yes", env=env)
     assert done.returncode == 0, done.stderr
@@ -122,7 +122,7 @@ def test_shorter_retention_asks_and_then_the_purge_erases(unlocked, vault_path):
 
 
 def test_note_limit_applies_to_new_notes(unlocked):
-    consent_id = add(unlocked, "2026-11-01")
+    consent_id = add(unlocked, days_ago(22))
     erasure.change_setting(unlocked, "note-guideline", "400")
     erasure.change_setting(unlocked, "note-limit", "500")
     with pytest.raises(BadInput, match="limit is 500"):
