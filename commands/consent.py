@@ -2,18 +2,37 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from nokcli import context, output, records
 from nokcli.i18n import _, render
 
+if TYPE_CHECKING:
+    from vault.form import FormFields
+
 app = typer.Typer(
     help=_("Written consent declarations: every note hangs off one."), no_args_is_help=True
 )
 
 JSON_HELP = _("Print the result as JSON.")
+
+
+class FormFormat(StrEnum):
+    markdown = "markdown"
+    html = "html"
+
+
+class FormLang(StrEnum):
+    nb = "nb"
+    en = "en"
+
+
+FORMAT_HELP = _("markdown, or html: a page to print or save as PDF from a browser.")
+LANG_HELP = _("Language of the form: nb (Norwegian bokmål, the default) or en (English).")
 
 
 @app.command("add")
@@ -49,9 +68,40 @@ def add(
         typer.Option(help=_("Date the form was signed, YYYY-MM-DD. Default: today.")),
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
+    print_form: Annotated[
+        bool,
+        typer.Option(
+            "--print-form",
+            help=_(
+                "Print the consent form with this consent's id, purpose and categories filled "
+                "in (instead of the bare id), so the signed paper and the vault match."
+            ),
+        ),
+    ] = False,
+    form_output: Annotated[
+        Path | None,
+        typer.Option(
+            "--form-output",
+            metavar="FILE",
+            help=_("With --print-form: write the form to this new file (0600) instead."),
+        ),
+    ] = None,
+    form_format: Annotated[
+        FormFormat, typer.Option("--form-format", help=FORMAT_HELP)
+    ] = FormFormat.markdown,
+    form_lang: Annotated[FormLang, typer.Option("--form-lang", help=LANG_HELP)] = FormLang.nb,
 ) -> None:
-    """Register a signed consent declaration; prints its id."""
+    """Register a signed consent declaration; prints its id (or, with --print-form, its form)."""
     from vault import consents
+    from vault.errors import BadInput
+
+    print_form = print_form or form_output is not None
+    if print_form and json_out and form_output is None:
+        raise BadInput(
+            "--print-form and --json both print to standard output; "
+            "add --form-output FILE to write the form to a file"
+        )
+    _refuse_existing(form_output)
 
     data = consents.ConsentInput(
         subject=subject,
@@ -65,15 +115,21 @@ def add(
     )
     with context.get(ctx).unlocked() as vault:
         consent = consents.add(vault, data)
+        settings = vault.vault.settings()
     if json_out:
         output.emit_json({"id": consent.id, "retain_until": consent.retain_until})
-        return
-    typer.echo(consent.id)
+    elif not print_form or form_output is not None:
+        typer.echo(consent.id)
     output.info(
         "registered consent {id}; data kept until {until} unless renewed by new notes",
         id=consent.id,
         until=consent.retain_until,
     )
+    if print_form:
+        from vault import form as consent_form
+
+        fields = consent_form.for_consent(settings, consent)
+        _emit_form(fields, fmt=form_format, lang=form_lang, out=form_output)
 
 
 @app.command("list")
@@ -244,3 +300,65 @@ def extend(
             "consent {id} is still past its deadline; the next 'nok purge' erases it",
             id=ext.consent_id,
         )
+
+
+# -- the printable consent form (nok consent form; nok consent add --print-form) ---------
+
+OUTPUT_HELP = _(
+    "Write the form to this new file (created 0600; never replaces a file) instead of "
+    "standard output."
+)
+
+
+@app.command("form")
+def form(
+    ctx: typer.Context,
+    under_16: Annotated[
+        bool,
+        typer.Option("--under-16", help=_("Add the guardian's part, for a child under 16.")),
+    ] = False,
+    out: Annotated[
+        Path | None, typer.Option("--output", "-o", metavar="FILE", help=OUTPUT_HELP)
+    ] = None,
+    fmt: Annotated[FormFormat, typer.Option("--format", help=FORMAT_HELP)] = FormFormat.markdown,
+    lang: Annotated[FormLang, typer.Option("--lang", help=LANG_HELP)] = FormLang.nb,
+) -> None:
+    """Print a blank consent declaration to fill in and sign (no passphrase needed).
+
+    It names the center (setting center-name), the purpose and the data categories to
+    tick, the retention period (setting retention-days), the right to withdraw and to a
+    copy, and the duty of confidentiality with its exceptions (the duty to inform child
+    welfare, the duty to avert serious crimes). After 'nok consent add', use --print-form
+    there for a form with the consent's id, purpose and categories filled in.
+    """
+    from vault import form as consent_form
+
+    with context.get(ctx).open() as vault:
+        settings = vault.settings()
+    fields = consent_form.blank(settings, under_16=under_16)
+    _emit_form(fields, fmt=fmt, lang=lang, out=out)
+
+
+def _refuse_existing(out: Path | None) -> None:
+    from vault.errors import Conflict
+
+    if out is not None and (out.exists() or out.is_symlink()):
+        raise Conflict("{path} already exists; nothing was written", path=str(out))
+
+
+def _emit_form(fields: FormFields, *, fmt: FormFormat, lang: FormLang, out: Path | None) -> None:
+    from vault import export
+    from vault import form as consent_form
+
+    text = consent_form.render(fields, lang=lang.value, fmt=fmt.value)
+    if fields.center_name is None:
+        output.warn(
+            "the form has a blank line for the center's name; an admin sets it with "
+            "'nok settings set center-name TEXT'"
+        )
+    if out is None:
+        typer.echo(text, nl=False)
+        return
+    _refuse_existing(out)
+    export.write_file(out, text, force=False)
+    output.info("wrote the consent form to {path}", path=str(out))

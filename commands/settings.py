@@ -11,13 +11,15 @@ from nokcli import context, output
 from nokcli.i18n import _, render
 
 app = typer.Typer(
-    help=_("Vault-wide settings: retention period and note lengths."), no_args_is_help=True
+    help=_("Vault-wide settings: retention period, note lengths, the center's name."),
+    no_args_is_help=True,
 )
 
 KEYS_HELP = _(
     "retention-days: days data is kept after the consent date or the last note, whichever "
     "is later (1-36500); note-guideline: characters above which nok asks 'save anyway?' "
-    "(50-100000); note-limit: hard maximum note length (100-100000)."
+    "(50-100000); note-limit: hard maximum note length (100-100000); center-name: the "
+    "center's name printed on the consent form (one line, up to 120 characters)."
 )
 
 
@@ -33,6 +35,7 @@ def show(
         "retention-days": s.retention_days,
         "note-guideline": s.note_guideline,
         "note-limit": s.note_limit,
+        "center-name": s.center_name,
     }
     if json_out:
         output.emit_json(values)
@@ -47,7 +50,10 @@ def set_(
         str,
         typer.Argument(metavar="KEY", help=KEYS_HELP),
     ],
-    value: Annotated[str, typer.Argument(metavar="VALUE", help=_("The new value (a number)."))],
+    value: Annotated[
+        str,
+        typer.Argument(metavar="VALUE", help=_("The new value (a number; text for center-name).")),
+    ],
     yes: Annotated[
         bool,
         typer.Option(
@@ -66,6 +72,9 @@ def set_(
     """
     from vault import erasure
 
+    if key == erasure.CENTER_NAME:
+        _set_center_name(ctx, value)
+        return
     spec, number = erasure.parse_setting(key, value)
     with context.get(ctx).unlocked() as vault:
         vault.require_admin(f"nok settings set {spec.key}")
@@ -104,3 +113,16 @@ def _confirm_retention(due_now: int, days: int) -> None:
         count=due_now,
     )
     output.confirm(question)
+
+
+def _set_center_name(ctx: typer.Context, value: str) -> None:
+    from vault import erasure
+
+    with context.get(ctx).unlocked() as vault:
+        change = erasure.set_center_name(vault, value)
+    output.info(
+        "{key} changed from {old} to {new}",
+        key=change.key,
+        old=change.old if change.old is not None else _("none"),
+        new=change.new,
+    )

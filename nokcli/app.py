@@ -37,6 +37,7 @@ COMMAND_MODULES: tuple[tuple[str, str | None], ...] = (
     ("verify", None),
     ("export", None),
     ("backup", None),
+    ("stats", None),
 )
 
 

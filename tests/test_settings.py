@@ -36,6 +36,7 @@ def test_show_needs_no_passphrase(unlocked, vault_path):
         "retention-days": 730,
         "note-guideline": 1500,
         "note-limit": 20000,
+        "center-name": None,
     }
 
 

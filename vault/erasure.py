@@ -535,7 +535,9 @@ def parse_setting(key: str, value: str) -> tuple[SettingSpec, int]:
     spec = SETTINGS.get(key)
     if spec is None:
         raise BadInput(
-            "unknown setting {key!r}; use one of: {choices}", key=key, choices=", ".join(SETTINGS)
+            "unknown setting {key!r}; use one of: {choices}",
+            key=key,
+            choices=", ".join([*SETTINGS, CENTER_NAME]),
         )
     try:
         number = int(value.strip())
@@ -608,3 +610,52 @@ def change_setting(unlocked: Unlocked, key: str, value: str) -> SettingChange:
         store.set_setting(spec.column, str(number))
         unlocked.record("settings.set", object_id=spec.column)
     return SettingChange(key, int(current[spec.column]), number, moved, due_now)
+
+
+# The one text setting: the center's name, printed on the consent form.
+CENTER_NAME = "center-name"
+MAX_CENTER_NAME = 120
+
+
+@dataclass(frozen=True)
+class TextSettingChange:
+    key: str
+    old: str | None
+    new: str
+
+
+def check_center_name(value: str) -> str:
+    """The name as stored: white space collapsed.
+
+    Raises BadInput when it is empty, too long, or holds control characters (a line
+    break would split the form's heading).
+    """
+    if not value.isprintable():
+        raise BadInput("{key} must be one line of text", key=CENTER_NAME)
+    clean = " ".join(value.split())
+    if not clean:
+        raise BadInput("{key} must not be empty", key=CENTER_NAME)
+    if len(clean) > MAX_CENTER_NAME:
+        raise BadInput(
+            "{key} is {length} characters; the limit is {limit}",
+            key=CENTER_NAME,
+            length=len(clean),
+            limit=MAX_CENTER_NAME,
+        )
+    return clean
+
+
+def set_center_name(unlocked: Unlocked, value: str) -> TextSettingChange:
+    """Set the center's name (admins only), recorded in the audit trail.
+
+    Raises:
+        NotAllowed: not an admin. BadInput: see :func:`check_center_name`.
+    """
+    unlocked.require_admin(f"nok settings set {CENTER_NAME}")
+    name = check_center_name(value)
+    store = unlocked.store
+    with store.write():
+        old = unlocked.vault.settings().center_name
+        store.set_setting("center_name", name)
+        unlocked.record("settings.set", object_id="center_name")
+    return TextSettingChange(CENTER_NAME, old, name)

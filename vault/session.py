@@ -40,6 +40,8 @@ class Settings:
     note_guideline: int = DEFAULT_NOTE_GUIDELINE
     note_limit: int = DEFAULT_NOTE_LIMIT
     kdf_min: str = "interactive"
+    # Printed on the consent form; not personal data, so kept in plaintext like the rest.
+    center_name: str | None = None
 
     @classmethod
     def from_store(cls, store: Store) -> Settings:
@@ -49,6 +51,7 @@ class Settings:
             note_guideline=int(raw.get("note_guideline", DEFAULT_NOTE_GUIDELINE)),
             note_limit=int(raw.get("note_limit", DEFAULT_NOTE_LIMIT)),
             kdf_min=raw.get("kdf_min", "interactive"),
+            center_name=raw.get("center_name"),
         )
 
 
