@@ -1,15 +1,18 @@
 """Writing a note in $EDITOR without leaving plaintext behind.
 
-The temporary file lives in a private 0700 directory on /dev/shm (memory, not disk)
-where it exists, is created 0600, and is overwritten with zeros and removed as soon as
-the editor exits. A file left by a crash (its nok process is gone) is wiped the next
-time nok runs.
+The temporary file lives in a directory of its own (0700, named with nok's process id)
+inside a private 0700 directory on /dev/shm (memory, not disk) where it exists, and is
+created 0600. When the editor exits, everything in that directory is overwritten with
+zeros and removed: the note and whatever the editor wrote beside it (vim's
+``.note-*.txt.swp`` swap file holds the text too, as do backup files like ``note.txt~``).
+Whatever a crash left (its nok process is gone) is wiped the next time nok runs.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shlex
 import stat
 import subprocess
@@ -65,6 +68,26 @@ def wipe(path: Path) -> None:
         path.unlink()
 
 
+def wipe_tree(directory: Path) -> None:
+    """Wipe every file below ``directory`` (symbolic links are removed, never followed),
+    then remove it."""
+    try:
+        entries = list(os.scandir(directory))
+    except FileNotFoundError:
+        return
+    for entry in entries:
+        path = Path(entry.path)
+        if entry.is_dir(follow_symlinks=False):
+            wipe_tree(path)
+        elif entry.is_file(follow_symlinks=False):
+            wipe(path)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+    with contextlib.suppress(FileNotFoundError):
+        directory.rmdir()
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -75,8 +98,30 @@ def _alive(pid: int) -> bool:
     return True
 
 
+# note-<pid>-… (an editor file of nok before per-run directories), .note-<pid>-…swp (vim's
+# swap file beside it), edit-<pid>-… (a run's directory).
+_OWNER = re.compile(r"^\.?(?:note|edit)-(\d+)-")
+
+
+def _owner_alive(name: str) -> bool:
+    match = _OWNER.match(name)
+    return match is not None and _alive(int(match.group(1)))
+
+
+def _own_private(directory: Path, uid: int) -> bool:
+    """Only a real directory of this user that no one else can enter is nok's to clean."""
+    try:
+        st = directory.lstat()
+    except OSError:
+        return False
+    return (
+        stat.S_ISDIR(st.st_mode) and st.st_uid == uid and not stat.S_IMODE(st.st_mode) & 0o077
+    )
+
+
 def wipe_leftovers() -> int:
-    """Wipe editor files whose nok process is gone; returns how many."""
+    """Wipe everything in nok's private editor directories that no running nok owns
+    (a crashed run's note, its editor's swap and backup files); returns how many entries."""
     uid = os.getuid()
     count = 0
     for base in (
@@ -85,12 +130,22 @@ def wipe_leftovers() -> int:
         Path(tempfile.gettempdir()),
     ):
         directory = base / f"nok-{uid}"
-        if not directory.is_dir() or directory.is_symlink():
+        if not _own_private(directory, uid):
             continue
-        for leftover in directory.glob("note-*.txt"):
-            pid = leftover.name.split("-")[1]
-            if pid.isdigit() and not _alive(int(pid)):
-                wipe(leftover)
+        for entry in list(os.scandir(directory)):
+            if _owner_alive(entry.name):
+                continue
+            path = Path(entry.path)
+            if entry.is_dir(follow_symlinks=False):
+                if _own_private(path, uid):
+                    wipe_tree(path)
+                    count += 1
+            elif entry.is_file(follow_symlinks=False):
+                wipe(path)
+                count += 1
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
                 count += 1
     return count
 
@@ -112,10 +167,10 @@ def compose(header: str) -> str:
     Raises:
         BadInput: the editor failed or could not be started.
     """
-    directory = private_dir()
-    fd, name = tempfile.mkstemp(prefix=f"note-{os.getpid()}-", suffix=".txt", dir=directory)
-    path = Path(name)
+    session = Path(tempfile.mkdtemp(prefix=f"edit-{os.getpid()}-", dir=private_dir()))
     try:
+        fd, name = tempfile.mkstemp(prefix=f"note-{os.getpid()}-", suffix=".txt", dir=session)
+        path = Path(name)
         os.fchmod(fd, 0o600)
         os.write(fd, header.encode("utf-8"))
         os.close(fd)
@@ -136,6 +191,6 @@ def compose(header: str) -> str:
             )
         text = path.read_text(encoding="utf-8")
     finally:
-        wipe(path)
+        wipe_tree(session)
     lines = [line for line in text.splitlines() if not line.startswith(COMMENT)]
     return "\n".join(lines).strip()

@@ -601,9 +601,10 @@ def test_note_from_the_editor(cli: Checked, nok_env: dict[str, str], tmp_path: P
     dir_line, file_mode, path = editor_log(log)
     assert dir_line == f"700 {os.getuid()}"
     assert file_mode == "600"
-    assert path.parent == editor.private_dir()
+    assert path.parent.parent == editor.private_dir()
     assert path.name.startswith("note-")
     assert not path.exists()
+    assert not path.parent.exists()
     # Editor plugins and shell escapes must not see the passphrase.
     assert "passphrase in my environment: none" in log.read_text()
     shown = json.loads(ok(cli("note", "show", note, "--json")).stdout)
@@ -655,6 +656,72 @@ def test_an_editor_file_left_by_a_crash_is_wiped_at_the_next_run(cli: Checked) -
     finally:
         leftover.unlink(missing_ok=True)
         alive.unlink(missing_ok=True)
+
+
+def crashing_editor(tmp_path: Path) -> Path:
+    """Writes the note, a swap file beside it holding the text (as vim does) and a backup
+    file, then kills the nok that started it (its parent) and dies with it."""
+    script = tmp_path / "vim-like"
+    script.write_text(
+        "#!/bin/sh\n"
+        'dir="$(dirname "$1")"; base="$(basename "$1")"\n'
+        "printf 'SWAP-MARKER plaintext\\n' > \"$dir/.$base.swp\"\n"
+        "printf 'SWAP-MARKER plaintext\\n' > \"$1~\"\n"
+        "printf 'SWAP-MARKER plaintext\\n' >> \"$1\"\n"
+        'kill -9 "$PPID"\n'
+    )
+    script.chmod(0o700)
+    return script
+
+
+def private_files() -> list[Path]:
+    return [p for p in editor.private_dir().rglob("*") if p.is_file()]
+
+
+def test_editor_swap_and_backup_files_go_with_the_note(
+    cli: Checked, nok_env: dict[str, str], tmp_path: Path
+) -> None:
+    consent = add_consent(cli)
+    script = tmp_path / "keeps-swap"
+    script.write_text(
+        "#!/bin/sh\n"
+        'dir="$(dirname "$1")"; base="$(basename "$1")"\n'
+        "printf 'SWAP-MARKER plaintext\\n' > \"$dir/.$base.swp\"\n"
+        "printf 'SWAP-MARKER plaintext\\n' >> \"$1\"\n"
+    )
+    script.chmod(0o700)
+    result = run_on_a_terminal("note", "add", consent, env={**nok_env, "EDITOR": str(script)})
+    assert result.returncode == 0, result.stderr
+    assert private_files() == []
+
+
+def test_a_swap_file_left_by_a_killed_nok_is_wiped_at_the_next_run(
+    cli: Checked, nok_env: dict[str, str], tmp_path: Path
+) -> None:
+    consent = add_consent(cli)
+    script = crashing_editor(tmp_path)
+    killed = run_on_a_terminal("note", "add", consent, env={**nok_env, "EDITOR": str(script)})
+    assert killed.returncode == -9
+    left = private_files()
+    assert any(p.name.endswith(".swp") for p in left)
+    assert any(b"SWAP-MARKER" in p.read_bytes() for p in left)
+    ok(cli("status"))
+    assert private_files() == []
+    assert list(editor.private_dir().iterdir()) == []
+
+
+def test_leftover_cleanup_never_touches_what_is_not_nok_s(cli: Checked, tmp_path: Path) -> None:
+    directory = editor.private_dir()
+    outside = tmp_path / "precious"
+    outside.write_text("not nok's")
+    link = directory / f"edit-{dead_pid()}-link"
+    link.symlink_to(tmp_path)
+    try:
+        ok(cli("status"))
+        assert not link.is_symlink()
+        assert outside.read_text() == "not nok's"
+    finally:
+        link.unlink(missing_ok=True)
 
 
 # -- the whole first path, as real processes ---------------------------------------------
