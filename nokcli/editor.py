@@ -114,9 +114,7 @@ def _own_private(directory: Path, uid: int) -> bool:
         st = directory.lstat()
     except OSError:
         return False
-    return (
-        stat.S_ISDIR(st.st_mode) and st.st_uid == uid and not stat.S_IMODE(st.st_mode) & 0o077
-    )
+    return stat.S_ISDIR(st.st_mode) and st.st_uid == uid and not stat.S_IMODE(st.st_mode) & 0o077
 
 
 def wipe_leftovers() -> int:
