@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from nokcli import context, output
+from nokcli import context, output, reach
 from nokcli.i18n import _, render
 
 app = typer.Typer()
@@ -30,12 +30,36 @@ def backup(
             ),
         ),
     ],
+    keep: Annotated[
+        int | None,
+        typer.Option(
+            "--keep",
+            metavar="N",
+            help=_(
+                "Afterwards, keep only the N newest backups nok made of this vault and delete "
+                "older ones it can reach (those it cannot reach are named by nok status)."
+            ),
+        ),
+    ] = None,
+    keep_days: Annotated[
+        int | None,
+        typer.Option(
+            "--keep-days",
+            metavar="D",
+            help=_(
+                "Afterwards, delete the backups nok made of this vault more than D days ago. "
+                "A backup out of nok's reach may hold erased data until it is D days old: "
+                "delete it by then."
+            ),
+        ),
+    ] = None,
     json_out: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
 ) -> None:
     """Make a consistent, still encrypted copy of the vault (0600) while others may write.
 
     Needs no passphrase, so a scheduled job can run it without a secret. The copy holds
-    nothing already erased. Never overwrites a file.
+    nothing already erased, and nok records where it wrote it (<vault>.backups): every
+    later withdrawal and purge erases in it too. Never overwrites a file.
     """
     state = context.get(ctx)
     from vault import backup as backups
@@ -47,19 +71,29 @@ def backup(
             now=state.now(),
             actor=state.user,
             into_directory=path.endswith(os.sep),
+            keep=keep,
+            keep_days=keep_days,
         )
     if json_out:
-        output.emit_json(info.to_json())
-        return
-    typer.echo(str(info.path))
-    output.info(
-        "backed up {consents} active consent(s) and {ended} tombstone(s) ({size} bytes) to "
-        "{path}; it opens with the passphrases valid today",
-        consents=len(info.consent_ids),
-        ended=len(info.ended_ids),
-        size=info.size,
-        path=str(info.path),
-    )
+        output.emit_json(
+            {**info.to_json(), "pruned": [str(p) for p in info.pruned], **info.reached.to_json()}
+        )
+    else:
+        typer.echo(str(info.path))
+        output.info(
+            "backed up {consents} active consent(s) and {ended} tombstone(s) ({size} bytes) "
+            "to {path}; it opens with the passphrases valid today",
+            consents=len(info.consent_ids),
+            ended=len(info.ended_ids),
+            size=info.size,
+            path=str(info.path),
+        )
+        for pruned in info.pruned:
+            output.info("deleted the older backup {path}", path=str(pruned))
+    for removed in info.reached.partials_removed:
+        output.info("removed {path}, left by a backup that was killed", path=str(removed))
+    for u in info.reached.unreachable:
+        reach.unreachable(u)
 
 
 @app.command()

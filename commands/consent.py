@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from nokcli import context, output, records
+from nokcli import context, output, reach, records
 from nokcli.i18n import _, render
 
 if TYPE_CHECKING:
@@ -231,6 +231,7 @@ def withdraw(
                 "ended": e.ended,
                 "notes_erased": e.notes,
                 "wal_clean": result.wal_clean,
+                **result.copies.to_json(),
             }
         )
     else:
@@ -240,6 +241,7 @@ def withdraw(
             id=e.consent_id,
             notes=e.notes,
         )
+    reach.copies(result.copies)
     if not result.wal_clean:
         raise VaultBusy(
             "consent {id} is erased, but another process kept an old snapshot open, so erased "

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from nokcli import context, output
+from nokcli import context, output, reach
 from nokcli.i18n import _, render
 
 if TYPE_CHECKING:
@@ -86,10 +86,12 @@ def purge(
                 "consents": len(result.purged),
                 "notes": result.notes,
                 "wal_clean": result.wal_clean,
+                **result.copies.to_json(),
             }
         )
     else:
         _summary(result.dry_run, result.purged, result.notes, result.today)
+    reach.copies(result.copies)
     if not result.wal_clean:
         raise VaultBusy(
             "erased {count} consent(s), but another process kept an old snapshot open, so "

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from nokcli import context, output
+from nokcli import context, output, reach
 from nokcli.i18n import _
 
 app = typer.Typer()
@@ -18,7 +18,7 @@ def status(
     json_out: Annotated[bool, typer.Option("--json", help=_("Print the result as JSON."))] = False,
 ) -> None:
     """Show the vault's path, versions, counts and next retention deadline (no passphrase)."""
-    from vault.backup import set_aside
+    from vault.backup import copies_status, set_aside
     from vault.rotation import master_key_age_days
 
     state = context.get(ctx)
@@ -39,9 +39,11 @@ def status(
         "rotation_pending": st.rotation_pending,
     }
     aside = set_aside(st.path)
+    backups = copies_status(st.path)
     if json_out:
-        output.emit_json({**data, "set_aside_files": [str(p) for p in aside]})
+        output.emit_json({**data, "set_aside_files": [str(p) for p in aside], **backups.to_json()})
         return
+    data["backups_recorded"] = backups.recorded
     output.emit_record([(_(k.replace("_", " ")), v) for k, v in data.items()])
     if st.rotation_pending:
         output.warn("a key rotation is unfinished; finish it with 'nok key rotate --resume'")
@@ -50,4 +52,18 @@ def status(
             "{path} was set aside by a restore: it holds everything the vault held then, and "
             "erasures never reach it; delete it once the restore is checked",
             path=str(path),
+        )
+    for u in backups.unreachable:
+        reach.unreachable(u)
+    for partial in backups.partials:
+        output.warn(
+            "{path} was left by a backup that was killed: it holds a copy of the vault that "
+            "later erasures do not update; the next nok backup, withdrawal or purge removes it",
+            path=str(partial),
+        )
+    if backups.problem is not None:
+        output.warn(
+            "the list of backups beside the vault cannot be used ({problem}): erasures do "
+            "not reach the backups nok made until it is repaired",
+            problem=backups.problem,
         )

@@ -48,8 +48,24 @@ def verify(
     from vault.errors import VerifyFailed
 
     progress = _terminal_progress if sys.stderr.isatty() and not json_out else _no_progress
-    with context.get(ctx).unlocked() as vault:
+    state = context.get(ctx)
+    with state.unlocked() as vault:
         report = checks.verify(vault, progress=progress)
+    for done in state.reconciled:
+        if done.erased_again:
+            report.add(
+                "erased-again",
+                "consent(s) {ids} were recorded as erased but the vault held them again; "
+                "nok erased them again when this command opened the vault",
+                ids=", ".join(done.erased_again),
+            )
+        if done.emptied:
+            report.add(
+                "emptied-again",
+                "tombstone(s) {ids} held personal data or notes again; nok emptied them "
+                "again when this command opened the vault",
+                ids=", ".join(done.emptied),
+            )
     if json_out:
         output.emit_json(report.to_json())
     else:

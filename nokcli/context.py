@@ -7,7 +7,7 @@ import datetime as dt
 import getpass
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,6 +16,7 @@ from vault.dates import parse_day, utcnow
 from vault.files import default_vault_path
 
 if TYPE_CHECKING:
+    from vault.erasure import Reconciled
     from vault.session import Unlocked, Vault
 
 # The same default as vault.store's, repeated so that --help need not import SQLite layers.
@@ -35,6 +36,8 @@ class Context:
     user: str
     passphrase_file: Path | None
     busy_timeout: float = DEFAULT_BUSY_TIMEOUT
+    # Consents erased again when this command opened the vault (nok verify reports them).
+    reconciled: list[Reconciled] = field(default_factory=list)
 
     @classmethod
     def build(
@@ -60,20 +63,44 @@ class Context:
         return utcnow()
 
     def open(self) -> Vault:
-        """The vault, opened without a key (status, purge)."""
+        """The vault, opened without a key (status, purge), after erasing again at once
+        whatever the erasure log says is erased but the file holds again (reported)."""
+        from vault import erasure
         from vault.session import Vault
 
-        return Vault.open(self.vault_path, busy_timeout=self.busy_timeout)
-
-    def unlock(self) -> Unlocked:
-        """Open the vault and unlock it as ``self.user`` (prompts if needed)."""
-        vault = self.open()
+        vault = Vault.open(self.vault_path, busy_timeout=self.busy_timeout)
         try:
-            secret = passphrase.current(self.passphrase_file, who=self.user)
-            return vault.unlock(self.user, secret, now=self.now())
+            self._reconciled(erasure.reconcile(vault, now=self.now()))
         except BaseException:
             vault.close()
             raise
+        return vault
+
+    def _reconciled(self, result: Reconciled) -> None:
+        from nokcli import reach
+
+        if result.any:
+            self.reconciled.append(result)
+            reach.reconciled(result)
+
+    def unlock(self) -> Unlocked:
+        """Open the vault and unlock it as ``self.user`` (prompts if needed); then erase
+        again every active consent a sealed audit entry says was erased."""
+        from vault import erasure
+
+        vault = self.open()
+        try:
+            secret = passphrase.current(self.passphrase_file, who=self.user)
+            unlocked = vault.unlock(self.user, secret, now=self.now())
+        except BaseException:
+            vault.close()
+            raise
+        try:
+            self._reconciled(erasure.reconcile_sealed(unlocked))
+        except BaseException:
+            unlocked.close()
+            raise
+        return unlocked
 
     @contextlib.contextmanager
     def unlocked(self) -> Iterator[Unlocked]:

@@ -73,6 +73,14 @@ def open_copy(path: Path, tmp_path: Path, passphrase: str = PASSPHRASE) -> Unloc
     return Vault.open(copy).unlock(ADMIN, passphrase.encode(), now=NOW)
 
 
+def take_offline(path: Path, tmp_path: Path) -> Path:
+    """Move a backup where nok cannot reach it (a disk taken away), as a later erasure
+    then finds it."""
+    where = tmp_path / "offline"
+    where.mkdir(mode=0o700, exist_ok=True)
+    return Path(shutil.move(path, where / path.name))
+
+
 def test_backup_is_private_complete_and_opens(two, nok, backups, tmp_path):
     result = nok("backup", str(backups), "--json")
     assert result.exit_code == 0, result.stderr
@@ -142,15 +150,16 @@ def test_backup_holds_nothing_already_erased(two, unlocked, backups):
 
 
 def test_restore_after_withdrawal_does_not_bring_notes_back(
-    two, unlocked, nok, backups, vault_path
+    two, unlocked, nok, backups, vault_path, tmp_path
 ):
     kari, ola = two
     gone = secrets_of(unlocked, kari)
     info = backup.backup(unlocked.vault, backups, now=NOW, actor="cron")
+    offline = take_offline(info.path, tmp_path)
     erasure.withdraw(unlocked, kari)
     unlocked.close()
 
-    result = nok("restore", str(info.path), "--yes", "--json")
+    result = nok("restore", str(offline), "--yes", "--json")
     assert result.exit_code == 0, result.stderr
     doc = json.loads(result.stdout)
     assert doc["reapplied"] == [kari]
@@ -172,13 +181,14 @@ def test_restore_with_only_the_erasure_log(two, unlocked, nok, backups, vault_pa
     kari, ola = two
     gone = secrets_of(unlocked, kari)
     info = backup.backup(unlocked.vault, backups, now=NOW, actor="cron")
+    offline = take_offline(info.path, tmp_path)
     erasure.withdraw(unlocked, kari)
     unlocked.close()
     saved = tmp_path / "erasures-copy"
     shutil.copyfile(erasure.log_path(vault_path), saved)
     shutil.rmtree(vault_path.parent)
 
-    result = nok("restore", str(info.path), "--erasures", str(saved), "--yes", "--json")
+    result = nok("restore", str(offline), "--erasures", str(saved), "--yes", "--json")
     assert result.exit_code == 0, result.stderr
     doc = json.loads(result.stdout)
     assert doc["replaced"] is None
@@ -208,7 +218,7 @@ def test_restore_asks_first(two, unlocked, nok, backups, vault_path):
     assert result.exit_code == 2
     assert "--yes" in result.stderr
     assert file_hash(vault_path) == before
-    assert sorted(p.name for p in vault_dir_files(vault_path)) == ["vault.db"]
+    assert sorted(p.name for p in vault_dir_files(vault_path)) == ["vault.db", "vault.db.backups"]
 
 
 def test_restore_refuses_what_is_not_a_backup(two, unlocked, nok, tmp_path, vault_path):

@@ -11,6 +11,10 @@ by the live vault's tombstones and by the erasure log beside it (or a copy of th
 given explicitly, which is all there is when the live vault is lost). Staff removed from
 the live vault since the backup are removed again too. It too is keyless.
 
+Every backup is recorded beside the vault (:mod:`vault.copies`), so later withdrawals
+and purges erase in it too (:func:`vault.erasure.reach_copies`); ``keep``/``keep_days``
+delete old ones so the time a backup out of reach may hold erased data is bounded.
+
 A backup holds the staff slots and master key of its day: it opens with the
 passphrases that were valid then (docs/backup.md).
 """
@@ -23,11 +27,11 @@ import json
 import os
 import shutil
 import stat
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from vault import audit, erasure, files
-from vault.dates import timestamp
+from vault import audit, copies, erasure, files
+from vault.dates import day, timestamp
 from vault.errors import (
     Conflict,
     IntegrityError,
@@ -59,6 +63,10 @@ class BackupInfo:
     ended_ids: frozenset[str]
     size: int
     group: str | None = None
+    # Set by backup() only: backups deleted by --keep/--keep-days, and what bringing the
+    # recorded backups up to date did.
+    pruned: tuple[Path, ...] = ()
+    reached: erasure.CopiesReached = field(default_factory=erasure.CopiesReached)
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -170,6 +178,8 @@ def backup(
     now: dt.datetime,
     actor: str,
     into_directory: bool = False,
+    keep: int | None = None,
+    keep_days: int | None = None,
 ) -> BackupInfo:
     """Copy the vault to ``dest`` (a new file, or a directory to put a dated file in).
 
@@ -177,19 +187,69 @@ def backup(
 
     The copy is one consistent snapshot even while others write, still encrypted,
     created 0600 in a directory other users cannot enter, and holds nothing already
-    erased. The backup is recorded in the trail (``vault.backup``; keyless when
-    ``source`` is not unlocked).
+    erased. It is recorded beside the vault before it is written (so a killed backup's
+    partial file is found and removed later), and every recorded backup nok can reach is
+    then brought up to date with the vault's erasures. ``keep`` keeps only that many of
+    the newest recorded backups, ``keep_days`` only those taken in that many days; older
+    ones that nok can reach are deleted. The backup is recorded in the trail
+    (``vault.backup``; keyless when ``source`` is not unlocked).
 
     Raises:
+        BadInput: ``keep`` below 1 or ``keep_days`` below 1.
         Conflict: ``dest`` exists (a backup never overwrites).
         UnsafePermissions: other users can enter the destination directory.
         StorageError: the disk is full or not writable; no partial file is left.
         VaultBusy: another process held the vault for longer than the busy timeout.
+        IntegrityError: the list of backups beside the vault is damaged.
     """
+    _check_policy(keep, keep_days)
     store = _store_of(source)
-    target = _target(store, dest, now, into_directory=into_directory)
-    _record(source, now, actor)
-    partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
+    target = _target(store, dest, now, into_directory=into_directory).absolute()
+    keep_until = None if keep_days is None else _plus_days(timestamp(now), keep_days)
+    entry = copies.BackupEntry(target, timestamp(now), keep_until, writer=os.getpid())
+    _register(store, add=entry)
+    try:
+        _record(source, now, actor)
+        _write_copy(store, target, entry)
+    except BaseException:
+        _register(store, drop=target)
+        raise
+    _register(store, add=entry.done())
+    reached = erasure.reach_copies(store, now=now)
+    pruned = prune(store, keep=keep, keep_days=keep_days, now=now, spare=target)
+    return replace(inspect(target), pruned=pruned, reached=reached)
+
+
+def _check_policy(keep: int | None, keep_days: int | None) -> None:
+    from vault.errors import BadInput
+
+    if keep is not None and keep < 1:
+        raise BadInput("--keep must be at least 1, not {keep}", keep=keep)
+    if keep_days is not None and not 1 <= keep_days <= 36500:
+        raise BadInput("--keep-days must be between 1 and 36500, not {days}", days=keep_days)
+
+
+def _plus_days(taken: str, days: int) -> str:
+    return (dt.date.fromisoformat(taken[:10]) + dt.timedelta(days=days)).isoformat()
+
+
+def _register(
+    store: Store, *, add: copies.BackupEntry | None = None, drop: Path | None = None
+) -> list[copies.BackupEntry]:
+    """Change the list of backups under the vault's write lock; returns the new list."""
+    with store.write():
+        entries = [
+            e for e in copies.read(store.path) if e.path not in (drop, getattr(add, "path", None))
+        ]
+        if add is not None:
+            entries.append(add)
+        copies.write(store.path, entries, group=store.get_setting("group"))
+    return entries
+
+
+def _write_copy(store: Store, target: Path, entry: copies.BackupEntry) -> None:
+    partial = entry.partial
+    assert partial is not None
     try:
         files.create_private_file(partial, None)
         store.vacuum_into(partial)
@@ -213,7 +273,110 @@ def backup(
     finally:
         with contextlib.suppress(FileNotFoundError):
             partial.unlink()
-    return inspect(target)
+
+
+def _is_backup_of(path: Path, vault_id: str) -> bool:
+    try:
+        info = inspect(path)
+    except NokError:
+        return False
+    return info.vault_id == vault_id and info.taken is not None
+
+
+def prune(
+    store: Store,
+    *,
+    keep: int | None,
+    keep_days: int | None,
+    now: dt.datetime,
+    spare: Path | None = None,
+) -> tuple[Path, ...]:
+    """Delete the recorded backups beyond ``keep`` newest or older than ``keep_days``.
+
+    Only files nok can reach that open as backups of this vault are deleted (never the
+    vault, never ``spare``); the others stay listed, with the day they should have gone
+    by (``keep_until``), and ``nok status`` names them. With ``keep_days``, every
+    recorded backup's ``keep_until`` becomes the day it was taken plus ``keep_days``.
+    Returns the deleted paths.
+
+    Raises IntegrityError (a damaged list), StorageError, VaultBusy.
+    """
+    if keep is None and keep_days is None:
+        return ()
+    today = day(now)
+    with store.read():
+        vault_id = store.get_setting("vault_id") or ""
+    entries = [e for e in copies.read(store.path) if e.writer is None]
+    if keep_days is not None:
+        entries = [replace(e, keep_until=_plus_days(e.taken, keep_days)) for e in entries]
+    newest = sorted(entries, key=lambda e: e.taken, reverse=True)
+    over = {e.path for e in newest[keep:]} if keep is not None else set()
+    doomed = [
+        e for e in entries if e.path in over or (e.keep_until is not None and e.keep_until < today)
+    ]
+    deleted = []
+    for entry in doomed:
+        if entry.path == spare or copies.unreachable_reason(entry.path, store.path) is not None:
+            continue
+        if not _is_backup_of(entry.path, vault_id):
+            continue
+        for path in (entry.path, entry.path.with_name(entry.path.name + "-journal")):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+        deleted.append(entry.path)
+    with store.write():
+        current = {e.path: e for e in copies.read(store.path)}
+        for entry in entries:
+            if entry.path in current:
+                current[entry.path] = replace(current[entry.path], keep_until=entry.keep_until)
+        for path in deleted:
+            current.pop(path, None)
+        copies.write(store.path, list(current.values()), group=store.get_setting("group"))
+    return tuple(deleted)
+
+
+@dataclass(frozen=True)
+class CopiesStatus:
+    """What ``nok status`` says about the backups nok made (no backup is opened)."""
+
+    recorded: int
+    unreachable: tuple[erasure.Unreachable, ...]
+    partials: tuple[Path, ...]
+    problem: str | None = None
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "backups_recorded": self.recorded,
+            "unreachable_backups": [u.to_json() for u in self.unreachable],
+            "partial_backups": [str(p) for p in self.partials],
+            "backup_list_problem": self.problem,
+        }
+
+
+def copies_status(vault_path: Path) -> CopiesStatus:
+    """The recorded backups nok cannot reach (each may hold data erased since it was
+    taken, until it is deleted) and partial files of killed backups. Changes nothing."""
+    try:
+        entries = copies.read(vault_path)
+    except NokError as exc:
+        return CopiesStatus(0, (), (), exc.message)
+    unreachable, partials = [], []
+    for entry in entries:
+        if entry.writer is not None:
+            if copies.writer_alive(entry):
+                continue
+            if entry.partial is not None and entry.partial.exists():
+                partials.append(entry.partial)
+            if not entry.path.exists():
+                continue
+        reason = copies.unreachable_reason(entry.path, vault_path)
+        if reason is not None:
+            unreachable.append(
+                erasure.Unreachable(entry.path, entry.taken, entry.keep_until, reason)
+            )
+    for directory in dict.fromkeys(e.path.parent for e in entries):
+        partials += copies.stray_partials(directory, vault_path)
+    return CopiesStatus(len(entries), tuple(unreachable), tuple(dict.fromkeys(partials)))
 
 
 def inspect(path: Path) -> BackupInfo:

@@ -14,6 +14,14 @@ commit (a crash in between); re-applying it erases what the person asked to have
 
 The purge needs no key: it runs on a :class:`vault.session.Vault` opened without a
 passphrase and writes audit entries without a MAC, which the next unlock seals.
+
+Erasure reaches copies. After every withdrawal and purge, each backup ``nok backup``
+recorded (:mod:`vault.copies`) that nok can reach is brought up to date: every consent the
+live vault or its erasure log says is erased is erased in the backup too, the same way,
+then the backup is rebuilt (``VACUUM``) so no page of it keeps the old bytes. Backups nok
+cannot reach are reported. And :func:`reconcile`, run on every open, erases again any
+consent the erasure log names that is active in the file (a withdrawal killed before its
+commit, an older copy of the vault put back, rows pasted in).
 """
 
 from __future__ import annotations
@@ -26,22 +34,23 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from vault import audit, consents, files, ids
+from vault import audit, consents, copies, crypto, files, ids
 from vault.dates import day, timestamp
 from vault.errors import (
     BadInput,
     ClockError,
     Conflict,
     IntegrityError,
+    NokError,
     NotFound,
     StorageError,
     SymlinkRefused,
 )
 from vault.session import MAX_RETENTION_DAYS, Unlocked, Vault, check_retention_days
-from vault.store import ConsentRow, Store
+from vault.store import AuditRow, ConsentRow, Store
 
 WITHDRAWN = "withdrawn"
 EXPIRED = "expired"
@@ -53,6 +62,9 @@ CHECKPOINT_PAUSE = 0.3
 # A purge commits a batch of whole consents at a time: each consent is still erased
 # wholly or not at all, and a writer waiting on the purge waits at most about this long.
 BATCH_SECONDS = 0.25
+# Who erases again, in the audit trail: nok itself, without a key, never a staff member.
+ERASER = "nok"
+ERASE_ACTIONS = ("consent.withdraw", "consent.expire")
 
 
 @dataclass(frozen=True)
@@ -75,9 +87,46 @@ class Erasure:
 
 
 @dataclass(frozen=True)
+class Unreachable:
+    """A backup nok made but cannot erase in: it may still hold data erased since
+    ``taken``, until it is deleted (``keep_until``: the day the --keep-days policy set)."""
+
+    path: Path
+    taken: str
+    keep_until: str | None
+    reason: str
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "path": str(self.path),
+            "taken": self.taken,
+            "may_hold_erased_data_until": self.keep_until,
+            "reason": self.reason,
+        }
+
+
+@dataclass(frozen=True)
+class CopiesReached:
+    """What bringing the recorded backups up to date did."""
+
+    checked: int = 0
+    updated: tuple[Path, ...] = ()
+    unreachable: tuple[Unreachable, ...] = ()
+    partials_removed: tuple[Path, ...] = ()
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "backups_checked": self.checked,
+            "backups_updated": len(self.updated),
+            "backups_unreachable": [u.to_json() for u in self.unreachable],
+        }
+
+
+@dataclass(frozen=True)
 class Withdrawal:
     erasure: Erasure
     wal_clean: bool
+    copies: CopiesReached = field(default_factory=CopiesReached)
 
 
 @dataclass(frozen=True)
@@ -90,6 +139,7 @@ class PurgeResult:
     purged: tuple[str, ...]
     notes: int
     wal_clean: bool
+    copies: CopiesReached = field(default_factory=CopiesReached)
 
 
 @dataclass(frozen=True)
@@ -313,6 +363,7 @@ def withdraw(unlocked: Unlocked, consent_id: str, *, reason: str = WITHDRAWN) ->
         )
     store = unlocked.store
     audit_key = unlocked.vault_key(audit.AUDIT_KEY)
+    mark_copies_pending(store.path)
     with store.write():
         row = _ended_row(store, consent_id)
         erasure = _tombstone(
@@ -327,7 +378,10 @@ def withdraw(unlocked: Unlocked, consent_id: str, *, reason: str = WITHDRAWN) ->
         )
         append_erasure_log(log_path(store.path), [_record(erasure)], group=_group(store))
     unlocked.forget_data_key(erasure.consent_id)
-    return Withdrawal(erasure=erasure, wal_clean=checkpoint(store))
+    wal_clean = checkpoint(store)
+    return Withdrawal(
+        erasure=erasure, wal_clean=wal_clean, copies=reach_copies(store, now=unlocked.now)
+    )
 
 
 def _group(store: Store) -> str | None:
@@ -389,19 +443,23 @@ def purge(
             wal_clean=True,
         )
     erased: list[Erasure] = []
+    if pending:
+        mark_copies_pending(store.path)
     pending.reverse()
     while pending:
         batch = _purge_batch(store, pending, now=now, actor=actor)
         erased.extend(batch)
         if progress is not None and batch:
             progress(batch)
+    wal_clean = checkpoint(store)
     return PurgeResult(
         checked_at=timestamp(now),
         today=today,
         dry_run=False,
         purged=tuple(e.consent_id for e in erased),
         notes=sum(e.notes for e in erased),
-        wal_clean=checkpoint(store),
+        wal_clean=wal_clean,
+        copies=reach_copies(store, now=now),
     )
 
 
@@ -465,6 +523,274 @@ def reapply(
             erased.append(row.id)
     checkpoint(store)
     return erased
+
+
+# -- erasure that reaches copies -----------------------------------------------------------
+
+
+def erased_records(store: Store) -> dict[str, ErasureRecord]:
+    """Every erasure known beside ``store``: its tombstones, then its erasure log.
+
+    Raises IntegrityError (a damaged log line), StorageError.
+    """
+    with store.read():
+        known = {
+            row.id: ErasureRecord(row.id, row.ended or "", row.status)
+            for row in store.ended_consents()
+        }
+    for record in read_erasure_log(log_path(store.path), missing_ok=True):
+        known.setdefault(record.consent_id, record)
+    return known
+
+
+def pending_path(vault_path: Path) -> Path:
+    """``<vault>.backups-pending``: there while an erasure may not yet have reached the
+    recorded backups (a withdrawal or purge killed before it did)."""
+    return vault_path.with_name(vault_path.name + copies.REGISTRY_SUFFIX + "-pending")
+
+
+def mark_copies_pending(vault_path: Path) -> None:
+    """Before an erasure commits: say that the backups must be brought up to date.
+
+    Only when backups are recorded. Raises StorageError (the erasure does not start).
+    """
+    if not copies.registry_path(vault_path).exists():
+        return
+    mark = pending_path(vault_path)
+    try:
+        with contextlib.suppress(FileExistsError):
+            files.create_private_file(mark, None)
+        os.utime(mark, follow_symlinks=False)
+    except OSError as exc:
+        raise StorageError(reason=exc.strerror or type(exc).__name__) from None
+
+
+def _mark_stamp(vault_path: Path) -> int | None:
+    try:
+        return pending_path(vault_path).lstat().st_mtime_ns
+    except OSError:
+        return None
+
+
+def erase_in_copy(
+    path: Path, erased: dict[str, ErasureRecord], *, vault_id: str, now: dt.datetime
+) -> int:
+    """Erase in the backup at ``path`` every consent of ``erased`` still active there, then
+    rebuild it so no freed page keeps a byte of them; returns how many. Keyless.
+
+    Raises:
+        Conflict: the file is a backup of another vault (nothing is changed in it).
+        NotAVault, IntegrityError, UnsupportedVersion, VaultBusy, StorageError: as opening
+            or writing it does; a crash leaves a rollback journal that the next attempt
+            plays back before erasing again.
+    """
+    store = Store.open_copy(path, writable=True)
+    try:
+        with store.read():
+            if store.get_setting("vault_id") != vault_id:
+                raise Conflict("{path} is a backup of another vault", path=str(path))
+            back = sorted(store.still_active(erased))
+        if not back:
+            return 0
+        records = [erased[consent_id] for consent_id in back]
+        _erase_again(store, records, now=now)
+        store.vacuum()
+        return len(back)
+    finally:
+        store.close()
+
+
+def _erase_again(store: Store, records: Iterable[ErasureRecord], *, now: dt.datetime) -> list[str]:
+    erased = []
+    with store.write():
+        for record in records:
+            row = store.get_consent(record.consent_id)
+            if row is None or row.status != consents.ACTIVE:
+                continue
+            _tombstone(
+                store,
+                row,
+                status=record.reason,
+                reason=record.reason,
+                ended=record.ended,
+                actor=ERASER,
+                now=now,
+                audit_key=None,
+            )
+            erased.append(row.id)
+    return erased
+
+
+def _unreachable(entry: copies.BackupEntry, reason: str) -> Unreachable:
+    return Unreachable(entry.path, entry.taken, entry.keep_until, reason)
+
+
+def _remove_partial(entry: copies.BackupEntry) -> list[Path]:
+    partial = entry.partial
+    if partial is None or copies.unreachable_reason(partial) is not None:
+        return []
+    with contextlib.suppress(FileNotFoundError):
+        partial.unlink()
+        return [partial]
+    return []
+
+
+def reach_copies(store: Store, *, now: dt.datetime) -> CopiesReached:
+    """Bring every backup recorded beside the vault up to date with its erasures.
+
+    Backups nok cannot reach are returned, not raised; so are the partial files of
+    backups whose writer was killed, which are removed. Never raises for a backup.
+    """
+    mark = _mark_stamp(store.path)
+    try:
+        entries = copies.read(store.path)
+        erased = erased_records(store)
+        with store.read():
+            vault_id = store.get_setting("vault_id") or ""
+    except NokError as exc:
+        where = copies.BackupEntry(copies.registry_path(store.path), "")
+        return CopiesReached(unreachable=(_unreachable(where, exc.message),))
+    checked, updated, unreachable, removed = 0, [], [], []
+    for entry in entries:
+        if entry.writer is not None:
+            if copies.writer_alive(entry):
+                continue  # that nok brings its new backup up to date when it is written
+            removed += _remove_partial(entry)
+            if not entry.path.exists():
+                continue
+        reason = copies.unreachable_reason(entry.path, store.path)
+        if reason is not None:
+            unreachable.append(_unreachable(entry, reason))
+            continue
+        try:
+            if erase_in_copy(entry.path, erased, vault_id=vault_id, now=now):
+                updated.append(entry.path)
+            checked += 1
+        except NokError as exc:
+            unreachable.append(_unreachable(entry, exc.message))
+    for directory in dict.fromkeys(e.path.parent for e in entries):
+        for stray in copies.stray_partials(directory, store.path):
+            with contextlib.suppress(FileNotFoundError):
+                stray.unlink()
+                removed.append(stray)
+    # An erasure that marked again meanwhile has not been brought here yet: its mark stays.
+    if mark is not None and _mark_stamp(store.path) == mark:
+        with contextlib.suppress(FileNotFoundError):
+            pending_path(store.path).unlink()
+    return CopiesReached(checked, tuple(updated), tuple(unreachable), tuple(removed))
+
+
+# -- erasing again what came back ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Reconciled:
+    """Consents erased again at open: ``erased_again`` were active though recorded as
+    erased; ``emptied`` were tombstones holding data or notes again."""
+
+    erased_again: tuple[str, ...] = ()
+    emptied: tuple[str, ...] = ()
+    copies: CopiesReached = field(default_factory=CopiesReached)
+    # The backups were brought up to date for an erasure that was killed before it did.
+    caught_up: bool = False
+
+    @property
+    def any(self) -> bool:
+        return bool(self.erased_again or self.emptied or self.caught_up)
+
+
+def reconcile(vault: Vault, *, now: dt.datetime) -> Reconciled:
+    """Erase again, at once, what the erasure log says is erased but the file holds again.
+
+    A consent in the log that is active in the file was withdrawn or expired and came
+    back: a withdrawal killed after its log line and before its commit (this finishes
+    it), an older copy of the vault put back, or its rows pasted in. A tombstone holding
+    personal data or notes again is emptied again. Each is recorded in the audit trail
+    (keyless, actor ``nok``). When an erasure was killed before it reached the recorded
+    backups (:func:`pending_path`), they are brought up to date. Needs no key; writes
+    nothing when all is as it should be.
+
+    Raises:
+        IntegrityError: a damaged erasure log line.
+        VaultBusy, StorageError: nothing was changed.
+    """
+    store = vault.store
+    records = read_erasure_log(log_path(store.path), missing_ok=True)
+    with store.read():
+        back = store.still_active(r.consent_id for r in records)
+        dirty = store.tombstones_with_data()
+    if not back and not dirty:
+        if _mark_stamp(store.path) is None:
+            return Reconciled()
+        # The erasure that left the mark may have died before its own checkpoint.
+        checkpoint(store)
+        return Reconciled(copies=reach_copies(store, now=now), caught_up=True)
+    erased = _erase_again(store, [r for r in records if r.consent_id in back], now=now)
+    emptied = _empty_tombstones(store, dirty, now=now)
+    checkpoint(store)
+    return Reconciled(tuple(erased), tuple(emptied), reach_copies(store, now=now))
+
+
+def _empty_tombstones(store: Store, ids_: Iterable[str], *, now: dt.datetime) -> list[str]:
+    emptied = []
+    with store.write():
+        for consent_id in ids_:
+            row = store.get_consent(consent_id)
+            if row is None or row.status == consents.ACTIVE:
+                continue
+            store.tombstone_consent(
+                row.id,
+                status=row.status,
+                ended=row.ended or timestamp(now),
+                reason=row.end_reason or row.status,
+                ended_by=row.ended_by or ERASER,
+            )
+            audit.append(
+                store,
+                now=now,
+                actor=ERASER,
+                action="consent.expire" if row.status == EXPIRED else "consent.withdraw",
+                consent_id=row.id,
+            )
+            emptied.append(row.id)
+    return emptied
+
+
+def _authentic(row: AuditRow, key: bytes) -> bool:
+    """A sealed entry whose hash and MAC check out: written by a holder of the key."""
+    if not isinstance(row.hash, bytes) or not isinstance(row.mac, bytes):
+        return False
+    prev = row.prev if isinstance(row.prev, bytes) else b""
+    digest = audit.entry_hash(
+        prev, row.seq, row.ts, row.actor, row.action, row.consent_id, row.object_id
+    )
+    return crypto.same(digest, row.hash) and crypto.same(crypto.mac(key, row.hash), row.mac)
+
+
+def reconcile_sealed(unlocked: Unlocked) -> Reconciled:
+    """Erase again every active consent that a sealed ``consent.withdraw`` or
+    ``consent.expire`` audit entry says was erased (the erasure log may be gone too).
+
+    Only entries whose MAC checks out count. Raises VaultBusy, StorageError.
+    """
+    store = unlocked.store
+    key = unlocked.vault_key(audit.AUDIT_KEY)
+    with store.read():
+        rows = store.erasures_of_active(ERASE_ACTIONS)
+    records = {
+        row.consent_id: ErasureRecord(
+            row.consent_id, row.ts, EXPIRED if row.action == "consent.expire" else WITHDRAWN
+        )
+        for row in rows
+        if row.consent_id is not None and _authentic(row, key)
+    }
+    if not records:
+        return Reconciled()
+    erased = _erase_again(store, records.values(), now=unlocked.now)
+    for consent_id in erased:
+        unlocked.forget_data_key(consent_id)
+    checkpoint(store)
+    return Reconciled(tuple(erased), (), reach_copies(store, now=unlocked.now))
 
 
 # -- retention -----------------------------------------------------------------------------

@@ -1061,21 +1061,28 @@ class Store:
             self.conn.execute("VACUUM")
 
     @classmethod
-    def open_copy(cls, path: Path) -> Store:
+    def open_copy(cls, path: Path, *, writable: bool = False) -> Store:
         """Open a backup file read-only (no locks, no -wal), to inspect it.
+
+        With ``writable``, open it to erase in it: a rollback journal instead of a WAL (so
+        no ``-wal`` is left beside the backup), ``secure_delete`` on, locks taken.
 
         Raises:
             VaultNotFound, SymlinkRefused: nothing usable at ``path``.
             NotAVault: the file holds no nok schema.
             UnsupportedVersion: a newer nok made the schema.
-            IntegrityError: the file is not SQLite or is damaged.
+            IntegrityError: the file is not SQLite or is damaged, or holds a schema object
+                nok does not make.
         """
         files.refuse_symlinks(path)
         if not path.is_file():
             raise VaultNotFound(path=str(path))
         uri = "file:" + str(path.absolute()).replace("?", "%3f").replace("#", "%23")
+        mode = "?mode=rw" if writable else "?mode=ro&immutable=1"
         with sqlite_errors():
-            conn = sqlite3.connect(uri + "?mode=ro&immutable=1", uri=True, isolation_level=None)
+            conn = sqlite3.connect(
+                uri + mode, uri=True, timeout=DEFAULT_BUSY_TIMEOUT, isolation_level=None
+            )
         store = cls(path, conn, DEFAULT_BUSY_TIMEOUT)
         try:
             with sqlite_errors():
@@ -1087,10 +1094,54 @@ class Store:
             if not set(applied) <= known:
                 raise UnsupportedVersion(what="the backup's schema", version=len(applied))
             store.check_objects(applied)
+            if writable:
+                # Only now that it is known to be a nok vault: these change the file.
+                with sqlite_errors():
+                    store._copy_pragmas()
         except BaseException:
             conn.close()
             raise
         return store
+
+    def _copy_pragmas(self) -> None:
+        c = self.conn
+        c.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
+        c.execute("PRAGMA trusted_schema = OFF")
+        c.execute("PRAGMA foreign_keys = ON")
+        c.execute("PRAGMA secure_delete = ON")
+        c.execute("PRAGMA temp_store = MEMORY")
+        mode = c.execute("PRAGMA journal_mode = DELETE").fetchone()[0]
+        c.execute("PRAGMA synchronous = FULL")
+        if str(mode).lower() != "delete" or c.execute("PRAGMA secure_delete").fetchone()[0] != 1:
+            raise StorageError(reason="SQLite refused secure_delete or the rollback journal")
+
+    def erasures_of_active(self, actions: Iterable[str]) -> list[AuditRow]:
+        """Audit entries of ``actions`` (erasures) about consents that are active now."""
+        wanted = list(actions)
+        marks = ", ".join("?" for _ in wanted)
+        return list(
+            self._many(
+                AuditRow,
+                "SELECT a.seq, a.ts, a.actor, a.action, a.consent_id, a.object_id, a.prev,"
+                " a.hash, a.mac FROM consents c JOIN audit a ON a.consent_id = c.id"
+                f" WHERE c.status = 'active' AND a.action IN ({marks}) ORDER BY a.seq",
+                wanted,
+            )
+        )
+
+    def still_active(self, candidates: Iterable[str]) -> set[str]:
+        """Which of ``candidates`` are active consents."""
+        wanted = list(candidates)
+        found: set[str] = set()
+        with sqlite_errors(self.busy_timeout):
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start : start + 500]
+                marks = ", ".join("?" for _ in chunk)
+                rows = self.conn.execute(
+                    f"SELECT id FROM consents WHERE status = 'active' AND id IN ({marks})", chunk
+                )
+                found.update(str(r[0]) for r in rows)
+        return found
 
     # -- import and search -----------------------------------------------------------------
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from vault import audit, consents, crypto, keyring, slots
+from vault import audit, consents, crypto, erasure, keyring, slots
 from vault.errors import IntegrityError, NokError, UnsupportedVersion
 from vault.session import Unlocked
 from vault.store import ENCRYPTED_CONSENT_COLS, SCHEMA_VERSION, ConsentRow, NoteRow, Store
@@ -69,11 +69,28 @@ def verify(unlocked: Unlocked, progress: Progress = _quiet) -> Report:
         keys = _check_consents(unlocked, report, progress)
         _check_notes(store, keys, report, progress)
         _check_tombstones(store, report, progress)
+        _check_erasure_log(store, report)
         progress("audit", 0, 1)
         report.problems.extend(audit.verify_chain(store, audit_key))
         report.checked["audit_entries"] = store.count_audit()
         progress("audit", 1, 1)
     return report
+
+
+def _check_erasure_log(store: Store, report: Report) -> None:
+    """An erased consent that is active again (an old copy put back, rows pasted in)."""
+    try:
+        records = erasure.read_erasure_log(erasure.log_path(store.path), missing_ok=True)
+    except NokError as exc:
+        report.add_error("erasure-log", exc)
+        return
+    for consent_id in sorted(store.still_active(r.consent_id for r in records)):
+        report.add(
+            "erased-back",
+            "consent {id} is recorded as erased in the erasure log but is active in the "
+            "vault: its data came back",
+            id=consent_id,
+        )
 
 
 def _check_sqlite(store: Store, report: Report, progress: Progress) -> None:
