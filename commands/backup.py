@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from nokcli import context, output, reach
+from nokcli import context, output, passphrase, reach
 from nokcli.i18n import _, render
 
 app = typer.Typer()
@@ -118,8 +118,10 @@ def restore(
 ) -> None:
     """Replace the vault with a backup, then erase again everything erased since the backup.
 
-    The replaced vault is kept aside (0600, named with the time). Needs no passphrase.
-    Stop other nok processes and scheduled jobs first.
+    Needs an admin's passphrase: of the live vault, or of the backup when the live vault
+    is lost. Staff keep their live roles, and staff removed since are removed again. The
+    replaced vault is kept aside (0600, named with the time). Stop other nok processes
+    and scheduled jobs first.
     """
     from vault import backup as backups
     from vault.errors import BadInput
@@ -139,8 +141,14 @@ def restore(
             taken=info.taken or _("at an unknown time"),
         )
         output.confirm(question)
+    secret = passphrase.current(state.passphrase_file, who=state.user)
     result = backups.restore(
-        path, state.vault_path, erasures_file=erasures, now=state.now(), actor=state.user
+        path,
+        state.vault_path,
+        erasures_file=erasures,
+        now=state.now(),
+        actor=state.user,
+        passphrase=secret,
     )
     if json_out:
         output.emit_json(result.to_json())
@@ -152,6 +160,11 @@ def restore(
             taken=info.taken or _("at an unknown time"),
             count=len(result.reapplied),
         )
+        if result.staff_roles_set:
+            output.info(
+                "gave staff their roles of the live vault again: {names}",
+                names=", ".join(result.staff_roles_set),
+            )
         if result.staff_removed:
             output.info(
                 "removed again the key slots of staff removed since the backup: {names}",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import sqlite3
 import stat
 import subprocess
 import sys
@@ -351,7 +352,14 @@ def test_restore_reports_removed_staff_in_its_result(unlocked, backups, vault_pa
     info = backup.backup(unlocked.vault, backups, now=NOW, actor="cron")
     staff.remove(unlocked, LEAVER)
     unlocked.close()
-    result = backup.restore(info.path, vault_path, erasures_file=None, now=NOW, actor=ADMIN)
+    result = backup.restore(
+        info.path,
+        vault_path,
+        erasures_file=None,
+        now=NOW,
+        actor=ADMIN,
+        passphrase=PASSPHRASE.encode(),
+    )
     doc = result.to_json()
     assert doc["staff_removed"] == [LEAVER]
     assert doc["staff_added_since"] == []
@@ -359,7 +367,7 @@ def test_restore_reports_removed_staff_in_its_result(unlocked, backups, vault_pa
     assert not opens(vault_path, LEAVER, LEAVER_PASS)
 
 
-def test_restore_keeps_a_removed_admin_rather_than_leave_no_admin(
+def test_restore_gives_staff_their_live_roles_and_removes_a_removed_admin(
     unlocked, nok, backups, vault_path
 ):
     staff.add(unlocked, "bob", passphrase=b"bob's passphrase")
@@ -367,11 +375,77 @@ def test_restore_keeps_a_removed_admin_rather_than_leave_no_admin(
     staff.set_role(unlocked, "bob", "admin")
     staff.remove(unlocked, ADMIN)
     unlocked.close()
-    result = backup.restore(info.path, vault_path, erasures_file=None, now=NOW, actor="bob")
-    assert result.staff_removed == ()
-    assert [w.kind for w in result.warnings] == ["staff-kept"]
-    assert ADMIN in result.warnings[0].message
-    assert opens(vault_path, ADMIN, PASSPHRASE)
+    result = backup.restore(
+        info.path,
+        vault_path,
+        erasures_file=None,
+        now=NOW,
+        actor="bob",
+        passphrase=b"bob's passphrase",
+    )
+    assert result.staff_roles_set == ("bob",)
+    assert result.staff_removed == (ADMIN,)
+    assert result.warnings == []
+    assert not opens(vault_path, ADMIN, PASSPHRASE)
+    with Vault.open(vault_path) as v:
+        bob = v.unlock("bob", b"bob's passphrase", now=NOW)
+        assert bob.role == "admin"
+        assert verify.verify(bob).ok
+
+
+def test_restore_needs_an_admin_passphrase(unlocked, nok, backups, vault_path, monkeypatch):
+    """A member demoted since the backup was an admin in it: still refused."""
+    staff.add(unlocked, "bob", passphrase=b"bob's passphrase", role="admin")
+    info = backup.backup(unlocked.vault, backups, now=NOW, actor="cron")
+    staff.set_role(unlocked, "bob", "staff")
+    unlocked.close()
+    before = vault_path.stat().st_ino  # a restore swaps a new file in
+    monkeypatch.setenv("NOK_USER", "bob")
+    monkeypatch.setenv("NOK_PASSPHRASE", "bob's passphrase")
+    refused = nok("restore", str(info.path), "--yes")
+    assert refused.exit_code == 11, refused.stderr
+    assert vault_path.stat().st_ino == before
+    monkeypatch.setenv("NOK_USER", ADMIN)
+    monkeypatch.setenv("NOK_PASSPHRASE", "not the passphrase")
+    assert nok("restore", str(info.path), "--yes").exit_code == 4
+    assert vault_path.stat().st_ino == before
+    assert backup.set_aside(vault_path) == []
+
+
+def test_restore_of_a_lost_vault_needs_an_admin_of_the_backup(
+    unlocked, nok, backups, vault_path, tmp_path, monkeypatch
+):
+    staff.add(unlocked, "bob", passphrase=b"bob's passphrase")
+    info = backup.backup(unlocked.vault, backups, now=NOW, actor="cron")
+    unlocked.close()
+    saved = tmp_path / "erasures-copy"
+    saved.write_text("")
+    shutil.rmtree(vault_path.parent)
+    monkeypatch.setenv("NOK_USER", "bob")
+    monkeypatch.setenv("NOK_PASSPHRASE", "bob's passphrase")
+    refused = nok("restore", str(info.path), "--erasures", str(saved), "--yes")
+    assert refused.exit_code == 11, refused.stderr
+    assert not vault_path.exists()
+
+
+def test_staff_rows_deleted_from_the_live_file_are_not_removed_from_the_restore(
+    unlocked, nok, backups, vault_path
+):
+    """A file writer deletes an admin's row from the live vault before a restore: that is
+    not a removal (no sealed staff.remove entry), so the restored vault keeps the slot."""
+    staff.add(unlocked, "bob", passphrase=b"bob's passphrase", role="admin")
+    info = backup.backup(unlocked.vault, backups, now=NOW, actor="cron")
+    unlocked.close()
+    conn = sqlite3.connect(vault_path)
+    conn.execute("DELETE FROM staff WHERE name = 'bob'")
+    conn.commit()
+    conn.close()
+    result = nok("restore", str(info.path), "--yes", "--json")
+    assert result.exit_code == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert doc["staff_removed"] == []
+    assert [w["kind"] for w in doc["warnings"]] == ["staff-unrecorded"]
+    assert opens(vault_path, "bob", "bob's passphrase")
 
 
 def test_restore_with_only_the_erasure_log_warns_that_removed_staff_are_back(

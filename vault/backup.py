@@ -30,7 +30,7 @@ import stat
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from vault import audit, copies, erasure, files
+from vault import audit, copies, erasure, files, keyring
 from vault.dates import day, timestamp
 from vault.errors import (
     Conflict,
@@ -93,6 +93,7 @@ class RestoreResult:
     live_master_version: int | None
     staff_removed: tuple[str, ...] = ()
     staff_added_since: tuple[str, ...] = ()
+    staff_roles_set: tuple[str, ...] = ()
     warnings: list[audit.Problem] = field(default_factory=list)
 
     def to_json(self) -> dict[str, object]:
@@ -106,6 +107,7 @@ class RestoreResult:
             "live_master_key_version": self.live_master_version,
             "staff_removed": list(self.staff_removed),
             "staff_added_since": list(self.staff_added_since),
+            "staff_roles_set": list(self.staff_roles_set),
             "warnings": [w.to_json() for w in self.warnings],
         }
 
@@ -538,27 +540,101 @@ class _StaffChanges:
     removed: tuple[str, ...] = ()
     added_since: tuple[str, ...] = ()
     kept: tuple[str, ...] = ()
+    # Missing from the live vault without a sealed staff.remove entry: kept, and named.
+    unrecorded: tuple[str, ...] = ()
+    roles: tuple[str, ...] = ()
+    roles_unchanged: tuple[str, ...] = ()
 
 
-def _remove_departed(store: Store, live: _Live, *, now: dt.datetime, actor: str) -> _StaffChanges:
+@dataclass(frozen=True)
+class _Authority:
+    """What the live vault, unlocked by an admin, says about its staff."""
+
+    removed: frozenset[str]
+    roles: dict[str, str]
+    master: bytes = field(repr=False)
+    master_version: int
+
+
+def _authentic_removals(unlocked: Unlocked) -> frozenset[str]:
+    """Names with a ``staff.remove`` entry sealed with the audit key (not just a row gone)."""
+    key = unlocked.vault_key(audit.AUDIT_KEY)
+    with unlocked.store.read():
+        return frozenset(
+            row.object_id
+            for row in unlocked.store.iter_audit()
+            if row.action == "staff.remove"
+            and row.object_id is not None
+            and erasure.authentic_entry(row, key)
+        )
+
+
+def _live_authority(path: Path, actor: str, passphrase: bytes, now: dt.datetime) -> _Authority:
+    """Unlock the live vault as ``actor``, who must be an admin there.
+
+    Raises NoSuchStaff, WrongPassphrase, NotAllowed, IntegrityError: nothing is restored.
+    """
+    with Vault.open(path) as vault:
+        unlocked = vault.unlock(actor, passphrase, now=now)
+        try:
+            unlocked.require_admin("nok restore")
+            with vault.store.read():
+                roles = {row.name: row.role for row in vault.store.list_staff()}
+            return _Authority(
+                _authentic_removals(unlocked), roles, unlocked.master, unlocked.master_version
+            )
+        finally:
+            unlocked.close()
+
+
+def _authorize_copy(copy: Vault, actor: str, passphrase: bytes, now: dt.datetime) -> None:
+    """With the live vault lost: ``actor`` must be an admin of the backup itself."""
+    unlocked = copy.unlock(actor, passphrase, now=now)
+    unlocked.require_admin("nok restore")
+
+
+def _apply_roles(copy: Vault, authority: _Authority, now: dt.datetime, actor: str) -> list[str]:
+    """Give staff in the restored copy their live roles (a demotion since the backup
+    stays); needs the copy to be under the live master key. Returns the names changed."""
+    unlocked = Unlocked(copy, actor, "admin", authority.master, authority.master_version, now)
+    changed = []
+    store = copy.store
+    with store.write():
+        for row in store.list_staff():
+            role = authority.roles.get(row.name)
+            if role is None or role == row.role:
+                continue
+            tag = keyring.role_tag(authority.master, row.name, role, row.public_key)
+            store.update_staff_role(row.name, role, tag)
+            unlocked.record("staff.role", object_id=row.name)
+            changed.append(row.name)
+    return changed
+
+
+def _remove_departed(
+    store: Store, live: _Live, authority: _Authority | None, *, now: dt.datetime, actor: str
+) -> _StaffChanges:
     """Delete again the slots of staff removed from the live vault since the backup.
 
-    Deleting a row needs no key, so this is keyless like the rest of a restore. When no
-    admin would be left, nothing is removed (``kept``): the restored vault must still open.
-    Call inside the write transaction of the restored copy.
+    Only names the live vault's sealed audit trail records as removed: a row deleted from
+    the live file without the key removes no one. When no admin would be left, nothing
+    is removed (``kept``): the restored vault must still open. Call inside the write
+    transaction of the restored copy.
     """
-    if not live.readable:
+    if not live.readable or authority is None:
         return _StaffChanges()
     rows = store.list_staff()
     names = {row.name for row in rows}
-    departed = tuple(sorted(names - live.staff))
+    missing = names - live.staff
+    departed = tuple(sorted(missing & authority.removed))
+    unrecorded = tuple(sorted(missing - authority.removed))
     added = tuple(sorted(live.staff - names))
     if not any(row.role == "admin" and row.name not in departed for row in rows):
-        return _StaffChanges(added_since=added, kept=departed)
+        return _StaffChanges(added_since=added, kept=departed, unrecorded=unrecorded)
     for name in departed:
         store.delete_staff(name)
         audit.append(store, now=now, actor=actor, action="staff.remove-again", object_id=name)
-    return _StaffChanges(removed=departed, added_since=added)
+    return _StaffChanges(removed=departed, added_since=added, unrecorded=unrecorded)
 
 
 def _warnings(info: BackupInfo, live: _Live, changes: _StaffChanges) -> list[audit.Problem]:
@@ -580,6 +656,26 @@ def _warnings(info: BackupInfo, live: _Live, changes: _StaffChanges) -> list[aud
                 "the restored vault without an admin: remove them once an admin is added "
                 "again, then rotate the key (nok key rotate)",
                 {"names": ", ".join(changes.kept)},
+            )
+        )
+    if changes.unrecorded:
+        problems.append(
+            audit.Problem(
+                "staff-unrecorded",
+                "{names} have a key slot in the backup but not in the live vault, and the live "
+                "vault's audit trail holds no sealed record of their removal, so they keep "
+                "their slots: if they left, remove them (nok staff remove) and rotate the key",
+                {"names": ", ".join(changes.unrecorded)},
+            )
+        )
+    if changes.roles_unchanged:
+        problems.append(
+            audit.Problem(
+                "staff-role",
+                "{names} have another role in the live vault than in the backup, which is "
+                "under another master key, so their roles are those of the backup: set them "
+                "again (nok staff role)",
+                {"names": ", ".join(changes.roles_unchanged)},
             )
         )
     if changes.added_since:
@@ -604,6 +700,19 @@ def _warnings(info: BackupInfo, live: _Live, changes: _StaffChanges) -> list[aud
     return problems
 
 
+def _restore_roles(
+    copy: Vault, authority: _Authority | None, now: dt.datetime, actor: str
+) -> tuple[list[str], list[str]]:
+    """(names given their live role, names whose live role differs but could not be set)."""
+    if authority is None:
+        return [], []
+    if copy.master_version() == authority.master_version:
+        return _apply_roles(copy, authority, now, actor), []
+    with copy.store.read():
+        rows = copy.store.list_staff()
+    return [], [r.name for r in rows if authority.roles.get(r.name, r.role) != r.role]
+
+
 def restore(
     backup_path: Path,
     live_path: Path,
@@ -611,8 +720,14 @@ def restore(
     erasures_file: Path | None,
     now: dt.datetime,
     actor: str,
+    passphrase: bytes,
 ) -> RestoreResult:
     """Replace the live vault with a backup, then erase again what was erased since.
+
+    Only an admin may restore: ``actor`` and ``passphrase`` must unlock the live vault as
+    an admin, or, when the live vault cannot be read, the backup itself. (A staff member
+    demoted since the backup is refused while the live vault can be read.) Staff keep
+    their live roles in the restored vault when it is under the live master key.
 
     The erasures come from the live vault's tombstones (when it can still be read), the
     erasure log beside it, and ``erasures_file`` (another copy of that log). With none
@@ -627,6 +742,8 @@ def restore(
             missing, not a vault, too new or damaged; or the erasure log is damaged.
         NotFound: ``erasures_file`` does not exist.
         Conflict: the backup is of another vault, or no erasure record can be read.
+        NoSuchStaff, WrongPassphrase, NotAllowed: not an admin's passphrase; nothing was
+            changed.
         SymlinkRefused, UnsafePermissions, VaultBusy, StorageError: nothing was changed.
     """
     files.refuse_symlinks(live_path)
@@ -641,17 +758,23 @@ def restore(
             live=live.vault_id,
         )
     records, sources = _gather(live_path, live, erasures_file)
+    authority = _live_authority(live_path, actor, passphrase, now) if live.readable else None
     group = live.group if live.readable else info.group
     files.prepare_directory(live_path.parent, group)
     tmp = live_path.with_name(f".{live_path.name}.restore-{os.getpid()}")
     try:
         _copy_in(backup_path, tmp, group)
         with Vault(Store.open(tmp)) as copy:
+            if authority is None:
+                _authorize_copy(copy, actor, passphrase, now)
             with copy.store.write():
                 audit.append(copy.store, now=now, actor=actor, action="vault.restore")
                 meta = {"at": timestamp(now), "backup_taken": info.taken}
                 copy.store.set_setting(RESTORED, json.dumps(meta, separators=(",", ":")))
-                changes = _remove_departed(copy.store, live, now=now, actor=actor)
+            roles, unchanged = _restore_roles(copy, authority, now, actor)
+            with copy.store.write():
+                changes = _remove_departed(copy.store, live, authority, now=now, actor=actor)
+            changes = replace(changes, roles=tuple(roles), roles_unchanged=tuple(unchanged))
             reapplied = erasure.reapply(copy, records, now=now, actor=actor)
             # Rebuild the file so that no page of an erased row survives in it.
             copy.store.vacuum()
@@ -677,5 +800,6 @@ def restore(
         live_master_version=live.master_version,
         staff_removed=changes.removed,
         staff_added_since=changes.added_since,
+        staff_roles_set=changes.roles,
         warnings=_warnings(info, live, changes),
     )

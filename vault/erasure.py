@@ -756,7 +756,7 @@ def _empty_tombstones(store: Store, ids_: Iterable[str], *, now: dt.datetime) ->
     return emptied
 
 
-def _authentic(row: AuditRow, key: bytes) -> bool:
+def authentic_entry(row: AuditRow, key: bytes) -> bool:
     """A sealed entry whose hash and MAC check out: written by a holder of the key."""
     if not isinstance(row.hash, bytes) or not isinstance(row.mac, bytes):
         return False
@@ -782,7 +782,7 @@ def reconcile_sealed(unlocked: Unlocked) -> Reconciled:
             row.consent_id, row.ts, EXPIRED if row.action == "consent.expire" else WITHDRAWN
         )
         for row in rows
-        if row.consent_id is not None and _authentic(row, key)
+        if row.consent_id is not None and authentic_entry(row, key)
     }
     if not records:
         return Reconciled()
