@@ -6,8 +6,8 @@ from typing import Annotated
 
 import typer
 
-from nokcli import context, output
-from nokcli.i18n import _, render
+from nokcli import context, dates, output
+from nokcli.i18n import _, render_vault
 
 app = typer.Typer(
     help=_("The audit trail: who read or changed what, and when (ids only)."),
@@ -31,7 +31,12 @@ def list_(
     ctx: typer.Context,
     since: Annotated[
         str | None,
-        typer.Option(metavar="DATE", help=_("Only entries from this day on, YYYY-MM-DD (UTC).")),
+        typer.Option(
+            metavar="DATE",
+            help=_(
+                "Only entries from this day on (UTC): YYYY-MM-DD, today, yesterday or a weekday."
+            ),
+        ),
     ] = None,
     actor: Annotated[
         str | None, typer.Option(metavar="NAME", help=_("Only entries by this staff member."))
@@ -44,7 +49,9 @@ def list_(
     """List audit entries, oldest first (admins only; reading the trail is recorded too)."""
     from vault import audit
 
-    with context.get(ctx).unlocked() as vault:
+    state = context.get(ctx)
+    since = dates.resolve(since, state.now(), field="--since")
+    with state.unlocked() as vault:
         entries = audit.read_trail(vault, since=since, actor=actor, consent_id=consent)
         if json_out:
             output.emit_json_array(e.to_json() for e in entries)
@@ -93,7 +100,7 @@ def verify(
         )
     else:
         for p in problems:
-            typer.echo(render(p.template, **p.params))
+            typer.echo(render_vault(p.template, p.params))
         if not problems:
             output.info("the audit trail is intact: {count} entries checked", count=count)
         if head is not None:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from nokcli import context, output, reach, records
+from nokcli import context, dates, output, reach, records, vocab
 from nokcli.i18n import _, render
 
 if TYPE_CHECKING:
@@ -65,7 +65,12 @@ def add(
     ] = None,
     given: Annotated[
         str | None,
-        typer.Option(help=_("Date the form was signed, YYYY-MM-DD. Default: today.")),
+        typer.Option(
+            help=_(
+                "Date the form was signed: YYYY-MM-DD, today, yesterday or a weekday. "
+                "Default: today."
+            )
+        ),
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
     print_form: Annotated[
@@ -103,17 +108,18 @@ def add(
         )
     _refuse_existing(form_output)
 
+    state = context.get(ctx)
     data = consents.ConsentInput(
         subject=subject,
         purpose=purpose,
-        categories=tuple(category),
+        categories=tuple(vocab.category_value(c) for c in category),
         under_16=under_16,
         guardian=guardian,
         form_ref=form_ref,
         retain_days=retain_days,
-        given=given,
+        given=dates.resolve(given, state.now(), field="--given"),
     )
-    with context.get(ctx).unlocked() as vault:
+    with state.unlocked() as vault:
         consent = consents.add(vault, data)
         settings = vault.vault.settings()
     if json_out:

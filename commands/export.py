@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from nokcli import context, output
+from nokcli import context, output, vocab
 from nokcli.i18n import _
 
 app = typer.Typer()
@@ -61,7 +61,7 @@ def export(
     if fmt is Format.json:
         text = json.dumps(exporter.to_json(data), ensure_ascii=False, indent=2) + "\n"
     else:
-        text = exporter.to_markdown(data, _)
+        text = exporter.to_markdown(data, vocab.translate_export)
     if out is None:
         typer.echo(text, nl=False)
         return

@@ -11,7 +11,7 @@ from typing import IO, TYPE_CHECKING, Annotated
 import typer
 
 from nokcli import context, output
-from nokcli.i18n import _, render
+from nokcli.i18n import _, render_vault
 
 if TYPE_CHECKING:
     from vault.importer import ImportRejected, Progress, Summary
@@ -42,7 +42,7 @@ def _source(name: str) -> Iterator[IO[bytes]]:
 
 def _report(rejected: ImportRejected) -> None:
     for problem in rejected.problems:
-        text = render(problem.error.template, **problem.error.params)
+        text = render_vault(problem.error.template, problem.error.params)
         if problem.note is None:
             output.info("line {line}: {problem}", line=problem.line, problem=text)
         else:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from nokcli import context, output, records
+from nokcli import context, dates, output, records, vocab
 from nokcli.i18n import _, render
 
 if TYPE_CHECKING:
@@ -49,9 +49,14 @@ def add(
         str | None,
         typer.Option(help=_("The note. Default: standard input, else $EDITOR.")),
     ] = None,
-    kind: Annotated[str, typer.Option(help=KIND_HELP)] = "one-to-one",
+    kind: Annotated[str, typer.Option(help=KIND_HELP, show_default=False)] = "one-to-one",
     date: Annotated[
-        str | None, typer.Option(help=_("Date of the contact, YYYY-MM-DD. Default: today."))
+        str | None,
+        typer.Option(
+            help=_(
+                "Date of the contact: YYYY-MM-DD, today, yesterday or a weekday. Default: today."
+            )
+        ),
     ] = None,
     yes: Annotated[
         bool, typer.Option("--yes", "-y", help=_("Save a note over the length guideline."))
@@ -62,8 +67,9 @@ def add(
     from vault import notes
     from vault.errors import KeysRotated
 
-    notes.check_kind(kind)
+    kind = vocab.kind(kind)
     state = context.get(ctx)
+    date = dates.resolve(date, state.now(), field="--date")
     with state.unlocked() as vault:
         body = _read_text(text)
         if notes.check_length(vault, body) is notes.Length.LONG and not yes:
@@ -113,14 +119,21 @@ def list_(
         str | None, typer.Option("--consent", help=_("Only notes under this consent."))
     ] = None,
     since: Annotated[
-        str | None, typer.Option(help=_("Only notes dated on or after YYYY-MM-DD."))
+        str | None,
+        typer.Option(
+            help=_(
+                "Only notes dated on or after this day: YYYY-MM-DD, today, yesterday or a weekday."
+            )
+        ),
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
 ) -> None:
     """List notes by date (a preview of each; 'nok note show ID' for the whole note)."""
     from vault import notes
 
-    with context.get(ctx).unlocked() as vault:
+    state = context.get(ctx)
+    since = dates.resolve(since, state.now(), field="--since")
+    with state.unlocked() as vault:
         _print_notes(notes.list_notes(vault, consent_id=consent, since=since), json_out)
 
 
@@ -141,7 +154,12 @@ def search(
         str | None, typer.Option("--consent", help=_("Only notes under this consent."))
     ] = None,
     since: Annotated[
-        str | None, typer.Option(help=_("Only notes dated on or after YYYY-MM-DD."))
+        str | None,
+        typer.Option(
+            help=_(
+                "Only notes dated on or after this day: YYYY-MM-DD, today, yesterday or a weekday."
+            )
+        ),
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
 ) -> None:
@@ -150,7 +168,9 @@ def search(
 
     if text == "-":
         text = sys.stdin.readline()
-    with context.get(ctx).unlocked() as vault:
+    state = context.get(ctx)
+    since = dates.resolve(since, state.now(), field="--since")
+    with state.unlocked() as vault:
         _print_notes(vault_search.search(vault, text, consent_id=consent, since=since), json_out)
 
 
@@ -173,7 +193,7 @@ def show(
             (_("id"), note.id),
             (_("consent"), note.consent_id),
             (_("date"), note.date),
-            (_("kind"), note.kind),
+            (_("kind"), vocab.kind_shown(note.kind)),
             (_("author"), note.author),
         ]
     )

@@ -10,7 +10,7 @@ import typer
 
 from commands.passwd import ENV_NEW, NEW_FILE_HELP
 from nokcli import context, output, passphrase
-from nokcli.i18n import _, render
+from nokcli.i18n import N_, _, render
 
 if TYPE_CHECKING:
     from vault.staff import Removal, StaffMember
@@ -165,10 +165,9 @@ def _offer_rotation() -> str | None:
     # The removal is already committed: Ctrl-C here declines the rotation, it does not
     # mean "nothing was changed" (exit 130).
     try:
-        agreed = typer.confirm(
+        agreed = output.ask(
             _("Rotate the master key now (takes seconds; closes the master-key gap)?"),
             default=True,
-            err=True,
         )
     except typer.Abort:
         agreed = False
@@ -197,17 +196,17 @@ def _explain(r: Removal) -> None:
 
 # Templates, translated when output.info renders them.
 _GAP_TEXT = {
-    "old-copy": (
+    "old-copy": N_(
         "  - an old copy of the vault file (a backup, a copy on a laptop) still opens with "
         "{name}'s passphrase and shows what it held then; no rotation closes this: delete "
         "or lock away old copies, and let old backups expire"
     ),
-    "master-key": (
+    "master-key": N_(
         "  - {name} may have kept the master key (version {version}, made {created}); with "
         "it and any later copy of the file they could read all {consents} consent(s) and "
         "{notes} note(s); close this with 'nok key rotate'"
     ),
-    "data-keys": (
+    "data-keys": N_(
         "  - {name} may have kept the data keys of those {consents} consent(s); with them and "
         "a later copy of the file they could read those consents' notes, new ones too; close "
         "this with 'nok key rotate --deep'"

@@ -7,9 +7,26 @@ from typing import Annotated
 import typer
 
 from nokcli import context, output, reach
-from nokcli.i18n import _
+from nokcli.i18n import N_, _
 
 app = typer.Typer()
+
+
+LABELS = {
+    "vault": N_("vault"),
+    "vault_id": N_("vault id"),
+    "schema_version": N_("schema version"),
+    "master_key_version": N_("master key version"),
+    "master_key_created": N_("master key created"),
+    "master_key_age_days": N_("master key age (days)"),
+    "active_consents": N_("active consents"),
+    "ended_consents": N_("ended consents"),
+    "notes": N_("notes"),
+    "staff": N_("staff"),
+    "next_deadline": N_("next deadline"),
+    "rotation_pending": N_("rotation pending"),
+    "backups_recorded": N_("backups recorded"),
+}
 
 
 @app.command()
@@ -44,7 +61,7 @@ def status(
         output.emit_json({**data, "set_aside_files": [str(p) for p in aside], **backups.to_json()})
         return
     data["backups_recorded"] = backups.recorded
-    output.emit_record([(_(k.replace("_", " ")), v) for k, v in data.items()])
+    output.emit_record([(_(LABELS.get(k, k)), v) for k, v in data.items()])
     if st.rotation_pending:
         output.warn("a key rotation is unfinished; finish it with 'nok key rotate --resume'")
     for path in aside:

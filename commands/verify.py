@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from nokcli import context, output
-from nokcli.i18n import _, render
+from nokcli.i18n import _, render_vault
 
 app = typer.Typer()
 
@@ -70,7 +70,7 @@ def verify(
         output.emit_json(report.to_json())
     else:
         for p in report.problems:
-            typer.echo(render(p.template, **p.params))
+            typer.echo(render_vault(p.template, p.params))
         c = report.checked
         output.info(
             "checked {consents} consent(s), {notes} note(s), {ciphertexts} ciphertext(s), "

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import inspect
 import os
 import traceback
 from pathlib import Path
@@ -13,9 +14,9 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from nokcli import output
+from nokcli import output, usage
 from nokcli.context import Context
-from nokcli.i18n import _, render
+from nokcli.i18n import _, render, render_vault
 from vault.errors import ExitCode, NokError
 
 VERSION = "0.1.0"
@@ -41,20 +42,35 @@ COMMAND_MODULES: tuple[tuple[str, str | None], ...] = (
 )
 
 
+usage.install()
+
+
 class NokGroup(TyperGroup):
     """Turns every error into ``nok: error: ...`` and an exit code; no tracebacks."""
+
+    def make_context(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().make_context(*args, **kwargs)
+        except typer.TyperException as exc:
+            if not usage.is_usage_error(exc):
+                raise
+            raise typer.Exit(usage.report(exc)) from None
 
     def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
         except NokError as exc:
-            output.error(render(exc.template, **exc.params), _hint(exc))
+            output.error(render_vault(exc.template, exc.params), _hint(exc))
             raise typer.Exit(exc.exit_code) from None
         except (KeyboardInterrupt, typer.Abort):
             # typer.Abort is Ctrl-C or end of input at a prompt.
             output.error(_("interrupted; the vault is unchanged by the unfinished step"))
             raise typer.Exit(ExitCode.INTERRUPTED) from None
-        except (typer.Exit, typer.TyperException):
+        except typer.TyperException as exc:
+            if not usage.is_usage_error(exc):
+                raise
+            raise typer.Exit(usage.report(exc)) from None
+        except typer.Exit:
             raise
         except Exception as exc:
             if os.environ.get("NOK_DEBUG"):
@@ -69,7 +85,7 @@ class NokGroup(TyperGroup):
 def _hint(exc: NokError) -> str | None:
     if exc.hint_template is None:
         return None
-    return render(exc.hint_template, **exc.params)
+    return render_vault(exc.hint_template, exc.params)
 
 
 app = typer.Typer(
@@ -158,8 +174,20 @@ def root(
     ctx.obj = Context.build(vault, as_user, passphrase_file, busy_timeout)
 
 
+def _translate_docstrings(sub: typer.Typer) -> None:
+    """Typer shows a command's docstring as its help; show the catalogue's translation.
+    (nokcli.i18n_tools extracts every command's docstring, cleaned as inspect.getdoc does.)"""
+    for info in (*sub.registered_commands, sub.registered_callback):
+        if info is not None and info.help is None and info.callback is not None:
+            doc = inspect.getdoc(info.callback)
+            if doc:
+                info.help = _(doc)
+
+
+_translate_docstrings(app)
 for _module, _name in COMMAND_MODULES:
     _sub = importlib.import_module(f"commands.{_module}").app
+    _translate_docstrings(_sub)
     if _name is None:
         app.add_typer(_sub)
     else:

@@ -6,6 +6,7 @@ names another file). Command-line options and environment variables win over it:
     vault = "/srv/nok/center.db"   # shared vault made with nok init --group
     user = "anne"                  # staff name, if it differs from the login name
     busy_timeout = 30              # seconds to wait for another nok process
+    language = "nb"                # nb (bokmål) or en; NOK_LANG wins, then this, then LANG
 
 Passphrases never belong here.
 """
@@ -19,7 +20,13 @@ from pathlib import Path
 
 from vault.errors import BadInput
 
-KEYS: dict[str, type | tuple[type, ...]] = {"vault": str, "user": str, "busy_timeout": (int, float)}
+KEYS: dict[str, type | tuple[type, ...]] = {
+    "vault": str,
+    "user": str,
+    "busy_timeout": (int, float),
+    "language": str,
+}
+LANGUAGE_CODES = ("nb", "no", "nn", "en")
 
 
 @dataclass(frozen=True)
@@ -27,6 +34,7 @@ class Config:
     vault: Path | None = None
     user: str | None = None
     busy_timeout: float | None = None
+    language: str | None = None
 
 
 def config_path() -> Path:
@@ -64,10 +72,16 @@ def load(path: Path | None = None) -> Config:
             )
         if not isinstance(value, expected) or isinstance(value, bool):
             raise BadInput("{key} in {path} has the wrong type", key=key, path=path)
+    language = data.get("language")
+    if language is not None and language.split("_")[0].lower() not in LANGUAGE_CODES:
+        raise BadInput(
+            "language in {path} must be one of: {known}", path=path, known=", ".join(LANGUAGE_CODES)
+        )
     vault = data.get("vault")
     timeout = data.get("busy_timeout")
     return Config(
         vault=Path(vault).expanduser() if vault else None,
         user=data.get("user"),
         busy_timeout=float(timeout) if timeout is not None else None,
+        language=language,
     )

@@ -116,7 +116,9 @@ def parse_now(text: str | None) -> dt.datetime:
     """``--now YYYY-MM-DD`` for purges run on behalf of another day; noon UTC of that day."""
     if text is None:
         return utcnow()
-    day = parse_day(text, field="--now")
+    from nokcli import dates
+
+    day = parse_day(dates.resolve(text, utcnow(), field="--now") or text, field="--now")
     return dt.datetime(day.year, day.month, day.day, 12, tzinfo=dt.UTC)
 
 

@@ -13,10 +13,9 @@ from typing import Any
 
 import typer
 
-from nokcli.i18n import _, render
+from nokcli import i18n
+from nokcli.i18n import N_, _, render
 from vault.errors import ExitCode
-
-PREFIX = "nok"
 
 
 def emit_json(document: Any) -> None:
@@ -77,13 +76,42 @@ def _shown(value: Any) -> Any:
     return value
 
 
-def confirm(question: str, *, declined: str = "nothing was changed") -> None:
+# The answers a question takes, by language; English answers work in Norwegian too.
+ANSWERS = {
+    "en": ({"y", "yes"}, {"n", "no"}),
+    "nb": ({"j", "ja", "y", "yes"}, {"n", "nei", "no"}),
+}
+
+
+def ask(question: str, *, default: bool = False) -> bool:
+    """A yes/no question on stderr, answered j/ja/n/nei in Norwegian, y/yes/n/no in English.
+
+    An empty answer is the default; anything else is asked again. Ctrl-C or end of input
+    raise typer.Abort (exit 130 in nokcli.app).
+    """
+    yes, no = ANSWERS.get(i18n.LANGUAGE, ANSWERS["en"])
+    choices = _("[Y/n]") if default else _("[y/N]")
+    while True:
+        answer = typer.prompt(
+            f"{question} {choices}", default="", show_default=False, err=True
+        ).strip()
+        word = answer.casefold()
+        if not word:
+            return default
+        if word in yes:
+            return True
+        if word in no:
+            return False
+        info("please answer {yes} or {no}", yes=_("y"), no=_("n"))
+
+
+def confirm(question: str, *, declined: str | None = None) -> None:
     """Ask a yes/no question on stderr; anything but yes exits 130 having changed nothing.
 
     Ctrl-C or end of input at the question ends the same way (see nokcli.app).
     """
-    if not typer.confirm(question, default=False, err=True):
-        info(declined)
+    if not ask(question):
+        info(declined or N_("nothing was changed"))
         raise typer.Exit(ExitCode.INTERRUPTED)
 
 
@@ -92,10 +120,10 @@ def info(template: str, **params: object) -> None:
 
 
 def warn(template: str, **params: object) -> None:
-    typer.echo(f"{PREFIX}: warning: {render(template, **params)}", err=True)
+    typer.echo(render("nok: warning: {message}", message=render(template, **params)), err=True)
 
 
 def error(message: str, hint: str | None = None) -> None:
-    typer.echo(f"{PREFIX}: error: {message}", err=True)
+    typer.echo(render("nok: error: {message}", message=message), err=True)
     if hint:
-        typer.echo(f"{PREFIX}: hint: {hint}", err=True)
+        typer.echo(render("nok: hint: {message}", message=hint), err=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from nokcli import vocab
 from nokcli.i18n import _
 
 if TYPE_CHECKING:
@@ -23,27 +24,33 @@ CONSENT_HEADERS = (
 
 def consent_row(c: Consent) -> tuple[Any, ...]:
     subject = c.subject if c.subject is not None else _("(erased)")
-    categories = ", ".join(c.categories) if c.categories else ""
-    return (c.id, c.status, subject, c.given, c.retain_until, categories)
+    return (
+        c.id,
+        vocab.state_shown(c.status),
+        subject,
+        c.given,
+        c.retain_until,
+        vocab.categories_shown(c.categories),
+    )
 
 
 def consent_pairs(c: Consent) -> list[tuple[str, Any]]:
     if c.subject is None:
         return [
             (_("id"), c.id),
-            (_("status"), c.status),
+            (_("status"), vocab.state_shown(c.status)),
             (_("given"), c.given),
             (_("ended"), c.ended),
-            (_("reason"), c.end_reason),
+            (_("reason"), vocab.state_shown(c.end_reason)),
             (_("recorded by"), c.ended_by),
             (_("personal data"), _("erased")),
         ]
     return [
         (_("id"), c.id),
-        (_("status"), c.status),
+        (_("status"), vocab.state_shown(c.status)),
         (_("subject"), c.subject),
         (_("purpose"), c.purpose),
-        (_("categories"), ", ".join(c.categories or ())),
+        (_("categories"), vocab.categories_shown(c.categories)),
         (_("given"), c.given),
         (_("under 16"), _("yes") if c.under_16 else _("no")),
         (_("guardian"), c.guardian),
@@ -60,4 +67,4 @@ PREVIEW = 60
 def note_row(n: Note) -> tuple[Any, ...]:
     flat = " ".join(n.text.split())
     preview = flat if len(flat) <= PREVIEW else flat[: PREVIEW - 1] + "…"
-    return (n.id, n.consent_id, n.date, n.kind, preview)
+    return (n.id, n.consent_id, n.date, vocab.kind_shown(n.kind), preview)

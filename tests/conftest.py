@@ -38,6 +38,13 @@ nok_testclock.install(os.environ["NOKTEST_CLOCK"])
 # For subprocesses started with an environment of their own (cron- and systemd-like jobs).
 CLOCK_ENV = {"NOKTEST_CLOCK": os.environ["NOKTEST_CLOCK"], "PYTHONPATH": os.environ["PYTHONPATH"]}
 
+# The suite speaks English whatever the developer's locale or configuration file; tests of
+# the Norwegian interface ask for it (tests/test_i18n.py). Set before nokcli.i18n is imported.
+for _var in ("LC_ALL", "LC_MESSAGES", "LANGUAGE", "NOK_LANG"):
+    os.environ.pop(_var, None)
+os.environ["LANG"] = "C.UTF-8"
+os.environ["NOK_CONFIG"] = os.devnull
+
 from typer.testing import CliRunner  # noqa: E402
 
 from nokcli.app import app  # noqa: E402

@@ -280,7 +280,7 @@ def test_audit_list_filters(trail, nok):
 def test_audit_list_refuses_bad_input(trail, nok):
     _, raw = trail
     count = raw.execute("SELECT count(*) FROM audit").fetchone()[0]
-    for args in (("--since", "yesterday"), ("--consent", "C-not-an-id")):
+    for args in (("--since", "last week"), ("--consent", "C-not-an-id")):
         result = nok("audit", "list", *args)
         assert result.exit_code == 2
         assert result.stderr.startswith("nok: error:")

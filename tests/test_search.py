@@ -138,6 +138,6 @@ def test_cli_search(cli_vault):
     assert (empty.exit_code, empty.stdout) == (0, "")
     assert "no notes found" in empty.stderr
 
-    bad = nok("note", "search", "x", "--since", "yesterday")
+    bad = nok("note", "search", "x", "--since", "last week")
     assert bad.exit_code == 2
     assert bad.stdout == ""

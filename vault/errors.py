@@ -161,7 +161,7 @@ class InactiveConsent(Conflict):
 
 class NotAllowed(NokError):
     exit_code = ExitCode.NOT_ALLOWED
-    template = "{name} has role {role}; this needs {needed}"
+    template = "{name} has role {role}; {action} needs the role {needed}"
     hint_template = "ask an admin"
 
 

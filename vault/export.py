@@ -5,7 +5,8 @@ about it (who read or changed their data, and when). It comes as a dict for JSON
 markdown a person can read. Making one is recorded in the trail (``export.consent``).
 
 Markdown sentences are templates with named placeholders passed through ``translate``,
-so the command line can hand in its gettext catalogue; the library stays English.
+so the command line can hand in its gettext catalogue; the library stays English. The
+stored words for note kinds, data categories and a consent's status go through it too.
 """
 
 from __future__ import annotations
@@ -120,14 +121,14 @@ def _consent_lines(c: Consent, t: Translate) -> list[str]:
             t(
                 "It ended on {ended} ({reason}). Everything personal under it has been "
                 "erased; only this record that it existed is kept."
-            ).format(ended=_when(c.ended or ""), reason=c.end_reason or c.status)
+            ).format(ended=_when(c.ended or ""), reason=t(c.end_reason or c.status))
         )
         return lines
     lines += [
         t("You are registered under the name {subject}.").format(subject=_inline(c.subject)),
         t("The purpose you agreed to is “{purpose}”.").format(purpose=_inline(c.purpose or "")),
         t("It covers these kinds of data: {categories}.").format(
-            categories=", ".join(_inline(x) for x in c.categories or ())
+            categories=", ".join(_inline(t(x)) for x in c.categories or ())
         ),
     ]
     if c.under_16:
@@ -157,7 +158,7 @@ def _note_lines(held: list[Note], t: Translate) -> list[str]:
             t("### Note {id}").format(id=n.id),
             "",
             t("On {date} ({kind}), {author} wrote:").format(
-                date=n.date, kind=n.kind, author=_inline(n.author or "")
+                date=n.date, kind=t(n.kind), author=_inline(n.author or "")
             ),
             "",
             *_block(n.text),

@@ -349,7 +349,7 @@ class Unlocked:
     def require_admin(self, action: str) -> None:
         """Raises NotAllowed unless this staff member is an admin."""
         if self.role != "admin":
-            raise NotAllowed(name=self.name, role=self.role, needed=f"admin ({action})")
+            raise NotAllowed(name=self.name, role=self.role, needed="admin", action=action)
 
     def data_key(self, row: ConsentRow) -> bytes:
         """The consent's data key.

@@ -1,0 +1,127 @@
+"""Note kinds and data categories in the user's words.
+
+The vault stores one language-neutral value (``phone``); people type and read their own
+word for it (``telefon``). Both languages' words are accepted whatever the interface
+language, so a note typed from an English cheat sheet works on a Norwegian machine.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+
+from nokcli.i18n import _, pgettext
+from vault.errors import BadInput
+
+# Stored value -> the Norwegian words accepted for it (the first is how it is shown).
+KIND_WORDS: dict[str, tuple[str, ...]] = {
+    "one-to-one": ("enesamtale",),
+    "phone": ("telefon", "telefonsamtale"),
+    "group": ("gruppe",),
+    "next-of-kin": ("pårørende", "pårørendesamtale"),
+    "open-house": ("åpent hus", "åpent-hus"),
+    "outreach": ("oppsøkende",),
+    "follow-up-plan": ("oppfølgingsplan",),
+    "other": ("annet",),
+}
+CATEGORY_WORDS: dict[str, tuple[str, ...]] = {
+    "contact": ("kontaktopplysninger", "kontakt"),
+    "conversation-notes": ("samtalenotater", "samtalenotat"),
+    "safety": ("sikkerhet",),
+    "health": ("helse",),
+    "follow-up-plan": ("oppfølgingsplan",),
+    "next-of-kin": ("pårørende",),
+}
+
+
+def _kinds_shown() -> dict[str, str]:
+    # Literal calls, so that nokcli.i18n_tools finds each word for the catalogue.
+    return {
+        "one-to-one": pgettext("note kind", "one-to-one"),
+        "phone": pgettext("note kind", "phone"),
+        "group": pgettext("note kind", "group"),
+        "next-of-kin": pgettext("note kind", "next-of-kin"),
+        "open-house": pgettext("note kind", "open-house"),
+        "outreach": pgettext("note kind", "outreach"),
+        "follow-up-plan": pgettext("note kind", "follow-up-plan"),
+        "other": pgettext("note kind", "other"),
+    }
+
+
+def _categories_shown() -> dict[str, str]:
+    return {
+        "contact": pgettext("data category", "contact"),
+        "conversation-notes": pgettext("data category", "conversation-notes"),
+        "safety": pgettext("data category", "safety"),
+        "health": pgettext("data category", "health"),
+        "follow-up-plan": pgettext("data category", "follow-up-plan"),
+        "next-of-kin": pgettext("data category", "next-of-kin"),
+    }
+
+
+def _states_shown() -> dict[str, str]:
+    # A consent's status, and why it ended (the tombstone's reason).
+    return {
+        "active": pgettext("consent status", "active"),
+        "withdrawn": pgettext("consent status", "withdrawn"),
+        "expired": pgettext("consent status", "expired"),
+        "withdrawn-by-guardian": pgettext("consent status", "withdrawn-by-guardian"),
+        "registered-in-error": pgettext("consent status", "registered-in-error"),
+    }
+
+
+def _word(text: str) -> str:
+    return " ".join(unicodedata.normalize("NFC", text).casefold().split())
+
+
+def _stored(text: str, words: dict[str, tuple[str, ...]]) -> str:
+    typed = _word(text)
+    for value, aliases in words.items():
+        if typed == value or typed in aliases:
+            return value
+    return text
+
+
+def kind(text: str) -> str:
+    """The stored kind for a word typed in either language.
+
+    Raises:
+        BadInput: not a kind; the message lists the kinds in the user's language.
+    """
+    value = _stored(text, KIND_WORDS)
+    if value not in KIND_WORDS:
+        raise BadInput(
+            "unknown note kind {kind!r}; use one of: {kinds}",
+            kind=text,
+            kinds=", ".join(kind_shown(v) for v in KIND_WORDS),
+        )
+    return value
+
+
+def category_value(text: str) -> str:
+    """The stored category for a typed word; a center's own category passes unchanged."""
+    return _stored(text, CATEGORY_WORDS)
+
+
+def kind_shown(value: str) -> str:
+    return _kinds_shown().get(value, value)
+
+
+def category_shown(value: str) -> str:
+    return _categories_shown().get(value, value)
+
+
+def state_shown(value: str | None) -> str | None:
+    """A consent's status or end reason as the user reads it."""
+    return _states_shown().get(value, value) if value is not None else None
+
+
+def translate_export(text: str) -> str:
+    """The export's translate: its sentence templates, and the stored words it shows."""
+    for shown in (_kinds_shown(), _categories_shown(), _states_shown()):
+        if text in shown:
+            return shown[text]
+    return _(text)
+
+
+def categories_shown(values: tuple[str, ...] | list[str] | None) -> str:
+    return ", ".join(category_shown(v) for v in values or ())
