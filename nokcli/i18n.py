@@ -24,6 +24,7 @@ LOCALEDIR = Path(__file__).parent / "locale"
 LANGUAGES = ("en", "nb")
 NORWEGIAN = ("nb", "no", "nn")
 PHRASE = "phrase"
+STATUS = "consent status"
 
 
 def normalise(value: str) -> str:
@@ -103,12 +104,21 @@ def render(template: str, **params: object) -> str:
     return _(template).format(**params)
 
 
+def _phrase(text: str) -> str:
+    for context in (PHRASE, STATUS):
+        shown = pgettext(context, text)
+        if shown != text:
+            return shown
+    return text
+
+
 def render_vault(template: str, params: Mapping[str, object]) -> str:
     """A vault error's or problem's message in the user's language.
 
     Besides the template, the library passes a few English phrases as parameters ("staff
-    member", "the vault file"); those are catalogue entries too, in the context ``phrase``.
-    Ids, paths, names and numbers have no entry there and pass unchanged.
+    member", "the vault file"); those are catalogue entries too, in the context ``phrase``,
+    and so is a consent's status ("withdrawn"). Ids, paths, names and numbers have no
+    entry there and pass unchanged.
     """
-    shown = {k: pgettext(PHRASE, v) if isinstance(v, str) else v for k, v in params.items()}
+    shown = {k: _phrase(v) if isinstance(v, str) else v for k, v in params.items()}
     return _(template).format(**shown)
