@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from nokcli import context, output
+from nokcli import context, output, vocab
 from nokcli.i18n import _, render
 
 app = typer.Typer()
@@ -96,12 +96,12 @@ def _emit_table(shown: dict[str, object]) -> None:
     typer.echo(render("Figures for {year}", year=shown["year"]))
     typer.echo("")
     output.emit_record([(label, shown[key]) for key, label in LABELS])
-    for key, title in (
-        ("contacts_by_kind", _("contacts by kind")),
-        ("contacts_by_month", _("contacts by month")),
+    for key, title, label in (
+        ("contacts_by_kind", _("contacts by kind"), vocab.kind_shown),
+        ("contacts_by_month", _("contacts by month"), str),
     ):
         values = shown[key]
         assert isinstance(values, dict)
         typer.echo("")
         typer.echo(title)
-        output.emit_record([(f"  {k}", v) for k, v in values.items()])
+        output.emit_record([(f"  {label(k)}", v) for k, v in values.items()])
