@@ -39,6 +39,8 @@ COMMAND_MODULES: tuple[tuple[str, str | None], ...] = (
     ("export", None),
     ("backup", None),
     ("stats", None),
+    ("shell", None),
+    ("completion", None),
 )
 
 
@@ -171,6 +173,8 @@ def root(
     with contextlib.suppress(ValueError, OSError):
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     editor.wipe_leftovers()
+    if isinstance(ctx.obj, Context):
+        return  # a command typed in `nok shell`, which brings its session's Context
     ctx.obj = Context.build(vault, as_user, passphrase_file, busy_timeout)
 
 
@@ -196,6 +200,11 @@ for _module, _name in COMMAND_MODULES:
 
 def main() -> None:
     """Console-script entry point."""
+    if os.environ.get("NOK_COMPLETE"):
+        from nokcli import complete  # a tab press in bash, zsh or fish: `nok completion`
+
+        complete.answer(typer.main.get_command(app))
+        return
     app(prog_name="nok")
 
 

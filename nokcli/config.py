@@ -7,6 +7,7 @@ names another file). Command-line options and environment variables win over it:
     user = "anne"                  # staff name, if it differs from the login name
     busy_timeout = 30              # seconds to wait for another nok process
     language = "nb"                # nb (bokmål) or en; NOK_LANG wins, then this, then LANG
+    idle_lock_minutes = 5          # nok shell drops its keys after this long unused
 
 Passphrases never belong here.
 """
@@ -25,8 +26,10 @@ KEYS: dict[str, type | tuple[type, ...]] = {
     "user": str,
     "busy_timeout": (int, float),
     "language": str,
+    "idle_lock_minutes": (int, float),
 }
 LANGUAGE_CODES = ("nb", "no", "nn", "en")
+>>>>>>> 3391bc8 (shell: nok shell (one unlock per session: idle lock, no history, Ctrl-C cancels the command, keys re-checked before each command); nok completion bash|zsh|fish (keyless ids))
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,7 @@ class Config:
     user: str | None = None
     busy_timeout: float | None = None
     language: str | None = None
+    idle_lock_minutes: float | None = None
 
 
 def config_path() -> Path:
@@ -79,9 +83,11 @@ def load(path: Path | None = None) -> Config:
         )
     vault = data.get("vault")
     timeout = data.get("busy_timeout")
+    idle = data.get("idle_lock_minutes")
     return Config(
         vault=Path(vault).expanduser() if vault else None,
         user=data.get("user"),
         busy_timeout=float(timeout) if timeout is not None else None,
         language=language,
+        idle_lock_minutes=float(idle) if idle is not None else None,
     )

@@ -16,6 +16,7 @@ from vault.dates import parse_day, utcnow
 from vault.files import default_vault_path
 
 if TYPE_CHECKING:
+    from nokcli.shell import Session
     from vault.erasure import Reconciled
     from vault.session import Unlocked, Vault
 
@@ -38,6 +39,8 @@ class Context:
     busy_timeout: float = DEFAULT_BUSY_TIMEOUT
     # Consents erased again when this command opened the vault (nok verify reports them).
     reconciled: list[Reconciled] = field(default_factory=list)
+    # Inside `nok shell`: the one unlock that every command it runs borrows.
+    session: Session | None = None
 
     @classmethod
     def build(
@@ -102,9 +105,21 @@ class Context:
             raise
         return unlocked
 
+    def reconcile_held(self, unlocked: Unlocked) -> None:
+        """For an unlock held across commands (nok shell): the erasing again that
+        :meth:`open` and :meth:`unlock` do for each command on the command line."""
+        from vault import erasure
+
+        self._reconciled(erasure.reconcile(unlocked.vault, now=self.now()))
+        self._reconciled(erasure.reconcile_sealed(unlocked))
+
     @contextlib.contextmanager
     def unlocked(self) -> Iterator[Unlocked]:
-        """The unlocked vault for the length of a ``with`` block, then closed."""
+        """The unlocked vault for the length of a ``with`` block, then closed (in ``nok
+        shell``: the session's, checked again and kept open)."""
+        if self.session is not None:
+            yield self.session.current()
+            return
         vault = self.unlock()
         try:
             yield vault

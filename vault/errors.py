@@ -155,6 +155,20 @@ class KeysRotated(Conflict):
     )
 
 
+class SlotChanged(Conflict):
+    """A held unlock (``nok shell``) is outdated: the staff member's slot or role changed."""
+
+    template = (
+        "the key slot of {name} changed since it was unlocked (a reset, a new role or a removal)"
+    )
+
+
+class VaultReplaced(Conflict):
+    """A held unlock (``nok shell``) is outdated: another file now has the vault's name."""
+
+    template = "the vault file {path} was replaced since it was unlocked (a restore?)"
+
+
 class InactiveConsent(Conflict):
     template = "consent {id} is {status}; nothing can be added under it"
 

@@ -29,6 +29,15 @@ def side_files(path: Path) -> list[Path]:
     return [path.with_name(path.name + suffix) for suffix in SIDE_SUFFIXES]
 
 
+def identity(path: Path) -> tuple[int, int] | None:
+    """Device and inode of ``path`` (None if it is gone): a file put in its place differs."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
+
+
 def refuse_symlinks(path: Path) -> None:
     """Raises SymlinkRefused if the vault or one of its side files is a symlink."""
     for candidate in (path, *side_files(path)):

@@ -56,5 +56,20 @@ def parse_id(text: str, prefix: str, what: str) -> str:
     return f"{prefix}-{_group(raw)}"
 
 
+def typed_start(text: str, prefix: str) -> str | None:
+    """The canonical beginning of an id from its first typed characters (for completion).
+
+    ``c7k2m`` gives ``C-7K2M-``; None when ``text`` cannot begin an id of this kind.
+    """
+    raw = text.strip().upper().replace("-", "").replace(" ", "")
+    # While completing, a leading prefix letter is always read as the prefix.
+    raw = raw.removeprefix(prefix).translate(_LOOKALIKES)
+    size = _LENGTHS[prefix]
+    if len(raw) > size or any(ch not in ALPHABET for ch in raw):
+        return None
+    dash = "-" if raw and len(raw) % 4 == 0 and len(raw) < size else ""
+    return f"{prefix}-{_group(raw)}{dash}"
+
+
 def example(prefix: str) -> str:
     return f"{prefix}-{_group('7K2M9Q4F3X'[: _LENGTHS[prefix]])}"

@@ -13,7 +13,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TypeVar
 
-from vault import audit, crypto, files, keyring, slots
+from vault import audit, crypto, files, ids, keyring, slots
 from vault.dates import timestamp
 from vault.errors import (
     BadInput,
@@ -21,7 +21,9 @@ from vault.errors import (
     KeysRotated,
     NoSuchStaff,
     NotAllowed,
+    SlotChanged,
     VaultExists,
+    VaultReplaced,
 )
 from vault.store import DEFAULT_BUSY_TIMEOUT, ConsentRow, StaffRow, Store
 
@@ -108,6 +110,7 @@ class Vault:
 
     def __init__(self, store: Store) -> None:
         self.store = store
+        self.identity = files.identity(store.path)
 
     @property
     def path(self) -> Path:
@@ -176,17 +179,10 @@ class Vault:
                 store.set_setting(key, value)
             if group is not None:
                 store.set_setting("group", group)
-            store.insert_staff(
-                new_staff_row(
-                    master,
-                    1,
-                    name=admin,
-                    role="admin",
-                    passphrase=passphrase,
-                    params=params,
-                    now=now,
-                )
+            row = new_staff_row(
+                master, 1, name=admin, role="admin", passphrase=passphrase, params=params, now=now
             )
+            store.insert_staff(row)
             audit_key = crypto.new_key()
             store.put_vault_key(
                 audit.AUDIT_KEY,
@@ -197,7 +193,7 @@ class Vault:
             )
             audit.append(store, now=now, actor=admin, action="vault.init", key=audit_key)
         vault = cls(store)
-        return Unlocked(vault, admin, "admin", master, 1, now)
+        return Unlocked(vault, admin, "admin", master, 1, now, row.public_key)
 
     def master_version(self) -> int:
         return int(self.store.get_setting("master_version") or 0)
@@ -224,6 +220,19 @@ class Vault:
                 rotation_pending=rotation,
             )
 
+    def known_ids(self, kind: str, typed: str, *, limit: int = 100) -> list[str]:
+        """Ids that could complete ``typed``: of active consents (``kind`` "consent") or of
+        notes ("note"). Keyless and ids only, for shell completion.
+
+        Raises what a read of the store raises (VaultBusy, StorageError).
+        """
+        prefix = ids.CONSENT_PREFIX if kind == "consent" else ids.NOTE_PREFIX
+        start = ids.typed_start(typed, prefix)
+        if start is None:
+            return []
+        with self.store.read():
+            return self.store.ids_starting(kind, start, limit)
+
     def unlock(self, name: str, passphrase: bytes, *, now: dt.datetime) -> Unlocked:
         """Open ``name``'s key slot with ``passphrase``.
 
@@ -244,7 +253,7 @@ class Vault:
             row.sealed_master, secret=secret, name=name, master_version=version
         )
         keyring.check_role(master, name, row.role, row.public_key, row.role_tag)
-        unlocked = Unlocked(self, name, row.role, master, version, now)
+        unlocked = Unlocked(self, name, row.role, master, version, now, row.public_key)
         # The Argon2id work happens before the write lock is taken, so other terminals
         # do not wait for it.
         stronger = self._stronger_slot(row, passphrase, secret)
@@ -327,6 +336,8 @@ class Unlocked:
     master: bytes = field(repr=False)
     master_version: int
     now: dt.datetime
+    # The key pair the slot held at unlock: a reset makes a new one (see resume).
+    public_key: bytes | None = field(default=None, repr=False)
     # consent id -> (wrapped key it came from, data key): a key rotated by another process
     # no longer matches its wrapped form, so a stale key is never used to write.
     _data_keys: dict[str, tuple[bytes, bytes]] = field(default_factory=dict, repr=False)
@@ -345,6 +356,33 @@ class Unlocked:
         """Raises KeysRotated when another process rotated the master key since this unlock."""
         if self.vault.master_version() != self.master_version:
             raise KeysRotated()
+
+    def resume(self, now: dt.datetime) -> None:
+        """Ready this unlock for one more command at ``now``, as a fresh unlock would leave
+        it but without Argon2id (``nok shell``): an open transaction an interrupted command
+        left is rolled back, the key caches are emptied, the schema and the staff member's
+        slot are looked at again, and the keyless audit entries made meanwhile are sealed.
+
+        Raises:
+            KeysRotated: another process rotated the master key since the unlock.
+            SlotChanged: the slot was reset or removed, or the role changed, since.
+            VaultReplaced: another file has the vault's name now (a restore).
+            IntegrityError: a schema object nok does not make was planted.
+        """
+        self.store.end_open_transaction()
+        self._data_keys.clear()
+        self._vault_keys.clear()
+        if files.identity(self.vault.path) != self.vault.identity:
+            raise VaultReplaced(path=str(self.vault.path))
+        self.store.check_objects()
+        row = self.store.get_staff(self.name)
+        if row is None or row.role != self.role or row.public_key != self.public_key:
+            raise SlotChanged(name=self.name)
+        self.ensure_current()
+        self.now = now
+        with self.store.write():
+            self.store.touch_staff(self.name, timestamp(now))
+            audit.seal_pending(self.store, self.vault_key(audit.AUDIT_KEY))
 
     def require_admin(self, action: str) -> None:
         """Raises NotAllowed unless this staff member is an admin."""
