@@ -261,7 +261,14 @@ def test_a_restored_vault_outdates_a_held_unlock(unlocked: Unlocked, vault_path:
     copy = backup.backup(unlocked, vault_path.parent / "copy.db", now=NOW, actor=ADMIN).path
     held = Vault.open(vault_path).unlock(ADMIN, PASSPHRASE.encode(), now=NOW)
     try:
-        backup.restore(copy, vault_path, erasures_file=None, now=NOW, actor=ADMIN)
+        backup.restore(
+            copy,
+            vault_path,
+            erasures_file=None,
+            now=NOW,
+            actor=ADMIN,
+            passphrase=PASSPHRASE.encode(),
+        )
         with pytest.raises(VaultReplaced):
             held.resume(NOW)
     finally:
