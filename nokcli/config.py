@@ -29,7 +29,6 @@ KEYS: dict[str, type | tuple[type, ...]] = {
     "idle_lock_minutes": (int, float),
 }
 LANGUAGE_CODES = ("nb", "no", "nn", "en")
->>>>>>> 3391bc8 (shell: nok shell (one unlock per session: idle lock, no history, Ctrl-C cancels the command, keys re-checked before each command); nok completion bash|zsh|fish (keyless ids))
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ import typer
 
 from nokcli import complete, output
 from nokcli.context import Context
-from nokcli.i18n import _, render
+from nokcli.i18n import _, render, render_vault
 from vault.errors import BadInput, ExitCode, KeysRotated, SlotChanged, VaultReplaced
 
 if TYPE_CHECKING:
@@ -82,7 +82,7 @@ class Session:
                 output.info("the vault's keys were rotated since you unlocked; unlock again")
             except (SlotChanged, VaultReplaced) as exc:
                 self.lock()
-                output.info(exc.template, **exc.params)
+                typer.echo(render_vault(exc.template, exc.params), err=True)
                 output.info("unlock again")
         self._held = self._state.unlock()
         return self._held
