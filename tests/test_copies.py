@@ -361,3 +361,30 @@ def test_a_killed_backup_leaves_a_partial_that_is_reported_then_removed(
     assert str(partial) in withdrawn.stderr
     assert list(nightly.iterdir()) == []
     assert json.loads(nok("status", "--json", env=env).stdout)["partial_backups"] == []
+
+
+def test_notes_pasted_under_a_tombstone_are_deleted_again_at_open(
+    unlocked, people, env, vault_path, tmp_path
+):
+    kari = people["Kari"]
+    gone = [bytes(n.body) for n in unlocked.store.iter_notes(consent_id=kari)]
+    unlocked.store.checkpoint()
+    unlocked.close()
+    old = tmp_path / "old-vault.db"
+    shutil.copyfile(vault_path, old)
+    nok("consent", "withdraw", kari, "--yes", env=env)
+    conn = sqlite3.connect(vault_path)
+    conn.execute("ATTACH ? AS old", [str(old)])
+    conn.execute("INSERT INTO notes SELECT * FROM old.notes WHERE consent_id = ?", [kari])
+    conn.commit()
+    conn.close()
+    assert found_in(vault_dir(vault_path), gone)
+
+    opened = nok("status", env=env)
+    assert "emptied again 1 tombstone(s)" in opened.stderr
+    assert kari in opened.stderr
+    assert sqlite_rows(vault_path, "SELECT count(*) FROM notes WHERE consent_id = ?", kari) == [
+        (0,)
+    ]
+    nok("status", env=env)  # a second open finds nothing left to do
+    assert found_in(vault_dir(vault_path), gone) == []

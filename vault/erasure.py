@@ -363,7 +363,7 @@ def withdraw(unlocked: Unlocked, consent_id: str, *, reason: str = WITHDRAWN) ->
         )
     store = unlocked.store
     audit_key = unlocked.vault_key(audit.AUDIT_KEY)
-    mark_copies_pending(store.path)
+    mark_copies_pending(store.path, _group(store))
     with store.write():
         row = _ended_row(store, consent_id)
         erasure = _tombstone(
@@ -444,7 +444,7 @@ def purge(
         )
     erased: list[Erasure] = []
     if pending:
-        mark_copies_pending(store.path)
+        mark_copies_pending(store.path, _group(store))
     pending.reverse()
     while pending:
         batch = _purge_batch(store, pending, now=now, actor=actor)
@@ -549,20 +549,19 @@ def pending_path(vault_path: Path) -> Path:
     return vault_path.with_name(vault_path.name + copies.REGISTRY_SUFFIX + "-pending")
 
 
-def mark_copies_pending(vault_path: Path) -> None:
+def mark_copies_pending(vault_path: Path, group: str | None) -> None:
     """Before an erasure commits: say that the backups must be brought up to date.
 
-    Only when backups are recorded. Raises StorageError (the erasure does not start).
+    Only when backups are recorded; 0660 in a group vault, so any member's erasure can
+    renew it. Best effort: without it, the next erasure or backup still catches up.
     """
     if not copies.registry_path(vault_path).exists():
         return
     mark = pending_path(vault_path)
-    try:
+    with contextlib.suppress(OSError):
         with contextlib.suppress(FileExistsError):
-            files.create_private_file(mark, None)
+            files.create_private_file(mark, group)
         os.utime(mark, follow_symlinks=False)
-    except OSError as exc:
-        raise StorageError(reason=exc.strerror or type(exc).__name__) from None
 
 
 def _mark_stamp(vault_path: Path) -> int | None:
@@ -704,8 +703,9 @@ def reconcile(vault: Vault, *, now: dt.datetime) -> Reconciled:
 
     A consent in the log that is active in the file was withdrawn or expired and came
     back: a withdrawal killed after its log line and before its commit (this finishes
-    it), an older copy of the vault put back, or its rows pasted in. A tombstone holding
-    personal data or notes again is emptied again. Each is recorded in the audit trail
+    it), an older copy of the vault put back, or its rows pasted in. A tombstone of the
+    log holding personal data or notes again is emptied again (``nok verify`` looks at
+    every tombstone). Each is recorded in the audit trail
     (keyless, actor ``nok``). When an erasure was killed before it reached the recorded
     backups (:func:`pending_path`), they are brought up to date. Needs no key; writes
     nothing when all is as it should be.
@@ -716,9 +716,10 @@ def reconcile(vault: Vault, *, now: dt.datetime) -> Reconciled:
     """
     store = vault.store
     records = read_erasure_log(log_path(store.path), missing_ok=True)
+    logged = [r.consent_id for r in records]
     with store.read():
-        back = store.still_active(r.consent_id for r in records)
-        dirty = store.tombstones_with_data()
+        back = store.still_active(logged)
+        dirty = sorted(store.holding_data(logged))
     if not back and not dirty:
         if _mark_stamp(store.path) is None:
             return Reconciled()

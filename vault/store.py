@@ -7,6 +7,7 @@ ciphertexts); encryption and decryption happen in the modules above this one.
 from __future__ import annotations
 
 import contextlib
+import json
 import sqlite3
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, fields
@@ -1155,18 +1156,30 @@ class Store:
         )
 
     def still_active(self, candidates: Iterable[str]) -> set[str]:
-        """Which of ``candidates`` are active consents."""
-        wanted = list(candidates)
-        found: set[str] = set()
+        """Which of ``candidates`` are active consents (one query, one index probe each)."""
         with sqlite_errors(self.busy_timeout):
-            for start in range(0, len(wanted), 500):
-                chunk = wanted[start : start + 500]
-                marks = ", ".join("?" for _ in chunk)
-                rows = self.conn.execute(
-                    f"SELECT id FROM consents WHERE status = 'active' AND id IN ({marks})", chunk
-                )
-                found.update(str(r[0]) for r in rows)
-        return found
+            rows = self.conn.execute(
+                "SELECT c.id FROM json_each(?) j CROSS JOIN consents c ON c.id = j.value"
+                " WHERE c.status = 'active'",
+                [json.dumps(list(candidates))],
+            ).fetchall()
+        return {str(r[0]) for r in rows}
+
+    def holding_data(self, candidates: Iterable[str]) -> set[str]:
+        """Which of ``candidates`` are ended consents that hold a personal column or a note
+        (:meth:`tombstones_with_data` for these ids only, by index)."""
+        held = " OR ".join(f"c.{col} IS NOT NULL" for col in _PERSONAL_CONSENT_COLS)
+        wanted = json.dumps(list(candidates))
+        with sqlite_errors(self.busy_timeout):
+            rows = self.conn.execute(
+                "SELECT c.id FROM json_each(?) j CROSS JOIN consents c ON c.id = j.value"
+                f" WHERE c.status != 'active' AND ({held})"
+                " UNION SELECT c.id FROM json_each(?) j CROSS JOIN consents c ON c.id = j.value"
+                " WHERE c.status != 'active'"
+                " AND EXISTS (SELECT 1 FROM notes n WHERE n.consent_id = c.id)",
+                [wanted, wanted],
+            ).fetchall()
+        return {str(r[0]) for r in rows}
 
     # -- import and search -----------------------------------------------------------------
 
