@@ -37,8 +37,8 @@ def copies(reached: CopiesReached) -> None:
     """How many backups an erasure updated, and a warning for each it could not reach."""
     if reached.checked or reached.updated:
         output.info(
-            "erased in {updated} of the {checked} backup(s) nok made and can reach "
-            "(the others did not hold it)",
+            "backups nok made and can reach: {checked}; erased in {updated} of them "
+            "(a backup taken after an erasure has nothing left to erase)",
             updated=len(reached.updated),
             checked=reached.checked,
         )

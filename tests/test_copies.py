@@ -17,7 +17,7 @@ import pytest
 
 from tests.conftest import CLOCK_ENV, NOW, days_ago, run_nok
 from tests.test_backup import found_in, secrets_of
-from vault import consents, copies, erasure, notes
+from vault import backup, consents, copies, erasure, notes
 from vault.session import Unlocked
 
 
@@ -85,7 +85,7 @@ def test_withdraw_erases_from_every_reachable_backup(unlocked, people, env, tmp_
         ]
 
     human = nok("consent", "withdraw", people["Per"], "--yes", env=env)
-    assert "erased in 3 of the 3 backup(s)" in human.stderr
+    assert "backups nok made and can reach: 3; erased in 3 of them" in human.stderr
 
 
 def vault_dir(vault_path: Path) -> list[Path]:
@@ -388,3 +388,19 @@ def test_notes_pasted_under_a_tombstone_are_deleted_again_at_open(
     ]
     nok("status", env=env)  # a second open finds nothing left to do
     assert found_in(vault_dir(vault_path), gone) == []
+
+
+def test_keep_days_deletes_what_is_older_and_states_the_day_for_the_rest(unlocked, tmp_path):
+    nightly = tmp_path / "nightly"
+    old = backup.backup(
+        unlocked.vault, nightly, now=NOW - dt.timedelta(days=40), actor="cron", into_directory=True
+    )
+    recent = backup.backup(
+        unlocked.vault, nightly, now=NOW - dt.timedelta(days=3), actor="cron", into_directory=True
+    )
+    new = backup.backup(unlocked.vault, nightly, now=NOW, actor="cron", keep_days=30)
+    assert new.pruned == (old.path,)
+    assert sorted(nightly.iterdir()) == sorted([recent.path, new.path])
+    until = {e.path: e.keep_until for e in copies.read(unlocked.vault.path)}
+    assert until[recent.path] == (NOW.date() + dt.timedelta(days=27)).isoformat()
+    assert until[new.path] == (NOW.date() + dt.timedelta(days=30)).isoformat()
