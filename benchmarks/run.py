@@ -53,7 +53,7 @@ STARTUP_RUNS = 21
 ADD_RUNS = 30
 LIST_RUNS = 30
 MISSING = "xyzzy-not-in-any-note"
-EXTRA_BENCHES = ("bench_verify", "bench_purge", "bench_rotate", "bench_shell")
+EXTRA_BENCHES = ("bench_verify", "bench_purge", "bench_rotate", "bench_shell", "bench_jrnl")
 
 
 # -- children: one timed piece of library work, the unlock not counted ---------------------
