@@ -37,6 +37,18 @@ MAX_IDLE_MINUTES = 24 * 60.0
 LEAVE = ("exit", "quit")
 # Commands that make no sense inside a session.
 REFUSED = ("init", "shell")
+# Commands that change who can open the vault ask for the passphrase again even inside, so
+# that a session left open cannot be turned into lasting access (a passphrase or a key
+# slot of the intruder's own).
+REPROVE = (
+    ("passwd",),
+    ("staff", "add"),
+    ("staff", "remove"),
+    ("staff", "reset"),
+    ("staff", "role"),
+    ("key", "rotate"),
+    ("key", "kdf"),
+)
 # The root options a line may carry; the others (--vault, --as...) are the session's.
 ROOT_ALLOWED = ("--help", "-h", "--version")
 PROMPT = "nok> "
@@ -195,7 +207,7 @@ def run(state: Context, idle: float, root: Any) -> int:
             "unlocked as {name}; type nok commands without 'nok' (help, exit or Ctrl-D)",
             name=state.user,
         )
-        _loop(session, prompt, idle, lambda words: dispatch(root, words, state))
+        _loop(session, prompt, idle, lambda words: _run(session, root, words, state))
     finally:
         state.session = None
         session.lock()
@@ -245,6 +257,18 @@ def _words(line: str) -> list[str] | None:
     if words[:1] == ["help"]:
         words = [*words[1:], "--help"]
     return words
+
+
+def _run(session: Session, root: Any, words: list[str], state: Context) -> int:
+    if session.unlocked and "--help" not in words and "-h" not in words:
+        changes = next((p for p in REPROVE if tuple(words[: len(p)]) == p), None)
+        if changes is not None:
+            session.lock()
+            output.info(
+                "'nok {command}' changes who can open the vault: it asks for your passphrase again",
+                command=" ".join(changes),
+            )
+    return dispatch(root, words, state)
 
 
 def dispatch(root: Any, words: list[str], state: Context) -> int:

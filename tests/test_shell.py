@@ -164,6 +164,40 @@ def test_audit_entries_are_those_of_the_command_line(cli_vault: Nok, tmp_path: P
     assert in_the_shell == on_the_command_line
 
 
+def test_commands_that_change_who_can_open_the_vault_ask_for_the_passphrase_again(
+    cli_vault: Nok, kdf_calls: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NOK_NEW_PASSPHRASE", "an intruder's own passphrase")
+    kdf_calls.clear()
+    result = cli_vault("shell", input="consent list\nkey rotate --yes\nconsent list\npasswd\n")
+    assert result.exit_code == 0, result.stderr
+    # The unlock, then each of the two asks again (passwd also makes and proves the new
+    # slot: two more derivations of its own).
+    assert kdf_calls[:3] == [ADMIN, ADMIN, ADMIN]
+    assert "'nok key rotate' changes who can open the vault" in result.stderr
+    assert "'nok passwd' changes who can open the vault" in result.stderr
+
+
+def test_an_open_session_cannot_change_the_passphrase_without_it(
+    cli_vault: Nok, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from nokcli import passphrase
+
+    # The counselor unlocks; someone else at the terminal then tries passwd.
+    typed = iter([PASSPHRASE.encode(), b"a guess", b"another guess"])
+    real = passphrase.current
+    monkeypatch.setattr(passphrase, "current", lambda file, *, who: next(typed))
+    monkeypatch.setenv("NOK_NEW_PASSPHRASE", "an intruder's own passphrase")
+    result = cli_vault("shell", input="consent list\npasswd\nconsent list\n")
+    assert result.exit_code == 0
+    assert result.stderr.count("nok: error: wrong passphrase for anne") == 2
+    monkeypatch.setattr(passphrase, "current", real)
+    # Unchanged: the old passphrase still opens the vault, the intruder's does not.
+    assert cli_vault("consent", "list").exit_code == 0
+    monkeypatch.setenv("NOK_PASSPHRASE", "an intruder's own passphrase")
+    assert cli_vault("consent", "list").exit_code == 4
+
+
 def test_commands_that_make_no_sense_inside_are_refused(cli_vault: Nok) -> None:
     result = cli_vault("shell", input="init\nshell\n--vault /tmp/other.db status\nstatus --json\n")
     assert result.exit_code == 0
