@@ -1,4 +1,5 @@
-"""Completion of nok command lines: commands, options, and consent and note ids.
+"""Completion of nok command lines: commands, options, consent and note ids, note kinds
+and data categories.
 
 One engine serves the prompt of ``nok shell`` (readline) and bash, zsh and fish (the
 scripts ``nok completion SHELL`` prints call ``nok`` with ``NOK_COMPLETE`` set). It is
@@ -112,9 +113,24 @@ def _values(param: Any, typed: str, find_ids: FindIds) -> list[str]:
     kind = ID_PARAMS.get(param.name or "")
     if kind is not None:
         return find_ids(kind, typed)
+    words = _words(param.name or "")
+    if words:
+        # In the user's language; "åpent hus" needs its quotes on a command line.
+        return [shlex.quote(w) for w in _starting(words, typed)]
     choices = getattr(param.type, "choices", None)
     if choices:
         return _starting([str(c) for c in choices], typed)
+    return []
+
+
+def _words(name: str) -> list[str]:
+    """Note kinds and data categories as the user writes them (nokcli.vocab)."""
+    from nokcli import vocab
+
+    if name == "kind":
+        return [vocab.kind_shown(v) for v in vocab.KIND_WORDS]
+    if name == "category":
+        return [vocab.category_shown(v) for v in vocab.CATEGORY_WORDS]
     return []
 
 

@@ -530,6 +530,8 @@ def completion_env(nok_env: dict[str, str], line: str) -> dict[str, str]:
         ("nok note list --", ["--consent", "--help", "--json", "--since"]),
         ("nok --as anne consent sh", ["show"]),
         ("nok nothing ", []),
+        ("nok note add C-7K2M-9Q4F --kind ph", ["phone"]),
+        ("nok consent add --category s", ["safety"]),
     ],
 )
 def test_completion_of_commands_and_options(
@@ -538,6 +540,17 @@ def test_completion_of_commands_and_options(
     result = run_nok(env=completion_env(nok_env, line))
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == expected
+
+
+def test_completion_offers_kinds_and_categories_in_the_users_language(
+    cli_vault: Nok, nok_env: dict[str, str]
+) -> None:
+    env = {**completion_env(nok_env, "nok note add C-7K2M-9Q4F --kind "), "NOK_LANG": "nb"}
+    kinds = run_nok(env=env).stdout.splitlines()
+    assert "telefon" in kinds
+    assert "'åpent hus'" in kinds
+    env = {**completion_env(nok_env, "nok consent add --category sam"), "NOK_LANG": "nb"}
+    assert run_nok(env=env).stdout.split() == ["samtalenotater"]
 
 
 def test_completion_of_ids_is_keyless_and_shows_no_names(
