@@ -154,7 +154,7 @@ class Prompt:
         finally:
             if idle is not None:
                 signal.setitimer(signal.ITIMER_REAL, 0)
-                signal.signal(signal.SIGALRM, previous)
+                signal.signal(signal.SIGALRM, signal.SIG_DFL if previous is None else previous)
 
     def forget(self) -> None:
         """Clear the in-memory history (lines may hold note text or search words)."""

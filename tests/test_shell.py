@@ -465,6 +465,27 @@ def test_idle_lock_drops_the_keys_and_asks_again_and_nothing_is_saved(
     assert not (home / ".python_history").exists()
 
 
+def test_pythons_interactive_history_hook_cannot_save_the_session(
+    cli_vault: Nok, nok_env: dict[str, str], tmp_path: Path
+) -> None:
+    env = terminal_env(nok_env, tmp_path, passphrase=True)
+    script = "note search HISTORY-MARKER\nexit\nprint('the interpreter')\n"
+
+    def interactive(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-i", *args], env=env, input=script, capture_output=True,
+            text=True, timeout=60, check=False,
+        )  # fmt: skip
+
+    # Without nok, Python's interactive start saves ~/.python_history at exit...
+    assert "the interpreter" in interactive("-c", "pass").stdout
+    assert (tmp_path / ".python_history").exists()
+    (tmp_path / ".python_history").unlink()
+    # ...after nok shell under python -i (the interpreter's prompt came) it does not.
+    assert ">>>" in interactive("-m", "nokcli", "shell").stderr
+    assert not (tmp_path / ".python_history").exists()
+
+
 def test_ctrl_c_cancels_the_command_not_the_session(
     cli_vault: Nok, nok_env: dict[str, str], tmp_path: Path
 ) -> None:
