@@ -35,21 +35,60 @@ FORMAT_HELP = _("markdown, or html: a page to print or save as PDF from a browse
 LANG_HELP = _("Language of the form: nb (Norwegian bokmål, the default) or en (English).")
 
 
+def _asked(value: str | None, option: str, question: str) -> str:
+    """``value``, else typed at the terminal (not in the process list or shell history)."""
+    import sys
+
+    from vault.errors import BadInput
+
+    if value is not None:
+        return value
+    if not sys.stdin.isatty():
+        raise BadInput(
+            "{option} is missing and there is no terminal to ask on; give it, or use "
+            "'nok import FILE' in scripts (other users can see command-line arguments)",
+            option=option,
+        )
+    answer: str = typer.prompt(question, err=True)
+    return answer
+
+
 @app.command("add")
 def add(
     ctx: typer.Context,
-    subject: Annotated[
-        str, typer.Option(help=_("Alias of the person (as little as identifies them to you)."))
-    ],
-    purpose: Annotated[str, typer.Option(help=_("What the notes are for, as in the signed form."))],
     category: Annotated[
         list[str],
         typer.Option(
+            metavar="CATEGORY",
             help=_(
                 "A data category the consent covers; repeat for each (e.g. conversation-notes)."
             ),
         ),
     ],
+    subject: Annotated[
+        str | None,
+        typer.Option(
+            metavar="TEXT",
+            help=_(
+                "Alias of the person (as little as identifies them to you). Default: asked "
+                "at the terminal. Given here, other users see it in the process list and it "
+                "stays in your shell history."
+            ),
+            show_default=False,
+        ),
+    ] = None,
+    purpose: Annotated[
+        str | None,
+        typer.Option(
+            metavar="TEXT",
+            help=_(
+                "What the notes are for, as in the signed form. Default: asked at the "
+                "terminal. Given here, other users see it in the process list and it stays "
+                "in your shell history."
+            ),
+            show_default=False,
+        ),
+    ] = None,
     under_16: Annotated[
         bool, typer.Option("--under-16", help=_("The person is under 16 (needs --guardian)."))
     ] = False,
@@ -108,10 +147,12 @@ def add(
         )
     _refuse_existing(form_output)
 
+    output.exposed_option("--subject", subject)
+    output.exposed_option("--purpose", purpose)
     state = context.get(ctx)
     data = consents.ConsentInput(
-        subject=subject,
-        purpose=purpose,
+        subject=_asked(subject, "--subject", _("Alias of the person")),
+        purpose=_asked(purpose, "--purpose", _("Purpose, as in the signed form")),
         categories=tuple(vocab.category_value(c) for c in category),
         under_16=under_16,
         guardian=guardian,

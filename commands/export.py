@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -36,19 +37,23 @@ def export(
             "--output",
             "-o",
             metavar="FILE",
-            help=_("Write to this new file (created 0600) instead of standard output."),
+            help=_("Write to this new file (created 0600); - or no --output: standard output."),
         ),
     ] = None,
     force: Annotated[
         bool, typer.Option("--force", help=_("Replace FILE if it already exists."))
     ] = False,
 ) -> None:
-    """Export everything the vault holds about one person: the consent declaration, every
-    note, and the audit entries about their data (GDPR Art. 15 and 20). Recorded in the trail."""
+    """Export everything the vault holds about one person, as their own copy.
+
+    The consent declaration, every note, and the audit entries about their data (GDPR
+    articles 15 and 20). Recorded in the trail."""
     import json
 
     from vault import export as exporter
 
+    if out is not None and str(out) == "-":
+        out = None
     if out is not None and out.exists() and not force:
         from vault.errors import Conflict
 
@@ -63,7 +68,9 @@ def export(
     else:
         text = exporter.to_markdown(data, vocab.translate_export)
     if out is None:
-        typer.echo(text, nl=False)
+        # A person's copy is exact in a file or a pipe; on a terminal, control characters
+        # in a note must not reach it as escape sequences.
+        typer.echo(output.safe(text) if sys.stdout.isatty() else text, nl=False)
         return
     exporter.write_file(out, text, force=force)
     output.info(

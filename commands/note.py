@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from nokcli import context, dates, output, records, vocab
+from nokcli import context, dates, output, records, stdin, vocab
 from nokcli.i18n import _, render
 
 if TYPE_CHECKING:
@@ -33,10 +33,15 @@ def _read_text(text: str | None) -> str:
     if text is not None:
         return text
     if not sys.stdin.isatty():
-        return sys.stdin.read()
+        return stdin.read()
     from nokcli import editor
+    from vault.errors import ExitCode
 
-    return editor.compose(EDITOR_HEADER)
+    composed = editor.compose(EDITOR_HEADER)
+    if not composed:
+        output.info("the note was empty; nothing was saved")
+        raise typer.Exit(ExitCode.INTERRUPTED)
+    return composed
 
 
 @app.command("add")
@@ -47,7 +52,13 @@ def add(
     ],
     text: Annotated[
         str | None,
-        typer.Option(help=_("The note. Default: standard input, else $EDITOR.")),
+        typer.Option(
+            metavar="TEXT",
+            help=_(
+                "The note. Avoid it: other users see it in the process list while nok runs, "
+                "and it stays in your shell history. Default: standard input, else $EDITOR."
+            ),
+        ),
     ] = None,
     kind: Annotated[str, typer.Option(help=KIND_HELP, show_default=False)] = "one-to-one",
     date: Annotated[
@@ -68,6 +79,7 @@ def add(
     from vault.errors import KeysRotated
 
     kind = vocab.kind(kind)
+    output.exposed_option("--text", text)
     state = context.get(ctx)
     date = dates.resolve(date, state.now(), field="--date")
     with state.unlocked() as vault:
@@ -167,7 +179,7 @@ def search(
     from vault import search as vault_search
 
     if text == "-":
-        text = sys.stdin.readline()
+        text = stdin.read(line=True)
     state = context.get(ctx)
     since = dates.resolve(since, state.now(), field="--since")
     with state.unlocked() as vault:
@@ -198,4 +210,4 @@ def show(
         ]
     )
     typer.echo("")
-    typer.echo(note.text)
+    output.echo_text(note.text)

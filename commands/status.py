@@ -39,7 +39,7 @@ def status(
     from vault.rotation import master_key_age_days
 
     state = context.get(ctx)
-    with state.open() as vault:
+    with state.open(read_only=True) as vault:
         st = vault.status()
     data = {
         "vault": str(st.path),

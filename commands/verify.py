@@ -49,7 +49,7 @@ def verify(
 
     progress = _terminal_progress if sys.stderr.isatty() and not json_out else _no_progress
     state = context.get(ctx)
-    with state.unlocked() as vault:
+    with state.unlocked(read_only=True) as vault:
         report = checks.verify(vault, progress=progress)
     for done in state.reconciled:
         if done.erased_again:

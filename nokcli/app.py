@@ -7,6 +7,7 @@ import contextlib
 import importlib
 import inspect
 import os
+import sys
 import traceback
 from pathlib import Path
 from typing import Annotated, Any
@@ -14,12 +15,11 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from nokcli import output, usage
+from nokcli import helpfmt, output, usage
+from nokcli.config import MAX_BUSY_TIMEOUT
 from nokcli.context import Context
 from nokcli.i18n import _, render, render_vault
 from vault.errors import ExitCode, NokError
-
-VERSION = "0.1.0"
 
 # Each module defines ``app = typer.Typer()``; a name registers it as a group
 # (``nok consent ...``), None merges its commands into the root (``nok init``).
@@ -45,6 +45,7 @@ COMMAND_MODULES: tuple[tuple[str, str | None], ...] = (
 
 
 usage.install()
+helpfmt.install()
 
 
 class NokGroup(TyperGroup):
@@ -68,6 +69,9 @@ class NokGroup(TyperGroup):
             # typer.Abort is Ctrl-C or end of input at a prompt.
             output.error(_("interrupted; the vault is unchanged by the unfinished step"))
             raise typer.Exit(ExitCode.INTERRUPTED) from None
+        except BrokenPipeError:
+            _quiet_stdout()
+            raise typer.Exit(ExitCode.BROKEN_PIPE) from None
         except typer.TyperException as exc:
             if not usage.is_usage_error(exc):
                 raise
@@ -84,6 +88,15 @@ class NokGroup(TyperGroup):
             raise typer.Exit(ExitCode.INTERNAL) from None
 
 
+def _quiet_stdout() -> None:
+    """The reader of stdout left (``nok note list | head``): like any Unix tool, stop
+    quietly, and keep Python's own flush at exit from failing on the closed pipe."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+
+
 def _hint(exc: NokError) -> str | None:
     if exc.hint_template is None:
         return None
@@ -93,7 +106,19 @@ def _hint(exc: NokError) -> str | None:
 app = typer.Typer(
     cls=NokGroup,
     name="nok",
-    help=_("Consent-bound, encrypted journal notes for centers against incest and sexual abuse."),
+    help=_("Consent-bound, encrypted journal notes for centers against incest and sexual abuse.")
+    + "\n\n"
+    + _(
+        "The passphrase comes from a hidden prompt, --passphrase-file or NOK_PASSPHRASE, "
+        "never from the command line."
+    )
+    + "\n\n"
+    + _(
+        "Configuration file: $XDG_CONFIG_HOME/nok/config.toml (else "
+        "~/.config/nok/config.toml; NOK_CONFIG names another) for what a machine sets once: "
+        'vault = "FILE", user = "NAME", busy_timeout = SECONDS. Options and environment '
+        "variables win over it; passphrases never belong there."
+    ),
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     pretty_exceptions_show_locals=False,
@@ -105,9 +130,16 @@ app = typer.Typer(
 )
 
 
+def version() -> str:
+    """The installed package's version (pyproject.toml is the one place it is written)."""
+    from importlib import metadata
+
+    return metadata.version("nok")
+
+
 def _version(value: bool) -> None:
     if value:
-        typer.echo(f"nok {VERSION}")
+        typer.echo(f"nok {version()}")
         raise typer.Exit()
 
 
@@ -147,7 +179,12 @@ def root(
             "--busy-timeout",
             envvar="NOK_BUSY_TIMEOUT",
             min=0.0,
-            help=_("Seconds to wait for another nok process before giving up. Default: 15."),
+            max=MAX_BUSY_TIMEOUT,
+            metavar="SECONDS",
+            help=_(
+                "Seconds to wait for another nok process before giving up (at most 86400). "
+                "Default: 15."
+            ),
             show_default=False,
         ),
     ] = None,
@@ -158,12 +195,7 @@ def root(
         ),
     ] = False,
 ) -> None:
-    """Consent-bound, encrypted journal notes for centers against incest and sexual abuse.
-
-    Every note hangs off the person's written consent; withdrawing consent erases
-    everything under it. The passphrase comes from a prompt, NOK_PASSPHRASE_FILE or
-    NOK_PASSPHRASE, never from the command line.
-    """
+    """Global options: which vault, as whom, with which passphrase file, how long to wait."""
     import resource
 
     from nokcli import editor

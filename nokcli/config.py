@@ -21,6 +21,7 @@ from pathlib import Path
 
 from vault.errors import BadInput
 
+MAX_BUSY_TIMEOUT = 86400.0
 KEYS: dict[str, type | tuple[type, ...]] = {
     "vault": str,
     "user": str,
@@ -83,6 +84,13 @@ def load(path: Path | None = None) -> Config:
     vault = data.get("vault")
     timeout = data.get("busy_timeout")
     idle = data.get("idle_lock_minutes")
+    # TOML allows inf and nan; SQLite needs a whole number of milliseconds.
+    if timeout is not None and not 0 <= timeout <= MAX_BUSY_TIMEOUT:
+        raise BadInput(
+            "busy_timeout in {path} must be between 0 and {most} seconds",
+            path=path,
+            most=int(MAX_BUSY_TIMEOUT),
+        )
     return Config(
         vault=Path(vault).expanduser() if vault else None,
         user=data.get("user"),

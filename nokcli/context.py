@@ -56,7 +56,7 @@ class Context:
         conf = config.load()
         timeout = busy_timeout if busy_timeout is not None else conf.busy_timeout
         return cls(
-            vault_path=(vault or conf.vault or default_vault_path()).expanduser(),
+            vault_path=_vault_file(vault or conf.vault or default_vault_path()),
             user=user or conf.user or login_name(),
             passphrase_file=passphrase_file,
             busy_timeout=timeout if timeout is not None else DEFAULT_BUSY_TIMEOUT,
@@ -65,13 +65,19 @@ class Context:
     def now(self) -> dt.datetime:
         return utcnow()
 
-    def open(self) -> Vault:
+    def open(self, *, read_only: bool = False) -> Vault:
         """The vault, opened without a key (status, purge), after erasing again at once
-        whatever the erasure log says is erased but the file holds again (reported)."""
+        whatever the erasure log says is erased but the file holds again (reported).
+
+        ``read_only`` is for commands that only read: a backup file they are pointed at
+        is opened read-only and stays unchanged (it is not the vault: nothing is erased
+        again in it)."""
         from vault import erasure
         from vault.session import Vault
 
-        vault = Vault.open(self.vault_path, busy_timeout=self.busy_timeout)
+        vault = Vault.open(self.vault_path, busy_timeout=self.busy_timeout, read_only=read_only)
+        if vault.store.read_only:
+            return vault
         try:
             self._reconciled(erasure.reconcile(vault, now=self.now()))
         except BaseException:
@@ -86,18 +92,20 @@ class Context:
             self.reconciled.append(result)
             reach.reconciled(result)
 
-    def unlock(self) -> Unlocked:
+    def unlock(self, *, read_only: bool = False) -> Unlocked:
         """Open the vault and unlock it as ``self.user`` (prompts if needed); then erase
         again every active consent a sealed audit entry says was erased."""
         from vault import erasure
 
-        vault = self.open()
+        vault = self.open(read_only=read_only)
         try:
             secret = passphrase.current(self.passphrase_file, who=self.user)
             unlocked = vault.unlock(self.user, secret, now=self.now())
         except BaseException:
             vault.close()
             raise
+        if unlocked.store.read_only:
+            return unlocked
         try:
             self._reconciled(erasure.reconcile_sealed(unlocked))
         except BaseException:
@@ -114,17 +122,31 @@ class Context:
         self._reconciled(erasure.reconcile_sealed(unlocked))
 
     @contextlib.contextmanager
-    def unlocked(self) -> Iterator[Unlocked]:
+    def unlocked(self, *, read_only: bool = False) -> Iterator[Unlocked]:
         """The unlocked vault for the length of a ``with`` block, then closed (in ``nok
-        shell``: the session's, checked again and kept open)."""
+        shell``: the session's, checked again and kept open). ``read_only``: see open."""
         if self.session is not None:
             yield self.session.current()
             return
-        vault = self.unlock()
+        vault = self.unlock(read_only=read_only)
         try:
             yield vault
         finally:
             vault.close()
+
+
+def _vault_file(path: Path) -> Path:
+    """Raises BadInput for an empty path or a directory (``--vault ""``, ``--vault .``)."""
+    from vault.errors import BadInput
+
+    path = path.expanduser()
+    if path.name in ("", "..") or path.is_dir():
+        raise BadInput(
+            "--vault names the vault file, not a directory: {path!r} (for example {example})",
+            path=str(path),
+            example=str(path / "vault.db"),
+        )
+    return path
 
 
 def parse_now(text: str | None) -> dt.datetime:

@@ -170,7 +170,9 @@ def compose(header: str) -> str:
         fd, name = tempfile.mkstemp(prefix=f"note-{os.getpid()}-", suffix=".txt", dir=session)
         path = Path(name)
         os.fchmod(fd, 0o600)
-        os.write(fd, header.encode("utf-8"))
+        # An empty first line for the cursor, the comments below it: text typed on a
+        # comment line would be dropped with the comment.
+        os.write(fd, ("\n" + header).encode("utf-8"))
         os.close(fd)
         try:
             result = subprocess.run(

@@ -7,6 +7,7 @@ Data goes to stdout; every message (errors, warnings, progress) goes to stderr, 
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
@@ -16,6 +17,23 @@ import typer
 from nokcli import i18n
 from nokcli.i18n import N_, _, render
 from vault.errors import ExitCode
+
+# C0 controls but newline and tab, DEL, and the C1 block: on a terminal these start escape
+# sequences (an imported note could set the window title, or write the clipboard with
+# OSC 52), so human output shows them as visible escapes. --json keeps them exact.
+_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def safe(value: Any) -> Any:
+    """``value`` with control characters shown as ``\\x1b``-style escapes (strings only)."""
+    if not isinstance(value, str):
+        return value
+    return _CONTROLS.sub(lambda m: f"\\x{ord(m.group()):02x}", value)
+
+
+def echo_text(text: str) -> None:
+    """Print vault text for a person to read (control characters escaped)."""
+    typer.echo(safe(text))
 
 
 def emit_json(document: Any) -> None:
@@ -38,7 +56,8 @@ def emit_json_array(items: Iterable[Any]) -> None:
 def table(rows: Sequence[Sequence[Any]], headers: Sequence[str], fmt: str = "simple") -> str:
     from tabulate import tabulate
 
-    return tabulate(rows, headers=list(headers), tablefmt=fmt, disable_numparse=True)
+    shown = [[safe(cell) for cell in row] for row in rows]
+    return tabulate(shown, headers=list(headers), tablefmt=fmt, disable_numparse=True)
 
 
 def emit_table(rows: Iterable[Sequence[Any]], headers: Sequence[str], *, chunk: int = 1000) -> int:
@@ -113,6 +132,18 @@ def confirm(question: str, *, declined: str | None = None) -> None:
     if not ask(question):
         info(declined or N_("nothing was changed"))
         raise typer.Exit(ExitCode.INTERRUPTED)
+
+
+def exposed_option(option: str, value: str | None) -> None:
+    """Warn a person at a terminal that ``option``'s value is on display (process list,
+    shell history); scripts stay quiet, their command lines are their author's choice."""
+    if value is not None and sys.stderr.isatty():
+        warn(
+            "{option} shows what you typed to other users in the process list and keeps it "
+            "in your shell history; leave it out next time and nok asks for it (a note "
+            "opens the editor)",
+            option=option,
+        )
 
 
 def info(template: str, **params: object) -> None:

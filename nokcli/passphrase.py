@@ -16,7 +16,7 @@ from pathlib import Path
 import typer
 
 from nokcli.i18n import _
-from vault.errors import BadInput, PassphraseUnavailable, UnsafePermissions
+from vault.errors import BadInput, ForeignFile, PassphraseUnavailable, UnsafePermissions
 
 ENV_FILE = "NOK_PASSPHRASE_FILE"
 ENV_VALUE = "NOK_PASSPHRASE"
@@ -29,17 +29,22 @@ def _normalise(text: str) -> bytes:
 
 
 def read_file(path: Path) -> bytes:
-    """The first line of ``path``; refuses files other users can read."""
+    """The first line of ``path``; refuses a file another user owns or can read.
+
+    A pipe (``--passphrase-file <(pass show nok)``) is checked like a file: the shell
+    makes it 0600 and owned by you.
+    """
     try:
-        st = path.stat()
-        if stat.S_IMODE(st.st_mode) & 0o077 and stat.S_ISREG(st.st_mode):
-            raise UnsafePermissions(
-                path=str(path),
-                who="other users",
-                mode=f"{stat.S_IMODE(st.st_mode):04o}",
-                fix="600",
-            )
-        raw = path.read_bytes()
+        # Checked before opening (opening a FIFO waits for its writer) and again after
+        # (the name could have been swapped in between).
+        _check_passphrase_file(path, path.stat())
+        fd = os.open(path, os.O_RDONLY | os.O_NOCTTY)
+        try:
+            _check_passphrase_file(path, os.fstat(fd))
+            with os.fdopen(os.dup(fd), "rb") as handle:
+                raw = handle.read()
+        finally:
+            os.close(fd)
     except OSError as exc:
         raise PassphraseUnavailable(
             "cannot read the passphrase file {path}: {reason}",
@@ -58,8 +63,33 @@ def read_file(path: Path) -> bytes:
     return _normalise(line)
 
 
+def _check_passphrase_file(path: Path, st: os.stat_result) -> None:
+    """Raises UnsafePermissions unless only this user owns and can read the file."""
+    mode = stat.S_IMODE(st.st_mode)
+    if st.st_uid != os.getuid():
+        raise ForeignFile(path=str(path), uid=st.st_uid)
+    if mode & 0o077:
+        raise UnsafePermissions(path=str(path), who="other users", mode=f"{mode:04o}", fix="600")
+
+
 def interactive() -> bool:
-    return sys.stdin.isatty()
+    """Whether a person can be asked: standard input is a terminal, or text is piped into
+    nok run at a terminal (``echo … | nok note add``), whose prompt then reads /dev/tty."""
+    return sys.stdin.isatty() or _controlling_terminal()
+
+
+def _controlling_terminal() -> bool:
+    try:
+        sys.stdin.fileno()
+    except (AttributeError, ValueError, OSError):
+        # Standard input replaced in-process (a test runner): no real terminal behind it.
+        return False
+    try:
+        fd = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY)
+    except OSError:
+        return False
+    os.close(fd)
+    return True
 
 
 def current(file: Path | None, *, who: str) -> bytes:

@@ -615,10 +615,12 @@ def test_editor_failure_or_empty_note_saves_nothing(
     cli: Checked, nok_env: dict[str, str], tmp_path: Path
 ) -> None:
     consent = add_consent(cli)
-    for body, code in (("some text", 1), ("# only a comment", 0)):
+    # A failed editor is an error (2); a note left empty is the cancel the header offers
+    # (130, as a declined question).
+    for body, code, expected in (("some text", 1, 2), ("# only a comment", 0, 130)):
         script, log = fake_editor(tmp_path, body, exit_code=code)
         result = run_on_a_terminal("note", "add", consent, env={**nok_env, "EDITOR": str(script)})
-        assert result.returncode == 2, result.stderr
+        assert result.returncode == expected, result.stderr
         assert "Traceback" not in result.stderr
         assert not editor_log(log)[2].exists()
     assert state(cli) == (1, 0, 0)

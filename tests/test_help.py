@@ -13,7 +13,7 @@ import pytest
 import typer.main
 from conftest import Nok
 
-from nokcli.app import VERSION, app
+from nokcli.app import app, version
 
 HEAVY = ("sqlite3", "sqlite_utils", "nacl", "tabulate")
 
@@ -69,7 +69,7 @@ def test_data_commands_offer_json(path: tuple[str, ...], command: Any) -> None:
 def test_version(nok: Nok) -> None:
     result = nok("--version")
     assert result.exit_code == 0
-    assert result.stdout.strip() == f"nok {VERSION}"
+    assert result.stdout.strip() == f"nok {version()}"
 
 
 def test_python_m_nokcli() -> None:

@@ -147,7 +147,9 @@ def _target(store: Store, dest: Path, now: dt.datetime, *, into_directory: bool)
         *(p.absolute() for p in files.side_files(store.path)),
     }:
         raise Conflict("{path} is the vault itself", path=str(dest))
-    files.prepare_directory(dest.parent, None)
+    # Backups of a vault made without --group are for its owner alone.
+    group_ok = store.get_setting("group") is not None
+    files.prepare_directory(dest.parent, None, group_ok=group_ok)
     _check_private_dir(dest.parent)
     return dest
 

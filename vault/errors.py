@@ -34,6 +34,7 @@ class ExitCode:
     VERIFY_FAILED = 13
     CLOCK = 14
     INTERRUPTED = 130
+    BROKEN_PIPE = 141
 
 
 class NokError(Exception):
@@ -95,6 +96,11 @@ class UnsafePermissions(NokError):
     exit_code = ExitCode.UNSAFE_PERMISSIONS
     template = "{path} is accessible to {who} (mode {mode})"
     hint_template = "restrict it: chmod {fix} {path}"
+
+
+class ForeignFile(UnsafePermissions):
+    template = "{path} belongs to another user (uid {uid})"
+    hint_template = "use a file of your own that only you can read (chmod 600)"
 
 
 class WrongPassphrase(NokError):
@@ -183,6 +189,21 @@ class StorageError(NokError):
     exit_code = ExitCode.STORAGE
     template = "could not write the vault: {reason}"
     hint_template = "nothing was changed; free disk space or check the disk, then try again"
+
+
+class ReadOnlyVault(StorageError):
+    template = "could not write the vault: it is read-only ({reason})"
+    hint_template = (
+        "nothing was changed; make the vault file and its directory writable for you "
+        "(ls -l shows who may write), or ask who manages the disk if it is mounted read-only"
+    )
+
+
+class CannotCreate(StorageError):
+    template = "could not create {path}: {reason}"
+    hint_template = (
+        "nothing was made; choose a place you can write to, or make the directory writable for you"
+    )
 
 
 class ClockError(NokError):

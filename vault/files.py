@@ -11,7 +11,14 @@ import os
 import stat
 from pathlib import Path
 
-from vault.errors import BadInput, NotAVault, SymlinkRefused, UnsafePermissions, VaultNotFound
+from vault.errors import (
+    BadInput,
+    CannotCreate,
+    NotAVault,
+    SymlinkRefused,
+    UnsafePermissions,
+    VaultNotFound,
+)
 
 SIDE_SUFFIXES = ("-wal", "-shm")
 SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -91,6 +98,24 @@ def check_mode(path: Path, mode: int, *, group_ok: bool) -> None:
         raise UnsafePermissions(path=str(path), who="its group", mode=f"{perms:04o}", fix="600")
 
 
+def check_directory(directory: Path, *, group_ok: bool) -> None:
+    """Raises UnsafePermissions when others (or, unless ``group_ok``, the group) can write
+    to ``directory``: they could swap the vault file for an old copy, or plant a -wal file
+    beside it. A sticky bit does not help against the planted file."""
+    mode = stat.S_IMODE(directory.stat().st_mode)
+    template = "{path} is a directory {who} can write to (mode {mode})"
+    if mode & 0o002:
+        # One chmod that leaves an acceptable mode, not a second refusal for the group.
+        fix = "o-w" if group_ok else "go-w"
+        raise UnsafePermissions(
+            template, path=str(directory), who="every user", mode=f"{mode:04o}", fix=fix
+        )
+    if mode & 0o020 and not group_ok:
+        raise UnsafePermissions(
+            template, path=str(directory), who="its group", mode=f"{mode:04o}", fix="g-w"
+        )
+
+
 def group_id(group: str) -> int:
     """Raises BadInput for an unknown group name."""
     try:
@@ -99,28 +124,42 @@ def group_id(group: str) -> int:
         raise BadInput("no such group: {group}", group=group) from None
 
 
-def prepare_directory(directory: Path, group: str | None) -> None:
+def prepare_directory(directory: Path, group: str | None, *, group_ok: bool | None = None) -> None:
     """Create the vault's directory 0700 (or 2770 for ``group``) if missing.
 
-    An existing directory that other users can write to is refused.
+    An existing directory that other users can write to is refused (see check_directory);
+    its group may write when ``group_ok`` (default: when ``group`` is given).
+
+    Raises:
+        UnsafePermissions: see check_directory.
+        CannotCreate: the directory could not be made (no permission, read-only disk).
     """
     if not directory.exists():
-        directory.mkdir(parents=True, mode=0o700)
-        if group is not None:
-            os.chown(directory, -1, group_id(group))
-            directory.chmod(0o2770)
-        else:
-            directory.chmod(0o700)
-    mode = stat.S_IMODE(directory.stat().st_mode)
-    if mode & 0o002:
-        raise UnsafePermissions(
-            path=str(directory), who="every user", mode=f"{mode:04o}", fix="o-rwx"
-        )
+        try:
+            directory.mkdir(parents=True, mode=0o700)
+            if group is not None:
+                os.chown(directory, -1, group_id(group))
+                directory.chmod(0o2770)
+            else:
+                directory.chmod(0o700)
+        except OSError as exc:
+            raise CannotCreate(path=str(directory), reason=exc.strerror or str(exc)) from None
+    check_directory(directory, group_ok=group is not None if group_ok is None else group_ok)
 
 
 def create_private_file(path: Path, group: str | None) -> None:
-    """Create an empty file 0600 (0660 for ``group``); never overwrites."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    """Create an empty file 0600 (0660 for ``group``); never overwrites.
+
+    Raises:
+        FileExistsError: something is already at ``path``.
+        CannotCreate: no permission, or a read-only disk.
+    """
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    except FileExistsError:
+        raise
+    except OSError as exc:
+        raise CannotCreate(path=str(path), reason=exc.strerror or str(exc)) from None
     try:
         if group is not None:
             os.fchown(fd, -1, group_id(group))

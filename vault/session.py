@@ -131,9 +131,14 @@ class Vault:
         self.store.close()
 
     @classmethod
-    def open(cls, path: Path, *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> Vault:
-        """Open an existing vault. Raises what :meth:`Store.open` raises."""
-        return cls(Store.open(path, busy_timeout=busy_timeout))
+    def open(
+        cls, path: Path, *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT, read_only: bool = False
+    ) -> Vault:
+        """Open an existing vault (``read_only``: see Store.open).
+
+        Raises what :meth:`Store.open` raises.
+        """
+        return cls(Store.open(path, busy_timeout=busy_timeout, read_only=read_only))
 
     @classmethod
     def create(
@@ -256,6 +261,9 @@ class Vault:
         unlocked = Unlocked(self, name, row.role, master, version, now, row.public_key)
         # The Argon2id work happens before the write lock is taken, so other terminals
         # do not wait for it.
+        if self.store.read_only:
+            # A backup only read (verify): its slots and trail stay as they were.
+            return unlocked
         stronger = self._stronger_slot(row, passphrase, secret)
         with self.store.write():
             self.store.touch_staff(name, timestamp(now))

@@ -21,6 +21,7 @@ from vault import files
 from vault.errors import (
     IntegrityError,
     NotAVault,
+    ReadOnlyVault,
     StorageError,
     UnsupportedVersion,
     VaultBusy,
@@ -347,7 +348,9 @@ def sqlite_errors(busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> Iterator[None]:
         text = str(exc).lower()
         if "locked" in text or "busy" in text:
             raise VaultBusy(seconds=busy_timeout) from None
-        if "full" in text or "i/o" in text or "readonly" in text or "read-only" in text:
+        if "readonly" in text or "read-only" in text:
+            raise ReadOnlyVault(reason=str(exc)) from None
+        if "full" in text or "i/o" in text:
             raise StorageError(reason=str(exc)) from None
         raise
     except sqlite3.DatabaseError as exc:
@@ -359,6 +362,14 @@ def sqlite_errors(busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> Iterator[None]:
         raise
 
 
+def _is_copy(path: Path) -> bool:
+    """Whether the file is not in WAL mode (bytes 18 and 19 of the SQLite header are 2 in
+    WAL mode): a copy made by ``nok backup``, never a vault nok has opened."""
+    with path.open("rb") as f:
+        header = f.read(20)
+    return len(header) == 20 and header[18:20] != b"\x02\x02"
+
+
 class Store:
     """An open SQLite connection to one vault file."""
 
@@ -368,6 +379,7 @@ class Store:
         self.busy_timeout = busy_timeout
         self.db = sqlite_utils.Database(conn, execute_plugins=False, recursive_triggers=False)
         self._schema_cookie: int | None = None
+        self.read_only = False
 
     # -- opening ---------------------------------------------------------------------------
 
@@ -388,21 +400,28 @@ class Store:
         return store
 
     @classmethod
-    def open(cls, path: Path, *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> Store:
+    def open(
+        cls, path: Path, *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT, read_only: bool = False
+    ) -> Store:
         """Open an existing vault read-write; never creates one.
 
+        With ``read_only``, a file not in WAL mode (a copy made by ``nok backup``) is
+        opened read-only and left byte for byte as it was; a live vault opens as usual.
+
         Raises:
-            VaultNotFound, SymlinkRefused, UnsafePermissions: see files.check_existing.
+            VaultNotFound, SymlinkRefused, UnsafePermissions: see files.check_existing and
+                files.check_directory.
             NotAVault: the file holds no nok schema.
             UnsupportedVersion: a newer nok made the schema.
             IntegrityError: the file is not SQLite or is damaged.
             VaultBusy: another process held a lock for longer than ``busy_timeout``.
         """
         files.check_existing(path, group_ok=True)
-        store = cls._connect(path, busy_timeout)
+        store = cls._connect(path, busy_timeout, read_only=read_only and _is_copy(path))
         try:
             store._check_schema()
             group_ok = store.get_setting("group") is not None
+            files.check_directory(path.absolute().parent, group_ok=group_ok)
             # The mode only: opening and closing the file again here would drop every
             # POSIX lock SQLite holds on it, and another process could then reset the WAL.
             files.check_mode(path, path.stat().st_mode, group_ok=group_ok)
@@ -415,12 +434,14 @@ class Store:
         return store
 
     @classmethod
-    def _connect(cls, path: Path, busy_timeout: float) -> Store:
-        uri = "file:" + str(path.absolute()).replace("?", "%3f").replace("#", "%23") + "?mode=rw"
+    def _connect(cls, path: Path, busy_timeout: float, *, read_only: bool = False) -> Store:
+        uri = "file:" + str(path.absolute()).replace("?", "%3f").replace("#", "%23")
+        uri += "?mode=ro" if read_only else "?mode=rw"
         with sqlite_errors(busy_timeout):
             conn = sqlite3.connect(uri, uri=True, timeout=busy_timeout, isolation_level=None)
             try:
                 store = cls(path, conn, busy_timeout)
+                store.read_only = read_only
                 store._pragmas()
             except BaseException:
                 conn.close()
@@ -434,13 +455,15 @@ class Store:
         c.execute("PRAGMA secure_delete = ON")
         c.execute("PRAGMA temp_store = MEMORY")
         c.execute("PRAGMA trusted_schema = OFF")
-        mode = c.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-        c.execute("PRAGMA synchronous = FULL")
         checks = {
             "foreign_keys": c.execute("PRAGMA foreign_keys").fetchone()[0] == 1,
             "secure_delete": c.execute("PRAGMA secure_delete").fetchone()[0] == 1,
-            "journal_mode": str(mode).lower() == "wal",
         }
+        if not self.read_only:
+            # Setting WAL mode rewrites the file's header: never on a copy only read.
+            mode = c.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            c.execute("PRAGMA synchronous = FULL")
+            checks["journal_mode"] = str(mode).lower() == "wal"
         failed = [name for name, ok in checks.items() if not ok]
         if failed:
             raise StorageError(reason="SQLite refused " + ", ".join(failed))
