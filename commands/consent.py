@@ -53,6 +53,29 @@ def _asked(value: str | None, option: str, question: str) -> str:
     return answer
 
 
+def _confirm_past_deadline(given: str, until: str) -> None:
+    """A consent registered already past its deadline is erased by the next purge."""
+    import sys
+
+    from vault.errors import BadInput
+
+    if not sys.stdin.isatty():
+        raise BadInput(
+            "with --given {given} the retention deadline {until} has already passed, so the "
+            "next purge would erase this consent; check --given and --retain-days, or pass "
+            "--yes to register it anyway",
+            given=given,
+            until=until,
+        )
+    output.warn(
+        "with --given {given} the retention deadline {until} has already passed; "
+        "the next purge erases this consent and everything under it",
+        given=given,
+        until=until,
+    )
+    output.confirm(_("Register it anyway?"), declined="nothing was registered")
+
+
 @app.command("add")
 def add(
     ctx: typer.Context,
@@ -111,6 +134,14 @@ def add(
             )
         ),
     ] = None,
+    yes: Annotated[
+        bool,
+        typer.Option(
+            "--yes",
+            "-y",
+            help=_("Register it even if --given puts its retention deadline in the past."),
+        ),
+    ] = False,
     json_out: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
     print_form: Annotated[
         bool,
@@ -137,6 +168,7 @@ def add(
 ) -> None:
     """Register a signed consent declaration; prints its id (or, with --print-form, its form)."""
     from vault import consents
+    from vault.dates import day
     from vault.errors import BadInput
 
     print_form = print_form or form_output is not None
@@ -161,6 +193,9 @@ def add(
         given=dates.resolve(given, state.now(), field="--given"),
     )
     with state.unlocked() as vault:
+        until = consents.first_deadline(vault, data)
+        if not yes and until < day(vault.now):
+            _confirm_past_deadline(data.given or "", until)
         consent = consents.add(vault, data)
         settings = vault.vault.settings()
     if json_out:

@@ -43,6 +43,16 @@ def export(
     force: Annotated[
         bool, typer.Option("--force", help=_("Replace FILE if it already exists."))
     ] = False,
+    json_out: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help=_(
+                "Print the result as JSON: with --output FILE, what was written; "
+                "else the copy itself (as --format json)."
+            ),
+        ),
+    ] = False,
 ) -> None:
     """Export everything the vault holds about one person, as their own copy.
 
@@ -54,6 +64,8 @@ def export(
 
     if out is not None and str(out) == "-":
         out = None
+    if json_out and out is None:
+        fmt = Format.json
     if out is not None and out.exists() and not force:
         from vault.errors import Conflict
 
@@ -73,6 +85,16 @@ def export(
         typer.echo(output.safe(text) if sys.stdout.isatty() else text, nl=False)
         return
     exporter.write_file(out, text, force=force)
+    if json_out:
+        output.emit_json(
+            {
+                "consent_id": data.consent.id,
+                "path": str(out),
+                "format": fmt.value,
+                "notes": len(data.notes),
+            }
+        )
+        return
     output.info(
         "wrote the copy of consent {id} to {path} ({notes} note(s)); hand it over safely and "
         "delete it afterwards",

@@ -58,6 +58,11 @@ def _report(rejected: ImportRejected) -> None:
 
 
 def _warnings(summary: Summary) -> None:
+    if summary.imported_before:
+        output.warn(
+            "this file was imported before, on {when}",
+            when=summary.imported_before,
+        )
     if summary.long_notes:
         output.warn(
             "{count} note(s) are longer than the guideline (a short note is enough)",
@@ -104,6 +109,16 @@ def import_(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help=_("Only check the file; import nothing."))
     ] = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help=_(
+                "Import a file that was imported before (every consent and note again; "
+                "without it nok refuses a repeat)."
+            ),
+        ),
+    ] = False,
     json_out: Annotated[bool, typer.Option("--json", help=_("Print the result as JSON."))] = False,
 ) -> None:
     """Import consents and their notes; nothing is imported unless every line is valid."""
@@ -114,16 +129,19 @@ def import_(
             if dry_run:
                 summary = importer.check(vault, source)
             elif source.seekable():
-                # Check first, so a bad line fails fast and the bar knows the total.
-                total = importer.check(vault, source).notes
+                # Check first, so a bad line or a repeat fails fast and the bar knows the
+                # total.
+                checked = importer.check(vault, source)
+                if checked.imported_before is not None and not force:
+                    raise importer.AlreadyImported(when=checked.imported_before)
                 source.seek(0)
-                bar = _Bar(total)
+                bar = _Bar(checked.notes)
                 try:
-                    summary = importer.write(vault, source, progress=bar)
+                    summary = importer.write(vault, source, progress=bar, force=force)
                 finally:
                     bar.close()
             else:
-                summary = importer.write(vault, source)
+                summary = importer.write(vault, source, force=force)
         except importer.ImportRejected as rejected:
             _report(rejected)
             raise

@@ -183,6 +183,7 @@ def kdf(
             help=_("interactive, moderate or sensitive (Argon2id cost of each key slot)."),
         ),
     ],
+    json_out: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
 ) -> None:
     """Set the minimum Argon2id cost of key slots (admins only).
 
@@ -192,7 +193,10 @@ def kdf(
     from vault import staff
 
     with context.get(ctx).unlocked() as vault:
-        staff.set_kdf_min(vault, profile)
+        profile = staff.set_kdf_min(vault, profile)
+    if json_out:
+        output.emit_json({"kdf_min": profile})
+        return
     output.info(
         "key slots below the {profile} profile are raised at their owner's next unlock; "
         "'nok staff list' shows each slot's cost",

@@ -70,12 +70,20 @@ def add(
         ),
     ] = None,
     yes: Annotated[
-        bool, typer.Option("--yes", "-y", help=_("Save a note over the length guideline."))
+        bool,
+        typer.Option(
+            "--yes",
+            "-y",
+            help=_(
+                "Save without asking: a note over the length guideline, or one that keeps a "
+                "consent past its retention deadline."
+            ),
+        ),
     ] = False,
     json_out: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
 ) -> None:
     """Add a note under an active consent; prints its id."""
-    from vault import notes
+    from vault import consents, notes
     from vault.errors import KeysRotated
 
     kind = vocab.kind(kind)
@@ -83,6 +91,9 @@ def add(
     state = context.get(ctx)
     date = dates.resolve(date, state.now(), field="--date")
     with state.unlocked() as vault:
+        overdue = consents.overdue(vault, consent_id)
+        if overdue is not None and not yes:
+            _confirm_revival(consent_id, overdue)
         body = _read_text(text)
         if notes.check_length(vault, body) is notes.Length.LONG and not yes:
             guideline = vault.vault.settings().note_guideline
@@ -114,6 +125,27 @@ def add(
         output.emit_json({"id": note.id, "consent_id": note.consent_id})
         return
     typer.echo(note.id)
+
+
+def _confirm_revival(consent_id: str, deadline: str) -> None:
+    """A note renews retention: under an overdue consent it undoes the erasure due."""
+    from vault.errors import BadInput
+
+    if not sys.stdin.isatty():
+        raise BadInput(
+            "consent {id} passed its retention deadline on {deadline} and the next purge "
+            "erases it; a note would keep it for another retention period: pass --yes if "
+            "that is intended (or 'nok consent extend' first)",
+            id=consent_id,
+            deadline=deadline,
+        )
+    output.warn(
+        "consent {id} passed its retention deadline on {deadline}; the next purge erases "
+        "it, and a new note would keep it for another retention period",
+        id=consent_id,
+        deadline=deadline,
+    )
+    output.confirm(_("Add the note and keep the consent?"), declined="nothing was saved")
 
 
 def _print_notes(items: Iterable[Note], json_out: bool) -> None:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from nokcli import context, output, passphrase
+from nokcli import context, output, passphrase, records
 from nokcli.i18n import _
 
 app = typer.Typer()
@@ -27,6 +27,7 @@ def passwd(
         Path | None,
         typer.Option("--new-passphrase-file", help=NEW_FILE_HELP, show_default=False),
     ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help=_("Print the result as JSON."))] = False,
 ) -> None:
     """Change your own passphrase; other people's key slots are not touched.
 
@@ -38,8 +39,11 @@ def passwd(
 
     with context.get(ctx).unlocked() as vault:
         secret = passphrase.new(new_passphrase_file, who=vault.name, env=ENV_NEW)
-        staff.passwd(vault, secret)
+        member = staff.passwd(vault, secret)
         name = vault.name
+    if json_out:
+        output.emit_json(records.member_json(member))
+        return
     output.info(
         "changed the passphrase of {name}; the old one no longer opens this vault", name=name
     )

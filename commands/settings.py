@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from typing import Annotated
 
@@ -62,6 +63,7 @@ def set_(
             help=_("Do not ask when a shorter retention makes consents due for erasure."),
         ),
     ] = False,
+    json_out: Annotated[bool, typer.Option("--json", help=_("Print the result as JSON."))] = False,
 ) -> None:
     """Change a vault-wide setting (admins only; recorded in the audit trail).
 
@@ -81,6 +83,9 @@ def set_(
         if spec.key == "retention-days" and not yes:
             _confirm_retention(erasure.retention_impact(vault.vault, number, vault.now)[1], number)
         change = erasure.change_setting(vault, spec.key, value)
+    if json_out:
+        output.emit_json(dataclasses.asdict(change))
+        return
     output.info("{key} changed from {old} to {new}", key=change.key, old=change.old, new=change.new)
     if spec.key == "retention-days":
         output.info(

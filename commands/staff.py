@@ -9,11 +9,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from commands.passwd import ENV_NEW, NEW_FILE_HELP
-from nokcli import context, output, passphrase
+from nokcli import context, output, passphrase, records
 from nokcli.i18n import N_, _, render
 
 if TYPE_CHECKING:
-    from vault.staff import Removal, StaffMember
+    from vault.staff import Removal
 
 app = typer.Typer(
     help=_(
@@ -27,18 +27,6 @@ JSON_HELP = _("Print the result as JSON.")
 ROLE_HELP = _("staff (consents and notes) or admin (also staff, settings and keys).")
 NAME_HELP = _("Staff name (what they pass as --as / NOK_USER).")
 STAFF_HEADERS = (_("name"), _("role"), _("created"), _("last used"), _("slot cost"))
-
-
-def member_json(m: StaffMember) -> dict[str, Any]:
-    return {
-        "name": m.name,
-        "role": m.role,
-        "created": m.created,
-        "last_used": m.last_used,
-        "kdf": m.kdf,
-        "opslimit": m.opslimit,
-        "memlimit": m.memlimit,
-    }
 
 
 @app.command("add")
@@ -74,7 +62,7 @@ def add(
         secret = passphrase.new(new_passphrase_file, who=clean, env=ENV_NEW)
         member = staff.add(vault, clean, passphrase=secret, role=role, kdf=kdf)
     if json_out:
-        output.emit_json(member_json(member))
+        output.emit_json(records.member_json(member))
         return
     output.info(
         "added {name} with role {role}; they unlock with --as {name} and their own passphrase",
@@ -94,7 +82,7 @@ def list_(
     with context.get(ctx).unlocked() as vault:
         members = staff.list_members(vault)
     if json_out:
-        output.emit_json([member_json(m) for m in members])
+        output.emit_json([records.member_json(m) for m in members])
         return
     output.emit_table(
         [(m.name, m.role, m.created, m.last_used or _("never"), m.kdf) for m in members],
@@ -231,12 +219,16 @@ def role(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(metavar="NAME", help=NAME_HELP)],
     new_role: Annotated[str, typer.Argument(metavar="ROLE", help=ROLE_HELP)],
+    json_out: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
 ) -> None:
     """Change a staff member's role (admins only; there is always at least one admin)."""
     from vault import staff
 
     with context.get(ctx).unlocked() as vault:
         member = staff.set_role(vault, name, new_role)
+    if json_out:
+        output.emit_json(records.member_json(member))
+        return
     output.info("{name} now has role {role}", name=member.name, role=member.role)
 
 
@@ -248,6 +240,7 @@ def reset(
         Path | None,
         typer.Option("--new-passphrase-file", help=NEW_FILE_HELP, show_default=False),
     ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
 ) -> None:
     """Give someone who forgot their passphrase a new key slot (admins only).
 
@@ -260,6 +253,9 @@ def reset(
         vault.require_admin("resetting a passphrase")
         secret = passphrase.new(new_passphrase_file, who=name, env=ENV_NEW)
         member = staff.reset(vault, name, secret)
+    if json_out:
+        output.emit_json(records.member_json(member))
+        return
     output.info(
         "{name} has a new key slot; the old passphrase no longer opens this vault",
         name=member.name,

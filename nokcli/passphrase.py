@@ -16,7 +16,13 @@ from pathlib import Path
 import typer
 
 from nokcli.i18n import _
-from vault.errors import BadInput, ForeignFile, PassphraseUnavailable, UnsafePermissions
+from vault.errors import (
+    BadInput,
+    ForeignFile,
+    PassphraseFileUnreadable,
+    PassphraseUnavailable,
+    UnsafePermissions,
+)
 
 ENV_FILE = "NOK_PASSPHRASE_FILE"
 ENV_VALUE = "NOK_PASSPHRASE"
@@ -46,7 +52,7 @@ def read_file(path: Path) -> bytes:
         finally:
             os.close(fd)
     except OSError as exc:
-        raise PassphraseUnavailable(
+        raise PassphraseFileUnreadable(
             "cannot read the passphrase file {path}: {reason}",
             path=str(path),
             reason=exc.strerror or type(exc).__name__,
@@ -54,12 +60,12 @@ def read_file(path: Path) -> bytes:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
-        raise PassphraseUnavailable(
+        raise PassphraseFileUnreadable(
             "the passphrase file {path} is not UTF-8 text", path=str(path)
         ) from None
     line = text.splitlines()[0] if text else ""
     if not line:
-        raise PassphraseUnavailable("the passphrase file {path} is empty", path=str(path))
+        raise PassphraseFileUnreadable("the passphrase file {path} is empty", path=str(path))
     return _normalise(line)
 
 

@@ -10,6 +10,7 @@ from nokcli.i18n import _
 if TYPE_CHECKING:
     from vault.consents import Consent
     from vault.notes import Note
+    from vault.staff import StaffMember
 
 
 CONSENT_HEADERS = (
@@ -68,3 +69,16 @@ def note_row(n: Note) -> tuple[Any, ...]:
     flat = " ".join(n.text.split())
     preview = flat if len(flat) <= PREVIEW else flat[: PREVIEW - 1] + "…"
     return (n.id, n.consent_id, n.date, vocab.kind_shown(n.kind), preview)
+
+
+def member_json(m: StaffMember) -> dict[str, Any]:
+    """A staff member's key slot as JSON (staff add/list/role/reset, passwd)."""
+    return {
+        "name": m.name,
+        "role": m.role,
+        "created": m.created,
+        "last_used": m.last_used,
+        "kdf": m.kdf,
+        "opslimit": m.opslimit,
+        "memlimit": m.memlimit,
+    }

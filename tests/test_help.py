@@ -4,6 +4,7 @@ libsodium layers. The command tree is walked, so commands added later are covere
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -13,6 +14,8 @@ import pytest
 import typer.main
 from conftest import Nok
 
+import nokcli.app as app_module
+from nokcli import helpfmt
 from nokcli.app import app, version
 
 HEAVY = ("sqlite3", "sqlite_utils", "nacl", "tabulate")
@@ -112,3 +115,51 @@ def test_help_does_not_load_heavy_modules(args: list[str]) -> None:
     assert result.returncode == 0, result.stderr
     loaded = json.loads(result.stderr.strip().splitlines()[-1])
     assert loaded == [], f"nok {' '.join(args)} imported {loaded}"
+
+
+TYPE_PLACEHOLDER = re.compile(
+    r"<(str|int|float|path|bool|list\[[^\]]*\]|[a-z]+ range)>|\{[A-Z_]+\}"
+)
+
+
+@pytest.mark.parametrize(("path", "command"), COMMANDS, ids=IDS)
+def test_help_names_values_in_words_not_python_types(
+    nok: Nok, path: tuple[str, ...], command: Any
+) -> None:
+    text = nok(*path, "--help").stdout
+    assert not TYPE_PLACEHOLDER.search(text), TYPE_PLACEHOLDER.findall(text)
+    for param in command.params:
+        for opt in getattr(param, "opts", []):
+            if opt in helpfmt.BY_OPTION:
+                assert f"{opt} {helpfmt.BY_OPTION[opt]}" in text, (path, opt)
+
+
+@pytest.mark.parametrize(("path", "command"), COMMANDS, ids=IDS)
+def test_command_lists_show_whole_summaries(nok: Nok, path: tuple[str, ...], command: Any) -> None:
+    if not getattr(command, "commands", None):
+        return
+    listing = nok(*path, "--help").stdout.split("Commands:", 1)[1]
+    assert "..." not in listing, listing
+    for name, sub in command.commands.items():
+        first = (sub.help or "").strip().split("\n\n")[0]
+        summary = " ".join(first.split()).split(". ")[0].rstrip(".")
+        assert summary in " ".join(listing.split()), (name, summary)
+
+
+def test_the_version_is_the_package_metadata(nok: Nok) -> None:
+    from importlib import metadata
+
+    assert nok("--version").stdout.strip() == f"nok {metadata.version('nok')}"
+    assert not hasattr(app_module, "VERSION")
+
+
+def test_the_configuration_file_is_in_the_root_help(nok: Nok) -> None:
+    text = " ".join(nok("--help").stdout.split())
+    assert "config.toml" in text
+    assert "NOK_CONFIG" in text
+
+
+@pytest.mark.parametrize(("path", "command"), COMMANDS, ids=IDS)
+def test_every_command_offers_json(path: tuple[str, ...], command: Any) -> None:
+    if getattr(command, "commands", None) is None:
+        assert "--json" in {opt for p in command.params for opt in getattr(p, "opts", [])}

@@ -297,3 +297,206 @@ def test_status_and_verify_leave_a_backup_byte_for_byte(cli_vault: Nok, tmp_path
     after = hashlib.sha256(backup.read_bytes()).hexdigest(), backup.stat().st_mtime_ns
     assert after == before
     assert sorted(p.name for p in target.iterdir()) == [backup.name]
+
+
+# -- surprises in the record: a consent born expired, a revived one, an import twice ---------
+
+
+def old_consent(nok: Nok, *extra: str) -> Result:
+    return nok(
+        "consent",
+        "add",
+        "--subject",
+        "K.H.",
+        "--purpose",
+        "follow-up",
+        "--category",
+        "safety",
+        "--given",
+        days_ago(40),
+        "--retain-days",
+        "30",
+        *extra,
+    )
+
+
+def test_a_consent_given_past_its_deadline_is_refused_in_a_script(cli_vault: Nok) -> None:
+    line = one_error(old_consent(cli_vault), 2)
+    assert "--yes" in line
+    assert days_ago(10) in line  # the deadline that has passed
+    assert json.loads(ok(cli_vault("status", "--json")).stdout)["active_consents"] == 0
+    ok(old_consent(cli_vault, "--yes"))
+    assert json.loads(ok(cli_vault("status", "--json")).stdout)["active_consents"] == 1
+
+
+def test_a_consent_given_past_its_deadline_is_asked_about_at_a_terminal(
+    cli_vault: Nok, nok_env: dict[str, str]
+) -> None:
+    args = ["consent", "add", "--subject", "A", "--purpose", "B", "--category", "safety"]
+    args += ["--given", days_ago(40), "--retain-days", "30"]
+    for answer, code, active in (("n\n", 130, 0), ("y\n", 0, 1)):
+        with terminal_with(answer) as terminal:
+            result = subprocess.run(
+                [sys.executable, "-m", "nokcli", *args],
+                stdin=terminal,
+                capture_output=True,
+                text=True,
+                env=environment(nok_env),
+                timeout=60,
+                check=False,
+            )
+        assert result.returncode == code, result.stderr
+        assert "retention deadline" in result.stderr
+        status = json.loads(ok(cli_vault("status", "--json")).stdout)
+        assert status["active_consents"] == active
+
+
+@contextlib.contextmanager
+def terminal_with(answer: str) -> Iterator[int]:
+    """A pseudo-terminal with ``answer`` already typed; yields the side nok reads."""
+    leader, follower = pty.openpty()
+    try:
+        os.write(leader, answer.encode())
+        yield follower
+    finally:
+        os.close(follower)
+        os.close(leader)
+
+
+def test_a_note_under_an_overdue_consent_is_not_a_silent_revival(cli_vault: Nok) -> None:
+    consent = ok(old_consent(cli_vault, "--yes")).stdout.strip()
+    line = one_error(cli_vault("note", "add", consent, "--text", "x"), 2)
+    assert days_ago(10) in line
+    assert "--yes" in line
+    before = json.loads(ok(cli_vault("consent", "show", consent, "--json")).stdout)
+    assert before["retain_until"] == days_ago(10)
+    ok(cli_vault("note", "add", consent, "--text", "x", "--yes"))
+    after = json.loads(ok(cli_vault("consent", "show", consent, "--json")).stdout)
+    assert after["retain_until"] > before["retain_until"]
+
+
+def test_importing_the_same_file_twice_is_refused(
+    cli_vault: Nok, nok_env: dict[str, str], tmp_path: Path
+) -> None:
+    line = {
+        "subject": "Kari (demo)",
+        "purpose": "follow-up",
+        "categories": ["safety"],
+        "given": days_ago(20),
+        "notes": [{"date": days_ago(19), "text": "first talk"}],
+    }
+    source = tmp_path / "once.jsonl"
+    source.write_bytes((json.dumps(line) + "\n").encode())
+
+    def counts() -> tuple[int, int]:
+        status = json.loads(ok(cli_vault("status", "--json")).stdout)
+        return status["active_consents"], status["notes"]
+
+    ok(cli_vault("import", str(source)))
+    assert counts() == (1, 1)
+    assert "imported before" in one_error(cli_vault("import", str(source)), 9)
+    # From standard input too (read once, so found out at the end and rolled back).
+    again = subprocess.run(
+        [sys.executable, "-m", "nokcli", "import", "-"],
+        input=source.read_bytes(),
+        capture_output=True,
+        env=environment(nok_env),
+        timeout=60,
+        check=False,
+    )
+    assert again.returncode == 9, again.stderr
+    assert counts() == (1, 1)
+    dry = ok(cli_vault("import", str(source), "--dry-run"))
+    assert "imported before" in dry.stderr
+    ok(cli_vault("import", str(source), "--force"))
+    assert counts() == (2, 2)
+    # A different file is a different import.
+    line["subject"] = "Ola (demo)"
+    other = tmp_path / "other.jsonl"
+    other.write_bytes((json.dumps(line) + "\n").encode())
+    ok(cli_vault("import", str(other)))
+    assert counts() == (3, 3)
+
+
+def test_the_import_fingerprint_reveals_nothing_without_a_key(
+    cli_vault: Nok, vault_path: Path, tmp_path: Path
+) -> None:
+    import sqlite3
+
+    content = json.dumps(
+        {"subject": "X", "purpose": "p", "categories": ["safety"], "given": days_ago(5)}
+    )
+    source = tmp_path / "f.jsonl"
+    source.write_text(content + "\n")
+    ok(cli_vault("import", str(source)))
+    conn = sqlite3.connect(vault_path)
+    keys = [k for (k,) in conn.execute("SELECT key FROM settings WHERE key LIKE 'import:%'")]
+    conn.close()
+    assert len(keys) == 1
+    raw = source.read_bytes()
+    # Not a plain hash of the file: whoever has the file cannot confirm it was imported.
+    for plain in (hashlib.sha256(raw), hashlib.blake2b(raw, digest_size=32)):
+        assert plain.hexdigest() not in keys[0]
+
+
+# -- --json on every command that reports a result -------------------------------------------
+
+
+def test_the_commands_that_lacked_json_print_one_document(
+    cli_vault: Nok, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    consent = add_consent(cli_vault)
+    monkeypatch.setenv("NOK_NEW_PASSPHRASE", "a new passphrase for kari")
+    ok(cli_vault("staff", "add", "kari"))
+
+    def document(*args: str) -> Any:
+        result = ok(cli_vault(*args, "--json"))
+        return json.loads(result.stdout)
+
+    copy = tmp_path / "copy.md"
+    assert document("export", consent, "--output", str(copy)) == {
+        "consent_id": consent,
+        "path": str(copy),
+        "format": "markdown",
+        "notes": 0,
+    }
+    assert document("export", consent)["consent"]["id"] == consent
+    assert document("key", "kdf", "interactive") == {"kdf_min": "interactive"}
+    changed = document("settings", "set", "note-guideline", "1200")
+    assert (changed["key"], changed["old"], changed["new"]) == ("note-guideline", 1500, 1200)
+    assert document("staff", "role", "kari", "admin")["role"] == "admin"
+    assert document("staff", "reset", "kari")["name"] == "kari"
+    monkeypatch.setenv("NOK_NEW_PASSPHRASE", PASSPHRASE + " too")
+    assert document("passwd")["name"] == "anne"
+
+
+# -- hints that say what to do next ----------------------------------------------------------
+
+
+def test_a_missing_passphrase_file_hint_names_the_file_option(
+    cli_vault: Nok, tmp_path: Path
+) -> None:
+    result = cli_vault("--passphrase-file", str(tmp_path / "missing"), "note", "list")
+    one_error(result, 4)
+    hint = result.stderr.strip().splitlines()[-1]
+    assert hint.startswith("nok: hint: check the path given with --passphrase-file")
+
+
+def test_a_failed_verify_says_how_to_check_and_restore_a_backup(
+    cli_vault: Nok, vault_path: Path
+) -> None:
+    import sqlite3
+
+    consent = add_consent(cli_vault)
+    ok(cli_vault("note", "add", consent, "--text", "to be damaged"))
+    conn = sqlite3.connect(vault_path)
+    (body,) = conn.execute("SELECT body FROM notes").fetchone()
+    damaged = bytes(body[:-1]) + bytes([body[-1] ^ 1])
+    conn.execute("UPDATE notes SET body = ?", [damaged])
+    conn.commit()
+    conn.close()
+    result = cli_vault("verify")
+    assert result.exit_code == 13
+    hint = result.stderr.strip().splitlines()[-1]
+    assert "nok --vault BACKUP verify" in hint
+    assert "nok restore BACKUP" in hint

@@ -34,7 +34,7 @@ from vault import audit, copies, erasure, files, keyring
 from vault.dates import day, timestamp
 from vault.errors import (
     Conflict,
-    IntegrityError,
+    DamagedBackup,
     NokError,
     StorageError,
     SymlinkRefused,
@@ -402,7 +402,7 @@ def inspect(path: Path) -> BackupInfo:
         with store.read():
             problems = store.integrity_problems()
             if problems:
-                raise IntegrityError(where=f"the backup {path} (damaged SQLite pages)")
+                raise DamagedBackup(where=f"the backup {path} (damaged SQLite pages)")
             meta = json.loads(store.get_setting(LAST_BACKUP) or "{}")
             last = store.last_audit()
             ended = frozenset(row.id for row in store.ended_consents())

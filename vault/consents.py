@@ -331,3 +331,25 @@ def touch(vault: Unlocked, row: ConsentRow, activity_day: str) -> None:
     vault.store.update_consent_retention(
         row.id, last_activity=last, retain_until=deadline(row.given, last, retain_days)
     )
+
+
+def first_deadline(vault: Unlocked, data: ConsentInput) -> str:
+    """The retention deadline ``data`` would get if registered now (nothing is written).
+
+    Raises:
+        BadInput: see :func:`validate`.
+    """
+    checked = validate(data, day(vault.now))
+    retain_days = checked.retain_days or vault.vault.settings().retention_days
+    return deadline(checked.given or day(vault.now), None, retain_days)
+
+
+def overdue(vault: Unlocked, consent_id: str) -> str | None:
+    """The passed retention deadline of an active consent the purge has not erased yet
+    (a note added now would keep it), else None.
+
+    Raises:
+        BadInput, NotFound, InactiveConsent: see :func:`get_active_row`.
+    """
+    row = get_active_row(vault.store, consent_id)
+    return row.retain_until if row.retain_until < day(vault.now) else None

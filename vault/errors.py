@@ -121,6 +121,21 @@ class PassphraseUnavailable(NokError):
     hint_template = "run in a terminal, or set NOK_PASSPHRASE_FILE or NOK_PASSPHRASE"
 
 
+class PassphraseFileUnreadable(PassphraseUnavailable):
+    hint_template = (
+        "check the path given with --passphrase-file or NOK_PASSPHRASE_FILE: a file of yours, "
+        "mode 0600, with the passphrase on its first line"
+    )
+
+
+class NoAccess(NokError):
+    exit_code = ExitCode.NO_VAULT
+    template = "you have no permission to open {path}"
+    hint_template = (
+        "a shared vault needs you in its group (ls -l shows it); else check the --vault path"
+    )
+
+
 class VaultBusy(NokError):
     exit_code = ExitCode.BUSY
     template = "vault busy: another nok process holds it (waited {seconds:g} s)"
@@ -138,6 +153,13 @@ class IntegrityError(NokError):
     exit_code = ExitCode.INTEGRITY
     template = "integrity check failed for {where}: the data was altered or damaged"
     hint_template = "run 'nok verify' and restore from a backup if needed"
+
+
+class DamagedBackup(IntegrityError):
+    hint_template = (
+        "this backup cannot be restored and the vault was not touched; "
+        "check the one before it with 'nok --vault BACKUP verify'"
+    )
 
 
 class UnsupportedVersion(NokError):
@@ -215,3 +237,7 @@ class ClockError(NokError):
 class VerifyFailed(NokError):
     exit_code = ExitCode.VERIFY_FAILED
     template = "{count} problem(s) found"
+    hint_template = (
+        "the lines above name each problem; check your newest backup with "
+        "'nok --vault BACKUP verify' (it stays unchanged), then 'nok restore BACKUP'"
+    )

@@ -14,6 +14,7 @@ from pathlib import Path
 from vault.errors import (
     BadInput,
     CannotCreate,
+    NoAccess,
     NotAVault,
     SymlinkRefused,
     UnsafePermissions,
@@ -79,7 +80,7 @@ def check_sqlite_header(path: Path) -> None:
         with path.open("rb") as f:
             magic = f.read(len(SQLITE_MAGIC))
     except PermissionError:
-        raise VaultNotFound("you have no permission to open {path}", path=str(path)) from None
+        raise NoAccess(path=str(path)) from None
     if magic != SQLITE_MAGIC:
         raise NotAVault(path=str(path))
 

@@ -24,8 +24,8 @@ from typing import Any
 
 from vault import consents, crypto, ids, notes
 from vault.consents import ConsentInput
-from vault.dates import day
-from vault.errors import BadInput, NokError
+from vault.dates import day, timestamp
+from vault.errors import BadInput, Conflict, NokError
 from vault.session import Settings, Unlocked
 from vault.store import ConsentRow, NoteRow
 
@@ -34,6 +34,10 @@ MAX_LINE_BYTES = 16 * 1024 * 1024
 BATCH_NOTES = 2000
 BATCH_CONSENTS = 500
 AUDIT_ACTION = "consent.import"
+# Each imported file leaves a setting ``import:<MAC of its bytes>``: keyed with a vault key,
+# so the file cannot be recognised, nor its contents guessed, without a passphrase.
+FINGERPRINT_KEY = "import"
+FINGERPRINT_PREFIX = "import:"
 
 _CONSENT_FIELDS = frozenset(
     {
@@ -86,6 +90,8 @@ class Summary:
     notes: int
     long_notes: int
     past_retention: int
+    # When this very file was imported before (UTC timestamp), if it was.
+    imported_before: str | None = None
 
 
 @dataclass(frozen=True)
@@ -286,17 +292,39 @@ def _entries(lines: Iterable[bytes], counter: _Counter) -> Iterator[Entry]:
         yield entry
 
 
+class AlreadyImported(Conflict):
+    template = "this file was imported before, on {when}; nothing was imported"
+    hint_template = (
+        "importing it again would register every consent and note twice; "
+        "pass --force if that is really meant"
+    )
+
+
+def _fingerprinted(lines: Iterable[bytes], state: crypto.StreamMac) -> Iterator[bytes]:
+    for line in lines:
+        state.update(line)
+        yield line
+
+
+def _imported_before(vault: Unlocked, fingerprint: str) -> str | None:
+    raw = vault.store.get_setting(FINGERPRINT_PREFIX + fingerprint)
+    return None if raw is None else str(json.loads(raw)["imported"])
+
+
 def check(vault: Unlocked, lines: Iterable[bytes]) -> Summary:
-    """Validate every line without writing anything (memory stays flat).
+    """Validate every line without writing anything (memory stays flat); the summary
+    says whether the same bytes were imported before.
 
     Raises:
         ImportRejected: at least one line is invalid; ``problems`` says where and why.
     """
     counter = _Counter(vault.vault.settings(), day(vault.now))
-    for _ in _entries(lines, counter):
+    state = crypto.StreamMac(vault.vault_key(FINGERPRINT_KEY))
+    for _ in _entries(_fingerprinted(lines, state), counter):
         pass
     counter.raise_if_bad()
-    return counter.summary()
+    before = _imported_before(vault, state.digest().hex())
+    return dataclasses.replace(counter.summary(), imported_before=before)
 
 
 def write(
@@ -304,25 +332,37 @@ def write(
     lines: Iterable[bytes],
     *,
     progress: Callable[[Progress], None] | None = None,
+    force: bool = False,
 ) -> Summary:
     """Validate, encrypt and write every line in one transaction: all of it or nothing.
 
+    The file's keyed fingerprint is recorded, so the same bytes imported again are
+    refused unless ``force``.
+
     Raises:
         ImportRejected: a line is invalid; nothing was imported.
+        AlreadyImported: the same file was imported before (without ``force``).
         VaultBusy, StorageError: nothing was imported.
     """
     store = vault.store
     counter = _Counter(vault.vault.settings(), day(vault.now))
+    state = crypto.StreamMac(vault.vault_key(FINGERPRINT_KEY))
     with store.write():
-        for batch in _batches(_entries(lines, counter)):
+        for batch in _batches(_entries(_fingerprinted(lines, state), counter)):
             if counter.bad_lines:
                 continue  # keep reading to report every bad line, but stop encrypting
             _write_batch(vault, batch, counter.settings)
             if progress is not None:
                 progress(Progress(counter.consents, counter.notes))
         counter.raise_if_bad()
+        fingerprint = state.digest().hex()
+        before = _imported_before(vault, fingerprint)
+        if before is not None and not force:
+            raise AlreadyImported(when=before)
+        record = {"imported": timestamp(vault.now), "consents": counter.consents}
+        store.set_setting(FINGERPRINT_PREFIX + fingerprint, json.dumps(record))
     store.checkpoint()
-    return counter.summary()
+    return dataclasses.replace(counter.summary(), imported_before=before)
 
 
 def _batches(entries: Iterable[Entry]) -> Iterator[list[Entry]]:
