@@ -199,6 +199,10 @@ class VaultReplaced(Conflict):
 
 class InactiveConsent(Conflict):
     template = "consent {id} is {status}; nothing can be added under it"
+    hint_template = (
+        "'nok consent show {id}' shows when and why it ended; if the person consents again, "
+        "register a new consent"
+    )
 
 
 class NotAllowed(NokError):
