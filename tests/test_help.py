@@ -159,7 +159,11 @@ def test_the_configuration_file_is_in_the_root_help(nok: Nok) -> None:
     assert "NOK_CONFIG" in text
 
 
+# Commands whose output is a document for people, not a result: nothing to report as JSON.
+DOCUMENTS = {("consent", "form")}
+
+
 @pytest.mark.parametrize(("path", "command"), COMMANDS, ids=IDS)
 def test_every_command_offers_json(path: tuple[str, ...], command: Any) -> None:
-    if getattr(command, "commands", None) is None:
+    if getattr(command, "commands", None) is None and path not in DOCUMENTS:
         assert "--json" in {opt for p in command.params for opt in getattr(p, "opts", [])}
