@@ -193,7 +193,9 @@ def test_cli_withdraw_erases_and_reports(cli_vault, vault_path):
     assert "withdrawn" in shown.stdout
     refused = nok("note", "add", consent_id, "--text", "again")
     assert refused.exit_code == 9
-    assert refused.stderr.count("\n") == 1
+    error, hint = refused.stderr.splitlines()
+    assert error.startswith("nok: error: ")
+    assert hint.startswith("nok: hint: 'nok consent show")
 
 
 def test_cli_withdraw_asks_on_a_terminal(unlocked, vault_path, two_people):
