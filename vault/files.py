@@ -104,16 +104,22 @@ def check_directory(directory: Path, *, group_ok: bool) -> None:
     to ``directory``: they could swap the vault file for an old copy, or plant a -wal file
     beside it. A sticky bit does not help against the planted file."""
     mode = stat.S_IMODE(directory.stat().st_mode)
-    template = "{path} is a directory {who} can write to (mode {mode})"
     if mode & 0o002:
         # One chmod that leaves an acceptable mode, not a second refusal for the group.
-        fix = "o-w" if group_ok else "go-w"
         raise UnsafePermissions(
-            template, path=str(directory), who="every user", mode=f"{mode:04o}", fix=fix
+            "{path} is a directory {who} can write to (mode {mode})",
+            path=str(directory),
+            who="every user",
+            mode=f"{mode:04o}",
+            fix="o-w" if group_ok else "go-w",
         )
     if mode & 0o020 and not group_ok:
         raise UnsafePermissions(
-            template, path=str(directory), who="its group", mode=f"{mode:04o}", fix="g-w"
+            "{path} is a directory {who} can write to (mode {mode})",
+            path=str(directory),
+            who="its group",
+            mode=f"{mode:04o}",
+            fix="g-w",
         )
 
 
