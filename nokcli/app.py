@@ -116,7 +116,7 @@ app = typer.Typer(
     + _(
         "Configuration file: $XDG_CONFIG_HOME/nok/config.toml (else "
         "~/.config/nok/config.toml; NOK_CONFIG names another) for what a machine sets once: "
-        'vault = "FILE", user = "NAME", busy_timeout = SECONDS. Options and environment '
+        'vault="FILE", user="NAME", busy_timeout=SECONDS. Options and environment '
         "variables win over it; passphrases never belong there."
     ),
     no_args_is_help=True,
