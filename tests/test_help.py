@@ -159,8 +159,9 @@ def test_the_configuration_file_is_in_the_root_help(nok: Nok) -> None:
     assert "NOK_CONFIG" in text
 
 
-# Commands whose output is a document for people, not a result: nothing to report as JSON.
-DOCUMENTS = {("consent", "form")}
+# Commands with no result to report: a blank form for people, a completion script for the
+# shell, an interactive session (whose commands have their own --json).
+DOCUMENTS = {("consent", "form"), ("completion",), ("shell",)}
 
 
 @pytest.mark.parametrize(("path", "command"), COMMANDS, ids=IDS)
