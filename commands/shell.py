@@ -29,11 +29,12 @@ def shell(
         ),
     ] = None,
 ) -> None:
-    """Unlock once, then run nok commands at a prompt (tab completes; exit or Ctrl-D leaves).
+    """Unlock once, then run nok commands at a prompt.
 
-    Type the commands without 'nok': note add C-7K2M-9Q4F, consent list... Output, exit
-    codes and audit entries are those of the command line. Nothing typed is saved to a
-    history file; Ctrl-C cancels the command, not the session.
+    Type the commands without 'nok': note add C-7K2M-9Q4F, consent list... Tab completes;
+    exit or Ctrl-D leaves. Output, exit codes and audit entries are those of the command
+    line. Nothing typed is saved to a history file; Ctrl-C cancels the command, not the
+    session.
     """
     from nokcli import config
     from nokcli import shell as session
