@@ -76,7 +76,12 @@ def backup(
         )
     if json_out:
         output.emit_json(
-            {**info.to_json(), "pruned": [str(p) for p in info.pruned], **info.reached.to_json()}
+            {
+                **info.to_json(),
+                "pruned": [str(p) for p in info.pruned],
+                "forgotten": [str(p) for p in info.forgotten],
+                **info.reached.to_json(),
+            }
         )
     else:
         typer.echo(str(info.path))
@@ -90,6 +95,12 @@ def backup(
         )
         for pruned in info.pruned:
             output.info("deleted the older backup {path}", path=str(pruned))
+        for gone in info.forgotten:
+            output.info(
+                "no longer lists the backup {path}: it cannot be found, and by the "
+                "--keep-days policy it had to be deleted by now",
+                path=str(gone),
+            )
     for removed in info.reached.partials_removed:
         output.info("removed {path}, left by a backup that was killed", path=str(removed))
     for u in info.reached.unreachable:

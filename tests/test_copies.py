@@ -404,3 +404,27 @@ def test_keep_days_deletes_what_is_older_and_states_the_day_for_the_rest(unlocke
     until = {e.path: e.keep_until for e in copies.read(unlocked.vault.path)}
     assert until[recent.path] == (NOW.date() + dt.timedelta(days=27)).isoformat()
     assert until[new.path] == (NOW.date() + dt.timedelta(days=30)).isoformat()
+
+
+def test_a_missing_backup_past_its_day_is_forgotten_one_before_it_is_not(unlocked, tmp_path):
+    usb = tmp_path / "usb"
+    old = backup.backup(
+        unlocked.vault, usb, now=NOW - dt.timedelta(days=40), actor="cron", into_directory=True
+    )
+    recent = backup.backup(
+        unlocked.vault, usb, now=NOW - dt.timedelta(days=3), actor="cron", into_directory=True
+    )
+    shutil.move(usb, tmp_path / "drawer")
+    new = backup.backup(
+        unlocked.vault,
+        tmp_path / "nightly",
+        now=NOW,
+        actor="cron",
+        into_directory=True,
+        keep_days=30,
+    )
+    assert new.forgotten == (old.path,)
+    assert new.pruned == ()
+    listed = [e.path for e in copies.read(unlocked.vault.path)]
+    assert listed == [recent.path, new.path]
+    assert [u.path for u in backup.copies_status(unlocked.vault.path).unreachable] == [recent.path]

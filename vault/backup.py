@@ -66,6 +66,7 @@ class BackupInfo:
     # Set by backup() only: backups deleted by --keep/--keep-days, and what bringing the
     # recorded backups up to date did.
     pruned: tuple[Path, ...] = ()
+    forgotten: tuple[Path, ...] = ()
     reached: erasure.CopiesReached = field(default_factory=erasure.CopiesReached)
 
     def to_json(self) -> dict[str, object]:
@@ -220,8 +221,8 @@ def backup(
         raise
     _register(store, add=entry.done())
     reached = erasure.reach_copies(store, now=now)
-    pruned = prune(store, keep=keep, keep_days=keep_days, now=now, spare=target)
-    return replace(inspect(target), pruned=pruned, reached=reached)
+    pruned, forgotten = prune(store, keep=keep, keep_days=keep_days, now=now, spare=target)
+    return replace(inspect(target), pruned=pruned, forgotten=forgotten, reached=reached)
 
 
 def _check_policy(keep: int | None, keep_days: int | None) -> None:
@@ -294,19 +295,20 @@ def prune(
     keep_days: int | None,
     now: dt.datetime,
     spare: Path | None = None,
-) -> tuple[Path, ...]:
+) -> tuple[tuple[Path, ...], tuple[Path, ...]]:
     """Delete the recorded backups beyond ``keep`` newest or older than ``keep_days``.
 
     Only files nok can reach that open as backups of this vault are deleted (never the
     vault, never ``spare``); the others stay listed, with the day they should have gone
-    by (``keep_until``), and ``nok status`` names them. With ``keep_days``, every
-    recorded backup's ``keep_until`` becomes the day it was taken plus ``keep_days``.
-    Returns the deleted paths.
+    by (``keep_until``), and ``nok status`` names them, until that day has passed and
+    the file is nowhere to be found: the policy says it was deleted by then, and it is
+    forgotten. With ``keep_days``, every recorded backup's ``keep_until`` becomes the day
+    it was taken plus ``keep_days``. Returns (deleted paths, forgotten paths).
 
     Raises IntegrityError (a damaged list), StorageError, VaultBusy.
     """
     if keep is None and keep_days is None:
-        return ()
+        return (), ()
     today = day(now)
     with store.read():
         vault_id = store.get_setting("vault_id") or ""
@@ -318,8 +320,12 @@ def prune(
     doomed = [
         e for e in entries if e.path in over or (e.keep_until is not None and e.keep_until < today)
     ]
-    deleted = []
+    deleted, forgotten = [], []
     for entry in doomed:
+        past = entry.keep_until is not None and entry.keep_until < today
+        if past and not entry.path.exists() and not entry.path.is_symlink():
+            forgotten.append(entry.path)
+            continue
         if entry.path == spare or copies.unreachable_reason(entry.path, store.path) is not None:
             continue
         if not _is_backup_of(entry.path, vault_id):
@@ -333,10 +339,10 @@ def prune(
         for entry in entries:
             if entry.path in current:
                 current[entry.path] = replace(current[entry.path], keep_until=entry.keep_until)
-        for path in deleted:
+        for path in deleted + forgotten:
             current.pop(path, None)
         copies.write(store.path, list(current.values()), group=store.get_setting("group"))
-    return tuple(deleted)
+    return tuple(deleted), tuple(forgotten)
 
 
 @dataclass(frozen=True)
