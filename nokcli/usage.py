@@ -27,6 +27,7 @@ TEMPLATES = (
     N_("No such option: {name}"),
     N_("No such option: {name} (Possible options: {options})"),
     N_("Invalid value for {name}: {message}"),
+    N_("Invalid value for {name} (env var: {var}): {message}"),
     N_("Missing option {name}."),
     N_("Missing argument {name}."),
     N_("Missing option {name}. Choose from:\n\t{choices}"),
@@ -104,8 +105,13 @@ def report(exc: Any) -> int:
     return int(getattr(exc, "exit_code", 2))
 
 
+def _usage_pieces() -> dict[str, str]:
+    return {"[OPTIONS]": _("[OPTIONS]"), "COMMAND [ARGS]...": _("COMMAND [ARGS]...")}
+
+
 def _format_usage(self: Any, ctx: Any, formatter: Any) -> None:
-    pieces = self.collect_usage_pieces(ctx)
+    shown = _usage_pieces()
+    pieces = [shown.get(p, p) for p in self.collect_usage_pieces(ctx)]
     formatter.write_usage(ctx.command_path, " ".join(pieces), prefix=_("Usage:") + " ")
 
 

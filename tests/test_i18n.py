@@ -10,6 +10,7 @@ import gettext
 import io
 import json
 import re
+import shlex
 from pathlib import Path
 
 import pytest
@@ -457,3 +458,41 @@ def test_with_lang_c_the_same_day_is_english(nb_vault) -> None:
     wrong = run_nok("note", "list", env={**env, "NOK_PASSPHRASE": "nope nope"})
     assert wrong.stderr.startswith("nok: error: wrong passphrase for anne")
     assert "Usage: nok" in run_nok("--help", env=env).stdout
+
+
+GUIDE = Path(__file__).parent.parent / "docs" / "nb" / "veiledning.md"
+
+
+@pytest.mark.slow
+def test_every_command_in_the_norwegian_staff_guide_runs(nb_vault, tmp_path: Path) -> None:
+    """docs/nb/veiledning.md stays true: its commands run, in Norwegian, as written (the
+    example ids replaced by real ones; the editor line and the question answered on a
+    terminal)."""
+    from test_routines import BLOCK
+
+    text = "\n".join(BLOCK.findall(GUIDE.read_text(encoding="utf-8"))).replace("\\\n", " ")
+    lines = [shlex.split(line, comments=True) for line in text.splitlines()]
+    lines = [line for line in lines if line]
+    assert ["nok", "consent", "add"] in [line[:3] for line in lines]
+    consent_id = note_id = ""
+    for line in lines:
+        assert line[0] == "nok", line
+        args = line[1:]
+        args = [
+            a.replace("C-7K2M-9Q4F", consent_id).replace("N-3XH8-P2DW-5", note_id) for a in args
+        ]
+        # Files the guide writes go to this test's directory, not the one pytest runs in.
+        args = [str(tmp_path / a) if a.endswith(".md") else a for a in args]
+        if args[:2] == ["consent", "withdraw"]:
+            code, err = on_terminal(args, "j", nb_vault)
+            assert code == 0, (line, err)
+            continue
+        if args[:2] == ["note", "add"] and "--text" not in args:
+            done = run_nok(*args, env={**nb_vault, "EDITOR": "true"}, input="Notat fra stdin.")
+        else:
+            done = run_nok(*args, env=nb_vault)
+        assert done.returncode == 0, (line, done.stderr)
+        if args[:2] == ["consent", "add"]:
+            consent_id = done.stdout.strip()
+        if args[:2] == ["note", "add"]:
+            note_id = done.stdout.strip()
