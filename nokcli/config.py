@@ -53,7 +53,8 @@ def load(path: Path | None = None) -> Config:
     """Read the configuration file; a missing file is an empty configuration.
 
     Raises:
-        BadInput: the file is not TOML, has an unknown key, or a value of the wrong type.
+        BadInput: the file cannot be read, is not TOML, has an unknown key, or a value of
+            the wrong type.
     """
     path = path or config_path()
     try:
@@ -61,6 +62,12 @@ def load(path: Path | None = None) -> Config:
             data = tomllib.load(handle)
     except FileNotFoundError:
         return Config()
+    except OSError as exc:
+        raise BadInput(
+            "cannot read the configuration file {path}: {reason}",
+            path=path,
+            reason=exc.strerror or type(exc).__name__,
+        ) from None
     except tomllib.TOMLDecodeError as exc:
         raise BadInput(
             "the configuration file {path} is not valid TOML: {reason}", path=path, reason=exc

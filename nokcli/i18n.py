@@ -48,7 +48,7 @@ def choose(env: Mapping[str, str], configured: str | None = None) -> str:
 
 
 def _configured() -> str | None:
-    """The configuration file's language; a broken file is reported later, by the command."""
+    """The configuration file's language, if it names one."""
     if os.environ.get("NOK_LANG"):
         return None
     from nokcli import config
@@ -56,7 +56,8 @@ def _configured() -> str | None:
 
     try:
         return config.load().language
-    except NokError:
+    except (NokError, OSError, ValueError):
+        # Unreadable or broken: the command reports it (nokcli.context), as one error line.
         return None
 
 

@@ -45,3 +45,11 @@ def test_unknown_config_key_is_refused(nok, nok_env):
     assert result.exit_code == 2
     assert "unknown key 'passphrase'" in result.stderr
     assert "hunter2" not in result.stderr
+
+
+def test_an_unreadable_config_file_is_one_error_line(nok, nok_env):
+    # A directory where the file should be: before, an internal error (exit 1).
+    (Path(nok_env["XDG_CONFIG_HOME"]) / "nok" / "config.toml").mkdir(parents=True)
+    result = nok("status")
+    assert result.exit_code == 2
+    assert result.stderr.startswith("nok: error: cannot read the configuration file")
