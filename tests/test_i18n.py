@@ -401,9 +401,13 @@ def _quick_start() -> list[tuple[list[str], str | None]]:
     for line in "\n".join(BLOCK.findall(section)).replace("\\\n", " ").splitlines():
         stdin = None
         if "|" in line.split("#")[0]:
-            echo, line = line.split("|", 1)
-            stdin = shlex.split(echo)[1]
+            source, line = line.split("|", 1)
+            said = shlex.split(source)
+            stdin = said[1] if said[0] == "echo" else "Snakket om gruppetilbudet."
         words = shlex.split(line, comments=True)
+        if words[:3] == ["nok", "consent", "add"] and "--subject" not in words:
+            # What the README shows typed at the prompts (there is no terminal here).
+            words += ["--subject", "K.H.", "--purpose", "Oppfølgingssamtaler"]
         if words and words[0] == "nok":
             runs.append((words[1:], stdin))
     assert len(runs) >= 5
