@@ -81,21 +81,23 @@ def build(path: Path, *, notes: int) -> int:
                     form_ref=f"perm {i % 40}",
                     retain_days=30 if old else None,
                 )
-                consent_rows.append(consents_mod.build_row(u, data, cid, key, NOW))
-                for n in range(NOTES_PER_CONSENT):
-                    note_rows.append(
-                        notes_mod.build_row(
-                            key,
-                            note_id=common.fresh_id(ids.new_id, ids.NOTE_PREFIX, seen),
-                            consent_id=cid,
-                            key_version=1,
-                            date=f"{2023 if old else 2026}-01-{10 + n:02d}",
-                            kind="one-to-one",
-                            text=f"{TEXT} ({i}/{n})",
-                            author=ADMIN,
-                            now=NOW,
-                        )
+                written = [
+                    notes_mod.build_row(
+                        key,
+                        note_id=common.fresh_id(ids.new_id, ids.NOTE_PREFIX, seen),
+                        consent_id=cid,
+                        key_version=1,
+                        seq=n + 1,
+                        date=f"{2023 if old else 2026}-01-{10 + n:02d}",
+                        kind="one-to-one",
+                        text=f"{TEXT} ({i}/{n})",
+                        author=ADMIN,
+                        now=NOW,
                     )
+                    for n in range(NOTES_PER_CONSENT)
+                ]
+                consent_rows.append(consents_mod.build_row(u, data, cid, key, NOW, notes=written))
+                note_rows += written
             with store.write():
                 store.insert_consents(consent_rows)
                 store.insert_notes(note_rows)

@@ -50,13 +50,12 @@ def build(path: Path, *, consents: int, notes: int) -> None:
     u = Vault.create(path, admin=ADMIN, passphrase=PASSPHRASE, now=NOW, kdf="interactive")
     try:
         store = u.store
-        keys: list[tuple[str, bytes]] = []
-        rows = []
         seen: set[str] = set()
+        consent_rows: list[Any] = []
+        note_rows: list[Any] = []
         for i in range(consents):
             cid = common.fresh_id(ids.new_id, ids.CONSENT_PREFIX, seen)
             key = crypto.new_key()
-            keys.append((cid, key))
             data = consents_mod.ConsentInput(
                 subject=f"alias {i}",
                 purpose="oppfølging etter samtale",
@@ -64,32 +63,29 @@ def build(path: Path, *, consents: int, notes: int) -> None:
                 given="2026-01-05",
                 form_ref=f"perm {i % 40}",
             )
-            rows.append(consents_mod.build_row(u, data, cid, key, NOW))
-        with store.write():
-            store.insert_consents(rows)
-        chunk: list[Any] = []
-        for n in range(notes):
-            cid, key = keys[n % consents]
-            chunk.append(
+            # Notes n = i, i + consents, i + 2 * consents, ... belong to consent i.
+            written = [
                 notes_mod.build_row(
                     key,
                     note_id=common.fresh_id(ids.new_id, ids.NOTE_PREFIX, seen),
                     consent_id=cid,
                     key_version=1,
+                    seq=seq,
                     date="2026-03-01",
                     kind="one-to-one",
                     text=TEXT,
                     author=ADMIN,
                     now=NOW,
                 )
-            )
-            if len(chunk) >= 50_000:
+                for seq in range(1, len(range(i, notes, consents)) + 1)
+            ]
+            consent_rows.append(consents_mod.build_row(u, data, cid, key, NOW, notes=written))
+            note_rows += written
+            if len(note_rows) >= 50_000 or i == consents - 1:
                 with store.write():
-                    store.insert_notes(chunk)
-                chunk = []
-        if chunk:
-            with store.write():
-                store.insert_notes(chunk)
+                    store.insert_consents(consent_rows)
+                    store.insert_notes(note_rows)
+                consent_rows, note_rows = [], []
         store.checkpoint()
     finally:
         u.close()
@@ -160,34 +156,23 @@ def child_baseline(path: Path, deep: bool) -> float:
         conn.execute(f"PRAGMA {pragma}")
     start = time.perf_counter()
     new_master, new_version = rand(32), version + 1
-    fields = ("subject", "purpose", "categories", "under_16", "guardian", "form_ref")
-    fields += ("recorded_by",)
     conn.execute("BEGIN IMMEDIATE")
     consent_rows = conn.execute(
-        f"SELECT id, master_version, key_version, data_key, {', '.join(fields)} FROM consents"
+        "SELECT id, master_version, key_version, data_key, record FROM consents"
     ).fetchall()
     keys: dict[str, tuple[bytes, bytes, int]] = {}
     updates = []
-    for cid, mv, kv, wrapped, *blobs in consent_rows:
+    for cid, mv, kv, wrapped, record in consent_rows:
         old = unseal(master, wrapped, _ad("data_key", cid, mv))
         new = rand(32) if deep else old
         nkv = kv + 1 if deep else kv
         keys[cid] = (old, new, kv)
-        values = blobs
         if deep:
-            values = [
-                None
-                if b is None
-                else seal(
-                    new,
-                    unseal(old, b, _ad("field", "consents", col, cid, cid, kv)),
-                    _ad("field", "consents", col, cid, cid, nkv),
-                )
-                for col, b in zip(fields, blobs, strict=True)
-            ]
+            plain = unseal(old, record, _ad("consent", cid, kv))
+            record = seal(new, plain, _ad("consent", cid, nkv))
         rewrapped = seal(new_master, new, _ad("data_key", cid, new_version))
-        updates.append((new_version, nkv, rewrapped, *values, cid))
-    sets = ", ".join(f"{c} = ?" for c in ("master_version", "key_version", "data_key", *fields))
+        updates.append((new_version, nkv, rewrapped, record, cid))
+    sets = ", ".join(f"{c} = ?" for c in ("master_version", "key_version", "data_key", "record"))
     conn.executemany(f"UPDATE consents SET {sets} WHERE id = ?", updates)
     conn.execute("COMMIT")
     if deep:
@@ -202,7 +187,7 @@ def _baseline_notes(conn: sqlite3.Connection, keys: Any, seal: Any, unseal: Any)
     while True:
         conn.execute("BEGIN IMMEDIATE")
         rows = conn.execute(
-            "SELECT id, consent_id, key_version, kind, body, author FROM notes"
+            "SELECT id, consent_id, key_version, record FROM notes"
             " WHERE id > ? ORDER BY id LIMIT ?",
             [last, BATCH],
         ).fetchall()
@@ -210,17 +195,11 @@ def _baseline_notes(conn: sqlite3.Connection, keys: Any, seal: Any, unseal: Any)
             conn.execute("COMMIT")
             return
         updates = []
-        for nid, cid, kv, *blobs in rows:
+        for nid, cid, kv, record in rows:
             old, new, _ = keys[cid]
-            out = []
-            for col, blob in zip(("kind", "body", "author"), blobs, strict=True):
-                plain = unseal(old, blob, _ad("field", "notes", col, nid, cid, kv))
-                out.append(seal(new, plain, _ad("field", "notes", col, nid, cid, kv + 1)))
-            updates.append((kv + 1, *out, nid))
-        conn.executemany(
-            "UPDATE notes SET key_version = ?, kind = ?, body = ?, author = ? WHERE id = ?",
-            updates,
-        )
+            plain = unseal(old, record, _ad("note", nid, cid, kv))
+            updates.append((kv + 1, seal(new, plain, _ad("note", nid, cid, kv + 1)), nid))
+        conn.executemany("UPDATE notes SET key_version = ?, record = ? WHERE id = ?", updates)
         conn.execute("COMMIT")
         last = rows[-1][0]
 

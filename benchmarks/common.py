@@ -269,6 +269,21 @@ def b_open(key: bytes, blob: bytes, ad: bytes) -> bytes:
     )
 
 
+def b_record(*fields: str) -> bytes:
+    """The record plaintext of vault format 2: length-prefixed fields, zero-padded to 256."""
+    out = b"".join(struct.pack(">I", len(raw)) + raw for raw in (f.encode() for f in fields))
+    return out + bytes(-len(out) % 256)
+
+
+def b_fields(plain: bytes, count: int) -> list[str]:
+    fields, offset = [], 0
+    for _ in range(count):
+        (size,) = struct.unpack_from(">I", plain, offset)
+        fields.append(plain[offset + 4 : offset + 4 + size].decode())
+        offset += 4 + size
+    return fields
+
+
 def b_hash(data: bytes, key: bytes = b"") -> bytes:
     return sodium.crypto_generichash_blake2b_salt_personal(data, digest_size=32, key=key)
 
@@ -351,13 +366,12 @@ def b_audit_state(conn: sqlite3.Connection) -> list[Any]:
 
 CONSENT_INSERT = (
     "INSERT INTO consents (id, status, given, created, last_activity, retain_days,"
-    " retain_until, master_version, key_version, data_key, subject, purpose, categories,"
-    " under_16, guardian, form_ref, recorded_by) VALUES (?, 'active', ?, ?, ?, ?, ?, 1, 1, ?,"
-    " ?, ?, ?, ?, ?, ?, ?)"
+    " retain_until, master_version, key_version, data_key, record) VALUES (?, 'active', ?, ?,"
+    " ?, ?, ?, 1, 1, ?, ?)"
 )
 NOTE_INSERT = (
-    "INSERT INTO notes (id, consent_id, date, created, key_version, kind, body,"
-    " author) VALUES (?, ?, ?, ?, 1, ?, ?, ?)"
+    "INSERT INTO notes (id, consent_id, date, created, key_version, seq, record)"
+    " VALUES (?, ?, ?, ?, 1, ?, ?)"
 )
 AUDIT_INSERT = (
     "INSERT INTO audit (seq, ts, actor, action, consent_id, object_id, prev, hash,"
@@ -381,10 +395,17 @@ def b_import(base: Baseline, jsonl: Path) -> None:
             key = sodium.randombytes(32)
             wrapped = b_seal(master, key, b_ad("data_key", cid, 1))
 
-            def field(col: str, value: str, cid: str = cid, key: bytes = key) -> bytes:
-                return b_seal(key, value.encode(), b_ad("field", "consents", col, cid, cid, 1))
-
             last = max(n["date"] for n in rec["notes"])
+            categories = json.dumps(rec["categories"])
+            fields = (
+                rec["subject"],
+                rec["purpose"],
+                categories,
+                "false",
+                "",
+                rec["form_ref"],
+                ADMIN,
+            )
             consents.append(
                 (
                     cid,
@@ -394,16 +415,10 @@ def b_import(base: Baseline, jsonl: Path) -> None:
                     rec["retain_days"],
                     last,
                     wrapped,
-                    field("subject", rec["subject"]),
-                    field("purpose", rec["purpose"]),
-                    field("categories", json.dumps(rec["categories"])),
-                    field("under_16", "false"),
-                    None,
-                    field("form_ref", rec["form_ref"]),
-                    field("recorded_by", ADMIN),
+                    b_seal(key, b_record(*fields), b_ad("consent", cid, 1)),
                 )
             )
-            for n in rec["notes"]:
+            for seq, n in enumerate(rec["notes"], start=1):
                 nid = b_id("N", 9)
                 notes.append(
                     (
@@ -411,13 +426,11 @@ def b_import(base: Baseline, jsonl: Path) -> None:
                         cid,
                         n["date"],
                         now,
-                        *(
-                            b_seal(key, v.encode(), b_ad("field", "notes", c, nid, cid, 1))
-                            for c, v in (
-                                ("kind", n["kind"]),
-                                ("body", n["text"]),
-                                ("author", ADMIN),
-                            )
+                        seq,
+                        b_seal(
+                            key,
+                            b_record(n["date"], now, n["kind"], ADMIN, n["text"]),
+                            b_ad("note", nid, cid, 1),
                         ),
                     )
                 )
@@ -445,23 +458,18 @@ def b_keys(base: Baseline) -> Iterator[tuple[str, bytes]]:
         yield cid, b_open(base.master, wrapped, b_ad("data_key", cid, 1))
 
 
-def b_note_fields(
-    key: bytes, nid: str, cid: str, kind: bytes, body: bytes, author: bytes
-) -> tuple[bytes, bytes, bytes]:
-    return (
-        b_open(key, kind, b_ad("field", "notes", "kind", nid, cid, 1)),
-        b_open(key, body, b_ad("field", "notes", "body", nid, cid, 1)),
-        b_open(key, author, b_ad("field", "notes", "author", nid, cid, 1)),
-    )
+def b_note_fields(key: bytes, nid: str, cid: str, record: bytes) -> list[str]:
+    """(date, created, kind, author, text): one AEAD call."""
+    return b_fields(b_open(key, record, b_ad("note", nid, cid, 1)), 5)
 
 
 def b_note_add(base: Baseline, consent_id: str, text: str, day: str) -> str:
-    """One note in its own transaction: key, three fields, retention, audit entry."""
+    """One note in its own transaction: key, one record, retention, audit entry."""
     conn = base.conn
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     conn.execute("BEGIN IMMEDIATE")
-    wrapped, master_version, key_version, retain_days = conn.execute(
-        "SELECT data_key, master_version, key_version, retain_days FROM consents"
+    wrapped, master_version, key_version, retain_days, count = conn.execute(
+        "SELECT data_key, master_version, key_version, retain_days, notes_count FROM consents"
         " WHERE id = ? AND status = 'active'",
         (consent_id,),
     ).fetchone()
@@ -476,16 +484,18 @@ def b_note_add(base: Baseline, consent_id: str, text: str, day: str) -> str:
             consent_id,
             day,
             now,
-            *(
-                b_seal(key, v.encode(), b_ad("field", "notes", c, note_id, consent_id, key_version))
-                for c, v in (("kind", "phone"), ("body", text), ("author", ADMIN))
+            (count or 0) + 1,
+            b_seal(
+                key,
+                b_record(day, now, "phone", ADMIN, text),
+                b_ad("note", note_id, consent_id, key_version),
             ),
         ),
     )
     until = (dt.date.fromisoformat(day) + dt.timedelta(days=retain_days)).isoformat()
     conn.execute(
-        "UPDATE consents SET last_activity = ?, retain_until = ? WHERE id = ?",
-        (day, until, consent_id),
+        "UPDATE consents SET last_activity = ?, retain_until = ?, notes_count = ? WHERE id = ?",
+        (day, until, (count or 0) + 1, consent_id),
     )
     state = b_audit_state(conn)
     conn.execute(AUDIT_INSERT, b_audit(conn, state, base.audit_key, "note.add", consent_id, now))
@@ -493,17 +503,16 @@ def b_note_add(base: Baseline, consent_id: str, text: str, day: str) -> str:
     return note_id
 
 
-def b_list_consent(base: Baseline, consent_id: str) -> list[tuple[str, bytes, bytes, bytes]]:
+def b_list_consent(base: Baseline, consent_id: str) -> list[list[str]]:
     conn = base.conn
     wrapped, master_version = conn.execute(
         "SELECT data_key, master_version FROM consents WHERE id = ?", (consent_id,)
     ).fetchone()
     key = b_open(base.master, wrapped, b_ad("data_key", consent_id, master_version))
     return [
-        (date, *b_note_fields(key, nid, consent_id, kind, body, author))
-        for nid, date, kind, body, author in conn.execute(
-            "SELECT id, date, kind, body, author FROM notes WHERE consent_id = ?"
-            " ORDER BY date, created, id",
+        b_note_fields(key, nid, consent_id, record)
+        for nid, record in conn.execute(
+            "SELECT id, record FROM notes WHERE consent_id = ? ORDER BY date, created, id",
             (consent_id,),
         )
     ]
@@ -514,23 +523,23 @@ def b_list_all(base: Baseline) -> int:
     keys: dict[str, bytes] = {}
     count = 0
     with open(os.devnull, "w", encoding="utf-8") as out:
-        for nid, cid, date, kind, body, author, wrapped in base.conn.execute(
-            "SELECT n.id, n.consent_id, n.date, n.kind, n.body, n.author, c.data_key"
+        for nid, cid, record, wrapped in base.conn.execute(
+            "SELECT n.id, n.consent_id, n.record, c.data_key"
             " FROM notes n JOIN consents c ON c.id = n.consent_id ORDER BY n.date, n.created, n.id"
         ):
             key = keys.get(cid)
             if key is None:
                 key = keys[cid] = b_open(base.master, wrapped, b_ad("data_key", cid, 1))
-            k, b, a = b_note_fields(key, nid, cid, kind, body, author)
+            date, _, kind, author, text = b_note_fields(key, nid, cid, record)
             out.write(
                 json.dumps(
                     {
                         "id": nid,
                         "consent_id": cid,
                         "date": date,
-                        "kind": k.decode(),
-                        "text": b.decode(),
-                        "author": a.decode(),
+                        "kind": kind,
+                        "text": text,
+                        "author": author,
                     },
                     ensure_ascii=False,
                 )
@@ -543,31 +552,17 @@ def b_search(base: Baseline, text: str) -> list[str]:
     needle = text.casefold()
     keys: dict[str, bytes] = {}
     found = []
-    for nid, cid, body, wrapped in base.conn.execute(
-        "SELECT n.id, n.consent_id, n.body, c.data_key FROM notes n"
+    for nid, cid, record, wrapped in base.conn.execute(
+        "SELECT n.id, n.consent_id, n.record, c.data_key FROM notes n"
         " JOIN consents c ON c.id = n.consent_id WHERE c.status = 'active'"
         " ORDER BY n.date, n.created, n.id"
     ):
         key = keys.get(cid)
         if key is None:
             key = keys[cid] = b_open(base.master, wrapped, b_ad("data_key", cid, 1))
-        if (
-            needle
-            in b_open(key, body, b_ad("field", "notes", "body", nid, cid, 1)).decode().casefold()
-        ):
+        if needle in b_note_fields(key, nid, cid, record)[4].casefold():
             found.append(nid)
     return found
-
-
-CONSENT_FIELDS = (
-    "subject",
-    "purpose",
-    "categories",
-    "under_16",
-    "guardian",
-    "form_ref",
-    "recorded_by",
-)
 
 
 def b_verify(base: Baseline) -> int:
@@ -578,21 +573,15 @@ def b_verify(base: Baseline) -> int:
     assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
     keys: dict[str, bytes] = {}
-    cols = ", ".join(CONSENT_FIELDS)
-    for cid, wrapped, *blobs in conn.execute(
-        f"SELECT id, data_key, {cols} FROM consents WHERE status = 'active'"
+    for cid, wrapped, record in conn.execute(
+        "SELECT id, data_key, record FROM consents WHERE status = 'active'"
     ):
         key = keys[cid] = b_open(base.master, wrapped, b_ad("data_key", cid, 1))
-        for column, blob in zip(CONSENT_FIELDS, blobs, strict=True):
-            if blob is not None:
-                b_open(key, blob, b_ad("field", "consents", column, cid, cid, 1)).decode()
-                opened += 1
-    for nid, cid, kind, body, author in conn.execute(
-        "SELECT id, consent_id, kind, body, author FROM notes"
-    ):
-        for text in b_note_fields(keys[cid], nid, cid, kind, body, author):
-            text.decode()
-        opened += 3
+        b_fields(b_open(key, record, b_ad("consent", cid, 1)), 7)
+        opened += 1
+    for nid, cid, record in conn.execute("SELECT id, consent_id, record FROM notes"):
+        b_note_fields(keys[cid], nid, cid, record)
+        opened += 1
     prev = bytes(32)
     for seq, ts, actor, action, cid, oid, stored_prev, digest, mac in conn.execute(
         "SELECT seq, ts, actor, action, consent_id, object_id, prev, hash, mac FROM audit"

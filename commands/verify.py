@@ -14,6 +14,7 @@ app = typer.Typer()
 
 STAGE_LABELS = {
     "sqlite": _("checking the SQLite file"),
+    "settings": _("checking the vault settings"),
     "staff": _("checking staff key slots"),
     "keys": _("checking vault keys"),
     "consents": _("checking consents"),
@@ -49,7 +50,8 @@ def verify(
 
     progress = _terminal_progress if sys.stderr.isatty() and not json_out else _no_progress
     state = context.get(ctx)
-    with state.unlocked(read_only=True) as vault:
+    # Every key that does not open is reported below, one by one.
+    with state.unlocked(read_only=True, continuity=False) as vault:
         report = checks.verify(vault, progress=progress)
     for done in state.reconciled:
         if done.erased_again:

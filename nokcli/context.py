@@ -92,15 +92,16 @@ class Context:
             self.reconciled.append(result)
             reach.reconciled(result)
 
-    def unlock(self, *, read_only: bool = False) -> Unlocked:
+    def unlock(self, *, read_only: bool = False, continuity: bool = True) -> Unlocked:
         """Open the vault and unlock it as ``self.user`` (prompts if needed); then erase
-        again every active consent a sealed audit entry says was erased."""
+        again every active consent a sealed audit entry says was erased. ``continuity``
+        as in Vault.unlock (False only for nok verify)."""
         from vault import erasure
 
         vault = self.open(read_only=read_only)
         try:
             secret = passphrase.current(self.passphrase_file, who=self.user)
-            unlocked = vault.unlock(self.user, secret, now=self.now())
+            unlocked = vault.unlock(self.user, secret, now=self.now(), continuity=continuity)
         except BaseException:
             vault.close()
             raise
@@ -122,13 +123,13 @@ class Context:
         self._reconciled(erasure.reconcile_sealed(unlocked))
 
     @contextlib.contextmanager
-    def unlocked(self, *, read_only: bool = False) -> Iterator[Unlocked]:
+    def unlocked(self, *, read_only: bool = False, continuity: bool = True) -> Iterator[Unlocked]:
         """The unlocked vault for the length of a ``with`` block, then closed (in ``nok
         shell``: the session's, checked again and kept open). ``read_only``: see open."""
         if self.session is not None:
             yield self.session.current()
             return
-        vault = self.unlock(read_only=read_only)
+        vault = self.unlock(read_only=read_only, continuity=continuity)
         try:
             yield vault
         finally:

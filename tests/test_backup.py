@@ -26,9 +26,9 @@ def secrets_of(u: Unlocked, consent_id: str) -> list[bytes]:
     """The consent's wrapped data key and every ciphertext under it, as stored."""
     row = u.store.get_consent(consent_id)
     assert row is not None
-    blobs = [bytes(b) for b in (row.data_key, row.subject, row.purpose) if b is not None]
+    blobs = [bytes(b) for b in (row.data_key, row.record) if b is not None]
     for n in u.store.iter_notes(consent_id=consent_id):
-        blobs += [bytes(n.kind), bytes(n.body)]
+        blobs.append(bytes(n.record))
     return blobs
 
 

@@ -253,7 +253,7 @@ def test_tampered_note_is_one_line_exit_7(cli: Checked, vault_path: Path) -> Non
     first, second = add_note(cli, consent, "one"), add_note(cli, consent, "two")
     conn = sqlite3.connect(vault_path)
     conn.execute(
-        "UPDATE notes SET body = (SELECT body FROM notes WHERE id = ?) WHERE id = ?",
+        "UPDATE notes SET record = (SELECT record FROM notes WHERE id = ?) WHERE id = ?",
         [first, second],
     )
     conn.commit()

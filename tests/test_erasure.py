@@ -51,13 +51,9 @@ def consent_secrets(u: Unlocked, consent_id: str) -> list[bytes]:
     """Every ciphertext and the wrapped data key stored for a consent, as on disk."""
     row = u.store.get_consent(consent_id)
     assert row is not None
-    blobs = [
-        bytes(b)
-        for b in (row.data_key, row.subject, row.purpose, row.categories, row.guardian)
-        if b is not None
-    ]
+    blobs = [bytes(b) for b in (row.data_key, row.record) if b is not None]
     for note in u.store.iter_notes(consent_id=consent_id):
-        blobs += [bytes(note.kind), bytes(note.body), bytes(note.author or b"")]
+        blobs.append(bytes(note.record))
     return [b for b in blobs if len(b) >= WINDOW]
 
 
@@ -74,8 +70,7 @@ def assert_tombstone(row: ConsentRow | None, status: str) -> None:
     assert row.ended is not None
     assert row.end_reason
     assert row.ended_by
-    personal = [row.data_key, row.subject, row.purpose, row.categories]
-    personal += [row.under_16, row.guardian, row.form_ref, row.recorded_by, row.last_activity]
+    personal = [row.data_key, row.record, row.retention_tag, row.notes_tag, row.last_activity]
     assert personal == [None] * len(personal)
 
 
@@ -217,7 +212,7 @@ def test_cli_withdraw_asks_on_a_terminal(unlocked, vault_path, two_people):
 def _consent_state(vault_path: Path) -> list[tuple[object, ...]]:
     with Vault.open(vault_path) as v:
         rows = list(v.store.iter_consents(include_ended=True))
-        return [(r.id, r.status, r.data_key, r.subject, v.store.count_notes(r.id)) for r in rows]
+        return [(r.id, r.status, r.data_key, r.record, v.store.count_notes(r.id)) for r in rows]
 
 
 @pytest.mark.parametrize(

@@ -39,22 +39,24 @@ def bulk(u: Unlocked, count: int, *, notes_each: int, size: int, due: bool) -> l
         for _ in range(count):
             cid = consents.new_consent_id(u.store)
             key = crypto.new_key()
-            u.store.insert_consent(consents.build_row(u, data, cid, key, NOW))
             text = ("DUE-NOTE-MARKER " if due else "KEEP-NOTE ") + "n" * size
-            u.store.insert_notes(
+            rows = [
                 notes.build_row(
                     key,
                     note_id=ids.new_id(ids.NOTE_PREFIX),
                     consent_id=cid,
                     key_version=1,
+                    seq=seq,
                     date=LONG_AGO,
                     kind="phone",
                     text=text,
                     author=ADMIN,
                     now=NOW,
                 )
-                for _ in range(notes_each)
-            )
+                for seq in range(1, notes_each + 1)
+            ]
+            u.store.insert_consent(consents.build_row(u, data, cid, key, NOW, notes=rows))
+            u.store.insert_notes(rows)
             made.append(cid)
     return made
 

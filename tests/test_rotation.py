@@ -19,9 +19,6 @@ from tests.conftest import ADMIN, CLOCK_ENV, NOW, PASSPHRASE, run_nok
 from vault import Vault, consents, crypto, keyring, notes, rotation, staff
 from vault.errors import Conflict, IntegrityError, KeysRotated, NokError
 
-NOTE_COLUMNS = ("kind", "body", "author")
-CONSENT_COLUMNS = ("subject", "purpose", "categories", "under_16", "recorded_by")
-
 
 def _fill(unlocked, n_consents, notes_each):
     """Bulk consents and notes (encrypted rows, one transaction); returns what they say."""
@@ -33,17 +30,18 @@ def _fill(unlocked, n_consents, notes_each):
         data = consents.ConsentInput(
             subject=f"subject {i}", purpose="follow-up", categories=("notes",), given="2026-11-01"
         )
-        consent_rows.append(consents.build_row(unlocked, data, cid, key, NOW))
         subjects[cid] = f"subject {i}"
+        written = []
         for j in range(notes_each):
             nid = notes.new_note_id(store)
             texts[nid] = f"note {j} of {cid}"
-            note_rows.append(
+            written.append(
                 notes.build_row(
                     key,
                     note_id=nid,
                     consent_id=cid,
                     key_version=1,
+                    seq=j + 1,
                     date="2026-11-10",
                     kind="phone",
                     text=texts[nid],
@@ -51,6 +49,8 @@ def _fill(unlocked, n_consents, notes_each):
                     now=NOW,
                 )
             )
+        consent_rows.append(consents.build_row(unlocked, data, cid, key, NOW, notes=written))
+        note_rows += written
     with store.write():
         store.insert_consents(consent_rows)
         store.insert_notes(note_rows)
@@ -83,40 +83,21 @@ def _rows(vault_path, sql):
 
 
 def _assert_no_old_key_opens_anything(vault_path, old_keys):
-    """No captured data key decrypts any current consent field or note field."""
-    for cid, version, *blobs in _rows(
-        vault_path,
-        "SELECT id, key_version, subject, purpose, categories, under_16, recorded_by FROM consents",
+    """No captured data key decrypts any current consent or note record."""
+    for cid, version, blob in _rows(vault_path, "SELECT id, key_version, record FROM consents"):
+        for key in old_keys:
+            for kv in {version, version - 1}:
+                with pytest.raises(IntegrityError):
+                    keyring.open_record(
+                        key, blob, keyring.consent_ad(cid, kv), consents.RECORD_FIELDS, where=cid
+                    )
+    for nid, cid, version, blob in _rows(
+        vault_path, "SELECT id, consent_id, key_version, record FROM notes"
     ):
-        for column, blob in zip(CONSENT_COLUMNS, blobs, strict=True):
-            for key in old_keys:
-                for kv in {version, version - 1}:
-                    with pytest.raises(IntegrityError):
-                        keyring.open_text(
-                            key,
-                            blob,
-                            table="consents",
-                            column=column,
-                            row_id=cid,
-                            consent_id=cid,
-                            key_version=kv,
-                        )
-    for nid, cid, version, *blobs in _rows(
-        vault_path, "SELECT id, consent_id, key_version, kind, body, author FROM notes"
-    ):
-        for column, blob in zip(NOTE_COLUMNS, blobs, strict=True):
-            for key in old_keys:
-                for kv in {version, version - 1}:
-                    with pytest.raises(IntegrityError):
-                        keyring.open_text(
-                            key,
-                            blob,
-                            table="notes",
-                            column=column,
-                            row_id=nid,
-                            consent_id=cid,
-                            key_version=kv,
-                        )
+        for key in old_keys:
+            for kv in {version, version - 1}:
+                with pytest.raises(IntegrityError):
+                    keyring.open_record(key, blob, keyring.note_ad(nid, cid, kv), 5, where=nid)
 
 
 def test_plain_rotation_leaves_the_old_master_key_useless(unlocked, vault_path):

@@ -24,17 +24,16 @@ PLANTED = {
     ),
     "view": ("CREATE VIEW everything AS SELECT * FROM consents;", "view"),
     "table": ("CREATE TABLE shadow (x);", "table"),
-    "index": ("CREATE INDEX idx_notes_body ON notes (body);", "index"),
+    "index": ("CREATE INDEX idx_notes_record ON notes (record);", "index"),
 }
 # The attack from the review: copy every erased secret aside as the erasure happens.
 SHADOW_ATTACK = """
 CREATE TABLE shadow (tbl TEXT, id TEXT, data_key BLOB, a BLOB, b BLOB, c BLOB);
 CREATE TRIGGER keep_consent AFTER UPDATE OF status ON consents BEGIN
-  INSERT INTO shadow VALUES ('consents', old.id, old.data_key, old.subject, old.purpose,
-                             old.categories);
+  INSERT INTO shadow VALUES ('consents', old.id, old.data_key, old.record, NULL, NULL);
 END;
 CREATE TRIGGER keep_note BEFORE DELETE ON notes BEGIN
-  INSERT INTO shadow VALUES ('notes', old.id, NULL, old.kind, old.body, old.author);
+  INSERT INTO shadow VALUES ('notes', old.id, NULL, old.record, NULL, NULL);
 END;
 """
 

@@ -252,38 +252,58 @@ def test_the_file_does_not_tell_which_consents_are_for_a_child(unlocked: Unlocke
     child = consents.add(unlocked, consent_input(under_16=True, guardian="Mor", form_ref="A1"))
     adult = consents.add(unlocked, consent_input())
     rows = [unlocked.store.get_consent(c.id) for c in (child, adult)]
-    for column in ("under_16", "guardian", "form_ref"):
-        blobs = [getattr(row, column) for row in rows]
-        assert all(blob is not None for blob in blobs), column
-        assert len(blobs[0]) == len(blobs[1]), column
+    assert len(rows[0].record) == len(rows[1].record)
     shown = consents.show(unlocked, adult.id)
     assert (shown.under_16, shown.guardian, shown.form_ref) == (False, None, None)
     shown = consents.show(unlocked, child.id)
     assert (shown.under_16, shown.guardian, shown.form_ref) == (True, "Mor", "A1")
 
 
+def test_the_file_does_not_tell_which_categories_a_consent_covers(unlocked: Unlocked) -> None:
+    """Unpadded, 27 of the 63 sets of the six suggested categories had a length of their own."""
+    suggested = consents.SUGGESTED_CATEGORIES
+    sets = [
+        tuple(c for bit, c in enumerate(suggested) if mask >> bit & 1)
+        for mask in range(1, 2 ** len(suggested))
+    ]
+    assert len(sets) == 63
+    lengths = set()
+    for categories in sets:
+        added = consents.add(unlocked, consent_input(categories=categories))
+        lengths.add(len(unlocked.store.get_consent(added.id).record))
+        assert consents.show(unlocked, added.id).categories == categories
+    assert len(lengths) == 1
+
+
+def test_note_lengths_show_only_their_256_byte_bucket(unlocked: Unlocked) -> None:
+    consent = consents.add(unlocked, consent_input())
+    short = [notes.add(unlocked, consent.id, "x" * size) for size in (1, 50, 150)]
+    lengths = {len(unlocked.store.get_note(n.id).record) for n in short}
+    assert lengths == {crypto.BLOB_OVERHEAD + 256}
+    longer = notes.add(unlocked, consent.id, "y" * 300)
+    assert len(unlocked.store.get_note(longer.id).record) == crypto.BLOB_OVERHEAD + 512
+    assert notes.show(unlocked, longer.id).text == "y" * 300
+
+
 def test_the_file_does_not_tell_a_note_kind_by_its_length(unlocked: Unlocked) -> None:
     consent = consents.add(unlocked, consent_input())
     added = [notes.add(unlocked, consent.id, "x", kind=kind) for kind in notes.KINDS]
-    lengths = {len(unlocked.store.get_note(n.id).kind) for n in added}
+    lengths = {len(unlocked.store.get_note(n.id).record) for n in added}
     assert len(lengths) == 1
     assert [notes.show(unlocked, n.id).kind for n in added] == list(notes.KINDS)
 
 
 @pytest.mark.parametrize(
-    ("table", "column"),
+    ("table", "column", "message"),
     [
-        ("consents", "under_16"),
-        ("consents", "guardian"),
-        ("consents", "form_ref"),
-        ("consents", "categories"),
-        ("notes", "author"),
+        ("consents", "record", "missing"),
+        ("consents", "retention_tag", "dates or retention period"),
     ],
 )
-def test_a_personal_column_blanked_in_the_file_is_tampering(
-    unlocked: Unlocked, table: str, column: str
+def test_a_sealed_column_blanked_in_the_file_is_tampering(
+    unlocked: Unlocked, table: str, column: str, message: str
 ) -> None:
-    """NULL instead of a ciphertext must not read as 'no guardian' or 'not a child'."""
+    """NULL instead of a record or seal must not read as 'no guardian' or 'not a child'."""
     consent = consents.add(unlocked, consent_input(under_16=True, guardian="Mor"))
     note = notes.add(unlocked, consent.id, "x")
     row_id = consent.id if table == "consents" else note.id
@@ -297,7 +317,7 @@ def test_a_personal_column_blanked_in_the_file_is_tampering(
         if table == "consents"
         else (lambda: notes.show(unlocked, note.id))
     )
-    with pytest.raises(IntegrityError, match="missing"):
+    with pytest.raises(IntegrityError, match=message):
         show()
 
 

@@ -2,29 +2,36 @@
 
 A consent records the person's alias, the purpose and data categories it covers, who gave
 it (the person, or a guardian for a child under 16), and a reference to the signed form.
-All of that is encrypted with the consent's own data key. Only its id, status, dates and
-retention deadline are stored in plaintext, so the keyless purge can find what is due.
+All of that is ONE sealed record (padded to 256 bytes) under the consent's own data key.
+Only its id, status, dates and retention are stored in plaintext, so the keyless purge can
+find what is due; two tags under keys derived from the data key seal them: the retention
+tag (given, created, last activity, retention period) and the notes tag (which notes the
+consent holds). Every keyed read checks the first; reading a consent's notes, the second.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from vault import crypto, ids, keyring
 from vault.dates import add_days, day, parse_day, timestamp
-from vault.errors import BadInput, InactiveConsent, NotFound
+from vault.errors import BadInput, InactiveConsent, IntegrityError, NotFound
 from vault.session import Unlocked, check_retention_days
-from vault.store import ConsentRow, Store
+from vault.store import ConsentRow, NoteRow, Store
 
 TABLE = "consents"
 ACTIVE = "active"
+# The data-key version a new consent (and every note an import writes with it) starts at.
+FIRST_KEY_VERSION = 1
 MAX_SUBJECT = 200
 MAX_PURPOSE = 2000
 MAX_CATEGORY = 100
-PAD_BYTES = 64
+# subject, purpose, categories, under_16, guardian, form_ref, recorded_by
+RECORD_FIELDS = 7
 SUGGESTED_CATEGORIES = (
     "contact",
     "conversation-notes",
@@ -96,18 +103,6 @@ class Consent:
         }
 
 
-def _padded(value: str | None) -> str:
-    """``value`` (or nothing) padded with spaces to a multiple of PAD_BYTES bytes.
-
-    A ciphertext is as long as its plaintext: unpadded, the file would show which consents
-    name a guardian (a child under 16) or a form. Values are stripped, so reading strips.
-    """
-    text = value or ""
-    size = len(text.encode("utf-8"))
-    target = max(PAD_BYTES, -(-size // PAD_BYTES) * PAD_BYTES)
-    return text + " " * (target - size)
-
-
 def _text(value: str, *, field: str, limit: int, required: bool = True) -> str:
     clean = value.strip()
     if required and not clean:
@@ -169,35 +164,168 @@ def new_consent_id(store: Store) -> str:
             return candidate
 
 
+def seal_record(key: bytes, consent: Consent, *, key_version: int) -> bytes:
+    """The one sealed record holding ``consent``'s personal fields (under its data key)."""
+    fields = (
+        consent.subject or "",
+        consent.purpose or "",
+        json.dumps(list(consent.categories or ()), ensure_ascii=False),
+        json.dumps(bool(consent.under_16)),
+        consent.guardian or "",
+        consent.form_ref or "",
+        consent.recorded_by or "",
+    )
+    return keyring.seal_record(key, fields, keyring.consent_ad(consent.id, key_version))
+
+
+def open_record(key: bytes, row: ConsentRow) -> Consent:
+    """The consent in ``row``, its retention tag checked.
+
+    Raises:
+        IntegrityError: the record was altered, moved or blanked; keyring.RetentionChanged
+            when its plaintext dates or retention period were edited.
+        UnsupportedVersion: an unknown blob version.
+    """
+    check_retention(key, row)
+    ad = keyring.consent_ad(row.id, row.key_version)
+    where = f"consent {row.id}"
+    subject, purpose, categories, under_16, guardian, form_ref, recorded_by = keyring.open_record(
+        key, row.record, ad, RECORD_FIELDS, where=where
+    )
+    try:
+        category_list = tuple(str(c) for c in json.loads(categories))
+        child = bool(json.loads(under_16))
+    except ValueError:
+        raise IntegrityError(where=where) from None
+    return dataclasses.replace(
+        _tombstone(row),
+        subject=subject,
+        purpose=purpose,
+        categories=category_list,
+        under_16=child,
+        guardian=guardian or None,
+        form_ref=form_ref or None,
+        recorded_by=recorded_by,
+    )
+
+
+def _tombstone(row: ConsentRow) -> Consent:
+    """The plaintext part of ``row``: all there is of an ended consent."""
+    return Consent(
+        id=row.id,
+        status=row.status,
+        given=row.given,
+        created=row.created,
+        retain_until=row.retain_until,
+        retain_days=row.retain_days,
+        subject=None,
+        purpose=None,
+        categories=None,
+        under_16=None,
+        guardian=None,
+        form_ref=None,
+        recorded_by=None,
+        ended=row.ended,
+        end_reason=row.end_reason,
+        ended_by=row.ended_by,
+    )
+
+
+def retention_tag(key: bytes, row: ConsentRow) -> bytes:
+    """The tag ``row``'s dates and retention period should carry."""
+    return keyring.retention_tag(
+        key,
+        consent_id=row.id,
+        key_version=row.key_version,
+        given=row.given,
+        created=row.created,
+        last_activity=row.last_activity,
+        retain_days=row.retain_days,
+    )
+
+
+def check_retention(key: bytes, row: ConsentRow) -> None:
+    """Raises keyring.RetentionChanged when ``row``'s dates or retention were edited."""
+    error = keyring.RetentionChanged(id=row.id)
+    keyring.check_tag(retention_tag(key, row), row.retention_tag, error)
+
+
+def notes_chain(key: bytes, row: ConsentRow) -> keyring.NotesChain:
+    return keyring.NotesChain(key, consent_id=row.id, key_version=row.key_version)
+
+
+def chain_entries(rows: Iterable[NoteRow]) -> list[tuple[str, int, bytes]]:
+    """What the note seal covers of ``rows``, in order of seq."""
+    ordered = sorted(rows, key=lambda n: (n.seq, n.id))
+    return [(n.id, n.seq, keyring.record_tag(n.record)) for n in ordered]
+
+
+def check_notes(vault: Unlocked, row: ConsentRow) -> None:
+    """Raises keyring.NotesChanged when the notes stored under ``row`` are not the ones
+    its seal covers (one was deleted, added or put back); IntegrityError for a bad key.
+
+    Reads the record tag of every note of the consent (not the records themselves).
+    An ended consent has neither notes nor a seal (verify checks its tombstone is empty).
+    """
+    if row.status != ACTIVE:
+        return
+    key = vault.data_key(row)
+    stored = [(i, s, keyring.record_tag(t)) for i, s, t in vault.store.note_chain(row.id)]
+    expected = notes_chain(key, row).fold(stored)
+    keyring.check_tag(expected, row.notes_tag, keyring.NotesChanged(id=row.id))
+
+
+def next_seq(row: ConsentRow) -> int:
+    """The sequence number the next note under ``row`` gets.
+
+    Raises keyring.NotesChanged when the count or seal was blanked or replaced in the file.
+    """
+    if not isinstance(row.notes_count, int) or not isinstance(row.notes_tag, bytes):
+        raise keyring.NotesChanged(id=row.id)
+    return row.notes_count + 1
+
+
 def build_row(
-    vault: Unlocked, data: ConsentInput, consent_id: str, data_key: bytes, now: dt.datetime
+    vault: Unlocked,
+    data: ConsentInput,
+    consent_id: str,
+    data_key: bytes,
+    now: dt.datetime,
+    *,
+    notes: Sequence[NoteRow] = (),
 ) -> ConsentRow:
-    """Encrypt a validated consent into a row (no database access)."""
-    retain_days = data.retain_days or vault.vault.settings().retention_days
+    """Encrypt a validated consent (with the rows of its first ``notes``, numbered from
+    seq 1, for an import) into a row, its seals computed (no database access)."""
+    retain_days = data.retain_days or _default_days(vault)
     given = data.given or day(now)
-    version = 1
-
-    def seal(column: str, value: str | None) -> bytes | None:
-        if value is None:
-            return None
-        return keyring.seal_text(
-            data_key,
-            value,
-            table=TABLE,
-            column=column,
-            row_id=consent_id,
-            consent_id=consent_id,
-            key_version=version,
-        )
-
-    return ConsentRow(
+    last_activity = max((n.date for n in notes), default=None)
+    version = FIRST_KEY_VERSION
+    consent = Consent(
         id=consent_id,
         status=ACTIVE,
         given=given,
         created=timestamp(now),
-        last_activity=None,
+        retain_until=deadline(given, last_activity, retain_days),
         retain_days=data.retain_days,
-        retain_until=deadline(given, None, retain_days),
+        subject=data.subject,
+        purpose=data.purpose,
+        categories=data.categories,
+        under_16=data.under_16,
+        guardian=data.guardian,
+        form_ref=data.form_ref,
+        recorded_by=vault.name,
+        ended=None,
+        end_reason=None,
+        ended_by=None,
+    )
+    row = ConsentRow(
+        id=consent_id,
+        status=ACTIVE,
+        given=given,
+        created=consent.created,
+        last_activity=last_activity,
+        retain_days=data.retain_days,
+        retain_until=consent.retain_until,
         ended=None,
         end_reason=None,
         ended_by=None,
@@ -206,13 +334,15 @@ def build_row(
         data_key=keyring.wrap_data_key(
             vault.master, data_key, consent_id=consent_id, master_version=vault.master_version
         ),
-        subject=seal("subject", data.subject),
-        purpose=seal("purpose", data.purpose),
-        categories=seal("categories", json.dumps(list(data.categories), ensure_ascii=False)),
-        under_16=seal("under_16", json.dumps(data.under_16).ljust(5)),
-        guardian=seal("guardian", _padded(data.guardian)),
-        form_ref=seal("form_ref", _padded(data.form_ref)),
-        recorded_by=seal("recorded_by", vault.name),
+        record=seal_record(data_key, consent, key_version=version),
+        retention_tag=None,
+        notes_count=max((n.seq for n in notes), default=0),
+        notes_tag=None,
+    )
+    return dataclasses.replace(
+        row,
+        retention_tag=retention_tag(data_key, row),
+        notes_tag=notes_chain(data_key, row).fold(chain_entries(notes)),
     )
 
 
@@ -234,59 +364,22 @@ def add(vault: Unlocked, data: ConsentInput) -> Consent:
 
 
 def decrypt(vault: Unlocked, row: ConsentRow) -> Consent:
-    """Raises IntegrityError or UnsupportedVersion when a field was altered or moved."""
+    """Raises IntegrityError or UnsupportedVersion when the record, its dates, its
+    retention or its deadline were altered or moved (keyring.RetentionChanged,
+    keyring.DeadlineMoved)."""
     if row.status != ACTIVE or row.data_key is None:
-        return Consent(
-            id=row.id,
-            status=row.status,
-            given=row.given,
-            created=row.created,
-            retain_until=row.retain_until,
-            retain_days=row.retain_days,
-            subject=None,
-            purpose=None,
-            categories=None,
-            under_16=None,
-            guardian=None,
-            form_ref=None,
-            recorded_by=None,
-            ended=row.ended,
-            end_reason=row.end_reason,
-            ended_by=row.ended_by,
-        )
-    key = vault.data_key(row)
+        return _tombstone(row)
+    consent = open_record(vault.data_key(row), row)
+    # The retention seal leaves the deadline out (a new vault default moves it keyless);
+    # it must still follow from what is sealed, or the keyless purge would act on a lie.
+    expected = deadline(row.given, row.last_activity, row.retain_days or _default_days(vault))
+    if row.retain_until != expected:
+        raise keyring.DeadlineMoved(id=row.id, stored=row.retain_until, expected=expected)
+    return consent
 
-    def open_(column: str, blob: bytes | None) -> str:
-        return keyring.open_text(
-            key,
-            blob,
-            table=TABLE,
-            column=column,
-            row_id=row.id,
-            consent_id=row.id,
-            key_version=row.key_version,
-        )
 
-    categories = open_("categories", row.categories)
-    under_16 = open_("under_16", row.under_16)
-    return Consent(
-        id=row.id,
-        status=row.status,
-        given=row.given,
-        created=row.created,
-        retain_until=row.retain_until,
-        retain_days=row.retain_days,
-        subject=open_("subject", row.subject),
-        purpose=open_("purpose", row.purpose),
-        categories=tuple(json.loads(categories)),
-        under_16=bool(json.loads(under_16)),
-        guardian=open_("guardian", row.guardian).strip() or None,
-        form_ref=open_("form_ref", row.form_ref).strip() or None,
-        recorded_by=open_("recorded_by", row.recorded_by),
-        ended=row.ended,
-        end_reason=row.end_reason,
-        ended_by=row.ended_by,
-    )
+def _default_days(vault: Unlocked) -> int:
+    return vault.vault.settings().retention_days
 
 
 def get_row(store: Store, consent_id: str) -> ConsentRow:
@@ -324,13 +417,62 @@ def list_all(vault: Unlocked, *, include_ended: bool = False) -> Iterator[Consen
         yield decrypt(vault, row)
 
 
-def touch(vault: Unlocked, row: ConsentRow, activity_day: str) -> None:
-    """Move the retention deadline after a new note (inside the caller's transaction)."""
-    last = max(row.last_activity or activity_day, activity_day)
-    retain_days = row.retain_days or vault.vault.settings().retention_days
-    vault.store.update_consent_retention(
-        row.id, last_activity=last, retain_until=deadline(row.given, last, retain_days)
+def append_notes(vault: Unlocked, row: ConsentRow, written: Sequence[NoteRow]) -> None:
+    """Extend ``row``'s note seal by the notes just ``written`` under it (numbered from
+    :func:`next_seq` on) and move its last activity and deadline (inside the caller's
+    transaction). One MAC per note, whatever the consent holds.
+
+    The seal is a chain: a note deleted outside nok before this still breaks it, so this
+    never makes such a deletion look intended.
+
+    Raises RetentionChanged when ``row``'s dates were edited outside nok (sealing them
+    again would make the edit look genuine); NotesChanged when its seal was blanked.
+    """
+    key = vault.data_key(row)
+    check_retention(key, row)
+    next_seq(row)
+    chain, tag = notes_chain(key, row), row.notes_tag
+    assert tag is not None  # next_seq checked it
+    for note_id, seq, record_tag in chain_entries(written):
+        tag = chain.link(tag, seq, note_id, record_tag)
+    dates = [d for d in [row.last_activity, *(n.date for n in written)] if d is not None]
+    last = max(dates, default=None)
+    moved = dataclasses.replace(
+        row,
+        last_activity=last,
+        retain_until=deadline(row.given, last, row.retain_days or _default_days(vault)),
     )
+    vault.store.update_consent_sealed(
+        row.id,
+        last_activity=moved.last_activity,
+        retain_days=moved.retain_days,
+        retain_until=moved.retain_until,
+        retention_tag=retention_tag(key, moved),
+        notes=(max([row.notes_count or 0, *(n.seq for n in written)]), tag),
+    )
+
+
+def set_retain_days(vault: Unlocked, row: ConsentRow, retain_days: int) -> str:
+    """Give ``row`` its own retention period, sealed; returns the new deadline (inside the
+    caller's transaction).
+
+    Raises RetentionChanged when ``row``'s dates were edited outside nok.
+    """
+    key = vault.data_key(row)
+    check_retention(key, row)
+    moved = dataclasses.replace(
+        row,
+        retain_days=retain_days,
+        retain_until=deadline(row.given, row.last_activity, retain_days),
+    )
+    vault.store.update_consent_sealed(
+        row.id,
+        last_activity=moved.last_activity,
+        retain_days=moved.retain_days,
+        retain_until=moved.retain_until,
+        retention_tag=retention_tag(key, moved),
+    )
+    return moved.retain_until
 
 
 def first_deadline(vault: Unlocked, data: ConsentInput) -> str:

@@ -816,11 +816,7 @@ def extend(unlocked: Unlocked, consent_id: str, days: int) -> Extension:
     with store.write():
         row = _ended_row(store, consent_id)
         retain_days = check_retention_days((row.retain_days or default_days) + days)
-        new_until = consents.deadline(row.given, row.last_activity, retain_days)
-        store.set_consent_retain_days(row.id, retain_days)
-        store.update_consent_retention(
-            row.id, last_activity=row.last_activity, retain_until=new_until
-        )
+        new_until = consents.set_retain_days(unlocked, row, retain_days)
         unlocked.record("consent.extend", consent_id=row.id)
     return Extension(row.id, retain_days, row.retain_until, new_until)
 
@@ -934,7 +930,7 @@ def change_setting(unlocked: Unlocked, key: str, value: str) -> SettingChange:
                 )
                 moved += 1
                 due_now += until < today
-        store.set_setting(spec.column, str(number))
+        unlocked.set_setting(spec.column, str(number))
         unlocked.record("settings.set", object_id=spec.column)
     return SettingChange(key, int(current[spec.column]), number, moved, due_now)
 

@@ -70,6 +70,7 @@ def export_consent(unlocked: Unlocked, consent_id: str) -> Export:
         row = consents.get_row(store, consent_id)
         unlocked.record("export.consent", consent_id=row.id)
         consent = consents.decrypt(unlocked, row)
+        consents.check_notes(unlocked, row)
         held = [notes.decrypt(unlocked, n, row) for n in store.iter_notes(consent_id=row.id)]
         entries = list(audit.list_entries(store, consent_id=row.id))
     return Export(timestamp(unlocked.now), unlocked.name, consent, held, entries)

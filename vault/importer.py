@@ -388,26 +388,25 @@ def _write_batch(vault: Unlocked, batch: list[Entry], settings: Settings) -> Non
     note_rows: list[NoteRow] = []
     for entry, consent_id in zip(batch, consent_ids, strict=True):
         data_key = crypto.new_key()
-        row = consents.build_row(vault, entry.consent, consent_id, data_key, vault.now)
-        consent_rows.append(
-            dataclasses.replace(
-                row, last_activity=entry.last_activity, retain_until=retain_until(entry, settings)
-            )
-        )
-        note_rows.extend(
+        written = [
             notes.build_row(
                 data_key,
                 note_id=next(note_ids),
                 consent_id=consent_id,
-                key_version=row.key_version,
+                key_version=consents.FIRST_KEY_VERSION,
+                seq=seq,
                 date=note.date,
                 kind=note.kind,
                 text=note.text,
                 author=vault.name,
                 now=vault.now,
             )
-            for note in entry.notes
+            for seq, note in enumerate(entry.notes, start=1)
+        ]
+        consent_rows.append(
+            consents.build_row(vault, entry.consent, consent_id, data_key, vault.now, notes=written)
         )
+        note_rows.extend(written)
     store.insert_consents(consent_rows)
     store.insert_notes(note_rows)
     for consent_id in consent_ids:

@@ -1,84 +1,228 @@
-"""The key hierarchy: master key -> per-consent data keys -> personal fields.
+"""The key hierarchy and the sealed records of vault format 2 (docs/format.md).
 
 Every ciphertext is bound (AEAD additional data, see crypto.bind) to where it lives:
 
-* a personal field:   ("field", table, column, row id, consent id, data-key version)
+* a note record:      ("note", note id, consent id, data-key version)
+* a consent record:   ("consent", consent id, data-key version)
 * a consent data key: ("data_key", consent id, master-key version)
 * a vault-wide key:   ("vault_key", purpose, master-key version)
-* a staff role:       keyed BLAKE2b tag over ("role", name, role) with a master sub-key
+* a staff role:       keyed BLAKE2b tag over ("role", name, role, public key)
 
-so a ciphertext copied to another row, column or consent fails with IntegrityError.
+so a ciphertext copied to another row or consent fails with IntegrityError. The plaintext
+columns a file writer could move (a consent's dates and retention, the set of its notes,
+the vault settings) are covered by keyed BLAKE2b tags under keys derived from the
+consent's data key or the master key.
 """
 
 from __future__ import annotations
 
+import struct
+from collections.abc import Iterable, Mapping, Sequence
+
 from vault import crypto
 from vault.errors import IntegrityError
 
+# A record's plaintext is padded with zero bytes to a multiple of this: its ciphertext
+# shows the size of what it holds only to within 256 bytes.
+RECORD_BLOCK = 256
+_LENGTH = struct.Struct(">I")
 
-def field_ad(table: str, column: str, row_id: str, consent_id: str, key_version: int) -> bytes:
-    return crypto.bind("field", table, column, row_id, consent_id, key_version)
+
+class RecordChanged(IntegrityError):
+    template = (
+        "the {column} of note {id} is {stored} in the file, but its sealed record says "
+        "{sealed}: it was changed outside nok"
+    )
 
 
-def seal_text(
-    key: bytes,
-    text: str,
-    *,
-    table: str,
-    column: str,
-    row_id: str,
-    consent_id: str,
-    key_version: int,
-    nonce: bytes | None = None,
+class NotesChanged(IntegrityError):
+    template = (
+        "the notes of consent {id} no longer match its seal: a note was deleted, added or "
+        "put back outside nok"
+    )
+
+
+class RetentionChanged(IntegrityError):
+    template = (
+        "the dates or retention period of consent {id} no longer match its seal: they were "
+        "changed outside nok"
+    )
+
+
+class DeadlineMoved(IntegrityError):
+    template = (
+        "the retention deadline of consent {id} is stored as {stored}, but its sealed dates "
+        "and retention period give {expected}: it was moved outside nok"
+    )
+
+
+class SettingsChanged(IntegrityError):
+    template = (
+        "the vault settings (retention, note limits, key-slot cost) no longer match their "
+        "seal: they were changed outside nok"
+    )
+
+
+class MasterKeyReplaced(IntegrityError):
+    template = (
+        "the master key sealed to {name} does not open the vault's existing keys: it was "
+        "replaced in the file (or those keys were damaged), and nok will not use it"
+    )
+
+
+def encode_record(fields: Sequence[str]) -> bytes:
+    """Each field as a 4-byte length and its UTF-8 bytes, zero-padded to RECORD_BLOCK."""
+    out = bytearray()
+    for value in fields:
+        raw = value.encode("utf-8")
+        out += _LENGTH.pack(len(raw))
+        out += raw
+    out += bytes(-len(out) % RECORD_BLOCK)
+    return bytes(out)
+
+
+def decode_record(data: bytes, count: int, *, where: str) -> list[str]:
+    """The ``count`` fields of an :func:`encode_record` plaintext.
+
+    Raises IntegrityError when the layout is wrong (only a holder of the key can make
+    one that authenticates, so this is damage or a bug, never a guess).
+    """
+    fields, offset = [], 0
+    try:
+        for _ in range(count):
+            (size,) = _LENGTH.unpack_from(data, offset)
+            offset += _LENGTH.size
+            if offset + size > len(data):
+                raise IntegrityError(where=where)
+            fields.append(data[offset : offset + size].decode("utf-8"))
+            offset += size
+    except (struct.error, UnicodeDecodeError):
+        raise IntegrityError(where=where) from None
+    if len(data) % RECORD_BLOCK or any(data[offset:]):
+        raise IntegrityError(where=where)
+    return fields
+
+
+def note_ad(note_id: str, consent_id: str, key_version: int) -> bytes:
+    return crypto.bind("note", note_id, consent_id, key_version)
+
+
+def consent_ad(consent_id: str, key_version: int) -> bytes:
+    return crypto.bind("consent", consent_id, key_version)
+
+
+def seal_record(
+    key: bytes, fields: Sequence[str], ad: bytes, *, nonce: bytes | None = None
 ) -> bytes:
-    ad = field_ad(table, column, row_id, consent_id, key_version)
-    return crypto.seal(key, text.encode("utf-8"), ad, nonce=nonce)
+    """One blob holding every field; ``nonce`` is for test vectors only."""
+    return crypto.seal(key, encode_record(fields), ad, nonce=nonce)
 
 
-def open_text(
-    key: bytes,
-    blob: bytes | None,
-    *,
-    table: str,
-    column: str,
-    row_id: str,
-    consent_id: str,
-    key_version: int,
-) -> str:
-    """Raises IntegrityError or UnsupportedVersion (see crypto.unseal).
+def open_record(key: bytes, blob: bytes | None, ad: bytes, count: int, *, where: str) -> list[str]:
+    """The fields of a :func:`seal_record` blob.
 
     Pass ``blob`` as SQLite returned it: a tampered column may hold text or a number,
-    which crypto.unseal reports as IntegrityError (``bytes(blob)`` would crash instead).
-    Every personal column nok reads is always written, so NULL means it was blanked in
-    the file (to hide that a consent is for a child, say): an IntegrityError too.
+    which crypto.unseal reports as IntegrityError. A record nok reads is always written,
+    so NULL means it was blanked in the file: an IntegrityError too.
+
+    Raises IntegrityError or UnsupportedVersion (see crypto.unseal).
     """
     if blob is None:
-        raise IntegrityError(where=f"{column} of {row_id} (missing)")
-    ad = field_ad(table, column, row_id, consent_id, key_version)
-    where = f"{column} of {row_id}"
-    return crypto.unseal(key, blob, ad, where=where).decode("utf-8")
+        raise IntegrityError(where=f"{where} (missing)")
+    return decode_record(crypto.unseal(key, blob, ad, where=where), count, where=where)
 
 
-def reseal_text(
-    old: bytes,
-    new: bytes,
-    blob: bytes,
-    *,
-    table: str,
-    column: str,
-    row_id: str,
-    consent_id: str,
-    old_version: int,
-    new_version: int,
+def reseal_record(
+    old: bytes, new: bytes, blob: bytes | None, *, old_ad: bytes, new_ad: bytes, where: str
 ) -> bytes:
-    """Open ``blob`` under (``old``, ``old_version``), seal it again under the new pair.
+    """Open ``blob`` under (``old``, ``old_ad``) and seal its plaintext under the new pair.
 
-    Raises IntegrityError or UnsupportedVersion (see :func:`open_text`).
+    Raises IntegrityError or UnsupportedVersion (see :func:`open_record`).
     """
-    ad = field_ad(table, column, row_id, consent_id, old_version)
-    text = crypto.unseal(old, blob, ad, where=f"{column} of {row_id}")
-    ad = field_ad(table, column, row_id, consent_id, new_version)
-    return crypto.seal(new, text, ad)
+    if blob is None:
+        raise IntegrityError(where=f"{where} (missing)")
+    return crypto.seal(new, crypto.unseal(old, blob, old_ad, where=where), new_ad)
+
+
+def record_tag(blob: object) -> bytes:
+    """What a note contributes to its consent's note seal: its record's Poly1305 tag.
+
+    Any other value in the column (tampering) contributes bytes no real record has.
+    """
+    if isinstance(blob, bytes):
+        return blob[-crypto.TAG_BYTES :]
+    return b"\x00" + str(blob).encode("utf-8")
+
+
+class NotesChain:
+    """The seal over which notes a consent holds: a chain of keyed BLAKE2b links.
+
+    Link 0 is ``MAC(("notes", consent id, key version, 0))``; a note with sequence number
+    ``seq`` adds ``MAC(("notes", consent id, key version, seq, previous link, note id,
+    record tag))``. The last link is the consent's ``notes_tag``. Appending a note costs
+    one MAC whatever the consent holds; a note deleted or put back changes every link
+    after it, so recomputing the chain from the notes stored (in order of seq) no longer
+    gives the stored tag. The key is derived from the consent's data key.
+    """
+
+    def __init__(self, key: bytes, *, consent_id: str, key_version: int) -> None:
+        self._key = crypto.subkey(key, "notes")
+        self._place = (consent_id, key_version)
+
+    def start(self) -> bytes:
+        return crypto.mac(self._key, crypto.bind("notes", *self._place, 0))
+
+    def link(self, previous: bytes, seq: int, note_id: str, record_tag: bytes) -> bytes:
+        data = crypto.bind("notes", *self._place, seq, previous, note_id, record_tag)
+        return crypto.mac(self._key, data)
+
+    def fold(self, entries: Iterable[tuple[str, int, bytes]]) -> bytes:
+        """The tag of a consent holding ``entries`` (note id, seq, record tag) in seq order."""
+        tag = self.start()
+        for note_id, seq, record_tag in entries:
+            tag = self.link(tag, seq, note_id, record_tag)
+        return tag
+
+
+def retention_tag(
+    key: bytes,
+    *,
+    consent_id: str,
+    key_version: int,
+    given: str,
+    created: str,
+    last_activity: str | None,
+    retain_days: int | None,
+) -> bytes:
+    """The seal over a consent's plaintext dates and retention period.
+
+    ``retain_until`` is left out: it follows from these and the vault's (sealed) default.
+    """
+    data = crypto.bind(
+        "retention",
+        consent_id,
+        key_version,
+        given,
+        created,
+        last_activity or "",
+        "" if retain_days is None else retain_days,
+    )
+    return crypto.mac(crypto.subkey(key, "retention"), data)
+
+
+def settings_tag(master: bytes, values: Mapping[str, str | None]) -> bytes:
+    """The seal over the vault settings named in ``values`` (absent ones as None)."""
+    parts: list[str] = []
+    for name in sorted(values):
+        value = values[name]
+        parts += [name, "-" if value is None else "=" + value]
+    return crypto.mac(crypto.subkey(master, "settings"), crypto.bind("settings", *parts))
+
+
+def check_tag(expected: bytes, stored: object, error: IntegrityError) -> None:
+    """Raises ``error`` unless ``stored`` is the ``expected`` tag (constant time)."""
+    if not isinstance(stored, bytes) or not crypto.same(expected, stored):
+        raise error
 
 
 def wrap_data_key(

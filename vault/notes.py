@@ -1,7 +1,11 @@
 """Journal notes: short, dated, encrypted, always under an active consent.
 
-A note's kind, body and author are encrypted with its consent's data key and bound to the
-note's id and consent. Its date is plaintext (for ``--since`` and retention).
+A note is ONE sealed record (date, created, kind, author, text; padded to 256 bytes) under
+its consent's data key, bound to the note's id, consent and key version: one AEAD call to
+write it and one to read it. Its date and created time are also stored in plaintext (for
+``--since``, ordering and retention); reading compares them with the record, so an edited
+date is caught. The consent's note seal (keyring.NotesChain, extended by each note) covers
+which notes it holds, so a deleted, added or put-back note is caught too.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from vault import consents, ids, keyring
 from vault.dates import day, parse_day, timestamp
 from vault.errors import BadInput, NotFound
 from vault.session import Unlocked
-from vault.store import ConsentRow, NoteBodyRow, NoteRow, Store
+from vault.store import ConsentRow, KeyedNoteRow, NoteRow, Store
 
 TABLE = "notes"
 KINDS = (
@@ -29,9 +33,8 @@ KINDS = (
     "other",
 )
 DEFAULT_KIND = "one-to-one"
-# Every kind is sealed padded to this many bytes: unpadded, the ciphertext's length would
-# show which notes are about next-of-kin or a follow-up plan.
-KIND_BYTES = 16
+# date, created, kind, author, text
+_FIELDS = 5
 
 
 class Length(Enum):
@@ -109,40 +112,55 @@ def new_note_id(store: Store) -> str:
             return candidate
 
 
+def seal_record(key: bytes, note: Note, *, key_version: int) -> bytes:
+    """The one sealed record holding ``note`` (under its consent's data key)."""
+    fields = (note.date, note.created, note.kind, note.author or "", note.text)
+    ad = keyring.note_ad(note.id, note.consent_id, key_version)
+    return keyring.seal_record(key, fields, ad)
+
+
+def open_record(key: bytes, row: NoteRow) -> Note:
+    """The note in ``row``, checked against its plaintext date and created time.
+
+    Raises:
+        IntegrityError: the record was altered, moved or blanked (keyring.RecordChanged
+            when the plaintext date or created time was edited).
+        UnsupportedVersion: an unknown blob version.
+    """
+    ad = keyring.note_ad(row.id, row.consent_id, row.key_version)
+    date, created, kind, author, text = keyring.open_record(
+        key, row.record, ad, _FIELDS, where=f"note {row.id}"
+    )
+    for column, stored, sealed in (("date", row.date, date), ("created", row.created, created)):
+        if stored != sealed:
+            raise keyring.RecordChanged(column=column, id=row.id, stored=stored, sealed=sealed)
+    return Note(row.id, row.consent_id, date, created, kind, text, author or None)
+
+
 def build_row(
     data_key: bytes,
     *,
     note_id: str,
     consent_id: str,
     key_version: int,
+    seq: int,
     date: str,
     kind: str,
     text: str,
     author: str,
     now: dt.datetime,
 ) -> NoteRow:
-    """Encrypt one note into a row (no database access)."""
-
-    def seal(column: str, value: str) -> bytes:
-        return keyring.seal_text(
-            data_key,
-            value,
-            table=TABLE,
-            column=column,
-            row_id=note_id,
-            consent_id=consent_id,
-            key_version=key_version,
-        )
-
+    """Encrypt one note into a row (no database access); ``seq`` is its place in its
+    consent's note seal (consents.next_seq)."""
+    note = Note(note_id, consent_id, date, timestamp(now), kind, text, author)
     return NoteRow(
         id=note_id,
         consent_id=consent_id,
         date=date,
-        created=timestamp(now),
+        created=note.created,
         key_version=key_version,
-        kind=seal("kind", kind.ljust(KIND_BYTES)),
-        body=seal("body", text),
-        author=seal("author", author),
+        seq=seq,
+        record=seal_record(data_key, note, key_version=key_version),
     )
 
 
@@ -174,6 +192,7 @@ def add(
             note_id=new_note_id(store),
             consent_id=row.id,
             key_version=row.key_version,
+            seq=consents.next_seq(row),
             date=note_date,
             kind=kind,
             text=text.strip(),
@@ -181,7 +200,7 @@ def add(
             now=vault.now,
         )
         store.insert_note(note)
-        consents.touch(vault, row, note_date)
+        consents.append_notes(vault, row, [note])
         vault.record("note.add", consent_id=row.id, object_id=note.id)
     return Note(note.id, row.id, note_date, note.created, kind, text.strip(), vault.name)
 
@@ -190,8 +209,7 @@ def decrypt(vault: Unlocked, row: NoteRow, consent_row: ConsentRow | None = None
     """Raises IntegrityError or UnsupportedVersion when the note was altered or moved."""
     if consent_row is None:
         consent_row = consents.get_row(vault.store, row.consent_id)
-    key = vault.data_key(consent_row)
-    return _note(key, row, _open_field(key, row, "body", row.body))
+    return open_record(vault.data_key(consent_row), row)
 
 
 def get_row(store: Store, note_id: str) -> NoteRow:
@@ -217,9 +235,12 @@ def list_notes(
 ) -> Iterator[Note]:
     """Notes by date, decrypted one batch at a time (memory does not grow with the vault).
 
+    With ``consent_id``, the consent's note seal is checked before any note is shown.
+
     Raises:
         NotFound: ``consent_id`` names no consent.
         BadInput: a malformed id or date.
+        IntegrityError: a note was altered, or (with ``consent_id``) deleted or put back.
     """
     store = vault.store
     canonical = None
@@ -228,47 +249,23 @@ def list_notes(
     if since is not None:
         parse_day(since, field="--since")
     with store.write():
+        if canonical is not None:
+            consents.check_notes(vault, consents.get_row(store, canonical))
         vault.record("note.list", consent_id=canonical)
     yield from decrypt_stream(vault, store.iter_note_bodies(consent_id=canonical, since=since))
 
 
 def decrypt_stream(
-    vault: Unlocked, rows: Iterable[NoteBodyRow], test: Callable[[str], bool] | None = None
+    vault: Unlocked, rows: Iterable[KeyedNoteRow], test: Callable[[str], bool] | None = None
 ) -> Iterator[Note]:
     """Decrypt notes as they stream, each row carrying its consent's wrapped data key.
 
-    With ``test``, only the body is decrypted first, and a note whose body fails the test is
-    skipped before its other fields are opened (search).
+    With ``test``, only notes whose text passes it are yielded (search).
 
     Raises IntegrityError, UnsupportedVersion, KeysRotated (while iterating).
     """
     for row in rows:
         key = vault.unwrap_data_key(row.consent_id, row.data_key, row.master_version)
-        body = _open_field(key, row, "body", row.body)
-        if test is None or test(body):
-            yield _note(key, row, body)
-
-
-def _note(key: bytes, row: NoteRow | NoteBodyRow, body: str) -> Note:
-    """The note with ``body`` already opened; its kind (padded) and author opened here."""
-    return Note(
-        id=row.id,
-        consent_id=row.consent_id,
-        date=row.date,
-        created=row.created,
-        kind=_open_field(key, row, "kind", row.kind).rstrip(),
-        text=body,
-        author=_open_field(key, row, "author", row.author),
-    )
-
-
-def _open_field(key: bytes, row: NoteRow | NoteBodyRow, column: str, blob: bytes | None) -> str:
-    return keyring.open_text(
-        key,
-        blob,
-        table=TABLE,
-        column=column,
-        row_id=row.id,
-        consent_id=row.consent_id,
-        key_version=row.key_version,
-    )
+        note = open_record(key, row)
+        if test is None or test(note.text):
+            yield note

@@ -21,17 +21,12 @@ import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from vault import consents as consents_mod
 from vault import crypto, keyring, slots
 from vault.dates import timestamp
 from vault.errors import Conflict, IntegrityError, KeysRotated, NokError
-from vault.session import Unlocked, Vault
-from vault.store import (
-    ENCRYPTED_CONSENT_COLS,
-    ConsentRow,
-    NoteRow,
-    RotationRow,
-    Store,
-)
+from vault.session import Unlocked, Vault, check_settings, seal_settings
+from vault.store import ConsentRow, NoteRow, RotationRow, Store
 
 PLAIN = "master"
 DEEP = "deep"
@@ -213,6 +208,8 @@ def _new_master(unlocked: Unlocked) -> tuple[int, int]:
     if unlocked.vault.master_version() != old_version:
         raise KeysRotated()
     new, version = crypto.new_key(), old_version + 1
+    # Sealing edited settings again under the new key would make the edit look genuine.
+    check_settings(store, old)
     staff_rows = []
     for row in store.list_staff():
         # Re-tagging an altered role with the new key would make the forgery look genuine.
@@ -245,6 +242,7 @@ def _new_master(unlocked: Unlocked) -> tuple[int, int]:
     store.rewrap_consent_keys(consent_rows)
     store.set_setting("master_version", str(version))
     store.set_setting("master_created", timestamp(unlocked.now))
+    seal_settings(store, new)
     unlocked.master, unlocked.master_version = new, version
     return len(staff_rows), len(consent_rows)
 
@@ -297,76 +295,75 @@ def _finish(unlocked: Unlocked, running: RotationRow) -> None:
 
 
 def _rekey_batch(unlocked: Unlocked, consents: list[ConsentRow], notes: list[NoteRow]) -> None:
-    """New data keys for ``consents``; re-encrypt them and ``notes`` (all of their notes)."""
-    old_keys: dict[str, tuple[bytes, int]] = {}
-    new_keys: dict[str, tuple[bytes, int]] = {}
-    rows = []
+    """New data keys for ``consents``; re-encrypt them and ``notes`` (all of their notes).
+
+    Each consent's seals are checked under the old key before anything is sealed under the
+    new one: sealing an edited date or a deleted note again would make it look genuine.
+    """
+    by_consent: dict[str, list[NoteRow]] = {row.id: [] for row in consents}
+    for note in notes:
+        if note.consent_id not in by_consent:
+            raise IntegrityError(where=f"note {note.id} (its consent has no data key)")
+        by_consent[note.consent_id].append(note)
+    consent_rows: list[ConsentRow] = []
+    note_rows: list[tuple[str, int, bytes]] = []
     for row in consents:
         old = unlocked.data_key(row)
+        held = by_consent[row.id]
+        _check_seals(old, row, held)
         new = crypto.new_key()
-        version = row.key_version + 1
-        old_keys[row.id] = (old, row.key_version)
-        new_keys[row.id] = (new, version)
-        rows.append(_rekey_consent(unlocked, row, old, new, version))
+        rekeyed = dataclasses.replace(
+            row,
+            master_version=unlocked.master_version,
+            key_version=row.key_version + 1,
+            data_key=keyring.wrap_data_key(
+                unlocked.master, new, consent_id=row.id, master_version=unlocked.master_version
+            ),
+            record=keyring.reseal_record(
+                old,
+                new,
+                row.record,
+                old_ad=keyring.consent_ad(row.id, row.key_version),
+                new_ad=keyring.consent_ad(row.id, row.key_version + 1),
+                where=f"consent {row.id}",
+            ),
+        )
+        resealed = [
+            dataclasses.replace(
+                n,
+                key_version=rekeyed.key_version,
+                record=_reseal_note(n, old, new, rekeyed.key_version),
+            )
+            for n in held
+        ]
+        note_rows += [(n.id, n.key_version, n.record) for n in resealed]
+        chain = consents_mod.notes_chain(new, rekeyed)
+        consent_rows.append(
+            dataclasses.replace(
+                rekeyed,
+                retention_tag=consents_mod.retention_tag(new, rekeyed),
+                notes_tag=chain.fold(consents_mod.chain_entries(resealed)),
+            )
+        )
         unlocked.forget_data_key(row.id)
     store = unlocked.store
-    store.update_consents_rekeyed(rows)
-    store.update_notes_rekeyed(_rekey_note(n, old_keys, new_keys) for n in notes)
+    store.update_consents_rekeyed(consent_rows)
+    store.update_notes_rekeyed(note_rows)
 
 
-def _rekey_consent(
-    unlocked: Unlocked, row: ConsentRow, old: bytes, new: bytes, version: int
-) -> ConsentRow:
-    values: dict[str, bytes | None] = {}
-    for column in ENCRYPTED_CONSENT_COLS:
-        blob = getattr(row, column)
-        if blob is None:
-            values[column] = None
-            continue
-        values[column] = keyring.reseal_text(
-            old,
-            new,
-            blob,
-            table=_CONSENTS,
-            column=column,
-            row_id=row.id,
-            consent_id=row.id,
-            old_version=row.key_version,
-            new_version=version,
-        )
-    wrapped = keyring.wrap_data_key(
-        unlocked.master, new, consent_id=row.id, master_version=unlocked.master_version
+def _check_seals(key: bytes, row: ConsentRow, held: list[NoteRow]) -> None:
+    """Raises RetentionChanged or NotesChanged when ``row`` or its notes were edited."""
+    consents_mod.check_retention(key, row)
+    expected = consents_mod.notes_chain(key, row).fold(consents_mod.chain_entries(held))
+    keyring.check_tag(expected, row.notes_tag, keyring.NotesChanged(id=row.id))
+
+
+def _reseal_note(note: NoteRow, old: bytes, new: bytes, version: int) -> bytes:
+    return keyring.reseal_record(
+        old,
+        new,
+        note.record,
+        old_ad=keyring.note_ad(note.id, note.consent_id, note.key_version),
+        new_ad=keyring.note_ad(note.id, note.consent_id, version),
+        where=f"note {note.id}",
     )
-    rekeyed = dataclasses.replace(
-        row, master_version=unlocked.master_version, key_version=version, data_key=wrapped
-    )
-    for column, value in values.items():
-        setattr(rekeyed, column, value)
-    return rekeyed
-
-
-def _rekey_note(
-    note: NoteRow,
-    old_keys: dict[str, tuple[bytes, int]],
-    new_keys: dict[str, tuple[bytes, int]],
-) -> tuple[str, int, bytes, bytes, bytes | None]:
-    if note.consent_id not in new_keys:
-        raise IntegrityError(where=f"note {note.id} (its consent has no data key)")
-    old, _ = old_keys[note.consent_id]
-    new, version = new_keys[note.consent_id]
-
-    def again(column: str, blob: bytes) -> bytes:
-        return keyring.reseal_text(
-            old,
-            new,
-            blob,
-            table=_NOTES,
-            column=column,
-            row_id=note.id,
-            consent_id=note.consent_id,
-            old_version=note.key_version,
-            new_version=version,
-        )
-
-    author = None if note.author is None else again("author", note.author)
-    return note.id, version, again("kind", note.kind), again("body", note.body), author

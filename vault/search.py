@@ -1,10 +1,10 @@
 """Search in note bodies by decrypting them in bulk (design and what it reveals: docs/search.md).
 
 Bodies are encrypted with each consent's data key, so nothing on disk can be searched.
-Search streams the encrypted bodies of the notes under active consents, decrypts only the
-body column, and matches case-insensitively (Unicode case folding and NFC, so "Å" and an
-"A" with a combining ring both match "å"; runs of white space count as one space). Only a
-matching note has its other fields decrypted. No index is kept, so nothing beyond the note
+Search streams the sealed records of the notes under active consents, opens each (one AEAD
+call per note), and matches the text case-insensitively (Unicode case folding and NFC, so
+"Å" and an "A" with a combining ring both match "å"; runs of white space count as one
+space). No index is kept, so nothing beyond the note
 dates already on disk is revealed, and a withdrawn consent's notes are gone from search the
 moment they are erased.
 """
@@ -71,14 +71,18 @@ def search(
     Raises:
         BadInput: empty or too long text, a malformed consent id or date.
         NotFound: ``consent_id`` names no consent.
-        IntegrityError: a note or data key was altered (while iterating).
+        IntegrityError: a note or data key was altered (while iterating); with
+            ``consent_id``, a note of it was deleted or put back (before any is read).
     """
     test = matcher(text)
     store = vault.store
-    canonical = None if consent_id is None else consents.get_row(store, consent_id).id
+    row = None if consent_id is None else consents.get_row(store, consent_id)
+    canonical = None if row is None else row.id
     if since is not None:
         parse_day(since, field="--since")
     with store.write():
+        if row is not None:
+            consents.check_notes(vault, row)
         vault.record("note.search", consent_id=canonical)
     rows = store.iter_note_bodies(consent_id=canonical, since=since)
     return notes.decrypt_stream(vault, rows, test)

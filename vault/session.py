@@ -22,6 +22,7 @@ from vault.errors import (
     NoSuchStaff,
     NotAllowed,
     SlotChanged,
+    UnsupportedVersion,
     VaultExists,
     VaultReplaced,
 )
@@ -32,6 +33,19 @@ DEFAULT_RETENTION_DAYS = 730
 DEFAULT_NOTE_GUIDELINE = 1500
 DEFAULT_NOTE_LIMIT = 20000
 MAX_RETENTION_DAYS = 36500
+# The settings that change what nok does with personal data, sealed under the master key:
+# a lower retention or a weaker key-slot cost edited into the file is refused at unlock.
+SEALED_SETTINGS = (
+    "format",
+    "vault_id",
+    "created",
+    "group",
+    "retention_days",
+    "note_guideline",
+    "note_limit",
+    "kdf_min",
+)
+SETTINGS_TAG = "settings_tag"
 
 
 @dataclass(frozen=True)
@@ -184,6 +198,7 @@ class Vault:
                 store.set_setting(key, value)
             if group is not None:
                 store.set_setting("group", group)
+            seal_settings(store, master)
             row = new_staff_row(
                 master, 1, name=admin, role="admin", passphrase=passphrase, params=params, now=now
             )
@@ -238,13 +253,22 @@ class Vault:
         with self.store.read():
             return self.store.ids_starting(kind, start, limit)
 
-    def unlock(self, name: str, passphrase: bytes, *, now: dt.datetime) -> Unlocked:
+    def unlock(
+        self, name: str, passphrase: bytes, *, now: dt.datetime, continuity: bool = True
+    ) -> Unlocked:
         """Open ``name``'s key slot with ``passphrase``.
+
+        ``continuity=False`` leaves out the sample of consent data keys the master key
+        must open (see :meth:`_check_continuity`) and the settings seal: only for
+        ``nok verify``, which writes nothing and reports every key that does not open and
+        the settings, where a refusal would hide which ones they are.
 
         Raises:
             NoSuchStaff: no slot for ``name``.
             WrongPassphrase: the passphrase does not open the slot.
             IntegrityError, UnsupportedVersion: the slot or the role was altered.
+            keyring.MasterKeyReplaced: the master key does not open the vault's keys.
+            keyring.SettingsChanged: a sealed setting was edited outside nok.
             KdfLimitExceeded: the slot asks for an Argon2id cost over the caps.
         """
         row = self.store.get_staff(name)
@@ -258,6 +282,12 @@ class Vault:
             row.sealed_master, secret=secret, name=name, master_version=version
         )
         keyring.check_role(master, name, row.role, row.public_key, row.role_tag)
+        with self.store.read():
+            if self.master_version() != version:
+                raise KeysRotated()
+            self._check_continuity(master, name, consents=continuity)
+            if continuity:
+                check_settings(self.store, master)
         unlocked = Unlocked(self, name, row.role, master, version, now, row.public_key)
         # The Argon2id work happens before the write lock is taken, so other terminals
         # do not wait for it.
@@ -274,6 +304,39 @@ class Vault:
                 self.store.update_staff_slot(row.name, stronger, was=row.slot)
         return unlocked
 
+    def _check_continuity(self, master: bytes, name: str, *, consents: bool) -> None:
+        """The master key must open the keys already wrapped in the vault.
+
+        Whoever can write the file can seal a master key of their own choosing to every
+        staff public key (and tag the roles with it); used, it would hand them every record
+        written from then on. Such a key opens none of the existing wrapped keys: the
+        vault-wide keys and the data keys of the first, last and a random active consent.
+        Every one must open: to pass, a planted key must come with all of them wrapped
+        again, which leaves every existing record unreadable (and shows at once).
+
+        Raises keyring.MasterKeyReplaced.
+        """
+        store = self.store
+        wrapped: list[tuple[str, str, int | None, bytes]] = [
+            ("vault_key", p, v, k) for p, v, k in store.list_vault_keys()
+        ]
+        if not any(purpose == audit.AUDIT_KEY for _, purpose, _, _ in wrapped):
+            raise IntegrityError(where="the audit key (missing)")
+        if consents:
+            wrapped += [("data_key", i, v, k) for i, v, k in store.sample_consent_keys()]
+        for kind, owner, version, key in wrapped:
+            try:
+                if kind == "vault_key":
+                    keyring.unwrap_vault_key(
+                        master, key, purpose=owner, master_version=version or 0
+                    )
+                else:
+                    keyring.unwrap_data_key(
+                        master, key, consent_id=owner, master_version=version or 0
+                    )
+            except (IntegrityError, UnsupportedVersion):
+                raise keyring.MasterKeyReplaced(name=name) from None
+
     def _stronger_slot(self, row: StaffRow, passphrase: bytes, secret: bytes) -> bytes | None:
         """The slot rewrapped at the vault's minimum Argon2id profile, if it is below it."""
         wanted = kdf_params(self.settings().kdf_min)
@@ -285,6 +348,27 @@ class Vault:
             max(wanted.memlimit, header.params.memlimit),
         )
         return slots.wrap_secret(secret, name=row.name, passphrase=passphrase, params=params)
+
+
+def settings_tag(store: Store, master: bytes) -> bytes:
+    """The tag the sealed settings stored now should carry."""
+    stored = store.settings()
+    return keyring.settings_tag(master, {key: stored.get(key) for key in SEALED_SETTINGS})
+
+
+def seal_settings(store: Store, master: bytes) -> None:
+    """Tag the sealed settings as they are now (inside the caller's write transaction)."""
+    store.set_setting(SETTINGS_TAG, settings_tag(store, master).hex())
+
+
+def check_settings(store: Store, master: bytes) -> None:
+    """Raises keyring.SettingsChanged when a sealed setting was edited outside nok."""
+    stored = store.get_setting(SETTINGS_TAG)
+    try:
+        tag = bytes.fromhex(stored or "")
+    except ValueError:
+        tag = b""
+    keyring.check_tag(settings_tag(store, master), tag, keyring.SettingsChanged())
 
 
 def new_staff_row(
@@ -424,6 +508,17 @@ class Unlocked:
         )
         remember(self._data_keys, consent_id, (wrapped, key))
         return key
+
+    def set_setting(self, key: str, value: str) -> None:
+        """Change a vault setting and seal the settings again (inside the caller's write
+        transaction).
+
+        Raises keyring.SettingsChanged when the settings were edited outside nok since
+        they were sealed (sealing them again would make the edit look genuine).
+        """
+        check_settings(self.store, self.master)
+        self.store.set_setting(key, value)
+        seal_settings(self.store, self.master)
 
     def forget_data_key(self, consent_id: str) -> None:
         self._data_keys.pop(consent_id, None)

@@ -363,6 +363,6 @@ def set_kdf_min(unlocked: Unlocked, profile: str) -> str:
     kdf_params(profile)
     store = unlocked.store
     with store.write():
-        store.set_setting("kdf_min", profile)
+        unlocked.set_setting("kdf_min", profile)
         unlocked.record("key.kdf", object_id=profile)
     return profile

@@ -29,6 +29,9 @@ from vault.errors import (
 )
 
 MIGRATION_SET = "nok"
+# The vault format (docs/format.md). Format 1 existed only in development: no vault in
+# that format was ever in use, so format 2 reads none and refuses them (exit 8).
+FORMAT = 2
 DEFAULT_BUSY_TIMEOUT = 15.0
 
 migrations = sqlite_utils.Migrations(MIGRATION_SET)
@@ -37,6 +40,7 @@ migrations = sqlite_utils.Migrations(MIGRATION_SET)
 @migrations(name="0001_initial")
 def _m0001_initial(db: sqlite_utils.Database) -> None:
     db.table("settings").create({"key": str, "value": str}, pk="key")
+    db.table("settings").insert({"key": "format", "value": str(FORMAT)})
     db.table("staff").create(
         {
             "name": str,
@@ -72,13 +76,10 @@ def _m0001_initial(db: sqlite_utils.Database) -> None:
             "master_version": int,
             "key_version": int,
             "data_key": bytes,
-            "subject": bytes,
-            "purpose": bytes,
-            "categories": bytes,
-            "under_16": bytes,
-            "guardian": bytes,
-            "form_ref": bytes,
-            "recorded_by": bytes,
+            "record": bytes,
+            "retention_tag": bytes,
+            "notes_count": int,
+            "notes_tag": bytes,
         },
         pk="id",
         not_null={"status", "given", "created", "retain_until", "key_version"},
@@ -91,12 +92,11 @@ def _m0001_initial(db: sqlite_utils.Database) -> None:
             "date": str,
             "created": str,
             "key_version": int,
-            "kind": bytes,
-            "body": bytes,
-            "author": bytes,
+            "seq": int,
+            "record": bytes,
         },
         pk="id",
-        not_null={"consent_id", "date", "created", "key_version", "kind", "body"},
+        not_null={"consent_id", "date", "created", "key_version", "seq", "record"},
         foreign_keys=[
             ForeignKey("notes", "consent_id", "consents", "id", on_delete="CASCADE"),
         ],
@@ -249,13 +249,10 @@ class ConsentRow:
     master_version: int | None
     key_version: int
     data_key: bytes | None
-    subject: bytes | None
-    purpose: bytes | None
-    categories: bytes | None
-    under_16: bytes | None
-    guardian: bytes | None
-    form_ref: bytes | None
-    recorded_by: bytes | None
+    record: bytes | None
+    retention_tag: bytes | None
+    notes_count: int | None
+    notes_tag: bytes | None
 
 
 @dataclass
@@ -265,23 +262,14 @@ class NoteRow:
     date: str
     created: str
     key_version: int
-    kind: bytes
-    body: bytes
-    author: bytes | None
+    seq: int
+    record: bytes
 
 
 @dataclass
-class NoteBodyRow:
-    """A note as search reads it: with its consent's wrapped data key alongside."""
+class KeyedNoteRow(NoteRow):
+    """A note as list and search stream it: with its consent's wrapped data key alongside."""
 
-    id: str
-    consent_id: str
-    date: str
-    created: str
-    key_version: int
-    kind: bytes
-    body: bytes
-    author: bytes | None
     master_version: int | None
     data_key: bytes | None
 
@@ -324,19 +312,8 @@ _NOTE_COLS = _columns(NoteRow)
 _STAFF_COLS = _columns(StaffRow)
 _AUDIT_COLS = _columns(AuditRow)
 _ROTATION_COLS = _columns(RotationRow)
-_PERSONAL_CONSENT_COLS = (
-    "data_key",
-    "subject",
-    "purpose",
-    "categories",
-    "under_16",
-    "guardian",
-    "form_ref",
-    "recorded_by",
-)
-# Fields sealed with a consent's data key; a deep key rotation re-encrypts exactly these.
-ENCRYPTED_CONSENT_COLS = _PERSONAL_CONSENT_COLS[1:]
-ENCRYPTED_NOTE_COLS = ("kind", "body", "author")
+# What an erasure blanks in a consent's row: its key, its sealed record and its seals.
+_PERSONAL_CONSENT_COLS = ("data_key", "record", "retention_tag", "notes_count", "notes_tag")
 
 
 @contextlib.contextmanager
@@ -479,9 +456,16 @@ class Store:
         if unknown:
             raise UnsupportedVersion(what="the vault's schema", version=len(applied))
         self.check_objects(applied)
+        self._check_format()
         if len(applied) < len(known):
             with self.write():
                 migrations.apply(self.db)
+
+    def _check_format(self) -> None:
+        """Raises UnsupportedVersion for a vault in a format other than FORMAT."""
+        found = self.get_setting("format")
+        if found != str(FORMAT):
+            raise UnsupportedVersion(what="the vault", version=found or 1)
 
     def schema_version(self) -> int:
         return len(migrations.applied(self.db))
@@ -812,13 +796,11 @@ class Store:
             ([*(getattr(r, col) for col in columns), r.id] for r in rows),
         )
 
-    def update_notes_rekeyed(
-        self, rows: Iterable[tuple[str, int, bytes, bytes, bytes | None]]
-    ) -> None:
-        """Set (id, key version, kind, body, author) of many notes at once."""
+    def update_notes_rekeyed(self, rows: Iterable[tuple[str, int, bytes]]) -> None:
+        """Set (id, key version, record) of many notes at once."""
         self._exec_many(
-            "UPDATE notes SET key_version = ?, kind = ?, body = ?, author = ? WHERE id = ?",
-            ((v, kind, body, author, note_id) for note_id, v, kind, body, author in rows),
+            "UPDATE notes SET key_version = ?, record = ? WHERE id = ?",
+            ((version, record, note_id) for note_id, version, record in rows),
         )
 
     # -- consents --------------------------------------------------------------------------
@@ -855,13 +837,59 @@ class Store:
     def update_consent_retention(
         self, consent_id: str, *, last_activity: str | None, retain_until: str
     ) -> None:
+        """Keyless: the erasure's tombstone and a new vault default (neither is sealed)."""
         self._exec(
             "UPDATE consents SET last_activity = ?, retain_until = ? WHERE id = ?",
             [last_activity, retain_until, consent_id],
         )
 
-    def set_consent_retain_days(self, consent_id: str, retain_days: int | None) -> None:
-        self._exec("UPDATE consents SET retain_days = ? WHERE id = ?", [retain_days, consent_id])
+    def update_consent_sealed(
+        self,
+        consent_id: str,
+        *,
+        last_activity: str | None,
+        retain_days: int | None,
+        retain_until: str,
+        retention_tag: bytes,
+        notes: tuple[int, bytes] | None = None,
+    ) -> None:
+        """Set a consent's retention with its new seal, and with ``notes`` its new note
+        count and note seal."""
+        count, tag = (None, None) if notes is None else notes
+        self._exec(
+            "UPDATE consents SET last_activity = ?, retain_days = ?, retain_until = ?,"
+            " retention_tag = ?, notes_count = coalesce(?, notes_count),"
+            " notes_tag = coalesce(?, notes_tag) WHERE id = ?",
+            [last_activity, retain_days, retain_until, retention_tag, count, tag, consent_id],
+        )
+
+    def note_chain(self, consent_id: str) -> list[tuple[str, int, bytes]]:
+        """(id, seq, record tag) of every note under ``consent_id`` in order of seq: what
+        its note seal covers (a tampered cell comes back as it is stored)."""
+        with sqlite_errors(self.busy_timeout):
+            return self.conn.execute(
+                "SELECT id, seq, substr(record, -16) FROM notes WHERE consent_id = ?"
+                " ORDER BY seq, id",
+                [consent_id],
+            ).fetchall()
+
+    def iter_notes_by_consent(self) -> Iterator[NoteRow]:
+        """Every note, grouped by consent and in order of seq within it, streamed."""
+        return self._many(NoteRow, f"SELECT {_NOTE_COLS} FROM notes ORDER BY consent_id, seq, id")
+
+    def sample_consent_keys(self) -> list[tuple[str, int | None, bytes]]:
+        """(id, master version, wrapped data key) of the first, the last and a random
+        active consent that has a key (at most three rows, each found through the rowid)."""
+        keyed = "FROM consents WHERE status = 'active' AND data_key IS NOT NULL"
+        with sqlite_errors(self.busy_timeout):
+            rows = self.conn.execute(
+                "SELECT id, master_version, data_key FROM consents WHERE rowid IN ("
+                f" (SELECT rowid {keyed} ORDER BY rowid LIMIT 1),"
+                f" (SELECT rowid {keyed} ORDER BY rowid DESC LIMIT 1),"
+                f" (SELECT rowid {keyed} AND rowid >= abs(random()) %"
+                "  (SELECT max(rowid) FROM consents) ORDER BY rowid LIMIT 1))"
+            ).fetchall()
+        return [(str(i), v, k) for i, v, k in rows]
 
     def tombstone_consent(
         self, consent_id: str, *, status: str, ended: str, reason: str, ended_by: str
@@ -895,27 +923,18 @@ class Store:
             [master_version, key_version, data_key, consent_id],
         )
 
-    def update_consent_fields(self, consent_id: str, values: dict[str, bytes | None]) -> None:
-        allowed = set(_PERSONAL_CONSENT_COLS) - {"data_key"}
-        if not set(values) <= allowed:
-            raise ValueError(f"not personal consent columns: {sorted(set(values) - allowed)}")
-        assignments = ", ".join(f"{col} = ?" for col in values)
-        self._exec(
-            f"UPDATE consents SET {assignments} WHERE id = ?", [*values.values(), consent_id]
-        )
-
     # -- notes -----------------------------------------------------------------------------
 
     def insert_note(self, row: NoteRow) -> None:
         self._exec(
-            f"INSERT INTO notes ({_NOTE_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO notes ({_NOTE_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
             [getattr(row, f.name) for f in fields(NoteRow)],
         )
 
     def insert_notes(self, rows: Iterable[NoteRow]) -> None:
         names = [f.name for f in fields(NoteRow)]
         self._exec_many(
-            f"INSERT INTO notes ({_NOTE_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO notes ({_NOTE_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
             ([getattr(r, n) for n in names] for r in rows),
         )
 
@@ -960,21 +979,6 @@ class Store:
                 "SELECT id FROM notes WHERE consent_id = ?", [consent_id]
             ).fetchall()
         return [str(r[0]) for r in rows]
-
-    def latest_note_date(self, consent_id: str) -> str | None:
-        value = self._scalar("SELECT max(date) FROM notes WHERE consent_id = ?", [consent_id])
-        return None if value is None else str(value)
-
-    def update_note_fields(
-        self, note_id: str, *, key_version: int, values: dict[str, bytes | None]
-    ) -> None:
-        if not set(values) <= {"kind", "body", "author"}:
-            raise ValueError("not an encrypted note column")
-        assignments = ", ".join(f"{col} = ?" for col in values)
-        self._exec(
-            f"UPDATE notes SET key_version = ?, {assignments} WHERE id = ?",
-            [key_version, *values.values(), note_id],
-        )
 
     # -- counts and status -----------------------------------------------------------------
 
@@ -1059,10 +1063,6 @@ class Store:
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         return self._many(AuditRow, f"SELECT {_AUDIT_COLS} FROM audit {where} ORDER BY seq", params)
 
-    def iter_all_notes(self) -> Iterator[NoteRow]:
-        """Every note in storage order (no sort), streamed in batches."""
-        return self._many(NoteRow, f"SELECT {_NOTE_COLS} FROM notes")
-
     def integrity_problems(self) -> list[str]:
         """SQLite's page, index and foreign-key checks; an empty list when all pass."""
         with sqlite_errors(self.busy_timeout):
@@ -1143,6 +1143,7 @@ class Store:
             if not set(applied) <= known:
                 raise UnsupportedVersion(what="the backup's schema", version=len(applied))
             store.check_objects(applied)
+            store._check_format()
             if writable:
                 # Only now that it is known to be a nok vault: these change the file.
                 with sqlite_errors():
@@ -1227,7 +1228,7 @@ class Store:
 
     def iter_note_bodies(
         self, *, consent_id: str | None = None, since: str | None = None
-    ) -> Iterator[NoteBodyRow]:
+    ) -> Iterator[KeyedNoteRow]:
         """Notes under active consents with their wrapped data keys, by date, streamed."""
         clauses, params = ["c.status = 'active'"], []
         if consent_id is not None:
@@ -1237,9 +1238,9 @@ class Store:
             clauses.append("n.date >= ?")
             params.append(since)
         return self._many(
-            NoteBodyRow,
-            "SELECT n.id, n.consent_id, n.date, n.created, n.key_version, n.kind, n.body,"
-            " n.author, c.master_version, c.data_key"
+            KeyedNoteRow,
+            "SELECT n.id, n.consent_id, n.date, n.created, n.key_version, n.seq, n.record,"
+            " c.master_version, c.data_key"
             # CROSS JOIN keeps notes the outer loop, so the date index gives the order and
             # rows stream; the planner's choice would sort every note in a temporary b-tree.
             " FROM notes n CROSS JOIN consents c ON c.id = n.consent_id"

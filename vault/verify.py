@@ -11,18 +11,18 @@ problem is one whole-sentence template with ids and column names only, never per
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from vault import audit, consents, crypto, erasure, keyring, slots
+from vault import audit, consents, crypto, erasure, keyring, notes, slots
 from vault.errors import IntegrityError, NokError, UnsupportedVersion
-from vault.session import Unlocked
-from vault.store import ENCRYPTED_CONSENT_COLS, SCHEMA_VERSION, ConsentRow, NoteRow, Store
+from vault.session import Unlocked, check_settings
+from vault.store import SCHEMA_VERSION, ConsentRow, NoteRow, Store
 
 Progress = Callable[[str, int, int], None]
-NOTE_FIELDS = ("kind", "body", "author")
 PROGRESS_EVERY = 1000
-STAGES = ("sqlite", "staff", "keys", "consents", "notes", "tombstones", "audit")
+STAGES = ("sqlite", "settings", "staff", "keys", "consents", "notes", "tombstones", "audit")
 
 
 @dataclass
@@ -64,6 +64,7 @@ def verify(unlocked: Unlocked, progress: Progress = _quiet) -> Report:
     store = unlocked.store
     with store.read():
         _check_sqlite(store, report, progress)
+        _check_settings(unlocked, report, progress)
         _check_staff(unlocked, report, progress)
         audit_key = _check_vault_keys(unlocked, report, progress)
         keys = _check_consents(unlocked, report, progress)
@@ -111,6 +112,15 @@ def _check_sqlite(store: Store, report: Report, progress: Progress) -> None:
             expected=SCHEMA_VERSION,
         )
     progress("sqlite", 1, 1)
+
+
+def _check_settings(unlocked: Unlocked, report: Report, progress: Progress) -> None:
+    progress("settings", 0, 1)
+    try:
+        check_settings(unlocked.store, unlocked.master)
+    except IntegrityError as exc:
+        report.add_error("settings", exc)
+    progress("settings", 1, 1)
 
 
 def _check_staff(unlocked: Unlocked, report: Report, progress: Progress) -> None:
@@ -179,36 +189,42 @@ def _check_vault_keys(unlocked: Unlocked, report: Report, progress: Progress) ->
 
 @dataclass(frozen=True)
 class _Key:
+    """What the notes pass needs of an active consent whose data key opened."""
+
     key: bytes
-    version: int
+    row: ConsentRow
 
 
 def _check_consents(unlocked: Unlocked, report: Report, progress: Progress) -> dict[str, _Key]:
-    """Unwrap each active consent's data key and open its fields; returns the keys."""
+    """Unwrap each active consent's data key, check its seal and open its record."""
     store = unlocked.store
     total = store.count_consents("active")
     default_days = unlocked.vault.settings().retention_days
     keys: dict[str, _Key] = {}
-    done = 0
+    done = keyed = 0
     for row in store.iter_consents(include_ended=False):
-        _check_retention(store, row, default_days, report)
+        _check_deadline(row, default_days, report)
+        keyed += row.data_key is not None
         key = _consent_key(unlocked, row, report)
         if key is not None:
-            keys[row.id] = key
-            _open_consent_fields(row, key, report)
+            # The record is not kept: the notes pass needs only the tags and dates.
+            keys[row.id] = _Key(key, dataclasses.replace(row, record=None))
+            _check_consent_record(key, row, report)
         done += 1
         if done % PROGRESS_EVERY == 0 or done == total:
             progress("consents", done, total)
+    if keyed and not keys:
+        report.add(
+            "key",
+            "the master key opens none of the consents' data keys: it was replaced in the "
+            "file, or every data key was damaged",
+        )
     report.checked["consents"] = done
     return keys
 
 
-def _check_retention(store: Store, row: ConsentRow, default_days: int, report: Report) -> None:
-    """The plaintext deadline must follow from the consent's dates, as nok computes it.
-
-    Only an inconsistent edit shows: one that also moves ``retain_days`` or ``given`` does not.
-    """
-    _check_last_activity(row, store.latest_note_date(row.id), report)
+def _check_deadline(row: ConsentRow, default_days: int, report: Report) -> None:
+    """The plaintext deadline must follow from the consent's (sealed) dates and retention."""
     try:
         expected = consents.deadline(row.given, row.last_activity, row.retain_days or default_days)
     except (TypeError, ValueError):
@@ -254,78 +270,91 @@ def _check_last_activity(row: ConsentRow, newest: str | None, report: Report) ->
         )
 
 
-def _consent_key(unlocked: Unlocked, row: ConsentRow, report: Report) -> _Key | None:
+def _consent_key(unlocked: Unlocked, row: ConsentRow, report: Report) -> bytes | None:
     if row.data_key is None or row.master_version is None:
         report.add("key", "the data key of active consent {id} is missing", id=row.id)
         return None
     try:
-        key = keyring.unwrap_data_key(
+        return keyring.unwrap_data_key(
             unlocked.master, row.data_key, consent_id=row.id, master_version=row.master_version
         )
     except (IntegrityError, UnsupportedVersion) as exc:
         report.add_error("key", exc)
         return None
-    return _Key(key, row.key_version)
 
 
-def _open_consent_fields(row: ConsentRow, key: _Key, report: Report) -> None:
-    for column in ENCRYPTED_CONSENT_COLS:
-        blob = getattr(row, column)
-        if blob is None:
-            # Every column of an active consent is written (empty ones padded).
-            report.add("field", "the {column} of consent {id} is missing", column=column, id=row.id)
-            continue
-        _open(report, key.key, blob, "consents", column, row.id, row.id, row.key_version)
-
-
-def _open(
-    report: Report,
-    key: bytes,
-    blob: object,
-    table: str,
-    column: str,
-    row_id: str,
-    consent_id: str,
-    key_version: int,
-) -> None:
+def _check_consent_record(key: bytes, row: ConsentRow, report: Report) -> None:
     try:
-        keyring.open_text(
-            key,
-            blob,  # type: ignore[arg-type]  # as SQLite gave it: a tampered cell may be text
-            table=table,
-            column=column,
-            row_id=row_id,
-            consent_id=consent_id,
-            key_version=key_version,
-        )
+        consents.check_retention(key, row)
+    except IntegrityError as exc:
+        report.add_error("retention", exc)
+    try:
+        # Opened directly: consents.open_record would stop at an edited date first.
+        ad = keyring.consent_ad(row.id, row.key_version)
+        keyring.open_record(key, row.record, ad, consents.RECORD_FIELDS, where=f"consent {row.id}")
     except (IntegrityError, UnsupportedVersion) as exc:
         report.add_error("field", exc)
-    except UnicodeDecodeError:
-        report.add("field", "the {column} of {id} is not valid text", column=column, id=row_id)
     report.checked["ciphertexts"] = report.checked.get("ciphertexts", 0) + 1
 
 
+@dataclass
+class _Group:
+    """The notes of one consent seen so far in the notes pass."""
+
+    consent_id: str
+    entries: list[tuple[str, int, bytes]] = field(default_factory=list)
+    newest: str | None = None
+
+
 def _check_notes(store: Store, keys: dict[str, _Key], report: Report, progress: Progress) -> None:
+    """Open every note, and check each consent's note seal and last activity.
+
+    Notes come grouped by consent, so one consent's notes are in memory at a time.
+    """
     total = store.count_notes()
     done = 0
-    for row in store.iter_all_notes():
+    group: _Group | None = None
+    seen: set[str] = set()
+    for row in store.iter_notes_by_consent():
+        if group is None or group.consent_id != row.consent_id:
+            _close_group(group, keys, report)
+            group = _Group(row.consent_id)
+            seen.add(row.consent_id)
+        group.entries.append((row.id, row.seq, keyring.record_tag(row.record)))
+        group.newest = max(group.newest or row.date, row.date)
         _check_note(row, keys.get(row.consent_id), report)
         done += 1
         if done % PROGRESS_EVERY == 0 or done == total:
             progress("notes", done, total)
+    _close_group(group, keys, report)
+    for consent_id in keys.keys() - seen:
+        _close_group(_Group(consent_id), keys, report)
     report.checked["notes"] = done
+
+
+def _close_group(group: _Group | None, keys: dict[str, _Key], report: Report) -> None:
+    if group is None or group.consent_id not in keys:
+        # Its consent is missing, ended or has no usable key; reported there or below.
+        return
+    key = keys[group.consent_id]
+    _check_last_activity(key.row, group.newest, report)
+    expected = consents.notes_chain(key.key, key.row).fold(group.entries)
+    try:
+        keyring.check_tag(expected, key.row.notes_tag, keyring.NotesChanged(id=key.row.id))
+    except IntegrityError as exc:
+        report.add_error("notes", exc)
 
 
 def _check_note(row: NoteRow, key: _Key | None, report: Report) -> None:
     if key is None:
-        # Its consent is missing, ended or has no usable key; reported there or below.
         return
-    for column in NOTE_FIELDS:
-        blob = getattr(row, column)
-        if blob is None:
-            report.add("field", "the {column} of note {id} is missing", column=column, id=row.id)
-            continue
-        _open(report, key.key, blob, "notes", column, row.id, row.consent_id, row.key_version)
+    try:
+        notes.open_record(key.key, row)
+    except keyring.RecordChanged as exc:
+        report.add_error("note-date", exc)
+    except (IntegrityError, UnsupportedVersion) as exc:
+        report.add_error("field", exc)
+    report.checked["ciphertexts"] = report.checked.get("ciphertexts", 0) + 1
 
 
 def _check_tombstones(store: Store, report: Report, progress: Progress) -> None:
