@@ -367,7 +367,7 @@ def test_notes_pasted_under_a_tombstone_are_deleted_again_at_open(
     unlocked, people, env, vault_path, tmp_path
 ):
     kari = people["Kari"]
-    gone = [bytes(n.body) for n in unlocked.store.iter_notes(consent_id=kari)]
+    gone = [bytes(n.record) for n in unlocked.store.iter_notes(consent_id=kari)]
     unlocked.store.checkpoint()
     unlocked.close()
     old = tmp_path / "old-vault.db"
