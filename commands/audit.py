@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from nokcli import context, dates, output
 from nokcli.i18n import _, render_vault
+
+if TYPE_CHECKING:
+    from vault.audit import Entry
 
 app = typer.Typer(
     help=_("The audit trail: who read or changed what, and when (ids only)."),
@@ -65,7 +68,7 @@ def list_(
                     e.action,
                     e.consent_id or "",
                     e.object_id or "",
-                    _("yes") if e.sealed else _("not yet"),
+                    _sealed_label(e),
                 )
                 for e in entries
             ),
@@ -73,6 +76,13 @@ def list_(
         )
     if not shown:
         output.info("no audit entries match")
+
+
+def _sealed_label(entry: Entry) -> str:
+    if entry.keyless:
+        # Sealed or not, it was written without a passphrase: it vouches for no one.
+        return _("yes, keyless") if entry.sealed else _("not yet, keyless")
+    return _("yes") if entry.sealed else _("not yet")
 
 
 @app.command("verify")
@@ -86,7 +96,8 @@ def verify(
     from vault.errors import VerifyFailed
 
     with context.get(ctx).unlocked() as vault:
-        problems = audit.verify_chain(vault.store, vault.vault_key(audit.AUDIT_KEY))
+        problems = audit.verify_chain(vault.store, vault.vault_key(audit.AUDIT_KEY), vault.now)
+        warnings = audit.anchor_warnings(vault.store)
         count = vault.store.count_audit()
         head = audit.read_head(vault.store)
     if json_out:
@@ -96,11 +107,14 @@ def verify(
                 "entries": count,
                 "head": None if head is None else {"seq": head.seq, "hash": head.hash.hex()},
                 "problems": [p.to_json() for p in problems],
+                "warnings": [w.to_json() for w in warnings],
             }
         )
     else:
         for p in problems:
             typer.echo(render_vault(p.template, p.params))
+        for w in warnings:
+            output.warn(w.template, **w.params)
         if not problems:
             output.info("the audit trail is intact: {count} entries checked", count=count)
         if head is not None:

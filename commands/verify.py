@@ -73,6 +73,8 @@ def verify(
     else:
         for p in report.problems:
             typer.echo(render_vault(p.template, p.params))
+        for w in report.warnings:
+            output.warn(w.template, **w.params)
         c = report.checked
         output.info(
             "checked {consents} consent(s), {notes} note(s), {ciphertexts} ciphertext(s), "

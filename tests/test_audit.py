@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import shutil
 import sqlite3
+import stat
 from collections.abc import Callable, Iterator
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import ADMIN, NOW, PASSPHRASE
-from vault import Vault, audit, consents, erasure, notes
+from tests.conftest import ADMIN, NOW, PASSPHRASE, days_ago, run_nok
+from vault import Vault, audit, consents, erasure, files, notes
+from vault.dates import timestamp
 from vault.session import Unlocked
 
 
@@ -211,13 +215,13 @@ def test_any_changed_cell_is_found_at_its_entry(trail, row, column):
         )
         update = f"UPDATE audit SET {column} = ? WHERE seq = ?"  # noqa: S608
         store.conn.execute(update, [new, row])
-        problems = audit.verify_chain(store, key)
+        problems = audit.verify_chain(store, key, NOW)
     finally:
         store.conn.execute("ROLLBACK")
     assert problems
     first = problems[0].params
     assert row in (first.get("seq"), first.get("first"), first.get("head")), problems[0].message
-    assert audit.verify_chain(store, key) == []
+    assert audit.verify_chain(store, key, NOW) == []
 
 
 def test_keyless_entries_wait_for_the_next_unlock(unlocked, vault_path):
@@ -229,11 +233,11 @@ def test_keyless_entries_wait_for_the_next_unlock(unlocked, vault_path):
     tail = unlocked.store.audit_unsealed_tail()
     assert [(e.action, e.consent_id) for e in tail] == [("consent.expire", c.id)]
     key = unlocked.vault_key(audit.AUDIT_KEY)
-    assert audit.verify_chain(unlocked.store, key) == []
+    assert audit.verify_chain(unlocked.store, key, NOW) == []
     with Vault.open(vault_path) as again:
         again.unlock(ADMIN, PASSPHRASE.encode(), now=NOW).close()
     assert unlocked.store.audit_unsealed_tail() == []
-    assert audit.verify_chain(unlocked.store, key) == []
+    assert audit.verify_chain(unlocked.store, key, NOW) == []
 
 
 def test_a_forged_keyless_entry_is_not_sealed(trail, vault_path):
@@ -242,7 +246,7 @@ def test_a_forged_keyless_entry_is_not_sealed(trail, vault_path):
     with Vault.open(vault_path) as again:
         again.unlock(ADMIN, PASSPHRASE.encode(), now=NOW).close()
     notes.list_notes(u)  # a keyed entry after the forged one
-    problems = audit.verify_chain(u.store, u.vault_key(audit.AUDIT_KEY))
+    problems = audit.verify_chain(u.store, u.vault_key(audit.AUDIT_KEY), NOW)
     assert [p.kind for p in problems] == ["no-mac"]
 
 
@@ -253,7 +257,7 @@ def test_erasure_keeps_the_trail_with_ids_only(unlocked):
     after = list(audit.list_entries(unlocked.store, consent_id=kari))
     assert [e.seq for e in after][: len(before)] == before
     assert after[-1].action == "consent.withdraw"
-    assert audit.verify_chain(unlocked.store, unlocked.vault_key(audit.AUDIT_KEY)) == []
+    assert audit.verify_chain(unlocked.store, unlocked.vault_key(audit.AUDIT_KEY), NOW) == []
     raw = b"".join(
         str(v).encode() for row in unlocked.store.conn.execute("SELECT * FROM audit") for v in row
     )
@@ -300,3 +304,270 @@ def test_audit_list_is_for_admins(trail, nok, monkeypatch):
     assert "admin" in result.stderr
     assert raw.execute("SELECT count(*) FROM audit").fetchone()[0] == count
     assert nok("--as", "bob", "audit", "verify").exit_code == 0
+
+
+# -- the anchor beside the vault: a cut tail with an older head, an older file put back ----
+
+
+def head_setting(raw: sqlite3.Connection) -> str:
+    return raw.execute("SELECT value FROM settings WHERE key = ?", [audit.HEAD_SETTING]).fetchone()[
+        0
+    ]
+
+
+def cut_back_to(raw: sqlite3.Connection, seq: int, old_head: str) -> None:
+    """What a file writer with an older head record does: drop the tail, put the head back."""
+    raw.execute("DELETE FROM audit WHERE seq > ?", [seq])
+    raw.execute("UPDATE settings SET value = ? WHERE key = ?", [old_head, audit.HEAD_SETTING])
+
+
+def test_a_cut_tail_with_an_older_head_is_found_by_the_anchor(unlocked, nok, vault_path):
+    kari = consents.add(unlocked, consents.ConsentInput("Kari", "p", ("notes",)))
+    raw = sqlite3.connect(vault_path, isolation_level=None)
+    old_head = head_setting(raw)
+    old_seq = json.loads(old_head)["seq"]
+    for i in range(3):
+        notes.show(unlocked, notes.add(unlocked, kari.id, f"talk {i}").id)
+    assert nok("audit", "verify").exit_code == 0
+    cut_back_to(raw, old_seq, old_head)
+    # The trail, its chain, MACs and head agree with each other: only the anchor tells.
+    key = unlocked.vault_key(audit.AUDIT_KEY)
+    assert [p.kind for p in audit.verify_chain(unlocked.store, key, NOW)] == ["rollback"]
+    for args in (("audit", "verify"), ("verify",)):
+        result = nok(*args)
+        assert result.exit_code == 13, result.stderr
+        assert f"the audit trail ends at entry {old_seq}, but the anchor" in result.stdout
+    # Work goes on; the anchor is not moved past the cut, so the evidence stays.
+    notes.add(unlocked, kari.id, "later")
+    result = nok("audit", "verify")
+    assert result.exit_code == 13
+    assert "anchor beside the vault records" in result.stdout
+    raw.close()
+
+
+def test_an_older_copy_of_the_file_put_back_is_found(unlocked, nok, vault_path, tmp_path):
+    kari = consents.add(unlocked, consents.ConsentInput("Kari", "p", ("notes",)))
+    assert unlocked.store.checkpoint()
+    old = tmp_path / "old.db"
+    shutil.copyfile(vault_path, old)
+    for i in range(12):  # the copy is put back after the trail has grown past it and more
+        notes.add(unlocked, kari.id, f"talk {i}")
+    unlocked.close()
+    for side in files.side_files(vault_path):
+        side.unlink(missing_ok=True)
+    shutil.copyfile(old, vault_path)
+    result = nok("audit", "verify")
+    assert result.exit_code == 13
+    assert "an older copy of the vault was put back" in result.stdout
+    # The trail written again past the anchor's entry does not hide it either.
+    for i in range(14):
+        nok("note", "add", kari.id, "--text", f"again {i}")
+    result = nok("verify")
+    assert result.exit_code == 13
+    assert "is not the one the anchor beside the vault records" in result.stdout
+
+
+def test_an_altered_or_foreign_anchor_is_reported(trail, nok, vault_path, tmp_path):
+    path = audit.anchor_path(vault_path)
+    value = json.loads(path.read_bytes())
+    path.write_text(json.dumps({**value, "seq": value["seq"] - 1}))
+    result = nok("audit", "verify")
+    assert result.exit_code == 13
+    assert "anchor beside the vault fails its MAC" in result.stdout
+    path.write_text(json.dumps({**value, "vault_id": "0" * 16}))
+    assert "belongs to another vault" in nok("audit", "verify").stdout
+    path.write_text("not an anchor")
+    assert "the audit anchor" in nok("audit", "verify").stdout
+
+
+def test_a_deleted_anchor_is_a_warning_and_is_not_made_again(trail, nok, vault_path):
+    u, _ = trail
+    path = audit.anchor_path(vault_path)
+    path.unlink()
+    result = nok("audit", "verify")
+    assert result.exit_code == 0
+    assert "warning: there is no audit anchor beside the vault" in result.stderr
+    notes.list_notes(u, consent_id=next(consents.list_all(u)).id)
+    assert not path.exists()
+    report = json.loads(nok("verify", "--json").stdout)
+    assert report["ok"] is True
+    assert [w["kind"] for w in report["warnings"]] == ["anchor-missing"]
+
+
+def test_the_anchor_is_private_and_follows_the_trail(trail, vault_path):
+    u, _ = trail
+    path = audit.anchor_path(vault_path)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    anchor = audit.read_anchor(vault_path)
+    last = u.store.last_audit()
+    assert anchor is not None
+    assert (anchor.head.seq, anchor.tail_seq, anchor.tail_hash) == (last.seq, last.seq, last.hash)
+    with Vault.open(vault_path) as keyless:
+        erasure.purge(keyless, NOW, dry_run=False)
+        backup_dir = vault_path.parent.parent / "b"
+        from vault import backup
+
+        backup.backup(keyless, backup_dir, now=NOW, actor="cron", into_directory=True)
+    moved = audit.read_anchor(vault_path)
+    assert moved is not None
+    assert moved.head == anchor.head  # keyless writes cannot move the sealed part
+    assert moved.tail_seq == last.seq + 1
+
+
+# -- future-dated entries and the purge's clock check ---------------------------------------
+
+
+def plant(raw: sqlite3.Connection, *, ts: str, actor: str, action: str, mac: bytes | None = None):
+    """Append a correctly hashed entry, as anyone who can write the file can."""
+    last = chain(raw)[-1]
+    seq = last[0] + 1
+    digest = audit.entry_hash(last[7], seq, ts, actor, action, None, None)
+    raw.execute(
+        "INSERT INTO audit (seq, ts, actor, action, prev, hash, mac) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [seq, ts, actor, action, last[7], digest, mac],
+    )
+    return seq, digest
+
+
+FAR_AHEAD = timestamp(NOW + dt.timedelta(days=3000))
+
+
+@pytest.fixture
+def due_vault(unlocked, vault_path):
+    """A vault with one consent past its deadline, closed; a raw connection to tamper with."""
+    given = days_ago(400)
+    c = consents.add(
+        unlocked, consents.ConsentInput("Kari", "p", ("notes",), retain_days=30, given=given)
+    )
+    unlocked.close()
+    raw = sqlite3.connect(vault_path, isolation_level=None)
+    yield c.id, raw
+    raw.close()
+
+
+def purge_env(vault_path):
+    return {"NOK_VAULT": str(vault_path)}
+
+
+def test_a_planted_future_entry_does_not_stop_the_purge(due_vault, vault_path, nok):
+    cid, raw = due_vault
+    seq, _ = plant(raw, ts=FAR_AHEAD, actor="purge (keyless)", action="consent.expire")
+    result = run_nok("purge", env=purge_env(vault_path), input="")
+    assert result.returncode == 0, result.stderr
+    assert raw.execute("SELECT status FROM consents WHERE id = ?", [cid]).fetchone()[0] == (
+        "expired"
+    )
+    report = nok("audit", "verify")
+    assert report.exit_code == 13
+    assert f"audit entry {seq} is dated {FAR_AHEAD}, more than a day after" in report.stdout
+    # The unlock of that verify did not seal it.
+    assert raw.execute("SELECT mac FROM audit WHERE seq = ?", [seq]).fetchone()[0] is None
+
+
+def test_a_planted_future_head_stops_the_purge_only_until_staff_next_work(
+    due_vault, vault_path, nok
+):
+    cid, raw = due_vault
+    seq, digest = plant(raw, ts=FAR_AHEAD, actor="anne", action="note.show", mac=bytes(32))
+    fake = {"seq": seq, "hash": digest.hex(), "mac": bytes(32).hex()}
+    raw.execute(
+        "UPDATE settings SET value = ? WHERE key = ?", [json.dumps(fake), audit.HEAD_SETTING]
+    )
+    blocked = run_nok("purge", env=purge_env(vault_path), input="")
+    assert blocked.returncode == 14
+    assert nok("consent", "show", cid).exit_code == 0  # any staff command moves the head
+    result = run_nok("purge", env=purge_env(vault_path), input="")
+    assert result.returncode == 0, result.stderr
+    verify = nok("audit", "verify")
+    assert verify.exit_code == 13
+    assert f"audit entry {seq} fails its MAC" in verify.stdout
+    assert "more than a day after" in verify.stdout
+
+
+# -- keyless entries stay keyless, and never pass for a staff member's --------------------
+
+
+def test_keyless_entries_stay_marked_keyless_after_sealing(due_vault, vault_path, nok):
+    cid, _ = due_vault
+    assert run_nok("purge", env=purge_env(vault_path), input="").returncode == 0
+    assert (
+        run_nok(
+            "backup",
+            str(vault_path.parent.parent / "b") + "/",
+            env={**purge_env(vault_path), "NOK_USER": ADMIN},
+        ).returncode
+        == 0
+    )
+    entries = json.loads(nok("audit", "list", "--json").stdout)
+    keyless = [e for e in entries if e["keyless"]]
+    assert [(e["action"], e["actor"]) for e in keyless] == [
+        ("consent.expire", "purge (keyless)"),
+        ("vault.backup", f"{ADMIN} (keyless)"),
+    ]
+    assert all(e["sealed"] for e in keyless)  # sealed by that unlock, still keyless
+    assert not any(e["keyless"] for e in entries if e["actor"] == ADMIN)
+    table = nok("audit", "list").stdout
+    assert table.count("yes, keyless") == 2
+    by_anne = json.loads(nok("audit", "list", "--actor", ADMIN, "--json").stdout)
+    assert "vault.backup" in {e["action"] for e in by_anne}
+    export = nok("export", cid).stdout
+    assert "retention period had run out" in export
+    assert "(keyless)" not in export
+
+
+@pytest.mark.parametrize(
+    ("actor", "action", "message"),
+    [
+        ("anne", "consent.withdraw", "has no MAC but names anne as the staff member"),
+        ("purge (keyless)", "note.show", "records note.show, which only a staff member"),
+        ("purge (keyless)", "staff.add", "records staff.add, which only a staff member"),
+    ],
+)
+def test_a_keyless_entry_claiming_staff_work_is_forged(trail, nok, actor, action, message):
+    _, raw = trail
+    seq, _ = plant(raw, ts=chain(raw)[-1][1], actor=actor, action=action)
+    result = nok("audit", "verify")
+    assert result.exit_code == 13
+    assert f"audit entry {seq} " in result.stdout
+    assert message in result.stdout
+    assert raw.execute("SELECT mac FROM audit WHERE seq = ?", [seq]).fetchone()[0] is None
+
+
+# -- every read of a person's data is in their trail ---------------------------------------
+
+
+def test_list_reads_are_recorded_per_consent(trail, nok):
+    u, raw = trail
+    kari, ola = (c.id for c in consents.list_all(u))
+    empty = consents.add(u, consents.ConsentInput("Per", "p", ("notes",))).id
+    before = chain(raw)[-1][0]
+    assert nok("note", "list").exit_code == 0
+    listed = raw.execute(
+        "SELECT consent_id, ts FROM audit WHERE seq > ? AND action = 'note.list'", [before]
+    ).fetchall()
+    assert sorted(c for c, _ in listed) == sorted([kari, ola])  # Per has no notes to show
+    assert len({ts for _, ts in listed}) == 1  # one transaction
+    before = chain(raw)[-1][0]
+    assert nok("consent", "list").exit_code == 0
+    listed = raw.execute(
+        "SELECT consent_id FROM audit WHERE seq > ? AND action = 'consent.list'", [before]
+    ).fetchall()
+    assert sorted(c for (c,) in listed) == sorted([kari, ola, empty])
+    for cid in (kari, ola):
+        actions = [
+            e["action"] for e in json.loads(nok("export", cid, "--format", "json").stdout)["audit"]
+        ]
+        assert "note.list" in actions
+        assert "consent.list" in actions
+    assert audit.verify_chain(u.store, u.vault_key(audit.AUDIT_KEY), NOW) == []
+
+
+def test_a_list_with_nothing_to_show_is_still_recorded(unlocked, nok):
+    before = unlocked.store.count_audit()
+    assert nok("note", "list").exit_code == 0
+    last = unlocked.store.last_audit()
+    assert (unlocked.store.count_audit(), last.action, last.consent_id) == (
+        before + 1,
+        "note.list",
+        None,
+    )

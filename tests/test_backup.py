@@ -219,7 +219,11 @@ def test_restore_asks_first(two, unlocked, nok, backups, vault_path):
     assert result.exit_code == 2
     assert "--yes" in result.stderr
     assert file_hash(vault_path) == before
-    assert sorted(p.name for p in vault_dir_files(vault_path)) == ["vault.db", "vault.db.backups"]
+    assert sorted(p.name for p in vault_dir_files(vault_path)) == [
+        "vault.db",
+        "vault.db.audit-anchor",
+        "vault.db.backups",
+    ]
 
 
 def test_restore_refuses_what_is_not_a_backup(two, unlocked, nok, tmp_path, vault_path):

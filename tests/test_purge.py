@@ -129,7 +129,7 @@ def test_purge_audit_entries_are_keyless_then_sealed(unlocked, vault_path, mixed
         erasure.purge(v, dates.utcnow(), dry_run=False)
         entries = [a for a in v.store.iter_audit() if a.action == "consent.expire"]
         assert sorted(a.consent_id for a in entries) == sorted(due)
-        assert {(a.actor, a.mac) for a in entries} == {("purge", None)}
+        assert {(a.actor, a.mac) for a in entries} == {("purge (keyless)", None)}
         v.unlock(ADMIN, PASSPHRASE.encode(), now=dates.utcnow())
         assert all(a.mac for a in v.store.iter_audit())
 

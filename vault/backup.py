@@ -788,6 +788,10 @@ def restore(
             copy.store.vacuum()
             copy.store.checkpoint()
         replaced = _swap(tmp, live_path, now)
+        # The restored trail is older than the anchor the live vault left: anchor it anew,
+        # deliberately, or verify would report the restore as a rollback.
+        with Vault.open(live_path) as restored:
+            audit.reset_anchor(restored.store)
     except OSError as exc:
         raise StorageError(
             "could not restore into {path}: {reason}",

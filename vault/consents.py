@@ -17,7 +17,7 @@ import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
-from vault import crypto, ids, keyring
+from vault import audit, crypto, ids, keyring
 from vault.dates import add_days, day, parse_day, timestamp
 from vault.errors import BadInput, InactiveConsent, IntegrityError, NotFound
 from vault.session import Unlocked, check_retention_days
@@ -409,11 +409,16 @@ def show(vault: Unlocked, consent_id: str) -> Consent:
 
 
 def list_all(vault: Unlocked, *, include_ended: bool = False) -> Iterator[Consent]:
-    """Active consents (and tombstones with ``include_ended``), oldest first."""
+    """Active consents (and tombstones with ``include_ended``), oldest first; the read is
+    recorded first, one ``consent.list`` entry per active consent."""
     store = vault.store
     with store.write():
-        vault.record("consent.list")
+        # One entry per person whose details are shown (tombstones hold none).
+        shown = set(store.active_consent_ids())
+        audit.record_each(vault, "consent.list", sorted(shown))
     for row in store.iter_consents(include_ended=include_ended):
+        if row.status == ACTIVE and row.id not in shown:
+            continue  # registered after the entries were written
         yield decrypt(vault, row)
 
 

@@ -392,8 +392,10 @@ def _group(store: Store) -> str | None:
 
 
 def check_clock(vault: Vault, now: dt.datetime) -> None:
-    """Raises ClockError when ``now`` is before the newest timestamp in the vault."""
-    newest = vault.store.newest_timestamp()
+    """Raises ClockError when ``now`` is before the vault's trusted newest time
+    (:func:`vault.audit.clock_floor`)."""
+    with vault.store.read():
+        newest = audit.clock_floor(vault.store, now)
     stamp = timestamp(now)
     if newest is not None and stamp < newest:
         raise ClockError(now=stamp, newest=newest)

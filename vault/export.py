@@ -43,6 +43,7 @@ ACTION_SENTENCES: dict[str, str] = {
     "audit.list": "{actor} looked at the record of who used your data.",
 }
 OTHER_ACTION = "{actor} did something recorded as {action}."
+KEYLESS_ACTOR = "A scheduled job of the center (run without a passphrase)"
 
 
 @dataclass(frozen=True)
@@ -169,7 +170,9 @@ def _note_lines(held: list[Note], t: Translate) -> list[str]:
 
 def _entry_sentence(e: audit.Entry, t: Translate) -> str:
     template = ACTION_SENTENCES.get(e.action, OTHER_ACTION)
-    return t(template).format(actor=e.actor, object=e.object_id or "", action=e.action)
+    # A keyless entry names whoever the job claimed to run as; it vouches for no one.
+    actor = t(KEYLESS_ACTOR) if e.keyless else e.actor
+    return t(template).format(actor=actor, object=e.object_id or "", action=e.action)
 
 
 def _audit_lines(entries: list[audit.Entry], t: Translate) -> list[str]:

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from enum import Enum
 
-from vault import consents, ids, keyring
+from vault import audit, consents, ids, keyring
 from vault.dates import day, parse_day, timestamp
 from vault.errors import BadInput, NotFound
 from vault.session import Unlocked
@@ -233,7 +233,10 @@ def show(vault: Unlocked, note_id: str) -> Note:
 def list_notes(
     vault: Unlocked, *, consent_id: str | None = None, since: str | None = None
 ) -> Iterator[Note]:
-    """Notes by date, decrypted one batch at a time (memory does not grow with the vault).
+    """Notes by date, decrypted one batch at a time (memory does not grow with the notes).
+
+    The read is recorded before anything is shown: without ``consent_id``, one
+    ``note.list`` entry per consent with notes to show.
 
     With ``consent_id``, the consent's note seal is checked before any note is shown.
 
@@ -251,8 +254,17 @@ def list_notes(
     with store.write():
         if canonical is not None:
             consents.check_notes(vault, consents.get_row(store, canonical))
-        vault.record("note.list", consent_id=canonical)
-    yield from decrypt_stream(vault, store.iter_note_bodies(consent_id=canonical, since=since))
+            vault.record("note.list", consent_id=canonical)
+            shown = None
+        else:
+            # One entry per person whose notes are shown, so each one's export lists it.
+            shown = set(store.consents_with_notes(since=since))
+            audit.record_each(vault, "note.list", sorted(shown))
+    rows = store.iter_note_bodies(consent_id=canonical, since=since)
+    if shown is not None:
+        # A consent that got its first note after the entries were written is not shown.
+        rows = (row for row in rows if row.consent_id in shown)
+    yield from decrypt_stream(vault, rows)
 
 
 def decrypt_stream(

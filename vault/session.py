@@ -172,6 +172,7 @@ class Vault:
             VaultExists: something is already at ``path``.
             BadInput: a bad admin name, KDF profile, group or retention.
             UnsafePermissions, SymlinkRefused: the directory is not private.
+            StorageError: the audit anchor beside the vault cannot be written.
         """
         admin = check_staff_name(admin)
         params = kdf_params(kdf)
@@ -212,6 +213,7 @@ class Vault:
                 ),
             )
             audit.append(store, now=now, actor=admin, action="vault.init", key=audit_key)
+        audit.reset_anchor(store)
         vault = cls(store)
         return Unlocked(vault, admin, "admin", master, 1, now, row.public_key)
 
@@ -297,7 +299,7 @@ class Vault:
         stronger = self._stronger_slot(row, passphrase, secret)
         with self.store.write():
             self.store.touch_staff(name, timestamp(now))
-            audit.seal_pending(self.store, unlocked.vault_key(audit.AUDIT_KEY))
+            audit.seal_pending(self.store, unlocked.vault_key(audit.AUDIT_KEY), now)
             if stronger is not None:
                 # Only if the slot is still the one just opened: an admin's reset in the
                 # meantime made a new key pair, which the old secret must not overwrite.

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, TypeVar
@@ -357,6 +357,9 @@ class Store:
         self.db = sqlite_utils.Database(conn, execute_plugins=False, recursive_triggers=False)
         self._schema_cookie: int | None = None
         self.read_only = False
+        # Work that must happen only once the transaction in progress has committed (the
+        # audit anchor beside the file), by name: a later registration replaces an earlier.
+        self._after_commit: dict[str, Callable[[], None]] = {}
 
     # -- opening ---------------------------------------------------------------------------
 
@@ -519,10 +522,22 @@ class Store:
                 self._recheck_objects()
                 yield self
             except BaseException:
+                self._after_commit.clear()
                 if self.conn.in_transaction:
                     self.conn.execute("ROLLBACK")
                 raise
             self.conn.execute("COMMIT")
+        pending, self._after_commit = self._after_commit, {}
+        for action in pending.values():
+            action()
+
+    def after_commit(self, name: str, action: Callable[[], None]) -> None:
+        """Run ``action`` once the write transaction in progress commits (never on rollback);
+        outside a transaction, at once."""
+        if self.conn.in_transaction:
+            self._after_commit[name] = action
+        else:
+            action()
 
     def end_open_transaction(self) -> bool:
         """Roll back a transaction an interrupted caller left open; True if there was one.
@@ -996,26 +1011,26 @@ class Store:
         value = self._scalar("SELECT min(retain_until) FROM consents WHERE status = 'active'")
         return None if value is None else str(value)
 
-    def newest_timestamp(self) -> str | None:
-        """The latest time written anywhere, to catch a clock that went backwards."""
-        value = self._scalar(
-            "SELECT max(t) FROM ("
-            " SELECT max(created) AS t FROM consents UNION ALL"
-            " SELECT max(ended) FROM consents UNION ALL"
-            " SELECT max(ts) FROM audit)"
-        )
-        return None if value is None else str(value)
-
     # -- audit -----------------------------------------------------------------------------
 
     def last_audit(self) -> AuditRow | None:
         return self._one(AuditRow, f"SELECT {_AUDIT_COLS} FROM audit ORDER BY seq DESC LIMIT 1")
 
     def insert_audit(self, row: AuditRow) -> None:
-        self._exec(
+        self.insert_audit_many([row])
+
+    def insert_audit_many(self, rows: Iterable[AuditRow]) -> None:
+        self._exec_many(
             f"INSERT INTO audit ({_AUDIT_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [getattr(row, f.name) for f in fields(AuditRow)],
+            ([getattr(row, f.name) for f in fields(AuditRow)] for row in rows),
         )
+
+    def newest_audit_ts(self, *, after_seq: int, not_after: str) -> str | None:
+        """The latest entry time after entry ``after_seq`` that is not later than ``not_after``."""
+        value = self._scalar(
+            "SELECT max(ts) FROM audit WHERE seq > ? AND ts <= ?", [after_seq, not_after]
+        )
+        return None if value is None else str(value)
 
     def iter_audit(self) -> Iterator[AuditRow]:
         return self._many(AuditRow, f"SELECT {_AUDIT_COLS} FROM audit ORDER BY seq")
@@ -1048,18 +1063,25 @@ class Store:
         return int(self._scalar("SELECT count(*) FROM audit"))
 
     def audit_entries(
-        self, *, since: str | None = None, actor: str | None = None, consent_id: str | None = None
+        self,
+        *,
+        since: str | None = None,
+        actor: tuple[str, ...] | None = None,
+        consent_id: str | None = None,
     ) -> Iterator[AuditRow]:
-        """Entries in order, filtered by timestamp (``ts >= since``), actor and consent."""
-        clauses, params = [], []
-        for clause, value in (
-            ("ts >= ?", since),
-            ("actor = ?", actor),
-            ("consent_id = ?", consent_id),
-        ):
+        """Entries in order, filtered by timestamp (``ts >= since``), actor and consent.
+
+        ``actor`` matches each of the names given (a staff name and its keyless form).
+        """
+        clauses: list[str] = []
+        params: list[str] = []
+        for clause, value in (("ts >= ?", since), ("consent_id = ?", consent_id)):
             if value is not None:
                 clauses.append(clause)
                 params.append(value)
+        if actor is not None:
+            clauses.append(f"actor IN ({', '.join('?' * len(actor))})")
+            params.extend(actor)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         return self._many(AuditRow, f"SELECT {_AUDIT_COLS} FROM audit {where} ORDER BY seq", params)
 
@@ -1225,6 +1247,22 @@ class Store:
                 rows = self.conn.execute(f"SELECT id FROM {table} WHERE id IN ({marks})", chunk)
                 found.update(str(r[0]) for r in rows)
         return found
+
+    def active_consent_ids(self) -> list[str]:
+        with sqlite_errors(self.busy_timeout):
+            rows = self.conn.execute("SELECT id FROM consents WHERE status = 'active'").fetchall()
+        return [str(row[0]) for row in rows]
+
+    def consents_with_notes(self, *, since: str | None = None) -> list[str]:
+        """Ids of active consents with at least one note (dated ``since`` or later)."""
+        with sqlite_errors(self.busy_timeout):
+            rows = self.conn.execute(
+                "SELECT c.id FROM consents c WHERE c.status = 'active' AND EXISTS"
+                " (SELECT 1 FROM notes n WHERE n.consent_id = c.id AND n.date >= ?)"
+                " ORDER BY c.id",
+                [since or ""],
+            ).fetchall()
+        return [str(row[0]) for row in rows]
 
     def iter_note_bodies(
         self, *, consent_id: str | None = None, since: str | None = None

@@ -31,6 +31,8 @@ class Report:
 
     problems: list[audit.Problem] = field(default_factory=list)
     checked: dict[str, int] = field(default_factory=dict)
+    # Findings that do not make the vault fail (e.g. no audit anchor beside a copy).
+    warnings: list[audit.Problem] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -47,6 +49,7 @@ class Report:
             "ok": self.ok,
             "problems": [p.to_json() for p in self.problems],
             "checked": dict(self.checked),
+            "warnings": [w.to_json() for w in self.warnings],
         }
 
 
@@ -72,7 +75,8 @@ def verify(unlocked: Unlocked, progress: Progress = _quiet) -> Report:
         _check_tombstones(store, report, progress)
         _check_erasure_log(store, report)
         progress("audit", 0, 1)
-        report.problems.extend(audit.verify_chain(store, audit_key))
+        report.problems.extend(audit.verify_chain(store, audit_key, unlocked.now))
+        report.warnings.extend(audit.anchor_warnings(store))
         report.checked["audit_entries"] = store.count_audit()
         progress("audit", 1, 1)
     return report
