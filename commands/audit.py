@@ -126,3 +126,43 @@ def verify(
             )
     if problems:
         raise VerifyFailed(count=len(problems))
+
+
+@app.command("reset-anchor")
+def reset_anchor(
+    ctx: typer.Context,
+    yes: Annotated[
+        bool, typer.Option("--yes", "-y", help=_("Do not ask for confirmation (for scripts)."))
+    ] = False,
+) -> None:
+    """Anchor the audit trail as it is now (admins only; recorded).
+
+    For after 'nok audit verify' reported the anchor (entries cut, an older file put back,
+    the anchor deleted) and you have looked into it: from then on, verify compares with
+    the trail as it is now. A restore resets the anchor by itself.
+    """
+    import sys
+
+    from vault import audit
+    from vault.errors import BadInput
+
+    with context.get(ctx).unlocked() as vault:
+        vault.require_admin("resetting the audit anchor")
+        if not yes:
+            if not sys.stdin.isatty():
+                raise BadInput(
+                    "resetting the audit anchor accepts the trail as it is now; "
+                    "pass --yes to confirm"
+                )
+            output.confirm(
+                render(
+                    "Accept the audit trail as it is now? Entries cut from its end, or an "
+                    "older copy of the vault put back, are no longer reported after this."
+                )
+            )
+        anchor = audit.reanchor(vault)
+    output.info(
+        "the audit anchor now records entry {seq} (last sealed entry {head})",
+        seq=anchor.tail_seq,
+        head=anchor.head.seq,
+    )

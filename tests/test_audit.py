@@ -367,6 +367,29 @@ def test_an_older_copy_of_the_file_put_back_is_found(unlocked, nok, vault_path, 
     assert "is not the one the anchor beside the vault records" in result.stdout
 
 
+def test_an_admin_accepts_the_trail_with_reset_anchor(trail, nok, vault_path, monkeypatch):
+    from vault import staff
+
+    u, raw = trail
+    old_head = head_setting(raw)
+    notes.add(u, next(consents.list_all(u)).id, "more")
+    cut_back_to(raw, json.loads(old_head)["seq"], old_head)
+    assert nok("audit", "verify").exit_code == 13
+    refused = nok("audit", "reset-anchor")
+    assert refused.exit_code == 2
+    assert "--yes" in refused.stderr
+    staff.add(u, "bob", passphrase=b"bob's passphrase here", kdf="interactive")
+    monkeypatch.setenv("NOK_PASSPHRASE", "bob's passphrase here")
+    assert nok("--as", "bob", "audit", "reset-anchor", "--yes").exit_code == 11
+    monkeypatch.setenv("NOK_PASSPHRASE", PASSPHRASE)
+    assert nok("audit", "verify").exit_code == 13
+    result = nok("audit", "reset-anchor", "--yes")
+    assert result.exit_code == 0, result.stderr
+    assert "the audit anchor now records entry" in result.stderr
+    assert nok("audit", "verify").exit_code == 0
+    assert chain(raw)[-1][3] == "audit.anchor-reset"
+
+
 def test_an_altered_or_foreign_anchor_is_reported(trail, nok, vault_path, tmp_path):
     path = audit.anchor_path(vault_path)
     value = json.loads(path.read_bytes())

@@ -423,6 +423,23 @@ def reset_anchor(store: Store) -> None:
     write_anchor(store, anchor)
 
 
+def reanchor(unlocked: Unlocked) -> Anchor:
+    """Anchor the trail as it is now, after an admin has looked into what verify reported
+    about the anchor (a cut, a rollback, a deleted anchor); recorded as
+    ``audit.anchor-reset``. Returns the new anchor.
+
+    Raises:
+        NotAllowed: not an admin.
+        StorageError: the anchor cannot be written (the entry is recorded all the same).
+    """
+    unlocked.require_admin("resetting the audit anchor")
+    with unlocked.store.write():
+        unlocked.record("audit.anchor-reset")
+    reset_anchor(unlocked.store)
+    with unlocked.store.read():
+        return _current_anchor(unlocked.store)
+
+
 def _points_into(store: Store, seq: int, digest: bytes) -> bool:
     if seq == 0:
         return True

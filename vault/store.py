@@ -1066,12 +1066,12 @@ class Store:
         self,
         *,
         since: str | None = None,
-        actor: tuple[str, ...] | None = None,
+        actor: str | tuple[str, ...] | None = None,
         consent_id: str | None = None,
     ) -> Iterator[AuditRow]:
         """Entries in order, filtered by timestamp (``ts >= since``), actor and consent.
 
-        ``actor`` matches each of the names given (a staff name and its keyless form).
+        ``actor`` is one name, or several (a staff name and its keyless form).
         """
         clauses: list[str] = []
         params: list[str] = []
@@ -1080,8 +1080,9 @@ class Store:
                 clauses.append(clause)
                 params.append(value)
         if actor is not None:
-            clauses.append(f"actor IN ({', '.join('?' * len(actor))})")
-            params.extend(actor)
+            names = (actor,) if isinstance(actor, str) else actor
+            clauses.append(f"actor IN ({', '.join('?' * len(names))})")
+            params.extend(names)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         return self._many(AuditRow, f"SELECT {_AUDIT_COLS} FROM audit {where} ORDER BY seq", params)
 
