@@ -218,7 +218,12 @@ def test_a_pre_withdrawal_copy_put_back_is_erased_again_and_reported(
     assert shown["status"] == "withdrawn"
     assert shown["subject"] is None
     trail = nok("audit", "list", "--consent", kari, "--json", env=env).stdout
-    assert [e["actor"] for e in json.loads(trail) if e["action"] == "consent.withdraw"][-1] == "nok"
+    again = [e for e in json.loads(trail) if e["action"] == "consent.withdraw"][-1]
+    assert (again["actor"], again["keyless"]) == ("nok (keyless)", True)
+    # The rollback itself stays reported (the audit anchor) until an admin accepts it.
+    rolled_back = nok("verify", env=env, code=13)
+    assert "the anchor beside the vault records" in rolled_back.stdout
+    nok("audit", "reset-anchor", "--yes", env=env)
     assert nok("verify", env=env).returncode == 0
 
 
