@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from nokcli import context, dates, output
-from nokcli.i18n import _, render_vault
+from nokcli.i18n import _, render, render_vault
 
 if TYPE_CHECKING:
     from vault.audit import Entry
