@@ -476,7 +476,7 @@ class Unlocked:
         self.now = now
         with self.store.write():
             self.store.touch_staff(self.name, timestamp(now))
-            audit.seal_pending(self.store, self.vault_key(audit.AUDIT_KEY))
+            audit.seal_pending(self.store, self.vault_key(audit.AUDIT_KEY), now)
 
     def require_admin(self, action: str) -> None:
         """Raises NotAllowed unless this staff member is an admin."""
