@@ -134,6 +134,7 @@ def reset_anchor(
     yes: Annotated[
         bool, typer.Option("--yes", "-y", help=_("Do not ask for confirmation (for scripts)."))
     ] = False,
+    json_out: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
 ) -> None:
     """Anchor the audit trail as it is now (admins only; recorded).
 
@@ -161,6 +162,9 @@ def reset_anchor(
                 )
             )
         anchor = audit.reanchor(vault)
+    if json_out:
+        output.emit_json({"seq": anchor.tail_seq, "head": anchor.head.seq})
+        return
     output.info(
         "the audit anchor now records entry {seq} (last sealed entry {head})",
         seq=anchor.tail_seq,
