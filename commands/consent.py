@@ -19,6 +19,7 @@ app = typer.Typer(
 )
 
 JSON_HELP = _("Print the result as JSON.")
+FIELD_NAMES = {"subject": _("subject"), "form_ref": _("form reference"), "guardian": _("guardian")}
 
 
 class FormFormat(StrEnum):
@@ -446,3 +447,95 @@ def _emit_form(fields: FormFields, *, fmt: FormFormat, lang: FormLang, out: Path
     _refuse_existing(out)
     export.write_file(out, text, force=False)
     output.info("wrote the consent form to {path}", path=str(out))
+
+
+@app.command("amend")
+def amend(
+    ctx: typer.Context,
+    consent_id: Annotated[
+        str, typer.Argument(metavar="ID", help=_("Consent id, e.g. C-7K2M-9Q4F."))
+    ],
+    subject: Annotated[
+        str | None, typer.Option(help=_("The corrected alias of the person."))
+    ] = None,
+    form_ref: Annotated[
+        str | None,
+        typer.Option(help=_("The corrected place of the signed form; an empty value removes it.")),
+    ] = None,
+    guardian: Annotated[
+        str | None,
+        typer.Option(help=_("The corrected guardian who gave or co-signed the consent.")),
+    ] = None,
+    purpose: Annotated[
+        str | None,
+        typer.Option(
+            help=_("Refused: a new purpose needs a new signed consent ('nok consent add').")
+        ),
+    ] = None,
+    category: Annotated[
+        list[str] | None,
+        typer.Option(
+            help=_("Refused: other data categories need a new signed consent ('nok consent add').")
+        ),
+    ] = None,
+    yes: Annotated[
+        bool, typer.Option("--yes", "-y", help=_("Do not ask for confirmation (for scripts)."))
+    ] = False,
+    json_out: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
+) -> None:
+    """Correct a consent's alias, form reference or guardian; the old values are erased.
+
+    The purpose and data categories are what the person signed: a change there needs a new
+    consent, and nok refuses it. Asks first at a terminal; scripts pass --yes.
+    """
+    import sys
+
+    from vault import consents, corrections
+    from vault.errors import BadInput, VaultBusy
+
+    changes = {"subject": subject, "form_ref": form_ref, "guardian": guardian}
+    categories = tuple(category) if category else None
+    corrections.check_consent_changes(**changes, purpose=purpose, categories=categories)
+    output.exposed_option("--subject", subject)
+    with context.get(ctx).unlocked() as vault:
+        current = consents.show(vault, consent_id)
+        if not yes:
+            if not sys.stdin.isatty():
+                raise BadInput(
+                    "amending consent {id} erases the old values for good; pass --yes to confirm",
+                    id=current.id,
+                )
+            output.confirm(
+                render(
+                    "Correct consent {id} ({fields})? The old values are erased for good.",
+                    id=current.id,
+                    fields=", ".join(FIELD_NAMES[k] for k, v in changes.items() if v is not None),
+                )
+            )
+        result = corrections.amend_consent(
+            vault,
+            current.id,
+            **changes,
+            purpose=purpose,
+            categories=categories,
+        )
+    if json_out:
+        output.emit_json(
+            {
+                **result.consent.to_json(),
+                "changed": list(result.changed),
+                "wal_clean": result.wal_clean,
+            }
+        )
+    else:
+        output.info(
+            "consent {id} corrected ({fields}); the old values are erased",
+            id=result.consent.id,
+            fields=", ".join(FIELD_NAMES[k] for k in result.changed),
+        )
+    if not result.wal_clean:
+        raise VaultBusy(
+            "consent {id} is corrected, but another process kept an old snapshot open, so the "
+            "old values may remain in the vault's -wal file until the next 'nok purge'",
+            id=result.consent.id,
+        )

@@ -10,6 +10,7 @@ import typer
 
 from nokcli import context, dates, output, records, stdin, vocab
 from nokcli.i18n import _, render
+from vault.errors import BadInput, ExitCode, VaultBusy
 
 if TYPE_CHECKING:
     from vault.notes import Note
@@ -232,14 +233,226 @@ def show(
     if json_out:
         output.emit_json(note.to_json())
         return
-    output.emit_record(
-        [
-            (_("id"), note.id),
-            (_("consent"), note.consent_id),
-            (_("date"), note.date),
-            (_("kind"), vocab.kind_shown(note.kind)),
-            (_("author"), note.author),
-        ]
-    )
+    pairs = [
+        (_("id"), note.id),
+        (_("consent"), note.consent_id),
+        (_("date"), note.date),
+        (_("kind"), vocab.kind_shown(note.kind)),
+        (_("author"), note.author),
+    ]
+    if note.amended is not None:
+        pairs.append((_("amended"), f"{note.amended[:16].replace('T', ' ')} UTC"))
+        pairs.append((_("amended by"), note.amended_by))
+    output.emit_record(pairs)
     typer.echo("")
     output.echo_text(note.text)
+
+
+# -- correcting the record (GDPR Art. 16 and 17) -------------------------------------------
+
+AMEND_HEADER = _(
+    "# Correct the note above. Lines starting with # are ignored.\n"
+    "# Saving replaces the old text for good; nok asks before it stores the new one.\n"
+    "# Leave it unchanged or empty to cancel.\n"
+)
+NOTE_ID_HELP = _("Note id, e.g. N-3XH8-P2DW-5.")
+YES_HELP = _("Do not ask for confirmation (for scripts).")
+
+
+def _new_text(old: str, *, terminal: bool, keep: bool) -> str | None:
+    """The corrected text, or None to keep the old one.
+
+    From standard input when it is not a terminal (empty input keeps the text when
+    --kind or --date changes); else from $EDITOR on the old text, unless --kind or
+    --date alone was asked for.
+    """
+    if not terminal:
+        piped = stdin.read()
+        return None if keep and not piped.strip() else piped
+    if keep:
+        return None
+    from nokcli import editor
+
+    if any(line.startswith(editor.COMMENT) for line in old.splitlines()):
+        # The editor drops comment lines: those lines of the note would be lost unseen.
+        raise BadInput(
+            "this note has lines starting with #, which the editor would drop; pipe the "
+            "corrected text to 'nok note amend ID --yes' on standard input instead"
+        )
+    edited = editor.compose(AMEND_HEADER, initial=old)
+    if not edited.strip() or edited.strip() == old:
+        output.info("nothing was changed")
+        raise typer.Exit(ExitCode.INTERRUPTED)
+    return edited
+
+
+def _report_wal(clean: bool, note_id: str) -> None:
+    if not clean:
+        raise VaultBusy(
+            "note {id} is changed, but another process kept an old snapshot open, so the old "
+            "text may remain in the vault's -wal file until the next 'nok purge'",
+            id=note_id,
+        )
+
+
+@app.command("amend")
+def amend(
+    ctx: typer.Context,
+    note_id: Annotated[str, typer.Argument(metavar="ID", help=NOTE_ID_HELP)],
+    kind: Annotated[
+        str | None,
+        typer.Option(
+            help=_(
+                "The new kind: one-to-one, phone, group, next-of-kin, open-house, outreach, "
+                "follow-up-plan, other."
+            )
+        ),
+    ] = None,
+    date: Annotated[
+        str | None,
+        typer.Option(
+            help=_("A new date of the contact: YYYY-MM-DD, today, yesterday or a weekday.")
+        ),
+    ] = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help=YES_HELP)] = False,
+    json_out: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
+) -> None:
+    """Correct a note: replace its text (and kind or date); the old text is erased for good.
+
+    The new text comes from standard input, or at a terminal from $EDITOR opened on the
+    current text. With --kind or --date alone at a terminal the text stays as it is (and
+    empty standard input keeps it too). The note keeps its id and shows when and by whom
+    it was amended. Asks first at a terminal; scripts pass --yes.
+    """
+    from vault import corrections, notes
+    from vault.errors import KeysRotated
+
+    if kind is not None:
+        kind = vocab.kind(kind)
+    state = context.get(ctx)
+    date = dates.resolve(date, state.now(), field="--date")
+    terminal = sys.stdin.isatty()
+    keep = kind is not None or date is not None
+    with state.unlocked() as vault:
+        current = notes.show(vault, note_id)
+        corrections.check_may_change(vault, current)
+        if not yes and not terminal:
+            raise BadInput(
+                "amending note {id} erases its old text for good; pass --yes to confirm",
+                id=current.id,
+            )
+        text = _new_text(current.text, terminal=terminal, keep=keep)
+        long = text is not None and notes.check_length(vault, text) is notes.Length.LONG
+        if long:
+            output.warn(
+                "the note is {size} characters; the guideline is {guideline} "
+                "(a short note is enough)",
+                size=len((text or "").strip()),
+                guideline=vault.vault.settings().note_guideline,
+            )
+        if not yes:
+            output.confirm(
+                render(
+                    "Replace note {id} (dated {date}, {kind})? The old version is erased for "
+                    "good; the note keeps its id and shows that it was amended.",
+                    id=current.id,
+                    date=current.date,
+                    kind=vocab.kind_shown(current.kind),
+                ),
+                declined="nothing was saved",
+            )
+        try:
+            result = corrections.amend_note(vault, current.id, text=text, kind=kind, date=date)
+        except KeysRotated:
+            result = None
+    if result is None:
+        # Minutes in an editor can span an admin's key rotation; the text must not be lost.
+        output.info("the vault's keys were rotated while you wrote; unlock again to save the note")
+        with state.unlocked() as vault:
+            result = corrections.amend_note(vault, current.id, text=text, kind=kind, date=date)
+    note = result.note
+    if json_out:
+        output.emit_json(
+            {
+                "id": note.id,
+                "consent_id": note.consent_id,
+                "date": note.date,
+                "kind": note.kind,
+                "amended": note.amended,
+                "amended_by": note.amended_by,
+                "retain_until": result.retain_until,
+                "wal_clean": result.wal_clean,
+            }
+        )
+    else:
+        output.info("note {id} amended; the old version is erased", id=note.id)
+    _report_wal(result.wal_clean, note.id)
+
+
+@app.command("delete")
+def delete(
+    ctx: typer.Context,
+    note_id: Annotated[str, typer.Argument(metavar="ID", help=NOTE_ID_HELP)],
+    reason: Annotated[
+        str,
+        typer.Option(
+            metavar="REASON",
+            help=_(
+                "Why: wrong-person (filed under the wrong person), person-asked (the "
+                "person asked for it to go), or mistake. A fixed word only: the tombstone "
+                "keeps no free text."
+            ),
+        ),
+    ],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help=YES_HELP)] = False,
+    json_out: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
+) -> None:
+    """Delete one note for good; a tombstone without its content stays.
+
+    The tombstone keeps the note's id, its consent, when it was deleted, the reason and
+    who deleted it, and shows in the person's export. Asks first at a terminal; scripts
+    pass --yes.
+    """
+    from vault import corrections, notes
+
+    corrections.check_note_reason(reason)
+    with context.get(ctx).unlocked() as vault:
+        current = notes.show(vault, note_id)
+        corrections.check_may_change(vault, current)
+        if not yes:
+            if not sys.stdin.isatty():
+                raise BadInput(
+                    "deleting note {id} erases its text for good; pass --yes to confirm",
+                    id=current.id,
+                )
+            output.confirm(
+                render(
+                    "Delete note {id} (dated {date}, {kind}, by {author}, under consent "
+                    "{consent}: “{preview}”)? Its text is erased for good; only a tombstone "
+                    "without content stays.",
+                    id=current.id,
+                    date=current.date,
+                    kind=vocab.kind_shown(current.kind),
+                    author=output.safe(current.author),
+                    consent=current.consent_id,
+                    preview=output.safe(records.preview(current.text)),
+                )
+            )
+        result = corrections.delete_note(vault, current.id, reason=reason)
+    if json_out:
+        output.emit_json(
+            {
+                "id": result.note_id,
+                "consent_id": result.consent_id,
+                "deleted": result.deleted,
+                "reason": result.reason,
+                "retain_until": result.retain_until,
+                "wal_clean": result.wal_clean,
+            }
+        )
+    else:
+        output.info(
+            "note {id} deleted: its text is erased; a tombstone without content remains",
+            id=result.note_id,
+        )
+    _report_wal(result.wal_clean, result.note_id)

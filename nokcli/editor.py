@@ -159,8 +159,9 @@ def editor_environment() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if "PASSPHRASE" not in k.upper()}
 
 
-def compose(header: str) -> str:
-    """Open $EDITOR on an empty note; returns the text without comment lines.
+def compose(header: str, initial: str = "") -> str:
+    """Open $EDITOR on a note (empty, or ``initial`` to correct); returns the text without
+    comment lines. ``initial`` is written to the same private, wiped file as the note.
 
     Raises:
         BadInput: the editor failed or could not be started.
@@ -170,9 +171,10 @@ def compose(header: str) -> str:
         fd, name = tempfile.mkstemp(prefix=f"note-{os.getpid()}-", suffix=".txt", dir=session)
         path = Path(name)
         os.fchmod(fd, 0o600)
-        # An empty first line for the cursor, the comments below it: text typed on a
-        # comment line would be dropped with the comment.
-        os.write(fd, ("\n" + header).encode("utf-8"))
+        # The text to correct (or an empty first line for the cursor), the comments below
+        # it: text typed on a comment line would be dropped with the comment.
+        lead = initial + "\n\n" if initial else "\n"
+        os.write(fd, (lead + header).encode("utf-8"))
         os.close(fd)
         try:
             result = subprocess.run(

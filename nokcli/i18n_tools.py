@@ -48,7 +48,13 @@ PHRASE_CALLS = {"require_admin"}
 # The context of the English phrases vault passes as parameters (nokcli.i18n.render_vault).
 PHRASE = "phrase"
 TEMPLATE_ATTRS = {"template", "hint_template"}
-TEMPLATE_CONSTANTS = {"ACTION_SENTENCES", "OTHER_ACTION", "KEYLESS_ACTOR"}
+TEMPLATE_CONSTANTS = {
+    "ACTION_SENTENCES",
+    "OTHER_ACTION",
+    "KEYLESS_ACTOR",
+    "DELETE_SENTENCES",
+    "OTHER_DELETE",
+}
 # Typer's modules that mark their texts for gettext (its vendored click does not: those
 # texts are translated by template in nokcli/usage.py).
 THIRD_PARTY = {"typer": ("core.py",)}

@@ -61,14 +61,19 @@ def consent_pairs(c: Consent) -> list[tuple[str, Any]]:
     ]
 
 
-NOTE_HEADERS = (_("id"), _("consent"), _("date"), _("kind"), _("text"))
+NOTE_HEADERS = (_("id"), _("consent"), _("date"), _("kind"), _("amended"), _("text"))
 PREVIEW = 60
 
 
+def preview(text: str) -> str:
+    """The start of a note on one line."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= PREVIEW else flat[: PREVIEW - 1] + "…"
+
+
 def note_row(n: Note) -> tuple[Any, ...]:
-    flat = " ".join(n.text.split())
-    preview = flat if len(flat) <= PREVIEW else flat[: PREVIEW - 1] + "…"
-    return (n.id, n.consent_id, n.date, vocab.kind_shown(n.kind), preview)
+    amended = n.amended[:10] if n.amended else ""
+    return (n.id, n.consent_id, n.date, vocab.kind_shown(n.kind), amended, preview(n.text))
 
 
 def member_json(m: StaffMember) -> dict[str, Any]:

@@ -86,9 +86,9 @@ def test_a_new_vault_holds_exactly_the_known_objects(unlocked: Unlocked, vault_p
     known = frozenset().union(*SCHEMA_OBJECTS.values())
     assert found - own == known | MIGRATIONS_OBJECTS
     # Every table nok's migrations make is listed, and nothing the migrations do not make.
-    assert {o[1] for o in own} == {
-        f"sqlite_autoindex_{t}_1" for t in ("settings", "staff", "vault_keys", "consents", "notes")
-    }
+    tables = ("settings", "staff", "vault_keys", "consents", "notes")
+    tables += ("note_amendments", "note_tombstones")
+    assert {o[1] for o in own} == {f"sqlite_autoindex_{t}_1" for t in tables}
 
 
 def test_sqlite_own_statistics_tables_are_allowed(cli_vault, vault_path: Path) -> None:

@@ -457,6 +457,39 @@ def append_notes(vault: Unlocked, row: ConsentRow, written: Sequence[NoteRow]) -
     )
 
 
+def notes_rewritten(vault: Unlocked, row: ConsentRow) -> str:
+    """Seal ``row``'s notes again after one was amended or deleted (vault.corrections),
+    and take its last activity from the notes as they now are: a deleted note or an earlier
+    date moves it back, and the deadline with it. Returns the new deadline. The chain is
+    folded again over the notes stored, so this costs one MAC per note of the consent.
+
+    Call :func:`check_notes` BEFORE changing the notes: folding over whatever the file
+    holds would make a note deleted outside nok look intended.
+
+    Raises RetentionChanged when ``row``'s dates were edited outside nok; NotesChanged when
+    its seal was blanked.
+    """
+    key = vault.data_key(row)
+    check_retention(key, row)
+    count = next_seq(row) - 1
+    stored = [(i, s, keyring.record_tag(t)) for i, s, t in vault.store.note_chain(row.id)]
+    last = vault.store.latest_note_date(row.id)
+    moved = dataclasses.replace(
+        row,
+        last_activity=last,
+        retain_until=deadline(row.given, last, row.retain_days or _default_days(vault)),
+    )
+    vault.store.update_consent_sealed(
+        row.id,
+        last_activity=moved.last_activity,
+        retain_days=moved.retain_days,
+        retain_until=moved.retain_until,
+        retention_tag=retention_tag(key, moved),
+        notes=(count, notes_chain(key, row).fold(stored)),
+    )
+    return moved.retain_until
+
+
 def set_retain_days(vault: Unlocked, row: ConsentRow, retain_days: int) -> str:
     """Give ``row`` its own retention period, sealed; returns the new deadline (inside the
     caller's transaction).

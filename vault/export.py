@@ -17,8 +17,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from vault import audit, consents, notes
+from vault import audit, consents, corrections, notes
 from vault.consents import Consent
+from vault.corrections import NoteTombstone
 from vault.dates import timestamp
 from vault.errors import Conflict, StorageError, SymlinkRefused
 from vault.notes import Note
@@ -35,7 +36,10 @@ ACTION_SENTENCES: dict[str, str] = {
     "consent.extend": "{actor} changed how long your data is kept.",
     "consent.withdraw": "{actor} recorded your withdrawal of consent; your data was erased.",
     "consent.expire": "Your data was erased because its retention period had run out.",
+    "consent.amend": "{actor} corrected your consent declaration; the old details were erased.",
     "note.add": "{actor} wrote note {object}.",
+    "note.amend": "{actor} corrected note {object}; the old text was erased.",
+    "note.delete": "{actor} deleted note {object}; its text was erased.",
     "note.show": "{actor} read note {object}.",
     "note.list": "{actor} read the notes under your consent.",
     "note.search": "{actor} searched the notes under your consent.",
@@ -44,6 +48,13 @@ ACTION_SENTENCES: dict[str, str] = {
 }
 OTHER_ACTION = "{actor} did something recorded as {action}."
 KEYLESS_ACTOR = "A scheduled job of the center (run without a passphrase)"
+# Why a note was deleted, told to the person (the reasons of vault.corrections).
+DELETE_SENTENCES: dict[str, str] = {
+    "wrong-person": "Note {id} was deleted on {when}: it was filed under the wrong person.",
+    "person-asked": "Note {id} was deleted on {when} because you asked for it.",
+    "mistake": "Note {id} was deleted on {when}: it was written by mistake.",
+}
+OTHER_DELETE = "Note {id} was deleted on {when} ({reason})."
 
 
 @dataclass(frozen=True)
@@ -55,6 +66,7 @@ class Export:
     consent: Consent
     notes: list[Note]
     entries: list[audit.Entry]
+    deleted: list[NoteTombstone]
 
 
 def export_consent(unlocked: Unlocked, consent_id: str) -> Export:
@@ -73,8 +85,10 @@ def export_consent(unlocked: Unlocked, consent_id: str) -> Export:
         consent = consents.decrypt(unlocked, row)
         consents.check_notes(unlocked, row)
         held = [notes.decrypt(unlocked, n, row) for n in store.iter_notes(consent_id=row.id)]
+        held = corrections.with_amendments(store, row.id, held)
+        deleted = corrections.note_tombstones(store, row.id)
         entries = list(audit.list_entries(store, consent_id=row.id))
-    return Export(timestamp(unlocked.now), unlocked.name, consent, held, entries)
+    return Export(timestamp(unlocked.now), unlocked.name, consent, held, entries, deleted)
 
 
 def to_json(export: Export) -> dict[str, object]:
@@ -86,6 +100,7 @@ def to_json(export: Export) -> dict[str, object]:
         "exported_by": export.exported_by,
         "consent": export.consent.to_json(),
         "notes": [n.to_json() for n in export.notes],
+        "deleted_notes": [t.to_json() for t in export.deleted],
         "audit": [e.to_json() for e in export.entries],
     }
 
@@ -149,11 +164,12 @@ def _consent_lines(c: Consent, t: Translate) -> list[str]:
     return lines
 
 
-def _note_lines(held: list[Note], t: Translate) -> list[str]:
+def _note_lines(held: list[Note], deleted: list[NoteTombstone], t: Translate) -> list[str]:
     lines = [t("## Notes"), ""]
     if not held:
-        return [*lines, t("No notes are kept under this consent.")]
-    lines.append(t("There are {count} note(s) under this consent.").format(count=len(held)))
+        lines.append(t("No notes are kept under this consent."))
+    else:
+        lines.append(t("There are {count} note(s) under this consent.").format(count=len(held)))
     for n in held:
         lines += [
             "",
@@ -162,8 +178,24 @@ def _note_lines(held: list[Note], t: Translate) -> list[str]:
             t("On {date} ({kind}), {author} wrote:").format(
                 date=n.date, kind=t(n.kind), author=_inline(n.author or "")
             ),
-            "",
-            *_block(n.text),
+        ]
+        if n.amended is not None:
+            lines.append(
+                t("{staff} corrected this note on {when}; the earlier text was erased.").format(
+                    staff=_inline(n.amended_by or ""), when=_when(n.amended)
+                )
+            )
+        lines += ["", *_block(n.text)]
+    if deleted:
+        lines += ["", t("### Deleted notes"), ""]
+        lines.append(t("Only that these notes existed is kept; their text was erased."))
+        lines.append("")
+        lines += [
+            "- "
+            + t(DELETE_SENTENCES.get(d.reason, OTHER_DELETE)).format(
+                id=d.id, when=_when(d.deleted), reason=d.reason
+            )
+            for d in deleted
         ]
     return lines
 
@@ -204,7 +236,7 @@ def to_markdown(export: Export, translate: Translate = _same) -> str:
         "",
         *_consent_lines(c, t),
         "",
-        *_note_lines(export.notes, t),
+        *_note_lines(export.notes, export.deleted, t),
         "",
         *_audit_lines(export.entries, t),
     ]

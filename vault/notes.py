@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 
 from vault import audit, consents, ids, keyring
@@ -51,6 +51,9 @@ class Note:
     kind: str
     text: str
     author: str | None
+    # When and by whom the text, kind or date was last replaced (vault.corrections).
+    amended: str | None = None
+    amended_by: str | None = None
 
     def to_json(self) -> dict[str, object]:
         """The note as the ``--json`` output and the export show it."""
@@ -62,6 +65,8 @@ class Note:
             "text": self.text,
             "author": self.author,
             "created": self.created,
+            "amended": self.amended,
+            "amended_by": self.amended_by,
         }
 
 
@@ -213,21 +218,34 @@ def decrypt(vault: Unlocked, row: NoteRow, consent_row: ConsentRow | None = None
 
 
 def get_row(store: Store, note_id: str) -> NoteRow:
-    """Raises BadInput for a malformed id, NotFound for an unknown one."""
+    """Raises BadInput for a malformed id, NotFound for an unknown or deleted one."""
     canonical = ids.parse_id(note_id, ids.NOTE_PREFIX, "note")
     row = store.get_note(canonical)
     if row is None:
+        gone = store.get_note_tombstone(canonical)
+        if gone is not None:
+            raise NotFound(
+                "note {id} was deleted on {deleted} ({reason}); only a tombstone without "
+                "its content is kept",
+                id=canonical,
+                deleted=gone.deleted[:10],
+                reason=gone.reason,
+            )
         raise NotFound(what="note", id=canonical)
     return row
 
 
 def show(vault: Unlocked, note_id: str) -> Note:
-    """One note, decrypted. Raises NotFound, IntegrityError."""
+    """One note, decrypted, with its amendment if any. Raises NotFound, IntegrityError."""
     store = vault.store
     with store.write():
         row = get_row(store, note_id)
         vault.record("note.show", consent_id=row.consent_id, object_id=row.id)
-    return decrypt(vault, row)
+        amendment = store.get_note_amendment(row.id)
+    note = decrypt(vault, row)
+    if amendment is None:
+        return note
+    return replace(note, amended=amendment.amended, amended_by=amendment.amended_by)
 
 
 def list_notes(
@@ -280,4 +298,8 @@ def decrypt_stream(
         key = vault.unwrap_data_key(row.consent_id, row.data_key, row.master_version)
         note = open_record(key, row)
         if test is None or test(note.text):
-            yield note
+            yield note if row.amended is None else _amended(note, row)
+
+
+def _amended(note: Note, row: KeyedNoteRow) -> Note:
+    return replace(note, amended=row.amended, amended_by=row.amended_by)

@@ -136,6 +136,27 @@ def _m0002_keys(db: sqlite_utils.Database) -> None:
     rotation.add_column("finished", str)
 
 
+@migrations(name="0003_corrections")
+def _m0003_corrections(db: sqlite_utils.Database) -> None:
+    # Apart from the notes table, so that a note's own format stays as it was: an amended
+    # note keeps its id and gets a row here; a deleted note leaves a tombstone without content.
+    db.table("note_amendments").create(
+        {"note_id": str, "amended": str, "amended_by": str},
+        pk="note_id",
+        not_null={"amended", "amended_by"},
+        foreign_keys=[ForeignKey("note_amendments", "note_id", "notes", "id", on_delete="CASCADE")],
+    )
+    db.table("note_tombstones").create(
+        {"id": str, "consent_id": str, "deleted": str, "reason": str, "deleted_by": str},
+        pk="id",
+        not_null={"consent_id", "deleted", "reason", "deleted_by"},
+        foreign_keys=[
+            ForeignKey("note_tombstones", "consent_id", "consents", "id", on_delete="CASCADE")
+        ],
+    )
+    db.table("note_tombstones").create_index(["consent_id"])
+
+
 SCHEMA_VERSION = len(migrations._migrations)
 
 # -- schema check --
@@ -162,6 +183,13 @@ SCHEMA_OBJECTS: dict[str, frozenset[tuple[str, str, str]]] = {
         }
     ),
     "0002_keys": frozenset(),
+    "0003_corrections": frozenset(
+        {
+            ("table", "note_amendments", "note_amendments"),
+            ("table", "note_tombstones", "note_tombstones"),
+            ("index", "idx_note_tombstones_consent_id", "note_tombstones"),
+        }
+    ),
 }
 # sqlite-utils' record of applied migrations; allowed, not required (older versions made no index).
 MIGRATIONS_OBJECTS = frozenset(
@@ -272,6 +300,28 @@ class KeyedNoteRow(NoteRow):
 
     master_version: int | None
     data_key: bytes | None
+    amended: str | None = None
+    amended_by: str | None = None
+
+
+@dataclass
+class AmendmentRow:
+    """When and by whom a note's text, kind or date was last replaced."""
+
+    note_id: str
+    amended: str
+    amended_by: str
+
+
+@dataclass
+class NoteTombstoneRow:
+    """What stays of a deleted note: no content, only that it existed and why it went."""
+
+    id: str
+    consent_id: str
+    deleted: str
+    reason: str
+    deleted_by: str
 
 
 @dataclass
@@ -312,6 +362,8 @@ _NOTE_COLS = _columns(NoteRow)
 _STAFF_COLS = _columns(StaffRow)
 _AUDIT_COLS = _columns(AuditRow)
 _ROTATION_COLS = _columns(RotationRow)
+_AMENDMENT_COLS = _columns(AmendmentRow)
+_NOTE_TOMBSTONE_COLS = _columns(NoteTombstoneRow)
 # What an erasure blanks in a consent's row: its key, its sealed record and its seals.
 _PERSONAL_CONSENT_COLS = ("data_key", "record", "retention_tag", "notes_count", "notes_tag")
 
@@ -914,6 +966,7 @@ class Store:
         With secure_delete on, SQLite zeroes the freed cells; the caller checkpoints the WAL.
         """
         self._exec("DELETE FROM notes WHERE consent_id = ?", [consent_id])
+        self._exec("DELETE FROM note_tombstones WHERE consent_id = ?", [consent_id])
         nulls = ", ".join(f"{col} = NULL" for col in _PERSONAL_CONSENT_COLS)
         self._exec(
             f"UPDATE consents SET status = ?, ended = ?, end_reason = ?, ended_by = ?, {nulls}"
@@ -954,7 +1007,15 @@ class Store:
         )
 
     def note_id_exists(self, note_id: str) -> bool:
-        return self._scalar("SELECT 1 FROM notes WHERE id = ?", [note_id]) is not None
+        """Also true for a deleted note's id: its tombstone keeps it from being reused."""
+        return (
+            self._scalar(
+                "SELECT 1 FROM notes WHERE id = ? UNION ALL SELECT 1 FROM note_tombstones"
+                " WHERE id = ?",
+                [note_id, note_id],
+            )
+            is not None
+        )
 
     def get_note(self, note_id: str) -> NoteRow | None:
         return self._one(NoteRow, f"SELECT {_NOTE_COLS} FROM notes WHERE id = ?", [note_id])
@@ -1114,7 +1175,9 @@ class Store:
             rows = self.conn.execute(
                 f"SELECT id FROM consents WHERE status != 'active' AND ({held})"
                 " UNION SELECT n.consent_id FROM notes n JOIN consents c ON c.id = n.consent_id"
-                " WHERE c.status != 'active' ORDER BY 1"
+                " WHERE c.status != 'active'"
+                " UNION SELECT t.consent_id FROM note_tombstones t"
+                " JOIN consents c ON c.id = t.consent_id WHERE c.status != 'active' ORDER BY 1"
             ).fetchall()
         return [str(r[0]) for r in rows]
 
@@ -1235,8 +1298,8 @@ class Store:
         return self._taken("consents", candidates)
 
     def taken_note_ids(self, candidates: Iterable[str]) -> set[str]:
-        """Which of ``candidates`` are already note ids."""
-        return self._taken("notes", candidates)
+        """Which of ``candidates`` are already note ids (live or deleted)."""
+        return self._taken("notes", candidates) | self._taken("note_tombstones", candidates)
 
     def _taken(self, table: str, candidates: Iterable[str]) -> set[str]:
         wanted = list(candidates)
@@ -1279,10 +1342,81 @@ class Store:
         return self._many(
             KeyedNoteRow,
             "SELECT n.id, n.consent_id, n.date, n.created, n.key_version, n.seq, n.record,"
-            " c.master_version, c.data_key"
+            " c.master_version, c.data_key, a.amended, a.amended_by"
             # CROSS JOIN keeps notes the outer loop, so the date index gives the order and
             # rows stream; the planner's choice would sort every note in a temporary b-tree.
             " FROM notes n CROSS JOIN consents c ON c.id = n.consent_id"
+            " LEFT JOIN note_amendments a ON a.note_id = n.id"
             f" WHERE {' AND '.join(clauses)} ORDER BY n.date, n.created, n.id",
             params,
+        )
+
+    # -- corrections: amended and deleted notes ----------------------------------------------
+
+    def replace_note(self, row: NoteRow) -> None:
+        """Overwrite a note's date, key version and sealed record in place (id and created
+        stay). With secure_delete on, SQLite zeroes the old cells; the caller checkpoints."""
+        self._exec(
+            "UPDATE notes SET date = ?, key_version = ?, record = ? WHERE id = ?",
+            [row.date, row.key_version, row.record, row.id],
+        )
+
+    def latest_note_date(self, consent_id: str) -> str | None:
+        value = self._scalar("SELECT max(date) FROM notes WHERE consent_id = ?", [consent_id])
+        return None if value is None else str(value)
+
+    def update_consent_record(self, consent_id: str, record: bytes) -> None:
+        """Overwrite a consent's sealed record in place (see :meth:`replace_note`)."""
+        self._exec("UPDATE consents SET record = ? WHERE id = ?", [record, consent_id])
+
+    def set_note_amendment(self, row: AmendmentRow) -> None:
+        self._exec(
+            f"INSERT INTO note_amendments ({_AMENDMENT_COLS}) VALUES (?, ?, ?)"
+            " ON CONFLICT(note_id) DO UPDATE SET amended = excluded.amended,"
+            " amended_by = excluded.amended_by",
+            [row.note_id, row.amended, row.amended_by],
+        )
+
+    def get_note_amendment(self, note_id: str) -> AmendmentRow | None:
+        return self._one(
+            AmendmentRow,
+            f"SELECT {_AMENDMENT_COLS} FROM note_amendments WHERE note_id = ?",
+            [note_id],
+        )
+
+    def note_amendments(self, consent_id: str) -> dict[str, AmendmentRow]:
+        """Every amendment of a note under ``consent_id``, by note id."""
+        rows = self._many(
+            AmendmentRow,
+            "SELECT a.note_id, a.amended, a.amended_by FROM note_amendments a"
+            " JOIN notes n ON n.id = a.note_id WHERE n.consent_id = ?",
+            [consent_id],
+        )
+        return {r.note_id: r for r in rows}
+
+    def delete_note(self, note_id: str, tombstone: NoteTombstoneRow) -> None:
+        """Delete one note (and its amendment row) and leave its tombstone, in one statement
+        pair inside the caller's transaction; secure_delete zeroes the freed cells."""
+        self._exec("DELETE FROM notes WHERE id = ?", [note_id])
+        placeholders = ", ".join("?" for _ in fields(NoteTombstoneRow))
+        self._exec(
+            f"INSERT INTO note_tombstones ({_NOTE_TOMBSTONE_COLS}) VALUES ({placeholders})",
+            [getattr(tombstone, f.name) for f in fields(NoteTombstoneRow)],
+        )
+
+    def get_note_tombstone(self, note_id: str) -> NoteTombstoneRow | None:
+        return self._one(
+            NoteTombstoneRow,
+            f"SELECT {_NOTE_TOMBSTONE_COLS} FROM note_tombstones WHERE id = ?",
+            [note_id],
+        )
+
+    def note_tombstones(self, consent_id: str) -> list[NoteTombstoneRow]:
+        return list(
+            self._many(
+                NoteTombstoneRow,
+                f"SELECT {_NOTE_TOMBSTONE_COLS} FROM note_tombstones WHERE consent_id = ?"
+                " ORDER BY deleted, id",
+                [consent_id],
+            )
         )
