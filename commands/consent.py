@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -12,6 +13,7 @@ from nokcli import context, dates, output, reach, records, vocab
 from nokcli.i18n import _, render
 
 if TYPE_CHECKING:
+    from vault.consents import ConsentInput
     from vault.form import FormFields
 
 app = typer.Typer(
@@ -32,6 +34,11 @@ class FormLang(StrEnum):
     en = "en"
 
 
+DUTIES_HELP = _(
+    "The person was told of the duty of confidentiality and its exceptions (the duty to "
+    "inform child welfare, the duty to avert serious crimes) when the form was signed: "
+    "recorded with the date given. Without it nok asks on a terminal."
+)
 FORMAT_HELP = _("markdown, or html: a page to print or save as PDF from a browser.")
 LANG_HELP = _("Language of the form: nb (Norwegian bokmål, the default) or en (English).")
 
@@ -166,8 +173,14 @@ def add(
         FormFormat, typer.Option("--form-format", help=FORMAT_HELP)
     ] = FormFormat.markdown,
     form_lang: Annotated[FormLang, typer.Option("--form-lang", help=LANG_HELP)] = FormLang.nb,
+    duties_told: Annotated[bool, typer.Option("--duties-told", help=DUTIES_HELP)] = False,
 ) -> None:
-    """Register a signed consent declaration; prints its id (or, with --print-form, its form)."""
+    """Register a signed consent declaration; prints its id (or, with --print-form, its form).
+
+    On a terminal nok asks whether the person was told of the duty of confidentiality and
+    its exceptions, and records the answer with the date the form was signed; scripts
+    pass --duties-told.
+    """
     from vault import consents
     from vault.dates import day
     from vault.errors import BadInput
@@ -193,6 +206,7 @@ def add(
         retain_days=retain_days,
         given=dates.resolve(given, state.now(), field="--given"),
     )
+    data = dataclasses.replace(data, duties_told=_duties_told(duties_told, data, state))
     with state.unlocked() as vault:
         until = consents.first_deadline(vault, data)
         if not yes and until < day(vault.now):
@@ -200,7 +214,13 @@ def add(
         consent = consents.add(vault, data)
         settings = vault.vault.settings()
     if json_out:
-        output.emit_json({"id": consent.id, "retain_until": consent.retain_until})
+        output.emit_json(
+            {
+                "id": consent.id,
+                "retain_until": consent.retain_until,
+                "duties_told": consent.duties_told,
+            }
+        )
     elif not print_form or form_output is not None:
         typer.echo(consent.id)
     output.info(
@@ -208,6 +228,12 @@ def add(
         id=consent.id,
         until=consent.retain_until,
     )
+    if consent.duties_told is None:
+        output.warn(
+            "consent {id} does not record that the person was told of the duty of "
+            "confidentiality and its exceptions; tell them at the next contact",
+            id=consent.id,
+        )
     if print_form:
         from vault import form as consent_form
 
@@ -539,3 +565,25 @@ def amend(
             "old values may remain in the vault's -wal file until the next 'nok purge'",
             id=result.consent.id,
         )
+
+
+# -- the duties told (confidentiality and its exceptions), asked at consent add ----------
+
+
+def _duties_told(flag: bool, data: ConsentInput, state: context.Context) -> str | None:
+    """The day the person was told of the duties: the day the form was signed, when the
+    flag says so or the staff member answers yes on a terminal; else None."""
+    import sys
+
+    from vault.dates import day
+
+    told_on = data.given or day(state.now())
+    if flag:
+        return told_on
+    if not sys.stdin.isatty():
+        return None
+    question = render(
+        "Was the person told of the duty of confidentiality and its exceptions (the duty to "
+        "inform child welfare, the duty to avert serious crimes)?"
+    )
+    return told_on if output.ask(question) else None

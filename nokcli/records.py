@@ -56,6 +56,7 @@ def consent_pairs(c: Consent) -> list[tuple[str, Any]]:
         (_("under 16"), _("yes") if c.under_16 else _("no")),
         (_("guardian"), c.guardian),
         (_("form"), c.form_ref),
+        (_("told of the duties"), c.duties_told),
         (_("recorded by"), c.recorded_by),
         (_("retain until"), c.retain_until),
     ]

@@ -32,6 +32,9 @@ MAX_PURPOSE = 2000
 MAX_CATEGORY = 100
 # subject, purpose, categories, under_16, guardian, form_ref, recorded_by
 RECORD_FIELDS = 7
+# Added at the end after format 2 was fixed, so records written before read as "":
+# duties_told (the day the person was told of confidentiality and its exceptions).
+OPTIONAL_FIELDS = 1
 SUGGESTED_CATEGORIES = (
     "contact",
     "conversation-notes",
@@ -54,6 +57,9 @@ class ConsentInput:
     form_ref: str | None = None
     retain_days: int | None = None
     given: str | None = None
+    # The day the person was told of the duty of confidentiality and its exceptions
+    # (the duty to inform child welfare, the duty to avert serious crimes); None: not recorded.
+    duties_told: str | None = None
 
 
 @dataclass(frozen=True)
@@ -76,6 +82,7 @@ class Consent:
     ended: str | None
     end_reason: str | None
     ended_by: str | None
+    duties_told: str | None = None
 
     @property
     def active(self) -> bool:
@@ -96,6 +103,7 @@ class Consent:
             "guardian": self.guardian,
             "form_ref": self.form_ref,
             "recorded_by": self.recorded_by,
+            "duties_told": self.duties_told,
             "created": self.created,
             "ended": self.ended,
             "end_reason": self.end_reason,
@@ -138,6 +146,12 @@ def validate(data: ConsentInput, today: str) -> ConsentInput:
     parse_day(given, field="given")
     if given > today:
         raise BadInput("the consent date {given} is in the future", given=given)
+    if data.duties_told is not None:
+        parse_day(data.duties_told, field="duties-told")
+        if data.duties_told > today:
+            raise BadInput(
+                "the date the duties were told, {date}, is in the future", date=data.duties_told
+            )
     return ConsentInput(
         subject=_text(data.subject, field="subject", limit=MAX_SUBJECT),
         purpose=_text(data.purpose, field="purpose", limit=MAX_PURPOSE),
@@ -148,6 +162,7 @@ def validate(data: ConsentInput, today: str) -> ConsentInput:
         or None,
         retain_days=None if data.retain_days is None else check_retention_days(data.retain_days),
         given=given,
+        duties_told=data.duties_told,
     )
 
 
@@ -166,7 +181,7 @@ def new_consent_id(store: Store) -> str:
 
 def seal_record(key: bytes, consent: Consent, *, key_version: int) -> bytes:
     """The one sealed record holding ``consent``'s personal fields (under its data key)."""
-    fields = (
+    fields = [
         consent.subject or "",
         consent.purpose or "",
         json.dumps(list(consent.categories or ()), ensure_ascii=False),
@@ -174,7 +189,10 @@ def seal_record(key: bytes, consent: Consent, *, key_version: int) -> bytes:
         consent.guardian or "",
         consent.form_ref or "",
         consent.recorded_by or "",
-    )
+    ]
+    # Left out when not recorded: the record is then byte for byte a format-2 one.
+    if consent.duties_told:
+        fields.append(consent.duties_told)
     return keyring.seal_record(key, fields, keyring.consent_ad(consent.id, key_version))
 
 
@@ -189,9 +207,10 @@ def open_record(key: bytes, row: ConsentRow) -> Consent:
     check_retention(key, row)
     ad = keyring.consent_ad(row.id, row.key_version)
     where = f"consent {row.id}"
-    subject, purpose, categories, under_16, guardian, form_ref, recorded_by = keyring.open_record(
-        key, row.record, ad, RECORD_FIELDS, where=where
+    fields = keyring.open_record(
+        key, row.record, ad, RECORD_FIELDS, where=where, optional=OPTIONAL_FIELDS
     )
+    subject, purpose, categories, under_16, guardian, form_ref, recorded_by, told = fields
     try:
         category_list = tuple(str(c) for c in json.loads(categories))
         child = bool(json.loads(under_16))
@@ -206,6 +225,7 @@ def open_record(key: bytes, row: ConsentRow) -> Consent:
         guardian=guardian or None,
         form_ref=form_ref or None,
         recorded_by=recorded_by,
+        duties_told=told or None,
     )
 
 
@@ -317,6 +337,7 @@ def build_row(
         ended=None,
         end_reason=None,
         ended_by=None,
+        duties_told=data.duties_told,
     )
     row = ConsentRow(
         id=consent_id,

@@ -156,6 +156,13 @@ def _consent_lines(c: Consent, t: Translate) -> list[str]:
         )
     if c.form_ref:
         lines.append(t("The signed form is kept at {form}.").format(form=_inline(c.form_ref)))
+    if c.duties_told:
+        lines.append(
+            t(
+                "On {date} you were told about the staff's duty of confidentiality and its "
+                "exceptions (the duty to inform child welfare, the duty to avert serious crimes)."
+            ).format(date=c.duties_told)
+        )
     lines.append(
         t("It was recorded by {staff}. Your data is kept until {until} at the latest.").format(
             staff=_inline(c.recorded_by or ""), until=c.retain_until

@@ -81,15 +81,22 @@ def encode_record(fields: Sequence[str]) -> bytes:
     return bytes(out)
 
 
-def decode_record(data: bytes, count: int, *, where: str) -> list[str]:
-    """The ``count`` fields of an :func:`encode_record` plaintext.
+def decode_record(data: bytes, count: int, *, where: str, optional: int = 0) -> list[str]:
+    """The ``count`` fields of an :func:`encode_record` plaintext, then ``optional`` more.
+
+    An optional field is one a later nok added at the end of a record: a record written
+    without it has only zero bytes left there, and reads as ``""`` (as an empty field does,
+    so writing ``""`` and leaving the field out mean the same).
 
     Raises IntegrityError when the layout is wrong (only a holder of the key can make
     one that authenticates, so this is damage or a bug, never a guess).
     """
     fields, offset = [], 0
     try:
-        for _ in range(count):
+        for n in range(count + optional):
+            if n >= count and not any(data[offset:]):
+                fields.append("")
+                continue
             (size,) = _LENGTH.unpack_from(data, offset)
             offset += _LENGTH.size
             if offset + size > len(data):
@@ -118,8 +125,10 @@ def seal_record(
     return crypto.seal(key, encode_record(fields), ad, nonce=nonce)
 
 
-def open_record(key: bytes, blob: bytes | None, ad: bytes, count: int, *, where: str) -> list[str]:
-    """The fields of a :func:`seal_record` blob.
+def open_record(
+    key: bytes, blob: bytes | None, ad: bytes, count: int, *, where: str, optional: int = 0
+) -> list[str]:
+    """The fields of a :func:`seal_record` blob (``optional``: see :func:`decode_record`).
 
     Pass ``blob`` as SQLite returned it: a tampered column may hold text or a number,
     which crypto.unseal reports as IntegrityError. A record nok reads is always written,
@@ -129,7 +138,8 @@ def open_record(key: bytes, blob: bytes | None, ad: bytes, count: int, *, where:
     """
     if blob is None:
         raise IntegrityError(where=f"{where} (missing)")
-    return decode_record(crypto.unseal(key, blob, ad, where=where), count, where=where)
+    plain = crypto.unseal(key, blob, ad, where=where)
+    return decode_record(plain, count, where=where, optional=optional)
 
 
 def reseal_record(

@@ -295,7 +295,14 @@ def _check_consent_record(key: bytes, row: ConsentRow, report: Report) -> None:
     try:
         # Opened directly: consents.open_record would stop at an edited date first.
         ad = keyring.consent_ad(row.id, row.key_version)
-        keyring.open_record(key, row.record, ad, consents.RECORD_FIELDS, where=f"consent {row.id}")
+        keyring.open_record(
+            key,
+            row.record,
+            ad,
+            consents.RECORD_FIELDS,
+            where=f"consent {row.id}",
+            optional=consents.OPTIONAL_FIELDS,
+        )
     except (IntegrityError, UnsupportedVersion) as exc:
         report.add_error("field", exc)
     report.checked["ciphertexts"] = report.checked.get("ciphertexts", 0) + 1
