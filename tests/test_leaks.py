@@ -161,12 +161,13 @@ def test_consent_add_asks_for_subject_and_purpose_at_a_terminal(
         "--category",
         "safety",
         env=nok_env,
-        answer=b"ASKED-ALIAS\nASKED-PURPOSE\n",
+        answer=b"ASKED-ALIAS\nASKED-PURPOSE\ny\n",
     )
     assert code == 0, shown
     assert "warning" not in shown
     consent = json.loads(ok(cli_vault("consent", "list", "--json")).stdout)[0]
     assert (consent["subject"], consent["purpose"]) == ("ASKED-ALIAS", "ASKED-PURPOSE")
+    assert consent["duties_told"] is not None
 
 
 def test_consent_add_without_subject_in_a_script_is_a_usage_error(cli_vault: Nok) -> None:
