@@ -335,7 +335,8 @@ def test_a_consent_given_past_its_deadline_is_asked_about_at_a_terminal(
     args = ["consent", "add", "--subject", "A", "--purpose", "B", "--category", "safety"]
     args += ["--given", days_ago(40), "--retain-days", "30"]
     for answer, code, active in (("n\n", 130, 0), ("y\n", 0, 1)):
-        with terminal_with(answer) as terminal:
+        # The first question is whether the duties were told; then the deadline.
+        with terminal_with("y\n" + answer) as terminal:
             result = subprocess.run(
                 [sys.executable, "-m", "nokcli", *args],
                 stdin=terminal,

@@ -552,7 +552,7 @@ def completion_env(nok_env: dict[str, str], line: str) -> dict[str, str]:
     ("line", "expected"),
     [
         ("nok no", ["note"]),
-        ("nok note ", ["add", "list", "search", "show"]),
+        ("nok note ", ["add", "amend", "delete", "list", "search", "show"]),
         ("nok note list --", ["--consent", "--help", "--json", "--since"]),
         ("nok --as anne consent sh", ["show"]),
         ("nok nothing ", []),
