@@ -129,13 +129,20 @@ def import_(
             if dry_run:
                 summary = importer.check(vault, source)
             elif source.seekable():
-                # Check first, so a bad line or a repeat fails fast and the bar knows the
-                # total.
-                checked = importer.check(vault, source)
-                if checked.imported_before is not None and not force:
-                    raise importer.AlreadyImported(when=checked.imported_before)
+                # A repeat is refused before anything is encrypted. On a terminal the
+                # whole file is checked first, so a bad line fails fast and the bar knows
+                # its total; a script gets the same errors from the write itself, which
+                # keeps nothing unless every line is valid.
+                total = None
+                if sys.stderr.isatty():
+                    checked = importer.check(vault, source)
+                    before, total = checked.imported_before, checked.notes
+                else:
+                    before = importer.imported_before(vault, source)
+                if before is not None and not force:
+                    raise importer.AlreadyImported(when=before)
                 source.seek(0)
-                bar = _Bar(checked.notes)
+                bar = _Bar(total)
                 try:
                     summary = importer.write(vault, source, progress=bar, force=force)
                 finally:

@@ -184,6 +184,52 @@ def test_bind_is_unambiguous() -> None:
     assert crypto.bind("ab", "c") != crypto.bind("a", "bc")
     assert crypto.bind("a", "") != crypto.bind("a")
     assert crypto.bind(1) == crypto.bind("1")
+    prefix = crypto.bind("notes", "C-1")
+    assert crypto.extend(prefix, 3, b"\x00") == crypto.bind("notes", "C-1", 3, b"\x00")
+
+
+# crypto.py calls libsodium through PyNaCl's cffi handle on the bulk paths: every result
+# must be exactly what nacl.bindings gives, and every size check nacl.bindings makes must
+# still be made (a wrong-sized key handed to C would be read past its end).
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=600), st.binary(max_size=90), st.binary(min_size=24, max_size=24))
+def test_fast_seal_is_exactly_libsodium_through_nacl_bindings(
+    plain: bytes, ad: bytes, nonce: bytes
+) -> None:
+    blob = crypto.seal(KEY, plain, ad, nonce=nonce)
+    body = sodium.crypto_aead_xchacha20poly1305_ietf_encrypt(plain, b"\x01" + ad, nonce, KEY)
+    assert blob == b"\x01" + nonce + body
+    assert crypto.unseal(KEY, blob, ad, where="x") == plain
+    opened = sodium.crypto_aead_xchacha20poly1305_ietf_decrypt(body, b"\x01" + ad, nonce, KEY)
+    assert opened == plain
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=600), st.binary(min_size=32, max_size=32))
+def test_fast_mac_is_keyed_blake2b_256(data: bytes, key: bytes) -> None:
+    expected = sodium.crypto_generichash_blake2b_salt_personal(data, digest_size=32, key=key)
+    assert crypto.mac(key, data) == expected
+    assert crypto.mac(key, data) == hashlib.blake2b(data, key=key, digest_size=32).digest()
+
+
+@pytest.mark.parametrize("key", [b"", b"\x00" * 31, b"\x00" * 33, bytearray(32), "k" * 32])
+def test_fast_paths_refuse_a_wrong_key_as_a_bug(key: Any) -> None:
+    for call in (
+        lambda: crypto.seal(key, b"text", b"ad"),
+        lambda: crypto.unseal(key, BLOB, AD, where="x"),
+        lambda: crypto.mac(key, b"data"),
+    ):
+        with pytest.raises(TypeError) as info:
+            call()
+        assert not isinstance(info.value, IntegrityError)
+
+
+def test_fast_unseal_refuses_a_short_or_wrong_nonce_blob_as_tampering() -> None:
+    for blob in (BLOB[: crypto.BLOB_OVERHEAD - 1], BLOB[:1] + BLOB[2:], b"\x01" + bytes(40)):
+        with pytest.raises(IntegrityError):
+            crypto.unseal(KEY, blob, AD, where="x")
 
 
 # -- key slots ---------------------------------------------------------------------------

@@ -17,6 +17,8 @@ _LOOKALIKES = str.maketrans({"O": "0", "I": "1", "L": "1"})
 CONSENT_PREFIX = "C"
 NOTE_PREFIX = "N"
 _LENGTHS = {CONSENT_PREFIX: 8, NOTE_PREFIX: 9}
+# Byte b -> ALPHABET[b % 32]: one random byte per character.
+_BASE32 = bytes(ord(ALPHABET[b & 31]) for b in range(256))
 
 
 def _group(body: str) -> str:
@@ -27,7 +29,7 @@ def new_id(prefix: str) -> str:
     """A fresh random id: 40 bits for consents, 45 for notes."""
     # One random byte per character, reduced mod 32: uniform (32 divides 256), and one
     # system call per id instead of one per character (bulk import makes a million).
-    body = "".join(ALPHABET[b & 31] for b in secrets.token_bytes(_LENGTHS[prefix]))
+    body = secrets.token_bytes(_LENGTHS[prefix]).translate(_BASE32).decode("ascii")
     return f"{prefix}-{_group(body)}"
 
 

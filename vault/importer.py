@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from vault import consents, crypto, ids, notes
+from vault import audit, consents, crypto, ids, notes
 from vault.consents import ConsentInput
 from vault.dates import day, timestamp
 from vault.errors import BadInput, Conflict, NokError
@@ -311,6 +311,18 @@ def _imported_before(vault: Unlocked, fingerprint: str) -> str | None:
     return None if raw is None else str(json.loads(raw)["imported"])
 
 
+def imported_before(vault: Unlocked, lines: Iterable[bytes]) -> str | None:
+    """When these exact bytes were imported before (a UTC timestamp), or None.
+
+    Only the keyed fingerprint is computed: nothing is parsed, so this costs a fraction
+    of :func:`check` and lets a repeat be refused before anything is encrypted.
+    """
+    state = crypto.StreamMac(vault.vault_key(FINGERPRINT_KEY))
+    for line in lines:
+        state.update(line)
+    return _imported_before(vault, state.digest().hex())
+
+
 def check(vault: Unlocked, lines: Iterable[bytes]) -> Summary:
     """Validate every line without writing anything (memory stays flat); the summary
     says whether the same bytes were imported before.
@@ -386,6 +398,7 @@ def _write_batch(vault: Unlocked, batch: list[Entry], settings: Settings) -> Non
     )
     consent_rows: list[ConsentRow] = []
     note_rows: list[NoteRow] = []
+    created = timestamp(vault.now)
     for entry, consent_id in zip(batch, consent_ids, strict=True):
         data_key = crypto.new_key()
         written = [
@@ -400,6 +413,7 @@ def _write_batch(vault: Unlocked, batch: list[Entry], settings: Settings) -> Non
                 text=note.text,
                 author=vault.name,
                 now=vault.now,
+                created=created,
             )
             for seq, note in enumerate(entry.notes, start=1)
         ]
@@ -409,8 +423,7 @@ def _write_batch(vault: Unlocked, batch: list[Entry], settings: Settings) -> Non
         note_rows.extend(written)
     store.insert_consents(consent_rows)
     store.insert_notes(note_rows)
-    for consent_id in consent_ids:
-        vault.record(AUDIT_ACTION, consent_id=consent_id)
+    audit.record_each(vault, AUDIT_ACTION, consent_ids)
 
 
 def fresh_ids(prefix: str, count: int, taken: Callable[[Iterable[str]], set[str]]) -> list[str]:

@@ -177,13 +177,13 @@ class NotesChain:
 
     def __init__(self, key: bytes, *, consent_id: str, key_version: int) -> None:
         self._key = crypto.subkey(key, "notes")
-        self._place = (consent_id, key_version)
+        self._place = crypto.bind("notes", consent_id, key_version)
 
     def start(self) -> bytes:
-        return crypto.mac(self._key, crypto.bind("notes", *self._place, 0))
+        return crypto.mac(self._key, crypto.extend(self._place, 0))
 
     def link(self, previous: bytes, seq: int, note_id: str, record_tag: bytes) -> bytes:
-        data = crypto.bind("notes", *self._place, seq, previous, note_id, record_tag)
+        data = crypto.extend(self._place, seq, previous, note_id, record_tag)
         return crypto.mac(self._key, data)
 
     def fold(self, entries: Iterable[tuple[str, int, bytes]]) -> bytes:

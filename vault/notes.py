@@ -154,18 +154,21 @@ def build_row(
     text: str,
     author: str,
     now: dt.datetime,
+    created: str | None = None,
 ) -> NoteRow:
     """Encrypt one note into a row (no database access); ``seq`` is its place in its
-    consent's note seal (consents.next_seq)."""
-    note = Note(note_id, consent_id, date, timestamp(now), kind, text, author)
+    consent's note seal (consents.next_seq). ``created`` is ``timestamp(now)``, passed
+    by bulk callers that format it once for many notes."""
+    created = created or timestamp(now)
+    ad = keyring.note_ad(note_id, consent_id, key_version)
     return NoteRow(
         id=note_id,
         consent_id=consent_id,
         date=date,
-        created=note.created,
+        created=created,
         key_version=key_version,
         seq=seq,
-        record=seal_record(data_key, note, key_version=key_version),
+        record=keyring.seal_record(data_key, (date, created, kind, author, text), ad),
     )
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import operator
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, fields
@@ -649,7 +650,7 @@ class Store:
 
     def _exec_many(self, sql: str, rows: Iterable[Iterable[Any]]) -> None:
         with sqlite_errors(self.busy_timeout):
-            self.conn.executemany(sql, (tuple(r) for r in rows))
+            self.conn.executemany(sql, rows)
 
     # -- settings --------------------------------------------------------------------------
 
@@ -881,10 +882,9 @@ class Store:
 
     def insert_consents(self, rows: Iterable[ConsentRow]) -> None:
         placeholders = ", ".join("?" for _ in fields(ConsentRow))
-        names = [f.name for f in fields(ConsentRow)]
+        values = operator.attrgetter(*(f.name for f in fields(ConsentRow)))
         self._exec_many(
-            f"INSERT INTO consents ({_CONSENT_COLS}) VALUES ({placeholders})",
-            ([getattr(r, n) for n in names] for r in rows),
+            f"INSERT INTO consents ({_CONSENT_COLS}) VALUES ({placeholders})", map(values, rows)
         )
 
     def consent_id_exists(self, consent_id: str) -> bool:
@@ -1000,10 +1000,9 @@ class Store:
         )
 
     def insert_notes(self, rows: Iterable[NoteRow]) -> None:
-        names = [f.name for f in fields(NoteRow)]
+        values = operator.attrgetter(*(f.name for f in fields(NoteRow)))
         self._exec_many(
-            f"INSERT INTO notes ({_NOTE_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            ([getattr(r, n) for n in names] for r in rows),
+            f"INSERT INTO notes ({_NOTE_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?)", map(values, rows)
         )
 
     def note_id_exists(self, note_id: str) -> bool:
