@@ -131,7 +131,7 @@ def _aead_encrypt(plaintext: bytes, ad: bytes, nonce: bytes, key: bytes) -> byte
     )
     if rc != 0:
         raise nacl.exceptions.RuntimeError("encryption failed")
-    return _ffi.buffer(out, size[0])[:]
+    return bytes(_ffi.buffer(out, size[0]))
 
 
 def _aead_decrypt(ciphertext: bytes, ad: bytes, nonce: bytes, key: bytes) -> bytes | None:
@@ -146,7 +146,7 @@ def _aead_decrypt(ciphertext: bytes, ad: bytes, nonce: bytes, key: bytes) -> byt
     )
     if rc != 0:
         return None
-    return _ffi.buffer(out, size[0])[:]
+    return bytes(_ffi.buffer(out, size[0]))
 
 
 def seal(key: bytes, plaintext: bytes, ad: bytes, *, nonce: bytes | None = None) -> bytes:
@@ -279,7 +279,7 @@ def mac(key: bytes, data: bytes) -> bytes:
     )
     if rc != 0:
         raise nacl.exceptions.RuntimeError("hashing failed")
-    return _ffi.buffer(out, 32)[:]
+    return bytes(_ffi.buffer(out, 32))
 
 
 class StreamMac:

@@ -10,7 +10,7 @@ import contextlib
 import json
 import operator
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, TypeVar
@@ -648,7 +648,7 @@ class Store:
         with sqlite_errors(self.busy_timeout):
             return self.conn.execute(sql, tuple(params)).rowcount
 
-    def _exec_many(self, sql: str, rows: Iterable[Iterable[Any]]) -> None:
+    def _exec_many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         with sqlite_errors(self.busy_timeout):
             self.conn.executemany(sql, rows)
 
