@@ -173,9 +173,10 @@ def unseal(key: bytes, blob: bytes, ad: bytes, *, where: str) -> bytes:
         UnsupportedVersion: the blob's version byte is unknown.
         IntegrityError: wrong key, wrong ``ad`` (moved or swapped), or altered bytes.
     """
-    if not isinstance(blob, bytes | bytearray | memoryview):
-        raise IntegrityError(where=where)
-    blob = bytes(blob)
+    if not isinstance(blob, bytes):
+        if not isinstance(blob, bytearray | memoryview):
+            raise IntegrityError(where=where)
+        blob = bytes(blob)
     if not blob:
         raise IntegrityError(where=where)
     if blob[0] != BLOB_V1:

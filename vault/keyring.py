@@ -94,7 +94,7 @@ def decode_record(data: bytes, count: int, *, where: str, optional: int = 0) -> 
     fields, offset = [], 0
     try:
         for n in range(count + optional):
-            if n >= count and not any(data[offset:]):
+            if n >= count and _zeros(data, offset):
                 fields.append("")
                 continue
             (size,) = _LENGTH.unpack_from(data, offset)
@@ -105,13 +105,21 @@ def decode_record(data: bytes, count: int, *, where: str, optional: int = 0) -> 
             offset += size
     except (struct.error, UnicodeDecodeError):
         raise IntegrityError(where=where) from None
-    if len(data) % RECORD_BLOCK or any(data[offset:]):
+    if len(data) % RECORD_BLOCK or not _zeros(data, offset):
         raise IntegrityError(where=where)
     return fields
 
 
+def _zeros(data: bytes, offset: int) -> bool:
+    """Whether every byte from ``offset`` on is zero (counted in C, not byte by byte)."""
+    return data.count(0, offset) == len(data) - offset
+
+
 def note_ad(note_id: str, consent_id: str, key_version: int) -> bytes:
-    return crypto.bind("note", note_id, consent_id, key_version)
+    return crypto.extend(_NOTE_AD, note_id, consent_id, key_version)
+
+
+_NOTE_AD = crypto.bind("note")
 
 
 def consent_ad(consent_id: str, key_version: int) -> bytes:

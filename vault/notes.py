@@ -11,11 +11,13 @@ which notes it holds, so a deleted, added or put-back note is caught too.
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import itertools
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from enum import Enum
 
-from vault import audit, consents, ids, keyring
+from vault import audit, consents, ids, keyring, parallel
 from vault.dates import day, parse_day, timestamp
 from vault.errors import BadInput, NotFound
 from vault.session import Unlocked
@@ -132,14 +134,46 @@ def open_record(key: bytes, row: NoteRow) -> Note:
             when the plaintext date or created time was edited).
         UnsupportedVersion: an unknown blob version.
     """
-    ad = keyring.note_ad(row.id, row.consent_id, row.key_version)
-    date, created, kind, author, text = keyring.open_record(
-        key, row.record, ad, _FIELDS, where=f"note {row.id}"
-    )
-    for column, stored, sealed in (("date", row.date, date), ("created", row.created, created)):
-        if stored != sealed:
-            raise keyring.RecordChanged(column=column, id=row.id, stored=stored, sealed=sealed)
-    return Note(row.id, row.consent_id, date, created, kind, text, author or None)
+    return _open(key, row.id, row.consent_id, row.key_version, row.record, row.date, row.created)
+
+
+def _open(
+    key: bytes,
+    note_id: str,
+    consent_id: str,
+    key_version: int,
+    record: bytes,
+    stored_date: str,
+    stored_created: str,
+) -> Note:
+    fields = _open_fields(key, note_id, consent_id, key_version, record)
+    return _checked(note_id, consent_id, stored_date, stored_created, fields)
+
+
+def _open_fields(
+    key: bytes, note_id: str, consent_id: str, key_version: int, record: bytes
+) -> list[str]:
+    """(date, created, kind, author, text) of a sealed record: one AEAD call."""
+    ad = keyring.note_ad(note_id, consent_id, key_version)
+    return keyring.open_record(key, record, ad, _FIELDS, where=f"note {note_id}")
+
+
+def _checked(
+    note_id: str, consent_id: str, stored_date: str, stored_created: str, fields: list[str]
+) -> Note:
+    _check_dates(note_id, stored_date, stored_created, fields)
+    date, created, kind, author, text = fields
+    return Note(note_id, consent_id, date, created, kind, text, author or None)
+
+
+def _check_dates(note_id: str, stored_date: str, stored_created: str, fields: list[str]) -> None:
+    """Raises keyring.RecordChanged when the plaintext date or created time was edited."""
+    if stored_date != fields[0]:
+        raise keyring.RecordChanged(column="date", id=note_id, stored=stored_date, sealed=fields[0])
+    if stored_created != fields[1]:
+        raise keyring.RecordChanged(
+            column="created", id=note_id, stored=stored_created, sealed=fields[1]
+        )
 
 
 def build_row(
@@ -252,9 +286,14 @@ def show(vault: Unlocked, note_id: str) -> Note:
 
 
 def list_notes(
-    vault: Unlocked, *, consent_id: str | None = None, since: str | None = None
+    vault: Unlocked,
+    *,
+    consent_id: str | None = None,
+    since: str | None = None,
+    processes: int | None = None,
 ) -> Iterator[Note]:
-    """Notes by date, decrypted one batch at a time (memory does not grow with the notes).
+    """Notes by date, decrypted one batch at a time (memory does not grow with the notes)
+    on ``processes`` cores (default: all; see :func:`decrypt_stream`).
 
     The read is recorded before anything is shown: without ``consent_id``, one
     ``note.list`` entry per consent with notes to show.
@@ -285,24 +324,59 @@ def list_notes(
     if shown is not None:
         # A consent that got its first note after the entries were written is not shown.
         rows = (row for row in rows if row.consent_id in shown)
-    yield from decrypt_stream(vault, rows)
+    yield from decrypt_stream(vault, rows, processes=processes)
 
 
 def decrypt_stream(
-    vault: Unlocked, rows: Iterable[KeyedNoteRow], test: Callable[[str], bool] | None = None
+    vault: Unlocked,
+    rows: Iterable[KeyedNoteRow],
+    test: Callable[[str], bool] | None = None,
+    *,
+    processes: int | None = None,
 ) -> Iterator[Note]:
     """Decrypt notes as they stream, each row carrying its consent's wrapped data key.
 
-    With ``test``, only notes whose text passes it are yielded (search).
+    With ``test``, only notes whose text passes it are yielded (search). The notes are
+    opened on ``processes`` cores (default: all; vault.parallel), in the order of
+    ``rows``; the data keys are unwrapped here.
 
     Raises IntegrityError, UnsupportedVersion, KeysRotated (while iterating).
     """
-    for row in rows:
-        key = vault.unwrap_data_key(row.consent_id, row.data_key, row.master_version)
-        note = open_record(key, row)
-        if test is None or test(note.text):
-            yield note if row.amended is None else _amended(note, row)
+    keyed = (
+        (
+            vault.unwrap_data_key(r.consent_id, r.data_key, r.master_version),
+            (r.id, r.consent_id, r.key_version, r.record, r.date, r.created),
+            None if r.amended is None else (r.amended, r.amended_by),
+        )
+        for r in rows
+    )
+    opener = functools.partial(_open_batch, test)
+    for opened in parallel.ordered_map(opener, parallel.batches(keyed), processes=processes):
+        # Plain tuples cross the pipe: unpickling a dataclass costs the parent, which
+        # also reads the database, more than building it here.
+        yield from itertools.starmap(Note, opened)
 
 
-def _amended(note: Note, row: KeyedNoteRow) -> Note:
-    return replace(note, amended=row.amended, amended_by=row.amended_by)
+_Sealed = tuple[str, str, int, bytes, str, str]
+_Opened = tuple[str, str, str, str, str, str, str | None, str | None, str | None]
+
+
+def _open_batch(
+    test: Callable[[str], bool] | None,
+    batch: list[tuple[bytes, _Sealed, tuple[str, str | None] | None]],
+) -> list[_Opened]:
+    """The notes of ``batch`` that pass ``test``, as the fields of :class:`Note`. Every
+    record is authenticated; the plaintext date and created time are compared only for
+    the notes returned (search shows no other, and verify compares all of them)."""
+    opened = []
+    for key, (note_id, consent_id, key_version, record, date, created), amended in batch:
+        fields = _open_fields(key, note_id, consent_id, key_version, record)
+        if test is not None and not test(fields[4]):
+            continue
+        _check_dates(note_id, date, created, fields)
+        sealed_date, sealed_created, kind, author, text = fields
+        when, by = (None, None) if amended is None else amended
+        opened.append(
+            (note_id, consent_id, sealed_date, sealed_created, kind, text, author or None, when, by)
+        )
+    return opened

@@ -62,8 +62,10 @@ def search(
     *,
     consent_id: str | None = None,
     since: str | None = None,
+    processes: int | None = None,
 ) -> Iterator[Note]:
-    """Notes whose body contains ``text`` (ignoring case), by date, streamed.
+    """Notes whose body contains ``text`` (ignoring case), by date, streamed; the notes
+    are opened on ``processes`` cores (default: all; see notes.decrypt_stream).
 
     Arguments are checked and the search is audited (without its text) before this
     returns; the notes are decrypted as the iterator is consumed.
@@ -85,4 +87,4 @@ def search(
             consents.check_notes(vault, row)
         vault.record("note.search", consent_id=canonical)
     rows = store.iter_note_bodies(consent_id=canonical, since=since)
-    return notes.decrypt_stream(vault, rows, test)
+    return notes.decrypt_stream(vault, rows, test, processes=processes)

@@ -1,0 +1,195 @@
+"""List and search of every note run on every core (vault.parallel): the same notes in the
+same order as on one core, errors raised where they belong, and no child process left
+behind however the iteration ends."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import sqlite3
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import days_ago
+
+from vault import corrections, importer, notes, parallel, search
+from vault.errors import BadInput, IntegrityError
+from vault.session import Unlocked
+
+# Enough notes for several batches, so children really run.
+COUNT = 3 * parallel.BATCH + 100
+NEEDLE = "fjellvann"
+
+
+def children() -> set[int]:
+    """The pids of this process's live children (Linux)."""
+    found: set[int] = set()
+    for task in Path(f"/proc/{os.getpid()}/task").iterdir():
+        with contextlib.suppress(OSError):
+            found.update(int(pid) for pid in (task / "children").read_text().split())
+    return found
+
+
+@pytest.fixture
+def many(unlocked: Unlocked) -> Unlocked:
+    """COUNT notes in 64 consents; every 97th mentions NEEDLE (in any case)."""
+    lines = []
+    number = 0
+    for consent in range(64):
+        batch = []
+        for _ in range(COUNT // 64 + 1):
+            if number == COUNT:
+                break
+            word = NEEDLE.upper() if number % 194 == 0 else NEEDLE
+            text = f"Notat {number}: samtale" + (f" om {word}" if number % 97 == 0 else "")
+            batch.append({"date": days_ago(1 + number % 300), "text": text})
+            number += 1
+        record = {"subject": f"P{consent}", "purpose": "oppfølging", "categories": ["safety"]}
+        lines.append(json.dumps({**record, "given": days_ago(400), "notes": batch}).encode())
+    importer.write(unlocked, lines)
+    return unlocked
+
+
+def squares(chunk: list[int]) -> tuple[int, list[int]]:
+    return os.getpid(), [n * n for n in chunk]
+
+
+def test_ordered_map_gives_the_serial_results_in_order_from_children() -> None:
+    chunks = [list(range(start, start + 7)) for start in range(0, 700, 7)]
+    results = list(parallel.ordered_map(squares, chunks, processes=3))
+    assert [r[1] for r in results] == [[n * n for n in c] for c in chunks]
+    used = {pid for pid, _ in results}
+    assert os.getpid() not in used
+    assert len(used) == 3
+    assert children() == set()
+
+
+def fails_at_50(chunk: list[int]) -> list[int]:
+    if 50 in chunk:
+        raise BadInput("chunk with {n}", n=50)
+    return chunk
+
+
+def test_an_error_is_raised_in_the_parent_at_its_place_in_the_order() -> None:
+    chunks = [[n] for n in range(100)]
+    seen: list[int] = []
+
+    def read_all() -> None:
+        for result in parallel.ordered_map(fails_at_50, chunks, processes=2):
+            seen.extend(result)
+
+    with pytest.raises(BadInput, match="chunk with 50"):
+        read_all()
+    assert seen == list(range(50))
+    assert children() == set()
+
+
+def test_children_are_gone_when_the_reader_stops_early() -> None:
+    stream = parallel.ordered_map(squares, ([n] for n in range(10_000)), processes=2)
+    next(stream)
+    assert len(children()) == 2
+    stream.close()
+    assert children() == set()
+
+
+def slow(chunk: list[int]) -> list[int]:
+    time.sleep(0.01)
+    return chunk
+
+
+def test_children_ignore_ctrl_c_so_only_the_parent_handles_it() -> None:
+    stream = parallel.ordered_map(slow, ([n] for n in range(60)), processes=2)
+    out = list(next(stream))
+    for pid in children():
+        os.kill(pid, signal.SIGINT)
+    for result in stream:
+        out.extend(result)
+    assert out == list(range(60))
+    assert children() == set()
+
+
+def test_without_a_process_to_spare_the_work_runs_here(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_fork() -> int:
+        raise BlockingIOError("fork: resource temporarily unavailable")
+
+    monkeypatch.setattr(os, "fork", no_fork)
+    chunks = [[n] for n in range(20)]
+    assert [r[0] for r in parallel.ordered_map(squares, chunks, processes=2)] == [os.getpid()] * 20
+
+
+# -- through the vault API --------------------------------------------------------------
+
+
+def test_list_on_every_core_equals_list_on_one(many: Unlocked) -> None:
+    one = list(notes.list_notes(many, processes=1))
+    assert len(one) == COUNT
+    assert list(notes.list_notes(many, processes=2)) == one
+    assert [(n.date, n.created, n.id) for n in one] == sorted(
+        (n.date, n.created, n.id) for n in one
+    )
+    assert children() == set()
+
+
+def test_search_on_every_core_equals_search_on_one(many: Unlocked) -> None:
+    one = list(search.search(many, NEEDLE, processes=1))
+    assert len(one) == len(range(0, COUNT, 97))
+    assert list(search.search(many, NEEDLE, processes=2)) == one
+    assert all(NEEDLE in n.text.casefold() for n in one)
+
+
+def test_an_amended_note_shows_its_amendment_from_a_child(many: Unlocked) -> None:
+    target = list(notes.list_notes(many, processes=1))[COUNT - 5]
+    corrections.amend_note(many, target.id, text=f"Rettet: {NEEDLE} i dag")
+    (found,) = [n for n in notes.list_notes(many, processes=2) if n.id == target.id]
+    assert found.text == f"Rettet: {NEEDLE} i dag"
+    assert found.amended is not None
+    assert found.amended_by == many.name
+
+
+def test_a_tampered_note_deep_in_the_vault_stops_a_parallel_list(
+    many: Unlocked, vault_path: Path
+) -> None:
+    victim = list(notes.list_notes(many, processes=1))[2 * parallel.BATCH + 10]
+    with contextlib.closing(sqlite3.connect(vault_path, isolation_level=None)) as db:
+        (record,) = db.execute("SELECT record FROM notes WHERE id = ?", (victim.id,)).fetchone()
+        flipped = record[:40] + bytes([record[40] ^ 1]) + record[41:]
+        db.execute("UPDATE notes SET record = ? WHERE id = ?", (flipped, victim.id))
+    shown: list[str] = []
+
+    def read_all() -> None:
+        shown.extend(note.id for note in notes.list_notes(many, processes=2))
+
+    with pytest.raises(IntegrityError, match=victim.id):
+        read_all()
+    assert victim.id not in shown
+    assert children() == set()
+
+
+def test_a_moved_date_is_caught_for_a_note_search_shows(many: Unlocked, vault_path: Path) -> None:
+    victim = next(iter(search.search(many, NEEDLE, processes=1)))
+    with contextlib.closing(sqlite3.connect(vault_path, isolation_level=None)) as db:
+        db.execute("UPDATE notes SET date = ? WHERE id = ?", (days_ago(2), victim.id))
+    with pytest.raises(IntegrityError, match="date"):
+        list(search.search(many, NEEDLE, processes=2))
+
+
+def test_peak_batches_in_flight_stay_bounded(many: Unlocked) -> None:
+    """Memory stays flat: the parent reads ahead at most one batch per child."""
+    pulled = 0
+
+    def counting(rows: Iterator[object]) -> Iterator[object]:
+        nonlocal pulled
+        for row in rows:
+            pulled += 1
+            yield row
+
+    stream = parallel.ordered_map(
+        squares, parallel.batches(counting(iter(range(100 * parallel.BATCH)))), processes=2
+    )
+    next(stream)
+    assert pulled <= 3 * parallel.BATCH
+    stream.close()
