@@ -9,6 +9,8 @@ import json
 import os
 import signal
 import sqlite3
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -193,3 +195,47 @@ def test_peak_batches_in_flight_stay_bounded(many: Unlocked) -> None:
     next(stream)
     assert pulled <= 3 * parallel.BATCH
     stream.close()
+
+
+# -- as a user runs it --------------------------------------------------------------------
+
+
+def live_children(pid: int) -> set[int]:
+    found: set[int] = set()
+    with contextlib.suppress(OSError):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            with contextlib.suppress(OSError):
+                found.update(int(p) for p in (task / "children").read_text().split())
+    return found
+
+
+def test_ctrl_c_during_a_list_stops_every_process_quietly(
+    many: Unlocked, nok_env: dict[str, str]
+) -> None:
+    """A real `nok note list` blocked on a full pipe, then Ctrl-C: one line, exit 130, and
+    the children are gone with it (none left holding note text)."""
+    many.close()
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("NOK_")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nokcli", "note", "list", "--json"],
+        env={**full_env, **nok_env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        kids: set[int] = set()
+        while len(kids) < 2 and time.monotonic() < deadline:
+            kids = live_children(proc.pid)
+            time.sleep(0.02)
+        assert len(kids) == 2, "the list never started its children"
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130
+    assert b"Traceback" not in err
+    assert err.decode().strip().startswith("nok: error: interrupted")
+    for kid in kids:
+        assert not Path(f"/proc/{kid}").exists()

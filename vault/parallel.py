@@ -153,9 +153,13 @@ class _Children:
     def _fork(self) -> _Child:
         task_out, task_in = Pipe(duplex=False)
         result_out, result_in = Pipe(duplex=False)
+        # Ctrl-C is held back across the fork, so a child never sees it before it has
+        # set it aside (it would unwind through the parent's code).
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
         try:
             pid = os.fork()
         except OSError:
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
             for end in (task_out, task_in, result_out, result_in):
                 end.close()
             raise
@@ -163,6 +167,7 @@ class _Children:
             code = 1
             try:
                 signal.signal(signal.SIGINT, signal.SIG_IGN)
+                signal.pthread_sigmask(signal.SIG_SETMASK, held)
                 task_in.close()
                 result_out.close()
                 for sibling in self.all:
@@ -172,6 +177,7 @@ class _Children:
                 code = 0
             finally:
                 os._exit(code)
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
         task_out.close()
         result_in.close()
         return _Child(pid, task_in, result_out)
