@@ -1,7 +1,5 @@
 """``nok audit``: read the audit trail and check that nobody rewrote it."""
 
-from __future__ import annotations
-
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -78,7 +76,7 @@ def list_(
         output.info("no audit entries match")
 
 
-def _sealed_label(entry: Entry) -> str:
+def _sealed_label(entry: "Entry") -> str:
     if entry.keyless:
         # Sealed or not, it was written without a passphrase: it vouches for no one.
         return _("yes, keyless") if entry.sealed else _("not yet, keyless")

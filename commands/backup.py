@@ -1,7 +1,5 @@
 """``nok backup`` and ``nok restore``: encrypted copies, and restores that keep erasures."""
 
-from __future__ import annotations
-
 import os
 import sys
 from pathlib import Path

@@ -1,7 +1,5 @@
 """``nok consent``: register, list and show written consent declarations."""
 
-from __future__ import annotations
-
 import dataclasses
 from enum import StrEnum
 from pathlib import Path
@@ -457,7 +455,7 @@ def _refuse_existing(out: Path | None) -> None:
         raise Conflict("{path} already exists; nothing was written", path=str(out))
 
 
-def _emit_form(fields: FormFields, *, fmt: FormFormat, lang: FormLang, out: Path | None) -> None:
+def _emit_form(fields: "FormFields", *, fmt: FormFormat, lang: FormLang, out: Path | None) -> None:
     from vault import export
     from vault import form as consent_form
 
@@ -570,7 +568,7 @@ def amend(
 # -- the duties told (confidentiality and its exceptions), asked at consent add ----------
 
 
-def _duties_told(flag: bool, data: ConsentInput, state: context.Context) -> str | None:
+def _duties_told(flag: bool, data: "ConsentInput", state: context.Context) -> str | None:
     """The day the person was told of the duties: the day the form was signed, when the
     flag says so or the staff member answers yes on a terminal; else None."""
     import sys

@@ -1,7 +1,5 @@
 """``nok export``: the person's own copy of everything kept under their consent."""
 
-from __future__ import annotations
-
 import sys
 from enum import StrEnum
 from pathlib import Path

@@ -1,7 +1,5 @@
 """``nok import``: bring consents and notes over from another system (JSON Lines)."""
 
-from __future__ import annotations
-
 import contextlib
 import sys
 from collections.abc import Iterator
@@ -40,7 +38,7 @@ def _source(name: str) -> Iterator[IO[bytes]]:
         yield handle
 
 
-def _report(rejected: ImportRejected) -> None:
+def _report(rejected: "ImportRejected") -> None:
     for problem in rejected.problems:
         text = render_vault(problem.error.template, problem.error.params)
         if problem.note is None:
@@ -57,7 +55,7 @@ def _report(rejected: ImportRejected) -> None:
         output.info("{count} more bad line(s) are not shown", count=hidden)
 
 
-def _warnings(summary: Summary) -> None:
+def _warnings(summary: "Summary") -> None:
     if summary.imported_before:
         output.warn(
             "this file was imported before, on {when}",
@@ -86,7 +84,7 @@ class _Bar:
             self.bar = typer.progressbar(length=total, label=_("importing notes"), file=sys.stderr)
             self.bar.__enter__()
 
-    def __call__(self, progress: Progress) -> None:
+    def __call__(self, progress: "Progress") -> None:
         if self.bar is not None:
             self.bar.update(progress.notes - self.done)
         self.done = progress.notes

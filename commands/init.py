@@ -1,7 +1,5 @@
 """``nok init``: create a vault and its first admin key slot."""
 
-from __future__ import annotations
-
 from typing import Annotated
 
 import typer

@@ -1,7 +1,5 @@
 """``nok key``: rotate the master key (and data keys), and set the key-slot cost."""
 
-from __future__ import annotations
-
 import sys
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -92,8 +90,8 @@ def _confirm(deep: bool) -> None:
 
 
 def run_rotation(
-    vault: Unlocked, *, deep: bool, resume: bool = False, batch_notes: int = DEFAULT_BATCH
-) -> RotationResult:
+    vault: "Unlocked", *, deep: bool, resume: bool = False, batch_notes: int = DEFAULT_BATCH
+) -> "RotationResult":
     """Rotate with a progress bar on a terminal; warns how to resume if interrupted."""
     from vault import rotation
 
@@ -142,7 +140,7 @@ class _ProgressBar:
             self.bar.__exit__(None, None, None)
 
 
-def report(result: RotationResult, *, json_out: bool) -> None:
+def report(result: "RotationResult", *, json_out: bool) -> None:
     if json_out:
         output.emit_json(
             {

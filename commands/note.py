@@ -1,7 +1,5 @@
 """``nok note``: add, list and read short journal notes under a consent."""
 
-from __future__ import annotations
-
 import sys
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Annotated
@@ -149,7 +147,7 @@ def _confirm_revival(consent_id: str, deadline: str) -> None:
     output.confirm(_("Add the note and keep the consent?"), declined="nothing was saved")
 
 
-def _print_notes(items: Iterable[Note], json_out: bool) -> None:
+def _print_notes(items: "Iterable[Note]", json_out: bool) -> None:
     """Stream notes as one JSON array or as tables (decrypted while printed)."""
     if json_out:
         output.emit_json_array(n.to_json() for n in items)

@@ -1,7 +1,5 @@
 """``nok passwd``: change your own passphrase (only your own key slot changes)."""
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import Annotated
 

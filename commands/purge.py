@@ -1,7 +1,5 @@
 """``nok purge``: erase every consent past its retention deadline; needs no passphrase."""
 
-from __future__ import annotations
-
 import sys
 from typing import TYPE_CHECKING, Annotated
 
@@ -100,7 +98,7 @@ def purge(
         )
 
 
-def _run(vault: Vault, now: dt.datetime, total: int, *, quiet: bool) -> PurgeResult:
+def _run(vault: "Vault", now: "dt.datetime", total: int, *, quiet: bool) -> "PurgeResult":
     from vault import erasure
 
     if quiet:
@@ -115,7 +113,7 @@ def _run(vault: Vault, now: dt.datetime, total: int, *, quiet: bool) -> PurgeRes
     return erasure.purge(vault, now, dry_run=False, progress=_lines)
 
 
-def _confirm(plan: PurgeResult) -> None:
+def _confirm(plan: "PurgeResult") -> None:
     question = render(
         "{count} consent(s) with {notes} note(s) are past their retention deadline. "
         "Erase them for good now?",
@@ -125,7 +123,7 @@ def _confirm(plan: PurgeResult) -> None:
     output.confirm(question)
 
 
-def _lines(batch: Sequence[Erasure]) -> None:
+def _lines(batch: "Sequence[Erasure]") -> None:
     for e in batch:
         output.info(
             "erased consent {id}: retention expired, {notes} note(s) deleted",
@@ -134,7 +132,7 @@ def _lines(batch: Sequence[Erasure]) -> None:
         )
 
 
-def _summary(dry_run: bool, purged: Sequence[str], notes: int, today: str) -> None:
+def _summary(dry_run: bool, purged: "Sequence[str]", notes: int, today: str) -> None:
     if dry_run:
         for consent_id in purged:
             typer.echo(consent_id)

@@ -1,7 +1,5 @@
 """``nok settings``: the vault-wide retention period and note lengths."""
 
-from __future__ import annotations
-
 import dataclasses
 import sys
 from typing import Annotated

@@ -1,7 +1,5 @@
 """``nok shell``: unlock once, then run nok commands at a prompt."""
 
-from __future__ import annotations
-
 from typing import Annotated
 
 import typer

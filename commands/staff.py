@@ -1,7 +1,5 @@
 """``nok staff``: who holds a key slot, with which role."""
 
-from __future__ import annotations
-
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -168,7 +166,7 @@ def _offer_rotation() -> str | None:
 CLOSERS = {"rotate": "nok key rotate", "rotate-deep": "nok key rotate --deep"}
 
 
-def _explain(r: Removal) -> None:
+def _explain(r: "Removal") -> None:
     output.info("removed the key slot of {name} ({role})", name=r.name, role=r.role)
     output.info("what {name} may still be able to read, and what closes it:", name=r.name)
     for gap in r.gaps:
@@ -202,7 +200,7 @@ _GAP_TEXT = {
 }
 
 
-def _removal_json(r: Removal, rotated: str | None) -> dict[str, Any]:
+def _removal_json(r: "Removal", rotated: str | None) -> dict[str, Any]:
     return {
         "removed": r.name,
         "role": r.role,

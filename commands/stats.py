@@ -1,7 +1,5 @@
 """``nok stats``: the yearly figures a center reports, counted inside the vault."""
 
-from __future__ import annotations
-
 from typing import Annotated
 
 import typer

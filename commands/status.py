@@ -1,7 +1,5 @@
 """``nok status``: what the vault holds, without a passphrase."""
 
-from __future__ import annotations
-
 from typing import Annotated
 
 import typer

@@ -1,7 +1,5 @@
 """``nok verify``: check the whole vault, read-only."""
 
-from __future__ import annotations
-
 import sys
 from typing import Annotated
 

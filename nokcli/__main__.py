@@ -1,3 +1,3 @@
-from nokcli.app import main
+from nokcli.main import main
 
 main()

@@ -7,7 +7,6 @@ import contextlib
 import importlib
 import inspect
 import os
-import sys
 import traceback
 from pathlib import Path
 from typing import Annotated, Any
@@ -19,6 +18,7 @@ from nokcli import helpfmt, output, usage
 from nokcli.config import MAX_BUSY_TIMEOUT
 from nokcli.context import Context
 from nokcli.i18n import _, render, render_vault
+from nokcli.main import quiet_stdout
 from vault.errors import ExitCode, NokError
 
 # Each module defines ``app = typer.Typer()``; a name registers it as a group
@@ -70,7 +70,7 @@ class NokGroup(TyperGroup):
             output.error(_("interrupted; the vault is unchanged by the unfinished step"))
             raise typer.Exit(ExitCode.INTERRUPTED) from None
         except BrokenPipeError:
-            _quiet_stdout()
+            quiet_stdout()
             raise typer.Exit(ExitCode.BROKEN_PIPE) from None
         except typer.TyperException as exc:
             if not usage.is_usage_error(exc):
@@ -86,15 +86,6 @@ class NokGroup(TyperGroup):
                 _("set NOK_DEBUG=1 to see where it happened (the output may show vault data)"),
             )
             raise typer.Exit(ExitCode.INTERNAL) from None
-
-
-def _quiet_stdout() -> None:
-    """The reader of stdout left (``nok note list | head``): like any Unix tool, stop
-    quietly, and keep Python's own flush at exit from failing on the closed pipe."""
-    with contextlib.suppress(OSError, ValueError):
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
 
 
 def _hint(exc: NokError) -> str | None:
@@ -131,10 +122,10 @@ app = typer.Typer(
 
 
 def version() -> str:
-    """The installed package's version (pyproject.toml is the one place it is written)."""
-    from importlib import metadata
+    """nok's version (pyproject.toml takes it from ``vault.__version__``)."""
+    from vault import __version__
 
-    return metadata.version("nok")
+    return __version__
 
 
 def _version(value: bool) -> None:

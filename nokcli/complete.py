@@ -138,14 +138,18 @@ def _starting(names: Iterable[str], typed: str) -> list[str]:
     return [n for n in names if n.startswith(typed)]
 
 
-def vault_ids(path: Path) -> FindIds:
-    """Keyless id lookups in the vault at ``path``; any failure offers nothing."""
-    from vault.errors import NokError
-    from vault.session import Vault
+def vault_ids(path: Path | Callable[[], Path]) -> FindIds:
+    """Keyless id lookups in the vault at ``path`` (or the one a function names, found
+    only when an id is asked for: the rest of completion never opens a vault, and never
+    imports the modules that would); any failure offers nothing."""
 
     def find(kind: str, typed: str) -> list[str]:
+        from vault.errors import NokError
+        from vault.session import Vault
+
         try:
-            with Vault.open(path, busy_timeout=BUSY_TIMEOUT) as vault:
+            where = path if isinstance(path, Path) else path()
+            with Vault.open(where, busy_timeout=BUSY_TIMEOUT) as vault:
                 return vault.known_ids(kind, typed)
         except (NokError, OSError):
             return []
@@ -158,7 +162,7 @@ def answer(root: Any) -> None:
     cursor), one per line, for the scripts of ``nok completion``. Never prints an error."""
     words, typed = split_line(os.environ.get(ENV_LINE, ""))
     words = words[1:]  # the program's own name, however it was typed
-    found = candidates(root, words, typed, vault_ids(_vault_path(words)))
+    found = candidates(root, words, typed, vault_ids(lambda: _vault_path(words)))
     if found:
         typer.echo("\n".join(found))
 

@@ -4,10 +4,12 @@ libsodium layers. The command tree is walked, so commands added later are covere
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -91,7 +93,7 @@ def test_python_m_nokcli() -> None:
 PROBE = """
 import json, sys
 sys.argv = ["nok", *json.loads(sys.argv[1])]
-from nokcli.app import main
+from nokcli.main import main
 try:
     main()
 except SystemExit:
@@ -100,21 +102,39 @@ print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in {heavy})), 
 """
 
 
-@pytest.mark.parametrize(
-    "args", [["--help"], ["--version"], ["note", "--help"], ["consent", "add", "--help"]]
-)
-def test_help_does_not_load_heavy_modules(args: list[str]) -> None:
-    code = PROBE.replace("{heavy}", repr(set(HEAVY)))
+def loaded_by(args: list[str], heavy: tuple[str, ...], env: dict[str, str] | None = None) -> Any:
+    """The modules of ``heavy`` that ``nok ARGS`` imported (through the console script's
+    own entry point, nokcli.main)."""
+    code = PROBE.replace("{heavy}", repr(set(heavy)))
     result = subprocess.run(
         [sys.executable, "-c", code, json.dumps(args)],
         capture_output=True,
         text=True,
         check=False,
         timeout=60,
+        env={**os.environ, **(env or {})},
     )
     assert result.returncode == 0, result.stderr
-    loaded = json.loads(result.stderr.strip().splitlines()[-1])
-    assert loaded == [], f"nok {' '.join(args)} imported {loaded}"
+    return json.loads(result.stderr.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize(
+    "args", [["--help"], ["--version"], ["note", "--help"], ["consent", "add", "--help"]]
+)
+def test_help_does_not_load_heavy_modules(args: list[str]) -> None:
+    assert loaded_by(args, HEAVY) == [], f"nok {' '.join(args)} imported heavy modules"
+
+
+@pytest.mark.parametrize("args", [["--version"], ["completion", "bash"], ["completion", "zsh"]])
+def test_version_and_completion_scripts_start_without_the_command_line(args: list[str]) -> None:
+    """Run once per new shell (``source <(nok completion bash)``): no Typer, no commands."""
+    assert loaded_by(args, (*HEAVY, "typer", "click", "commands", "pydantic")) == []
+
+
+@pytest.mark.parametrize("line", ["nok ", "nok note li", "nok note add --ki"])
+def test_a_tab_press_opens_no_vault_unless_an_id_is_asked_for(line: str, tmp_path: Path) -> None:
+    env = {"NOK_COMPLETE": "bash", "NOK_COMPLETE_LINE": line, "NOK_VAULT": str(tmp_path / "v.db")}
+    assert loaded_by([], HEAVY, env) == []
 
 
 TYPE_PLACEHOLDER = re.compile(

@@ -26,6 +26,8 @@ if TYPE_CHECKING:
     from vault.session import Settings, Status, Unlocked, Vault
 
 __all__ = ["NokError", "Settings", "Status", "Unlocked", "Vault"]
+# The one place the version is written: pyproject.toml reads it (setuptools' dynamic
+# version), so the package metadata, `nok --version` and this cannot disagree.
 __version__ = "0.1.0"
 
 _LAZY = frozenset({"Settings", "Status", "Unlocked", "Vault"})
