@@ -565,6 +565,45 @@ def b_search(base: Baseline, text: str) -> list[str]:
     return found
 
 
+def b_search_split(base: Baseline, text: str, processes: int) -> list[str]:
+    """:func:`b_search` split over ``processes`` forked workers, each reading its own
+    range of rows with its own connection; matches come back unordered (the floor of a
+    parallel scan: no ordering, no parent reading for the workers).
+
+    The workers are forked from a process with an open connection, which SQLite warns
+    against; here nothing writes the baseline database meanwhile, so no lock is needed.
+    """
+    import multiprocessing
+
+    low, high = base.conn.execute("SELECT min(rowid), max(rowid) FROM notes").fetchone()
+    step = (high - low) // processes + 1
+    ranges = [(low + i * step, low + (i + 1) * step) for i in range(processes)]
+    with multiprocessing.get_context("fork").Pool(processes) as pool:
+        parts = pool.starmap(
+            _b_search_range, [(base.path, base.master, text, a, b) for a, b in ranges]
+        )
+    return [nid for part in parts for nid in part]
+
+
+def _b_search_range(path: Path, master: bytes, text: str, low: int, high: int) -> list[str]:
+    needle = text.casefold()
+    keys: dict[str, bytes] = {}
+    found = []
+    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
+        for nid, cid, record, wrapped in conn.execute(
+            "SELECT n.id, n.consent_id, n.record, c.data_key FROM notes n"
+            " JOIN consents c ON c.id = n.consent_id WHERE c.status = 'active'"
+            " AND n.rowid >= ? AND n.rowid < ?",
+            (low, high),
+        ):
+            key = keys.get(cid)
+            if key is None:
+                key = keys[cid] = b_open(master, wrapped, b_ad("data_key", cid, 1))
+            if needle in b_note_fields(key, nid, cid, record)[4].casefold():
+                found.append(nid)
+    return found
+
+
 def b_verify(base: Baseline) -> int:
     """SQLite's checks, every key and ciphertext opened, the audit chain recomputed."""
     conn = base.conn

@@ -16,9 +16,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import days_ago
+from conftest import ADMIN, NOW, PASSPHRASE, days_ago
 
-from vault import corrections, importer, notes, parallel, search
+from vault import Vault, audit, corrections, importer, notes, parallel, search, verify
 from vault.errors import BadInput, IntegrityError
 from vault.session import Unlocked
 
@@ -36,8 +36,7 @@ def children() -> set[int]:
     return found
 
 
-@pytest.fixture
-def many(unlocked: Unlocked) -> Unlocked:
+def import_lines() -> list[bytes]:
     """COUNT notes in 64 consents; every 97th mentions NEEDLE (in any case)."""
     lines = []
     number = 0
@@ -52,7 +51,13 @@ def many(unlocked: Unlocked) -> Unlocked:
             number += 1
         record = {"subject": f"P{consent}", "purpose": "oppfølging", "categories": ["safety"]}
         lines.append(json.dumps({**record, "given": days_ago(400), "notes": batch}).encode())
-    importer.write(unlocked, lines)
+    return lines
+
+
+@pytest.fixture
+def many(unlocked: Unlocked) -> Unlocked:
+    """A vault holding :func:`import_lines`, imported on every core."""
+    importer.write(unlocked, import_lines())
     return unlocked
 
 
@@ -239,3 +244,49 @@ def test_ctrl_c_during_a_list_stops_every_process_quietly(
     assert err.decode().strip().startswith("nok: error: interrupted")
     for kid in kids:
         assert not Path(f"/proc/{kid}").exists()
+
+
+# -- import ---------------------------------------------------------------------------------
+
+
+def test_an_import_on_every_core_writes_what_one_core_writes(
+    many: Unlocked, tmp_path: Path
+) -> None:
+    other = Vault.create(
+        tmp_path / "one" / "vault.db",
+        admin=ADMIN,
+        passphrase=PASSPHRASE.encode(),
+        now=NOW,
+        kdf="interactive",
+    )
+    try:
+        importer.write(other, import_lines(), processes=1)
+
+        def content(u: Unlocked) -> list[tuple[str, str, str, str | None]]:
+            listed = notes.list_notes(u, processes=1)
+            return sorted((n.date, n.kind, n.text, n.author) for n in listed)
+
+        assert content(many) == content(other)
+        assert len(content(many)) == COUNT
+        assert verify.verify(many).ok
+        assert verify.verify(other).ok
+        entries = [e for e in audit.list_entries(many.store) if e.action == importer.AUDIT_ACTION]
+        assert len(entries) == 64
+        assert children() == set()
+    finally:
+        other.close()
+
+
+def test_a_bad_last_line_imports_nothing_on_every_core(unlocked: Unlocked) -> None:
+    lines = [*import_lines(), b'{"subject": "late"}']
+    with pytest.raises(importer.ImportRejected):
+        importer.write(unlocked, lines, processes=2)
+    assert unlocked.store.count_notes() == 0
+    assert children() == set()
+
+
+def test_import_progress_counts_what_was_written(unlocked: Unlocked) -> None:
+    seen: list[importer.Progress] = []
+    importer.write(unlocked, import_lines(), progress=seen.append, processes=2)
+    assert [p.notes for p in seen] == sorted(p.notes for p in seen)
+    assert seen[-1] == importer.Progress(64, COUNT)

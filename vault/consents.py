@@ -313,10 +313,13 @@ def build_row(
     now: dt.datetime,
     *,
     notes: Sequence[NoteRow] = (),
+    default_days: int | None = None,
 ) -> ConsentRow:
     """Encrypt a validated consent (with the rows of its first ``notes``, numbered from
-    seq 1, for an import) into a row, its seals computed (no database access)."""
-    retain_days = data.retain_days or _default_days(vault)
+    seq 1, for an import) into a row, its seals computed. ``default_days`` is the vault's
+    retention period, read from the vault when not given (a bulk caller passes it, and
+    then this touches no database: vault.importer runs it in forked children)."""
+    retain_days = data.retain_days or default_days or _default_days(vault)
     given = data.given or day(now)
     last_activity = max((n.date for n in notes), default=None)
     version = FIRST_KEY_VERSION

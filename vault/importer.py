@@ -17,12 +17,14 @@ the vault is write-locked while the import runs (readers are not blocked).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
+import operator
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from vault import audit, consents, crypto, ids, notes
+from vault import audit, consents, crypto, ids, notes, parallel
 from vault.consents import ConsentInput
 from vault.dates import day, timestamp
 from vault.errors import BadInput, Conflict, NokError
@@ -345,11 +347,14 @@ def write(
     *,
     progress: Callable[[Progress], None] | None = None,
     force: bool = False,
+    processes: int | None = None,
 ) -> Summary:
     """Validate, encrypt and write every line in one transaction: all of it or nothing.
 
-    The file's keyed fingerprint is recorded, so the same bytes imported again are
-    refused unless ``force``.
+    The lines are read and written here; the encryption runs on ``processes`` cores
+    (default: all; vault.parallel), in the order of the file. The file's keyed
+    fingerprint is recorded, so the same bytes imported again are refused unless
+    ``force``.
 
     Raises:
         ImportRejected: a line is invalid; nothing was imported.
@@ -359,13 +364,20 @@ def write(
     store = vault.store
     counter = _Counter(vault.vault.settings(), day(vault.now))
     state = crypto.StreamMac(vault.vault_key(FINGERPRINT_KEY))
+    build = functools.partial(_build, vault, timestamp(vault.now), counter.settings.retention_days)
     with store.write():
-        for batch in _batches(_entries(_fingerprinted(lines, state), counter)):
-            if counter.bad_lines:
-                continue  # keep reading to report every bad line, but stop encrypting
-            _write_batch(vault, batch, counter.settings)
+        batches = _batches(_entries(_fingerprinted(lines, state), counter))
+        # After a bad line the rest is still read, to report every bad line, but no
+        # longer encrypted.
+        tasks = (_task(vault, batch) for batch in batches if not counter.bad_lines)
+        written = Progress(0, 0)
+        for built in parallel.ordered_map(build, tasks, processes=processes):
+            _insert(vault, built)
+            written = Progress(
+                written.consents + len(built), written.notes + sum(len(n) for _, n in built)
+            )
             if progress is not None:
-                progress(Progress(counter.consents, counter.notes))
+                progress(written)
         counter.raise_if_bad()
         fingerprint = state.digest().hex()
         before = _imported_before(vault, fingerprint)
@@ -390,40 +402,72 @@ def _batches(entries: Iterable[Entry]) -> Iterator[list[Entry]]:
         yield batch
 
 
-def _write_batch(vault: Unlocked, batch: list[Entry], settings: Settings) -> None:
+# What crosses to a child for one consent: its id, data key, what was typed, and its
+# notes' (id, date, kind, text); and what comes back: the consent's row and its notes'
+# rows, as plain tuples (vault.parallel sends built-in values only).
+_Task = tuple[str, bytes, tuple[object, ...], list[tuple[str, str, str, str]]]
+_Built = tuple[tuple[object, ...], list[tuple[object, ...]]]
+_CONSENT_ROW = operator.attrgetter(*(f.name for f in dataclasses.fields(ConsentRow)))
+_NOTE_ROW = operator.attrgetter(*(f.name for f in dataclasses.fields(NoteRow)))
+_CONSENT_INPUT = operator.attrgetter(*(f.name for f in dataclasses.fields(ConsentInput)))
+
+
+def _task(vault: Unlocked, batch: list[Entry]) -> list[_Task]:
+    """Fresh ids and data keys for a batch (here: the ids are checked in the vault)."""
     store = vault.store
     consent_ids = fresh_ids(ids.CONSENT_PREFIX, len(batch), store.taken_consent_ids)
     note_ids = iter(
         fresh_ids(ids.NOTE_PREFIX, sum(len(e.notes) for e in batch), store.taken_note_ids)
     )
-    consent_rows: list[ConsentRow] = []
-    note_rows: list[NoteRow] = []
-    created = timestamp(vault.now)
-    for entry, consent_id in zip(batch, consent_ids, strict=True):
-        data_key = crypto.new_key()
+    return [
+        (
+            consent_id,
+            crypto.new_key(),
+            _CONSENT_INPUT(entry.consent),
+            [(next(note_ids), n.date, n.kind, n.text) for n in entry.notes],
+        )
+        for entry, consent_id in zip(batch, consent_ids, strict=True)
+    ]
+
+
+def _build(vault: Unlocked, created: str, default_days: int, task: list[_Task]) -> list[_Built]:
+    """Encrypt and seal a batch: no database access (this runs in forked children)."""
+    built = []
+    for consent_id, data_key, typed, notes_in in task:
         written = [
             notes.build_row(
                 data_key,
-                note_id=next(note_ids),
+                note_id=note_id,
                 consent_id=consent_id,
                 key_version=consents.FIRST_KEY_VERSION,
                 seq=seq,
-                date=note.date,
-                kind=note.kind,
-                text=note.text,
+                date=date,
+                kind=kind,
+                text=text,
                 author=vault.name,
                 now=vault.now,
                 created=created,
             )
-            for seq, note in enumerate(entry.notes, start=1)
+            for seq, (note_id, date, kind, text) in enumerate(notes_in, start=1)
         ]
-        consent_rows.append(
-            consents.build_row(vault, entry.consent, consent_id, data_key, vault.now, notes=written)
+        row = consents.build_row(
+            vault,
+            ConsentInput(*typed),  # type: ignore[arg-type]
+            consent_id,
+            data_key,
+            vault.now,
+            notes=written,
+            default_days=default_days,
         )
-        note_rows.extend(written)
-    store.insert_consents(consent_rows)
-    store.insert_notes(note_rows)
-    audit.record_each(vault, AUDIT_ACTION, consent_ids)
+        built.append((_CONSENT_ROW(row), [_NOTE_ROW(n) for n in written]))
+    return built
+
+
+def _insert(vault: Unlocked, built: list[_Built]) -> None:
+    store = vault.store
+    store.insert_consents(ConsentRow(*row) for row, _ in built)  # type: ignore[arg-type]
+    store.insert_notes(NoteRow(*n) for _, rows in built for n in rows)  # type: ignore[arg-type]
+    audit.record_each(vault, AUDIT_ACTION, [str(row[0]) for row, _ in built])
 
 
 def fresh_ids(prefix: str, count: int, taken: Callable[[Iterable[str]], set[str]]) -> list[str]:

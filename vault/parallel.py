@@ -1,10 +1,14 @@
-"""Bulk work over every core, in order, with flat memory (list and search of all notes).
+"""Bulk work over every core, in order, with flat memory: opening every note for a list,
+search or statistics, and sealing every note of an import.
 
-Opening a note is one AEAD call plus Python work around it (decoding the record, folding
-the text for search), and the Python part holds the GIL: threads do not help, processes
-do. The parent keeps the database: it reads the rows, unwraps the data keys (the master
-key is never sent anywhere) and hands batches of (data key, row) to forked children,
-which open them and send back what the caller asked for.
+Opening or sealing a note is one AEAD call plus Python work around it (encoding or
+decoding the record, folding the text for search), and the Python part holds the GIL:
+threads do not help, processes do. The parent keeps the database: it reads the rows (or
+the import file) and writes, and hands batches to forked children, which do the
+cryptography and send back what the caller asked for. A list or search gives them
+(data key, sealed row) pairs the parent unwrapped; an import gives them fresh data keys
+and the notes' text. A forked child holds what the parent held (the master key too), but
+nothing is sent to it beyond its batch.
 
 Why the children never touch SQLite: a process forked from one with an open connection
 inherits SQLite's in-memory lock bookkeeping but not the locks themselves, so a
