@@ -19,7 +19,7 @@ from enum import Enum
 
 from vault import audit, consents, ids, keyring, parallel
 from vault.dates import day, parse_day, timestamp
-from vault.errors import BadInput, NotFound
+from vault.errors import BadInput, NokError, NotFound
 from vault.session import Unlocked
 from vault.store import ConsentRow, KeyedNoteRow, NoteRow, Store
 
@@ -135,6 +135,34 @@ def open_record(key: bytes, row: NoteRow) -> Note:
         UnsupportedVersion: an unknown blob version.
     """
     return _open(key, row.id, row.consent_id, row.key_version, row.record, row.date, row.created)
+
+
+# A note as it crosses to a forked child (vault.parallel sends built-in values only):
+# (id, consent id, key version, sealed record, stored date, stored created time).
+Sealed = tuple[str, str, int, bytes, str, str]
+
+
+def sealed(row: NoteRow) -> Sealed:
+    return (row.id, row.consent_id, row.key_version, row.record, row.date, row.created)
+
+
+def open_sealed(key: bytes, note: Sealed) -> Note:
+    """:func:`open_record` for a :data:`Sealed` note; raises as it does."""
+    return _open(key, *note)
+
+
+def unopenable(
+    batch: list[tuple[bytes, Sealed]],
+) -> tuple[int, list[tuple[int, bytes, Sealed]]]:
+    """How many notes ``batch`` holds, and (place, key, note) of those :func:`open_sealed`
+    refuses (verify, on every core: the caller opens those few again to learn why)."""
+    failed = []
+    for place, (key, note) in enumerate(batch):
+        try:
+            _open(key, *note)
+        except NokError:
+            failed.append((place, key, note))
+    return len(batch), failed
 
 
 def _open(
@@ -345,7 +373,7 @@ def decrypt_stream(
     keyed = (
         (
             vault.unwrap_data_key(r.consent_id, r.data_key, r.master_version),
-            (r.id, r.consent_id, r.key_version, r.record, r.date, r.created),
+            sealed(r),
             None if r.amended is None else (r.amended, r.amended_by),
         )
         for r in rows
@@ -357,13 +385,12 @@ def decrypt_stream(
         yield from itertools.starmap(Note, opened)
 
 
-_Sealed = tuple[str, str, int, bytes, str, str]
 _Opened = tuple[str, str, str, str, str, str, str | None, str | None, str | None]
 
 
 def _open_batch(
     test: Callable[[str], bool] | None,
-    batch: list[tuple[bytes, _Sealed, tuple[str, str | None] | None]],
+    batch: list[tuple[bytes, Sealed, tuple[str, str | None] | None]],
 ) -> list[_Opened]:
     """The notes of ``batch`` that pass ``test``, as the fields of :class:`Note`. Every
     record is authenticated; the plaintext date and created time are compared only for

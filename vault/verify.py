@@ -12,13 +12,14 @@ problem is one whole-sentence template with ids and column names only, never per
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from vault import audit, consents, crypto, erasure, keyring, notes, slots
+from vault import audit, consents, crypto, erasure, keyring, notes, parallel, slots
 from vault.errors import IntegrityError, NokError, UnsupportedVersion
 from vault.session import Unlocked, check_settings
-from vault.store import SCHEMA_VERSION, ConsentRow, NoteRow, Store
+from vault.store import SCHEMA_VERSION, ConsentRow, Store
 
 Progress = Callable[[str, int, int], None]
 PROGRESS_EVERY = 1000
@@ -320,27 +321,53 @@ class _Group:
 def _check_notes(store: Store, keys: dict[str, _Key], report: Report, progress: Progress) -> None:
     """Open every note, and check each consent's note seal and last activity.
 
-    Notes come grouped by consent, so one consent's notes are in memory at a time.
+    Notes come grouped by consent, so one consent's notes are in memory at a time. They
+    are opened on every core (vault.parallel); the few that do not open are opened again
+    here to report why, in the order of the notes, each consent's seal after its notes.
     """
     total = store.count_notes()
-    done = 0
+    state = {"rows": 0, "opened": 0}
     group: _Group | None = None
     seen: set[str] = set()
-    for row in store.iter_notes_by_consent():
-        if group is None or group.consent_id != row.consent_id:
-            _close_group(group, keys, report)
-            group = _Group(row.consent_id)
-            seen.add(row.consent_id)
-        group.entries.append((row.id, row.seq, keyring.record_tag(row.record)))
-        group.newest = max(group.newest or row.date, row.date)
-        _check_note(row, keys.get(row.consent_id), report)
-        done += 1
-        if done % PROGRESS_EVERY == 0 or done == total:
-            progress("notes", done, total)
+    # Consents whose notes have all been read, with how many notes were sent to be opened
+    # before them: their seal is reported once those notes have come back.
+    closed: deque[tuple[int, _Group]] = deque()
+
+    def to_open() -> Iterator[tuple[bytes, notes.Sealed]]:
+        nonlocal group
+        for row in store.iter_notes_by_consent():
+            if group is None or group.consent_id != row.consent_id:
+                if group is not None:
+                    closed.append((state["opened"], group))
+                group = _Group(row.consent_id)
+                seen.add(row.consent_id)
+            group.entries.append((row.id, row.seq, keyring.record_tag(row.record)))
+            group.newest = max(group.newest or row.date, row.date)
+            state["rows"] += 1
+            key = keys.get(row.consent_id)
+            if key is not None:
+                state["opened"] += 1
+                yield key.key, notes.sealed(row)
+
+    def close_until(opened: int) -> None:
+        while closed and closed[0][0] <= opened:
+            _close_group(closed.popleft()[1], keys, report)
+
+    back = 0
+    for count, failures in parallel.ordered_map(notes.unopenable, parallel.batches(to_open())):
+        for place, key, note in failures:
+            close_until(back + place)
+            _report_note(key, note, report)
+        back += count
+        close_until(back)
+        progress("notes", state["rows"], total)
+    close_until(back)
     _close_group(group, keys, report)
     for consent_id in keys.keys() - seen:
         _close_group(_Group(consent_id), keys, report)
-    report.checked["notes"] = done
+    progress("notes", state["rows"], total)
+    report.checked["notes"] = state["rows"]
+    report.checked["ciphertexts"] = report.checked.get("ciphertexts", 0) + state["opened"]
 
 
 def _close_group(group: _Group | None, keys: dict[str, _Key], report: Report) -> None:
@@ -356,16 +383,13 @@ def _close_group(group: _Group | None, keys: dict[str, _Key], report: Report) ->
         report.add_error("notes", exc)
 
 
-def _check_note(row: NoteRow, key: _Key | None, report: Report) -> None:
-    if key is None:
-        return
+def _report_note(key: bytes, note: notes.Sealed, report: Report) -> None:
     try:
-        notes.open_record(key.key, row)
+        notes.open_sealed(key, note)
     except keyring.RecordChanged as exc:
         report.add_error("note-date", exc)
     except (IntegrityError, UnsupportedVersion) as exc:
         report.add_error("field", exc)
-    report.checked["ciphertexts"] = report.checked.get("ciphertexts", 0) + 1
 
 
 def _check_tombstones(store: Store, report: Report, progress: Progress) -> None:
