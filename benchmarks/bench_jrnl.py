@@ -232,7 +232,30 @@ def measure(work: Path, *, notes: int = 0) -> list[dict[str, Any]]:
                 None,
             ),
         ]
+    kdf_s = argon2id_alone()
+    rows.append(
+        common.row(
+            "Argon2id, nok's default profile, alone (floor)", None, kdf_s, None, None, "", None
+        )
+    )
     return rows
+
+
+def argon2id_alone() -> float:
+    """The key derivation every nok command pays once (the default ``moderate`` profile):
+    the floor under ``nok note add`` as a fresh process."""
+    import nacl.pwhash.argon2id as argon2id
+
+    def derive() -> None:
+        argon2id.kdf(
+            32,
+            b"benchmark",
+            b"0123456789abcdef",
+            argon2id.OPSLIMIT_MODERATE,
+            argon2id.MEMLIMIT_MODERATE,
+        )
+
+    return common.median(derive, RUNS)
 
 
 def main() -> None:

@@ -132,19 +132,9 @@ def _env(vault: Path) -> dict[str, str]:
 
 # -- the baseline ---------------------------------------------------------------------------
 
+# What an erasure blanks in a format-2 consent row (vault.store._PERSONAL_CONSENT_COLS).
 _NULLS = ", ".join(
-    f"{c} = NULL"
-    for c in (
-        "data_key",
-        "subject",
-        "purpose",
-        "categories",
-        "under_16",
-        "guardian",
-        "form_ref",
-        "recorded_by",
-        "last_activity",
-    )
+    f"{c} = NULL" for c in ("data_key", "record", "retention_tag", "notes_count", "notes_tag")
 )
 
 
@@ -183,6 +173,7 @@ def baseline(path: Path) -> int:
             cid = due[done]
             done += 1
             conn.execute("DELETE FROM notes WHERE consent_id = ?", [cid])
+            conn.execute("DELETE FROM note_tombstones WHERE consent_id = ?", [cid])
             conn.execute(
                 f"UPDATE consents SET status = 'expired', ended = ?, end_reason = 'expired',"
                 f" ended_by = 'purge', retain_until = ?, {_NULLS} WHERE id = ?",
