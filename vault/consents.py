@@ -465,20 +465,8 @@ def append_notes(vault: Unlocked, row: ConsentRow, written: Sequence[NoteRow]) -
     for note_id, seq, record_tag in chain_entries(written):
         tag = chain.link(tag, seq, note_id, record_tag)
     dates = [d for d in [row.last_activity, *(n.date for n in written)] if d is not None]
-    last = max(dates, default=None)
-    moved = dataclasses.replace(
-        row,
-        last_activity=last,
-        retain_until=deadline(row.given, last, row.retain_days or _default_days(vault)),
-    )
-    vault.store.update_consent_sealed(
-        row.id,
-        last_activity=moved.last_activity,
-        retain_days=moved.retain_days,
-        retain_until=moved.retain_until,
-        retention_tag=retention_tag(key, moved),
-        notes=(max([row.notes_count or 0, *(n.seq for n in written)]), tag),
-    )
+    count = max([row.notes_count or 0, *(n.seq for n in written)])
+    _store_sealed(vault, key, row, max(dates, default=None), (count, tag))
 
 
 def notes_rewritten(vault: Unlocked, row: ConsentRow) -> str:
@@ -498,6 +486,15 @@ def notes_rewritten(vault: Unlocked, row: ConsentRow) -> str:
     count = next_seq(row) - 1
     stored = [(i, s, keyring.record_tag(t)) for i, s, t in vault.store.note_chain(row.id)]
     last = vault.store.latest_note_date(row.id)
+    tag = notes_chain(key, row).fold(stored)
+    return _store_sealed(vault, key, row, last, (count, tag)).retain_until
+
+
+def _store_sealed(
+    vault: Unlocked, key: bytes, row: ConsentRow, last: str | None, notes: tuple[int, bytes]
+) -> ConsentRow:
+    """Store ``row`` with its last activity at ``last`` (the deadline follows), its dates
+    sealed again, and its note seal ``notes`` (count, tag); returns the row as stored."""
     moved = dataclasses.replace(
         row,
         last_activity=last,
@@ -509,9 +506,9 @@ def notes_rewritten(vault: Unlocked, row: ConsentRow) -> str:
         retain_days=moved.retain_days,
         retain_until=moved.retain_until,
         retention_tag=retention_tag(key, moved),
-        notes=(count, notes_chain(key, row).fold(stored)),
+        notes=notes,
     )
-    return moved.retain_until
+    return moved
 
 
 def set_retain_days(vault: Unlocked, row: ConsentRow, retain_days: int) -> str:

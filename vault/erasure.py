@@ -505,25 +505,8 @@ def reapply(
 
     Raises VaultBusy, StorageError: the transaction was rolled back.
     """
-    store = vault.store
-    erased: list[str] = []
-    with store.write():
-        for record in records:
-            row = store.get_consent(record.consent_id)
-            if row is None or row.status != consents.ACTIVE:
-                continue
-            _tombstone(
-                store,
-                row,
-                status=record.reason,
-                reason=record.reason,
-                ended=record.ended,
-                actor=actor,
-                now=now,
-                audit_key=None,
-            )
-            erased.append(row.id)
-    checkpoint(store)
+    erased = _erase_again(vault.store, records, now=now, actor=actor)
+    checkpoint(vault.store)
     return erased
 
 
@@ -601,7 +584,10 @@ def erase_in_copy(
         store.close()
 
 
-def _erase_again(store: Store, records: Iterable[ErasureRecord], *, now: dt.datetime) -> list[str]:
+def _erase_again(
+    store: Store, records: Iterable[ErasureRecord], *, now: dt.datetime, actor: str = ERASER
+) -> list[str]:
+    """Tombstone, keyless, each consent of ``records`` still active; the ids erased."""
     erased = []
     with store.write():
         for record in records:
@@ -614,7 +600,7 @@ def _erase_again(store: Store, records: Iterable[ErasureRecord], *, now: dt.date
                 status=record.reason,
                 reason=record.reason,
                 ended=record.ended,
-                actor=ERASER,
+                actor=actor,
                 now=now,
                 audit_key=None,
             )
