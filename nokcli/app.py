@@ -7,6 +7,7 @@ import contextlib
 import importlib
 import inspect
 import os
+import sys
 import traceback
 from pathlib import Path
 from typing import Annotated, Any
@@ -14,7 +15,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from nokcli import helpfmt, output, usage
+from nokcli import coercion, helpfmt, output, usage
 from nokcli.config import MAX_BUSY_TIMEOUT
 from nokcli.context import Context
 from nokcli.i18n import _, render, render_vault
@@ -46,6 +47,7 @@ COMMAND_MODULES: tuple[tuple[str, str | None], ...] = (
 
 usage.install()
 helpfmt.install()
+coercion.install()
 
 
 class NokGroup(TyperGroup):
@@ -79,13 +81,17 @@ class NokGroup(TyperGroup):
         except typer.Exit:
             raise
         except Exception as exc:
-            if os.environ.get("NOK_DEBUG"):
-                traceback.print_exc()
-            output.error(
-                render("internal error ({kind}); this is a bug in nok", kind=type(exc).__name__),
-                _("set NOK_DEBUG=1 to see where it happened (the output may show vault data)"),
-            )
+            _report_bug(exc)
             raise typer.Exit(ExitCode.INTERNAL) from None
+
+
+def _report_bug(exc: Exception) -> None:
+    if os.environ.get("NOK_DEBUG"):
+        traceback.print_exception(exc)
+    output.error(
+        render("internal error ({kind}); this is a bug in nok", kind=type(exc).__name__),
+        _("set NOK_DEBUG=1 to see where it happened (the output may show vault data)"),
+    )
 
 
 def _hint(exc: NokError) -> str | None:
@@ -228,7 +234,12 @@ def main() -> None:
 
         complete.answer(typer.main.get_command(app))
         return
-    app(prog_name="nok")
+    try:
+        app(prog_name="nok")
+    except Exception as exc:
+        # A bug before any command runs (reading the command line): the same one line.
+        _report_bug(exc)
+        sys.exit(ExitCode.INTERNAL)
 
 
 if __name__ == "__main__":

@@ -849,3 +849,23 @@ def test_end_of_input_at_the_passphrase_prompt_is_an_interruption(
     assert out == ""
     assert "Traceback" not in err
     assert err.splitlines()[-1].startswith("nok: error: interrupted")
+
+
+def test_a_bug_while_reading_the_command_line_is_one_line_not_a_traceback(
+    nok_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Before any command runs (typer converting --vault), a bug still gives one line."""
+    from nokcli import app, coercion
+
+    def broken(self: object, value: object, param: object, ctx: object) -> object:
+        raise RuntimeError("a bug with /secret/path in it")
+
+    monkeypatch.setattr(coercion._Deferred, "_coerce_value", broken)
+    monkeypatch.setattr(sys, "argv", ["nok", "--vault", "/tmp/x.db", "status"])
+    with pytest.raises(SystemExit) as exit_info:
+        app.main()
+    assert exit_info.value.code == 1
+    err = capsys.readouterr().err
+    assert err.startswith("nok: error: internal error (RuntimeError); this is a bug in nok")
+    assert "Traceback" not in err
+    assert "/secret/path" not in err

@@ -188,3 +188,24 @@ DOCUMENTS = {("consent", "form"), ("completion",), ("shell",)}
 def test_every_command_offers_json(path: tuple[str, ...], command: Any) -> None:
     if getattr(command, "commands", None) is None and path not in DOCUMENTS:
         assert "--json" in {opt for p in command.params for opt in getattr(p, "opts", [])}
+
+
+def test_daily_commands_import_neither_pydantic_nor_sqlite_utils(tmp_path: Path) -> None:
+    """typer converts values through pydantic and sqlite-utils builds the schema: a
+    counselor's commands need neither (nokcli.coercion, vault.store); 60 to 120 ms each."""
+    env = {
+        "NOK_VAULT": str(tmp_path / "v" / "vault.db"),
+        "NOK_USER": "anne",
+        "NOK_PASSPHRASE": "correct horse battery staple",
+    }
+    made = subprocess.run(
+        [sys.executable, "-m", "nokcli", "init", "--kdf", "interactive"],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert made.returncode == 0, made.stderr
+    for args in (["status", "--json"], ["note", "list", "--since", "2026-01-01", "--json"]):
+        assert loaded_by(args, ("pydantic", "sqlite_utils"), env) == [], args

@@ -14,7 +14,7 @@ from conftest import NOW, PASSPHRASE, run_nok
 from vault import Vault, consents, erasure, notes
 from vault.errors import ExitCode, IntegrityError
 from vault.session import Unlocked
-from vault.store import MIGRATIONS_OBJECTS, SCHEMA_OBJECTS, Store, migrations
+from vault.store import MIGRATION_NAMES, MIGRATIONS_OBJECTS, SCHEMA_OBJECTS, Store
 
 PLANTED = {
     # Alone, this one silently skips every note deletion an erasure makes.
@@ -80,7 +80,7 @@ def consent_id(cli_vault) -> str:
 
 
 def test_a_new_vault_holds_exactly_the_known_objects(unlocked: Unlocked, vault_path: Path) -> None:
-    assert list(SCHEMA_OBJECTS) == [m.name for m in migrations._migrations]
+    assert list(SCHEMA_OBJECTS) == list(MIGRATION_NAMES)
     found = objects(vault_path)
     own = {o for o in found if o[0] == "index" and o[1].startswith("sqlite_autoindex_")}
     known = frozenset().union(*SCHEMA_OBJECTS.values())
@@ -247,7 +247,7 @@ def test_the_check_runs_before_pending_migrations(tmp_path: Path) -> None:
     Vault.create(
         path, admin="anne", passphrase=PASSPHRASE.encode(), now=NOW, kdf="interactive"
     ).close()
-    last = migrations._migrations[-1].name
+    last = MIGRATION_NAMES[-1]
     plant(path, PLANTED["view"][0])
     with sqlite3.connect(path) as db:
         db.execute("DELETE FROM _sqlite_migrations WHERE name = ?", [last])

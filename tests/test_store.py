@@ -28,7 +28,7 @@ from vault.errors import (
     VaultNotFound,
 )
 from vault.session import Unlocked
-from vault.store import Store, migrations, sqlite_errors
+from vault.store import MIGRATIONS_TABLE, SCHEMA_VERSION, Store, sqlite_errors
 
 
 def mode(path: Path) -> int:
@@ -80,8 +80,16 @@ def test_checkpoint_empties_the_wal(unlocked: Unlocked, vault_path: Path) -> Non
 
 
 def test_schema_version_counts_the_migrations(unlocked: Unlocked) -> None:
-    assert unlocked.store.schema_version() == len(migrations._migrations)
+    assert unlocked.store.schema_version() == SCHEMA_VERSION == 3
     assert unlocked.vault.status().schema_version == unlocked.store.schema_version()
+
+
+def test_the_schema_is_read_without_sqlite_utils_and_named_as_it_names_it() -> None:
+    """Opening a vault reads the applied migrations with plain SQL (sqlite-utils is
+    imported only to change the schema): its table name must be sqlite-utils' own."""
+    import sqlite_utils
+
+    assert sqlite_utils.Migrations.migrations_table == MIGRATIONS_TABLE
 
 
 # -- only init creates -------------------------------------------------------------------

@@ -13,10 +13,7 @@ import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, TypeVar
-
-import sqlite_utils
-from sqlite_utils.db import ForeignKey
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from vault import files
 from vault.errors import (
@@ -29,17 +26,26 @@ from vault.errors import (
     VaultNotFound,
 )
 
+if TYPE_CHECKING:
+    import sqlite_utils
+
 MIGRATION_SET = "nok"
 # The vault format (docs/format.md). Format 1 existed only in development: no vault in
 # that format was ever in use, so format 2 reads none and refuses them (exit 8).
 FORMAT = 2
 DEFAULT_BUSY_TIMEOUT = 15.0
 
-migrations = sqlite_utils.Migrations(MIGRATION_SET)
+# sqlite-utils' record of applied migrations (sqlite_utils.Migrations.migrations_table).
+MIGRATIONS_TABLE = "_sqlite_migrations"
+
+# sqlite-utils builds and changes the schema; it is imported only to do that (creating a
+# vault, upgrading an older one): reading the schema back is plain SQL, so the commands a
+# counselor runs all day do not pay for importing it.
 
 
-@migrations(name="0001_initial")
 def _m0001_initial(db: sqlite_utils.Database) -> None:
+    from sqlite_utils.db import ForeignKey
+
     db.table("settings").create({"key": str, "value": str}, pk="key")
     db.table("settings").insert({"key": "format", "value": str(FORMAT)})
     db.table("staff").create(
@@ -127,7 +133,6 @@ def _m0001_initial(db: sqlite_utils.Database) -> None:
     )
 
 
-@migrations(name="0002_keys")
 def _m0002_keys(db: sqlite_utils.Database) -> None:
     # A deep rotation commits batch by batch; the cursor lets a rerun continue after a crash.
     rotation = db.table("rotation")
@@ -137,8 +142,9 @@ def _m0002_keys(db: sqlite_utils.Database) -> None:
     rotation.add_column("finished", str)
 
 
-@migrations(name="0003_corrections")
 def _m0003_corrections(db: sqlite_utils.Database) -> None:
+    from sqlite_utils.db import ForeignKey
+
     # Apart from the notes table, so that a note's own format stays as it was: an amended
     # note keeps its id and gets a row here; a deleted note leaves a tombstone without content.
     db.table("note_amendments").create(
@@ -158,7 +164,25 @@ def _m0003_corrections(db: sqlite_utils.Database) -> None:
     db.table("note_tombstones").create_index(["consent_id"])
 
 
-SCHEMA_VERSION = len(migrations._migrations)
+# In the order they are applied; a name, once released, never changes.
+MIGRATIONS: tuple[tuple[str, Callable[[sqlite_utils.Database], None]], ...] = (
+    ("0001_initial", _m0001_initial),
+    ("0002_keys", _m0002_keys),
+    ("0003_corrections", _m0003_corrections),
+)
+MIGRATION_NAMES = tuple(name for name, _ in MIGRATIONS)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def _apply_migrations(conn: sqlite3.Connection) -> None:
+    """Apply every migration not yet applied, through sqlite-utils."""
+    import sqlite_utils
+
+    migrations = sqlite_utils.Migrations(MIGRATION_SET)
+    for name, migration in MIGRATIONS:
+        migrations(name=name)(migration)
+    migrations.apply(sqlite_utils.Database(conn, execute_plugins=False, recursive_triggers=False))
+
 
 # -- schema check --
 
@@ -195,8 +219,8 @@ SCHEMA_OBJECTS: dict[str, frozenset[tuple[str, str, str]]] = {
 # sqlite-utils' record of applied migrations; allowed, not required (older versions made no index).
 MIGRATIONS_OBJECTS = frozenset(
     {
-        ("table", migrations.migrations_table, migrations.migrations_table),
-        ("index", "idx__sqlite_migrations_migration_set_name", migrations.migrations_table),
+        ("table", MIGRATIONS_TABLE, MIGRATIONS_TABLE),
+        ("index", "idx__sqlite_migrations_migration_set_name", MIGRATIONS_TABLE),
     }
 )
 _SHOWN_NAME_LENGTH = 60
@@ -407,7 +431,6 @@ class Store:
         self.path = path
         self.conn = conn
         self.busy_timeout = busy_timeout
-        self.db = sqlite_utils.Database(conn, execute_plugins=False, recursive_triggers=False)
         self._schema_cookie: int | None = None
         self.read_only = False
         # Work that must happen only once the transaction in progress has committed (the
@@ -425,8 +448,8 @@ class Store:
         store = cls._connect(path, busy_timeout)
         try:
             with sqlite_errors(busy_timeout):
-                migrations.apply(store.db)
-            store.check_objects([m.name for m in migrations._migrations])
+                _apply_migrations(store.conn)
+            store.check_objects(MIGRATION_NAMES)
         except BaseException:
             store.close()
             raise
@@ -502,20 +525,32 @@ class Store:
             raise StorageError(reason="SQLite refused " + ", ".join(failed))
 
     def _check_schema(self) -> None:
-        with sqlite_errors(self.busy_timeout):
-            tables = set(self.db.table_names())
-            if "settings" not in tables or migrations.migrations_table not in tables:
-                raise NotAVault(path=str(self.path))
-            applied = [m.name for m in migrations.applied(self.db)]
-        known = [m.name for m in migrations._migrations]
-        unknown = [name for name in applied if name not in known]
+        applied = self._applied()
+        if applied is None:
+            raise NotAVault(path=str(self.path))
+        unknown = [name for name in applied if name not in MIGRATION_NAMES]
         if unknown:
             raise UnsupportedVersion(what="the vault's schema", version=len(applied))
         self.check_objects(applied)
         self._check_format()
-        if len(applied) < len(known):
+        if len(applied) < len(MIGRATION_NAMES):
             with self.write():
-                migrations.apply(self.db)
+                _apply_migrations(self.conn)
+
+    def _applied(self) -> list[str] | None:
+        """The migrations applied, in order; None when the file holds no nok schema."""
+        with sqlite_errors(self.busy_timeout):
+            tables = {
+                str(r[0])
+                for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+            }
+            if "settings" not in tables or MIGRATIONS_TABLE not in tables:
+                return None
+            rows = self.conn.execute(
+                f"SELECT name FROM {MIGRATIONS_TABLE} WHERE migration_set = ? ORDER BY rowid",
+                [MIGRATION_SET],
+            ).fetchall()
+        return [str(r[0]) for r in rows]
 
     def _check_format(self) -> None:
         """Raises UnsupportedVersion for a vault in a format other than FORMAT."""
@@ -524,7 +559,7 @@ class Store:
             raise UnsupportedVersion(what="the vault", version=found or 1)
 
     def schema_version(self) -> int:
-        return len(migrations.applied(self.db))
+        return len(self._applied() or ())
 
     # -- schema check ----------------------------------------------------------------------
 
@@ -1219,13 +1254,10 @@ class Store:
             )
         store = cls(path, conn, DEFAULT_BUSY_TIMEOUT)
         try:
-            with sqlite_errors():
-                tables = set(store.db.table_names())
-                if "settings" not in tables or migrations.migrations_table not in tables:
-                    raise NotAVault(path=str(path))
-                applied = [m.name for m in migrations.applied(store.db)]
-            known = {m.name for m in migrations._migrations}
-            if not set(applied) <= known:
+            applied = store._applied()
+            if applied is None:
+                raise NotAVault(path=str(path))
+            if not set(applied) <= set(MIGRATION_NAMES):
                 raise UnsupportedVersion(what="the backup's schema", version=len(applied))
             store.check_objects(applied)
             store._check_format()
