@@ -975,6 +975,16 @@ class Store:
                 [consent_id],
             ).fetchall()
 
+    def active_consents_without_notes(self) -> Iterator[str]:
+        """Ids of active consents that hold no note, by id, streamed."""
+        with sqlite_errors(self.busy_timeout):
+            cursor = self.conn.execute(
+                "SELECT c.id FROM consents c WHERE c.status = 'active' AND NOT EXISTS"
+                " (SELECT 1 FROM notes n WHERE n.consent_id = c.id) ORDER BY c.id"
+            )
+            while batch := cursor.fetchmany(500):
+                yield from (str(r[0]) for r in batch)
+
     def iter_notes_by_consent(self) -> Iterator[NoteRow]:
         """Every note, grouped by consent and in order of seq within it, streamed."""
         return self._many(NoteRow, f"SELECT {_NOTE_COLS} FROM notes ORDER BY consent_id, seq, id")

@@ -71,8 +71,8 @@ def verify(unlocked: Unlocked, progress: Progress = _quiet) -> Report:
         _check_settings(unlocked, report, progress)
         _check_staff(unlocked, report, progress)
         audit_key = _check_vault_keys(unlocked, report, progress)
-        keys = _check_consents(unlocked, report, progress)
-        _check_notes(store, keys, report, progress)
+        _check_consents(unlocked, report, progress)
+        _check_notes(unlocked, report, progress)
         _check_tombstones(store, report, progress)
         _check_erasure_log(store, report)
         progress("audit", 0, 1)
@@ -194,38 +194,54 @@ def _check_vault_keys(unlocked: Unlocked, report: Report, progress: Progress) ->
 
 @dataclass(frozen=True)
 class _Key:
-    """What the notes pass needs of an active consent whose data key opened."""
+    """What the notes pass needs of an active consent whose data key opens: found again
+    per consent as its notes go by (one AEAD call each), so that verify's memory does not
+    grow with the number of consents."""
 
     key: bytes
     row: ConsentRow
 
 
-def _check_consents(unlocked: Unlocked, report: Report, progress: Progress) -> dict[str, _Key]:
+def _key_of(unlocked: Unlocked, consent_id: str) -> _Key | None:
+    """None for a consent that is missing, ended or has no data key that opens (the
+    consents pass reported why)."""
+    row = unlocked.store.get_consent(consent_id)
+    if row is None or row.status != consents.ACTIVE:
+        return None
+    if row.data_key is None or row.master_version is None:
+        return None
+    try:
+        key = keyring.unwrap_data_key(
+            unlocked.master, row.data_key, consent_id=row.id, master_version=row.master_version
+        )
+    except (IntegrityError, UnsupportedVersion):
+        return None
+    return _Key(key, dataclasses.replace(row, record=None))
+
+
+def _check_consents(unlocked: Unlocked, report: Report, progress: Progress) -> None:
     """Unwrap each active consent's data key, check its seal and open its record."""
     store = unlocked.store
     total = store.count_consents("active")
     default_days = unlocked.vault.settings().retention_days
-    keys: dict[str, _Key] = {}
-    done = keyed = 0
+    done = keyed = opened = 0
     for row in store.iter_consents(include_ended=False):
         _check_deadline(row, default_days, report)
         keyed += row.data_key is not None
         key = _consent_key(unlocked, row, report)
         if key is not None:
-            # The record is not kept: the notes pass needs only the tags and dates.
-            keys[row.id] = _Key(key, dataclasses.replace(row, record=None))
+            opened += 1
             _check_consent_record(key, row, report)
         done += 1
         if done % PROGRESS_EVERY == 0 or done == total:
             progress("consents", done, total)
-    if keyed and not keys:
+    if keyed and not opened:
         report.add(
             "key",
             "the master key opens none of the consents' data keys: it was replaced in the "
             "file, or every data key was damaged",
         )
     report.checked["consents"] = done
-    return keys
 
 
 def _check_deadline(row: ConsentRow, default_days: int, report: Report) -> None:
@@ -314,21 +330,23 @@ class _Group:
     """The notes of one consent seen so far in the notes pass."""
 
     consent_id: str
+    key: _Key | None = None
     entries: list[tuple[str, int, bytes]] = field(default_factory=list)
     newest: str | None = None
 
 
-def _check_notes(store: Store, keys: dict[str, _Key], report: Report, progress: Progress) -> None:
+def _check_notes(unlocked: Unlocked, report: Report, progress: Progress) -> None:
     """Open every note, and check each consent's note seal and last activity.
 
-    Notes come grouped by consent, so one consent's notes are in memory at a time. They
-    are opened on every core (vault.parallel); the few that do not open are opened again
-    here to report why, in the order of the notes, each consent's seal after its notes.
+    Notes come grouped by consent, so one consent's notes (and key) are in memory at a
+    time. They are opened on every core (vault.parallel); the few that do not open are
+    opened again here to report why, in the order of the notes, each consent's seal after
+    its notes.
     """
+    store = unlocked.store
     total = store.count_notes()
     state = {"rows": 0, "opened": 0}
     group: _Group | None = None
-    seen: set[str] = set()
     # Consents whose notes have all been read, with how many notes were sent to be opened
     # before them: their seal is reported once those notes have come back.
     closed: deque[tuple[int, _Group]] = deque()
@@ -339,19 +357,17 @@ def _check_notes(store: Store, keys: dict[str, _Key], report: Report, progress: 
             if group is None or group.consent_id != row.consent_id:
                 if group is not None:
                     closed.append((state["opened"], group))
-                group = _Group(row.consent_id)
-                seen.add(row.consent_id)
+                group = _Group(row.consent_id, key=_key_of(unlocked, row.consent_id))
             group.entries.append((row.id, row.seq, keyring.record_tag(row.record)))
             group.newest = max(group.newest or row.date, row.date)
             state["rows"] += 1
-            key = keys.get(row.consent_id)
-            if key is not None:
+            if group.key is not None:
                 state["opened"] += 1
-                yield key.key, notes.sealed(row)
+                yield group.key.key, notes.sealed(row)
 
     def close_until(opened: int) -> None:
         while closed and closed[0][0] <= opened:
-            _close_group(closed.popleft()[1], keys, report)
+            _close_group(closed.popleft()[1], report)
 
     back = 0
     for count, failures in parallel.ordered_map(notes.unopenable, parallel.batches(to_open())):
@@ -362,19 +378,19 @@ def _check_notes(store: Store, keys: dict[str, _Key], report: Report, progress: 
         close_until(back)
         progress("notes", state["rows"], total)
     close_until(back)
-    _close_group(group, keys, report)
-    for consent_id in keys.keys() - seen:
-        _close_group(_Group(consent_id), keys, report)
+    _close_group(group, report)
+    for consent_id in store.active_consents_without_notes():
+        _close_group(_Group(consent_id, key=_key_of(unlocked, consent_id)), report)
     progress("notes", state["rows"], total)
     report.checked["notes"] = state["rows"]
     report.checked["ciphertexts"] = report.checked.get("ciphertexts", 0) + state["opened"]
 
 
-def _close_group(group: _Group | None, keys: dict[str, _Key], report: Report) -> None:
-    if group is None or group.consent_id not in keys:
+def _close_group(group: _Group | None, report: Report) -> None:
+    if group is None or group.key is None:
         # Its consent is missing, ended or has no usable key; reported there or below.
         return
-    key = keys[group.consent_id]
+    key = group.key
     _check_last_activity(key.row, group.newest, report)
     expected = consents.notes_chain(key.key, key.row).fold(group.entries)
     try:
