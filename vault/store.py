@@ -992,7 +992,9 @@ class Store:
     def sample_consent_keys(self) -> list[tuple[str, int | None, bytes]]:
         """(id, master version, wrapped data key) of the first, the last and a random
         active consent that has a key (at most three rows, each found through the rowid)."""
-        keyed = "FROM consents WHERE status = 'active' AND data_key IS NOT NULL"
+        # NOT INDEXED: walked in rowid order each stops at its first match; through the
+        # status index SQLite would sort every active consent first (0.4 s at 100,000).
+        keyed = "FROM consents NOT INDEXED WHERE status = 'active' AND data_key IS NOT NULL"
         with sqlite_errors(self.busy_timeout):
             rows = self.conn.execute(
                 "SELECT id, master_version, data_key FROM consents WHERE rowid IN ("
@@ -1299,9 +1301,11 @@ class Store:
         return list(
             self._many(
                 AuditRow,
+                # The trail is the outer loop: erasure entries are few, active consents
+                # many (probing the trail once per active consent took 0.4 s at 100,000).
                 "SELECT a.seq, a.ts, a.actor, a.action, a.consent_id, a.object_id, a.prev,"
-                " a.hash, a.mac FROM consents c JOIN audit a ON a.consent_id = c.id"
-                f" WHERE c.status = 'active' AND a.action IN ({marks}) ORDER BY a.seq",
+                " a.hash, a.mac FROM audit a CROSS JOIN consents c ON c.id = a.consent_id"
+                f" WHERE a.action IN ({marks}) AND c.status = 'active' ORDER BY a.seq",
                 wanted,
             )
         )
