@@ -433,15 +433,16 @@ RESULTS_NOTES = """
     search reads its rows, in date order, in one process (the row "the parent's read
     alone" is that floor, and it is already above the target), because a process forked
     from one with an open SQLite connection must not open the database again; the bare
-    loop's workers each read their own rows in no order. On one core the search is within
-    about 1.2x of the one-core loop (its row); the rest of the gap is nok's checks on
-    every record (its place, its padding, its plaintext dates) and Unicode folding.
+    loop's workers each read their own rows in no order. On one core the search is closer
+    to the one-core loop (its row); that gap is nok's checks on every record (its place,
+    its padding, its plaintext dates), Unicode folding, and, at a million notes, unwrapping
+    data keys again as consents go by.
     Details: docs/search.md.
   * `nok note add` as a fresh process against jrnl at 10,000 entries: nok's default key
     derivation alone (Argon2id, 256 MiB; its row) takes most of jrnl's whole add, and the
     rest is Python's start-up and imports. jrnl re-encrypts its whole journal on every add,
-    so the two meet around 10,000 entries and jrnl falls behind after that; inside
-    `nok shell` an add takes milliseconds.
+    so it falls behind as the journal grows (the 30,000-entry rows); inside `nok shell`
+    an add takes milliseconds.
   * Rows without a target at 1,000 and 10,000 notes are start-up bound: a fresh Python,
     nok's imports and the Argon2id unlock (`interactive` profile) against a loop that has
     none of them. Issue 11 sets the bulk targets from 100,000 notes on.
