@@ -32,14 +32,25 @@ def main() -> None:
 
 
 def _print(text: str) -> None:
+    """Write ``text`` to standard output, as the Typer application would: a closed
+    reader is a quiet exit 141, any other failure one line and exit 12."""
+    from vault.errors import ExitCode
+
+    if sys.stdout is None:  # started with standard output closed: nowhere to write
+        return
     try:
         sys.stdout.write(text)
         sys.stdout.flush()
     except BrokenPipeError:
-        from vault.errors import ExitCode
-
         quiet_stdout()
         sys.exit(ExitCode.BROKEN_PIPE)
+    except OSError as exc:
+        from nokcli import output
+        from nokcli.i18n import render
+
+        quiet_stdout()
+        output.error(render("cannot write to standard output: {reason}", reason=exc.strerror))
+        sys.exit(ExitCode.STORAGE)
 
 
 def quiet_stdout() -> None:

@@ -869,3 +869,22 @@ def test_a_bug_while_reading_the_command_line_is_one_line_not_a_traceback(
     assert err.startswith("nok: error: internal error (RuntimeError); this is a bug in nok")
     assert "Traceback" not in err
     assert "/secret/path" not in err
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+@pytest.mark.parametrize("args", [["--version"], ["completion", "bash"]])
+def test_the_fast_answers_report_a_full_disk_in_one_line(args: list[str]) -> None:
+    """`nok --version` and `nok completion SHELL` answer before the command line is loaded,
+    and still keep the contract: one line and exit 12 when the output cannot be written."""
+    with open("/dev/full", "w") as full:
+        done = subprocess.run(
+            [sys.executable, "-m", "nokcli", *args],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            check=False,
+            timeout=60,
+        )
+    assert done.returncode == 12
+    assert done.stderr.startswith("nok: error: cannot write to standard output")
+    assert len(done.stderr.strip().splitlines()) == 1

@@ -290,3 +290,98 @@ def test_import_progress_counts_what_was_written(unlocked: Unlocked) -> None:
     importer.write(unlocked, import_lines(), progress=seen.append, processes=2)
     assert [p.notes for p in seen] == sorted(p.notes for p in seen)
     assert seen[-1] == importer.Progress(64, COUNT)
+
+
+# -- what a fresh-eyes review found -----------------------------------------------------
+
+
+def chunks_failing_at(n: int) -> Iterator[list[int]]:
+    for i in range(10):
+        if i == n:
+            raise BadInput("chunk {n} could not be read", n=n)
+        yield [i]
+
+
+@pytest.mark.parametrize("processes", [1, 3])
+def test_an_error_reading_the_input_comes_after_the_results_before_it(processes: int) -> None:
+    seen: list[int] = []
+
+    def read_all() -> None:
+        for result in parallel.ordered_map(squares, chunks_failing_at(3), processes=processes):
+            seen.extend(result[1])
+
+    with pytest.raises(BadInput, match="chunk 3"):
+        read_all()
+    assert seen == [0, 1, 4]
+    assert children() == set()
+
+
+def test_ctrl_c_while_the_children_start_leaves_none_behind(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    real = signal.pthread_sigmask
+    parent = os.getpid()
+    restores = []
+
+    def interrupted(how: int, mask: object) -> object:
+        old = real(how, mask)  # type: ignore[arg-type]
+        if how == signal.SIG_SETMASK and os.getpid() == parent:
+            restores.append(how)
+            if len(restores) == 2:
+                raise KeyboardInterrupt  # as Python does when the held Ctrl-C is let through
+        return old
+
+    monkeypatch.setattr(signal, "pthread_sigmask", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        list(parallel.ordered_map(squares, ([n] for n in range(50)), processes=3))
+    assert children() == set()
+
+
+def test_a_child_killed_midway_costs_time_not_results() -> None:
+    stream = parallel.ordered_map(slow, ([n] for n in range(80)), processes=2)
+    out = list(next(stream))
+    for pid in children():
+        os.kill(pid, signal.SIGKILL)
+    for result in stream:
+        out.extend(result)
+    assert out == list(range(80))
+    assert children() == set()
+
+
+def test_a_process_running_threads_does_the_work_itself() -> None:
+    import threading
+
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    other.start()
+    try:
+        results = list(parallel.ordered_map(squares, [[n] for n in range(20)], processes=2))
+    finally:
+        stop.set()
+        other.join()
+    assert {pid for pid, _ in results} == {os.getpid()}
+
+
+def test_batches_in_flight_never_get_the_same_id(
+    unlocked: Unlocked, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fresh ids are checked against the vault and against batches not yet written: with
+    two candidate ids for two one-consent batches in flight, each gets its own."""
+    from vault import ids
+
+    real = ids.new_id
+    pool: list[str] = []
+
+    def few(prefix: str) -> str:
+        if prefix != ids.CONSENT_PREFIX:
+            return real(prefix)
+        pool.append(pool.pop(0))  # the two candidates take turns
+        return pool[-1]
+
+    monkeypatch.setattr(ids, "new_id", few)
+    monkeypatch.setattr(importer, "BATCH_CONSENTS", 1)
+    line = json.dumps({"subject": "P", "purpose": "oppfølging", "categories": ["safety"]})
+    for round_ in range(10):
+        pool[:] = [f"C-{round_:04d}-AAAA", f"C-{round_:04d}-BBBB"]
+        importer.write(unlocked, [line.encode()] * 2, processes=2, force=True)
+        assert unlocked.store.count_consents("active") == 2 * (round_ + 1)

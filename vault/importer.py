@@ -369,10 +369,13 @@ def write(
         batches = _batches(_entries(_fingerprinted(lines, state), counter))
         # After a bad line the rest is still read, to report every bad line, but no
         # longer encrypted.
-        tasks = (_task(vault, batch) for batch in batches if not counter.bad_lines)
+        # Ids handed to batches not yet written: a fresh id must not be one of them either.
+        handed: set[str] = set()
+        tasks = (_task(vault, batch, handed) for batch in batches if not counter.bad_lines)
         written = Progress(0, 0)
         for built in parallel.ordered_map(build, tasks, processes=processes):
             _insert(vault, built)
+            handed.difference_update(_ids(built))
             written = Progress(
                 written.consents + len(built), written.notes + sum(len(n) for _, n in built)
             )
@@ -412,22 +415,35 @@ _NOTE_ROW = operator.attrgetter(*(f.name for f in dataclasses.fields(NoteRow)))
 _CONSENT_INPUT = operator.attrgetter(*(f.name for f in dataclasses.fields(ConsentInput)))
 
 
-def _task(vault: Unlocked, batch: list[Entry]) -> list[_Task]:
-    """Fresh ids and data keys for a batch (here: the ids are checked in the vault)."""
+def _task(vault: Unlocked, batch: list[Entry], handed: set[str]) -> list[_Task]:
+    """Fresh ids and data keys for a batch: ids not in the vault nor ``handed`` to a batch
+    still being encrypted (they are added to it)."""
     store = vault.store
-    consent_ids = fresh_ids(ids.CONSENT_PREFIX, len(batch), store.taken_consent_ids)
-    note_ids = iter(
-        fresh_ids(ids.NOTE_PREFIX, sum(len(e.notes) for e in batch), store.taken_note_ids)
+
+    def taken(check: Callable[[Iterable[str]], set[str]]) -> Callable[[Iterable[str]], set[str]]:
+        return lambda candidates: check(candidates) | (set(candidates) & handed)
+
+    consent_ids = fresh_ids(ids.CONSENT_PREFIX, len(batch), taken(store.taken_consent_ids))
+    note_ids = fresh_ids(
+        ids.NOTE_PREFIX, sum(len(e.notes) for e in batch), taken(store.taken_note_ids)
     )
+    handed.update(consent_ids, note_ids)
+    next_note = iter(note_ids)
     return [
         (
             consent_id,
             crypto.new_key(),
             _CONSENT_INPUT(entry.consent),
-            [(next(note_ids), n.date, n.kind, n.text) for n in entry.notes],
+            [(next(next_note), n.date, n.kind, n.text) for n in entry.notes],
         )
         for entry, consent_id in zip(batch, consent_ids, strict=True)
     ]
+
+
+def _ids(built: list[_Built]) -> Iterator[str]:
+    for consent, rows in built:
+        yield str(consent[0])
+        yield from (str(row[0]) for row in rows)
 
 
 def _build(vault: Unlocked, created: str, default_days: int, task: list[_Task]) -> list[_Built]:

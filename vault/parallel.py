@@ -32,10 +32,11 @@ import contextlib
 import marshal
 import os
 import signal
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from multiprocessing.connection import Connection, Pipe
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -82,47 +83,101 @@ def ordered_map(
     results are built-in values (see the note on marshal above).
 
     Spread over ``processes`` forked children (default: every core this process may use).
-    With one process, or a single chunk, everything runs here. An exception raised by
-    ``work`` is raised here, at its chunk's place in the order.
+    Everything runs here with one process, a single chunk, or when this process runs
+    other threads (a child forked while another thread holds a lock can hang on it). An
+    exception raised by ``work``, or by ``chunks`` itself, is raised here at its place in
+    the order, after the results before it. A child that dies (killed, out of memory)
+    costs time, not results: its work and the rest are done here.
     """
     count = cores() if processes is None else processes
-    it = iter(chunks)
-    first = next(it, None)
-    if first is None:
-        return
-    second = next(it, None)
-    if count <= 1 or second is None:
-        yield work(first)
-        if second is not None:
-            yield work(second)
-            yield from map(work, it)
+    source = _Source(iter(chunks))
+    first = source.pull()
+    second = None if first is None else source.pull()
+    if first is None or second is None or count <= 1 or threading.active_count() > 1:
+        yield from _here(work, [c for c in (first, second) if c is not None], source)
         return
     children = _Children(work, count)
     try:
-        children.start()
-    except OSError:
-        # No process to spare (a ulimit, memory): the same work, on one core.
-        children.stop()
-        yield from map(work, _chain(first, second, it))
-        return
-    try:
+        try:
+            children.start()
+        except OSError:
+            # No process to spare (a ulimit, memory): the same work, on one core.
+            children.stop()
+            yield from _here(work, [first, second], source)
+            return
+        waiting = deque([first, second])
         pending: deque[tuple[_Child, list[T]]] = deque()
-        for chunk in _chain(first, second, it):
-            if len(pending) == count:
-                child, done = pending.popleft()
+        # Read, and in no child's hands yet: if a child is lost, it is done here in order.
+        loose: list[T] | None = None
+        try:
+            while (chunk := waiting.popleft() if waiting else source.pull()) is not None:
+                loose = chunk
+                if len(pending) < count:
+                    child = children.all[len(pending)]
+                    pending.append((child, chunk))
+                    loose = None
+                    child.give(chunk)
+                    continue
+                child, done = pending[0]
                 result = child.answer(work, done)
-                child.give(chunk)
+                pending.popleft()
                 pending.append((child, chunk))
+                loose = None
+                try:
+                    child.give(chunk)
+                except _Lost:
+                    yield result
+                    raise
                 yield result
-            else:
-                child = children.all[len(pending)]
-                child.give(chunk)
-                pending.append((child, chunk))
-        while pending:
-            child, done = pending.popleft()
-            yield child.answer(work, done)
+            while pending:
+                child, done = pending[0]
+                result = child.answer(work, done)
+                pending.popleft()
+                yield result
+        except _Lost:
+            children.stop()
+            redo = [c for _, c in pending] + ([loose] if loose is not None else [])
+            yield from _here(work, redo + list(waiting), source)
+            return
+        source.raise_if_failed()
     finally:
         children.stop()
+
+
+def _here(work: Callable[[list[T]], R], first: list[list[T]], source: _Source[T]) -> Iterator[R]:
+    """``first``, then the rest of ``source``, done in this process."""
+    yield from map(work, first)
+    while (chunk := source.pull()) is not None:
+        yield work(chunk)
+    source.raise_if_failed()
+
+
+class _Source(Generic[T]):
+    """The chunks, read one at a time; an exception from reading them is kept, to be
+    raised after the results of the chunks before it."""
+
+    def __init__(self, chunks: Iterator[list[T]]) -> None:
+        self._chunks = chunks
+        self._failed: Exception | None = None
+
+    def pull(self) -> list[T] | None:
+        if self._failed is not None:
+            return None
+        try:
+            return next(self._chunks)
+        except StopIteration:
+            return None
+        except Exception as exc:
+            self._failed = exc
+            return None
+
+    def raise_if_failed(self) -> None:
+        if self._failed is not None:
+            raise self._failed
+
+
+class _Lost(Exception):
+    """A child stopped answering (killed, out of memory): its pipe broke or closed."""
 
 
 class _Child:
@@ -132,10 +187,16 @@ class _Child:
         self.results = results
 
     def give(self, chunk: list[Any]) -> None:
-        self.tasks.send_bytes(marshal.dumps(chunk))
+        try:
+            self.tasks.send_bytes(marshal.dumps(chunk))
+        except OSError:
+            raise _Lost from None
 
     def answer(self, work: Callable[[list[T]], R], chunk: list[T]) -> R:
-        raw = self.results.recv_bytes()
+        try:
+            raw = self.results.recv_bytes()
+        except (OSError, EOFError):
+            raise _Lost from None
         if raw == _FAILED:
             return work(chunk)
         result: R = marshal.loads(raw)  # noqa: S302 - our own child, over a private pipe
@@ -152,13 +213,14 @@ class _Children:
 
     def start(self) -> None:
         for _ in range(self.count):
-            self.all.append(self._fork())
+            self._fork()
 
-    def _fork(self) -> _Child:
+    def _fork(self) -> None:
         task_out, task_in = Pipe(duplex=False)
         result_out, result_in = Pipe(duplex=False)
         # Ctrl-C is held back across the fork, so a child never sees it before it has
-        # set it aside (it would unwind through the parent's code).
+        # set it aside (it would unwind through the parent's code), and the parent has
+        # recorded the child (so that stop() reaps it) before it can see Ctrl-C either.
         held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
         try:
             pid = os.fork()
@@ -181,10 +243,10 @@ class _Children:
                 code = 0
             finally:
                 os._exit(code)
+        self.all.append(_Child(pid, task_in, result_out))
         signal.pthread_sigmask(signal.SIG_SETMASK, held)
         task_out.close()
         result_in.close()
-        return _Child(pid, task_in, result_out)
 
     def stop(self) -> None:
         for child in self.all:
@@ -210,9 +272,3 @@ def _serve(work: Callable[[list[Any]], Any], tasks: Connection, results: Connect
         except Exception:
             answer = _FAILED
         results.send_bytes(answer)
-
-
-def _chain(first: list[T], second: list[T], rest: Iterator[list[T]]) -> Iterator[list[T]]:
-    yield first
-    yield second
-    yield from rest

@@ -355,15 +355,16 @@ def _check_notes(unlocked: Unlocked, report: Report, progress: Progress) -> None
         nonlocal group
         for row in store.iter_notes_by_consent():
             if group is None or group.consent_id != row.consent_id:
-                if group is not None:
+                if group is not None and group.key is not None:
                     closed.append((state["opened"], group))
                 group = _Group(row.consent_id, key=_key_of(unlocked, row.consent_id))
+            state["rows"] += 1
+            if group.key is None:
+                continue  # nothing to check without its key (the consents pass said why)
             group.entries.append((row.id, row.seq, keyring.record_tag(row.record)))
             group.newest = max(group.newest or row.date, row.date)
-            state["rows"] += 1
-            if group.key is not None:
-                state["opened"] += 1
-                yield group.key.key, notes.sealed(row)
+            state["opened"] += 1
+            yield group.key.key, notes.sealed(row)
 
     def close_until(opened: int) -> None:
         while closed and closed[0][0] <= opened:
