@@ -430,13 +430,13 @@ RESULTS_NOTES = """
 
 * **Targets missed, and why.**
   * `note search` on every core against the bare loop split over the same cores: the
-    search reads its rows, in date order, in one process (the row "the parent's read
-    alone" is that floor, and it is already above the target), because a process forked
-    from one with an open SQLite connection must not open the database again; the bare
-    loop's workers each read their own rows in no order. On one core the search is closer
-    to the one-core loop (its row); that gap is nok's checks on every record (its place,
-    its padding, its plaintext dates), Unicode folding, and, at a million notes, unwrapping
-    data keys again as consents go by.
+    floor is nok's own search on one core (its row) divided by the number of cores, which
+    is already above the target. That one-core work is more than the one-core loop's:
+    nok checks every record (its place, its padding, its plaintext dates), folds Unicode,
+    and reads its rows in date order in one process (the row "the parent's read alone"),
+    because a process forked from one with an open SQLite connection must not open the
+    database again; the bare loop's workers each read their own rows in no order. At a
+    million notes that one process also unwraps data keys again as consents go by.
     Details: docs/search.md.
   * `nok note add` as a fresh process against jrnl at 10,000 entries: nok's default key
     derivation alone (Argon2id, 256 MiB; its row) takes most of jrnl's whole add, and the
