@@ -27,12 +27,13 @@ COUNT = 3 * parallel.BATCH + 100
 NEEDLE = "fjellvann"
 
 
-def children() -> set[int]:
-    """The pids of this process's live children (Linux)."""
+def children(pid: int | None = None) -> set[int]:
+    """The pids of the live children of ``pid`` (this process by default; Linux)."""
     found: set[int] = set()
-    for task in Path(f"/proc/{os.getpid()}/task").iterdir():
-        with contextlib.suppress(OSError):
-            found.update(int(pid) for pid in (task / "children").read_text().split())
+    with contextlib.suppress(OSError):
+        for task in Path(f"/proc/{pid or os.getpid()}/task").iterdir():
+            with contextlib.suppress(OSError):
+                found.update(int(p) for p in (task / "children").read_text().split())
     return found
 
 
@@ -108,14 +109,19 @@ def slow(chunk: list[int]) -> list[int]:
     return chunk
 
 
-def test_children_ignore_ctrl_c_so_only_the_parent_handles_it() -> None:
-    stream = parallel.ordered_map(slow, ([n] for n in range(60)), processes=2)
+@pytest.mark.parametrize(
+    "sent",
+    [signal.SIGINT, signal.SIGKILL],
+    ids=["ctrl-c is the parent's to handle", "a killed child costs time, not results"],
+)
+def test_a_signal_to_the_children_loses_no_result(sent: signal.Signals) -> None:
+    stream = parallel.ordered_map(slow, ([n] for n in range(80)), processes=2)
     out = list(next(stream))
     for pid in children():
-        os.kill(pid, signal.SIGINT)
+        os.kill(pid, sent)
     for result in stream:
         out.extend(result)
-    assert out == list(range(60))
+    assert out == list(range(80))
     assert children() == set()
 
 
@@ -205,15 +211,6 @@ def test_peak_batches_in_flight_stay_bounded(many: Unlocked) -> None:
 # -- as a user runs it --------------------------------------------------------------------
 
 
-def live_children(pid: int) -> set[int]:
-    found: set[int] = set()
-    with contextlib.suppress(OSError):
-        for task in Path(f"/proc/{pid}/task").iterdir():
-            with contextlib.suppress(OSError):
-                found.update(int(p) for p in (task / "children").read_text().split())
-    return found
-
-
 def test_ctrl_c_during_a_list_stops_every_process_quietly(
     many: Unlocked, nok_env: dict[str, str]
 ) -> None:
@@ -231,7 +228,7 @@ def test_ctrl_c_during_a_list_stops_every_process_quietly(
         deadline = time.monotonic() + 60
         kids: set[int] = set()
         while len(kids) < 2 and time.monotonic() < deadline:
-            kids = live_children(proc.pid)
+            kids = children(proc.pid)
             time.sleep(0.02)
         assert len(kids) == 2, "the list never started its children"
         proc.send_signal(signal.SIGINT)
@@ -334,17 +331,6 @@ def test_ctrl_c_while_the_children_start_leaves_none_behind(
     monkeypatch.setattr(signal, "pthread_sigmask", interrupted)
     with pytest.raises(KeyboardInterrupt):
         list(parallel.ordered_map(squares, ([n] for n in range(50)), processes=3))
-    assert children() == set()
-
-
-def test_a_child_killed_midway_costs_time_not_results() -> None:
-    stream = parallel.ordered_map(slow, ([n] for n in range(80)), processes=2)
-    out = list(next(stream))
-    for pid in children():
-        os.kill(pid, signal.SIGKILL)
-    for result in stream:
-        out.extend(result)
-    assert out == list(range(80))
     assert children() == set()
 
 
