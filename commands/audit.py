@@ -88,40 +88,31 @@ def verify(
     ctx: typer.Context,
     json_out: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
 ) -> None:
-    """Check the audit chain and its MACs; exit 13 when an entry was edited, deleted,
-    inserted or reordered (the first broken link is listed first)."""
+    """Check the audit chain and its signatures; exit 13 when an entry was edited,
+    deleted, inserted, reordered or added without its author's key (the first broken
+    link is listed first)."""
     from vault import audit
     from vault.errors import VerifyFailed
 
     with context.get(ctx).unlocked() as vault:
-        problems = audit.verify_chain(vault.store, vault.vault_key(audit.AUDIT_KEY), vault.now)
-        warnings = audit.anchor_warnings(vault.store)
+        problems = audit.verify_chain(vault.store, vault.chain, vault.now)
         count = vault.store.count_audit()
-        head = audit.read_head(vault.store)
+        last = vault.store.last_audit()
     if json_out:
         output.emit_json(
             {
                 "ok": not problems,
                 "entries": count,
-                "head": None if head is None else {"seq": head.seq, "hash": head.hash.hex()},
+                "head": None if last is None else {"seq": last.seq, "hash": bytes(last.hash).hex()},
                 "problems": [p.to_json() for p in problems],
-                "warnings": [w.to_json() for w in warnings],
+                "warnings": [],
             }
         )
     else:
         for p in problems:
             typer.echo(render_vault(p.template, p.params))
-        for w in warnings:
-            output.warn(w.template, **w.params)
         if not problems:
             output.info("the audit trail is intact: {count} entries checked", count=count)
-        if head is not None:
-            output.info(
-                "the last sealed entry is {seq} with hash {hash}; keep this line elsewhere "
-                "to notice a rollback of the whole file later",
-                seq=head.seq,
-                hash=head.hash.hex(),
-            )
     if problems:
         raise VerifyFailed(count=len(problems))
 
@@ -134,37 +125,43 @@ def reset_anchor(
     ] = False,
     json_out: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
 ) -> None:
-    """Anchor the audit trail as it is now (admins only; recorded).
+    """Accept the audit trail as it is now in your own record of this vault.
 
-    For after 'nok audit verify' reported the anchor (entries cut, an older file put back,
-    the anchor deleted) and you have looked into it: from then on, verify compares with
-    the trail as it is now. A restore resets the anchor by itself.
+    nok keeps, in your state directory, where the trail ended when you last used the
+    vault, and refuses a vault whose trail no longer holds it (entries cut, an older file
+    put back). After you have looked into such a refusal, this accepts the trail as it is
+    now (as 'nok key accept' does for the vault's keys).
     """
     import sys
 
-    from vault import audit
+    from vault import recovery
     from vault.errors import BadInput
+    from vault.session import Vault
 
-    with context.get(ctx).unlocked() as vault:
-        vault.require_admin("resetting the audit anchor")
-        if not yes:
-            if not sys.stdin.isatty():
-                raise BadInput(
-                    "resetting the audit anchor accepts the trail as it is now; "
-                    "pass --yes to confirm"
-                )
-            output.confirm(
-                render(
-                    "Accept the audit trail as it is now? Entries cut from its end, or an "
-                    "older copy of the vault put back, are no longer reported after this."
-                )
+    state = context.get(ctx)
+    if not yes:
+        if not sys.stdin.isatty():
+            raise BadInput(
+                "resetting the audit anchor accepts the trail as it is now; pass --yes to confirm"
             )
-        anchor = audit.reanchor(vault)
+        output.confirm(
+            render(
+                "Accept the audit trail as it is now? Entries cut from its end, or an "
+                "older copy of the vault put back, are no longer reported after this."
+            )
+        )
+    with Vault.open(state.vault_path, busy_timeout=state.busy_timeout, report=False) as vault:
+        recovery.accept_here(vault)
+        with vault.store.read():
+            last = vault.store.last_audit()
+            signed = next(vault.store.signed_audit_newest_first(not_after="9999"), None)
+    seq = last.seq if last is not None else 0
+    head = signed.seq if signed is not None else 0
     if json_out:
-        output.emit_json({"seq": anchor.tail_seq, "head": anchor.head.seq})
+        output.emit_json({"seq": seq, "head": head})
         return
     output.info(
-        "the audit anchor now records entry {seq} (last sealed entry {head})",
-        seq=anchor.tail_seq,
-        head=anchor.head.seq,
+        "your record of the audit trail now ends at entry {seq} (last signed entry {head})",
+        seq=seq,
+        head=head,
     )

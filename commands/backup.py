@@ -55,16 +55,20 @@ def backup(
 ) -> None:
     """Make a consistent, still encrypted copy of the vault (0600) while others may write.
 
-    Needs no passphrase, so a scheduled job can run it without a secret. The copy holds
-    nothing already erased, and nok records where it wrote it (<vault>.backups): every
-    later withdrawal and purge erases in it too. Never overwrites a file.
+    Needs no passphrase, so a scheduled job can run it without a secret; with the job's
+    credential (--job-credential) it also signs its entry and brings the other backups up
+    to date with the vault's erasures. The copy holds nothing already erased, and nok
+    records where it wrote it (<vault>.backups): every later withdrawal and purge erases
+    in it too. Never overwrites a file.
     """
     state = context.get(ctx)
     from vault import backup as backups
 
-    with state.open() as vault:
+    job = state.job()
+    source = job if job is not None else state.open()
+    try:
         info = backups.backup(
-            vault,
+            source,
             Path(path),
             now=state.now(),
             actor=state.user,
@@ -72,6 +76,8 @@ def backup(
             keep=keep,
             keep_days=keep_days,
         )
+    finally:
+        source.close()
     if json_out:
         output.emit_json(
             {
@@ -127,21 +133,31 @@ def restore(
 ) -> None:
     """Replace the vault with a backup, then erase again everything erased since the backup.
 
-    Needs an admin's passphrase: of the live vault, or of the backup when the live vault
-    is lost. Staff keep their live roles, and staff removed since are removed again. The
-    replaced vault is kept aside (0600, named with the time). Stop other nok processes
-    and scheduled jobs first.
+    Needs an admin's passphrase (asked for): of the live vault, and of the backup's day.
+    The restored vault gets new keys; staff keep their live roles, and staff removed
+    since are removed again. The replaced vault is kept aside (named with the time) and
+    erasures reach it like a backup's. Stop other nok processes and scheduled jobs first.
     """
     from vault import backup as backups
     from vault.errors import BadInput
 
     state = context.get(ctx)
     info = backups.inspect(path)
+    lost, lost_notes = backups.preview_restore(path, state.vault_path)
     if not yes:
         if not sys.stdin.isatty():
             raise BadInput(
                 "restoring replaces the vault at {vault}; pass --yes to confirm",
                 vault=str(state.vault_path),
+            )
+        if lost or lost_notes:
+            output.warn(
+                "the live vault holds {consents} consent(s) the backup does not ({ids}) and "
+                "{notes} note(s) written after it: they disappear from the vault (they stay "
+                "in the file set aside)",
+                consents=len(lost),
+                ids=", ".join(lost) or "-",
+                notes=lost_notes,
             )
         question = render(
             "Replace the vault at {vault} with the backup taken {taken}? The current vault is "
@@ -181,10 +197,17 @@ def restore(
             )
         if result.replaced is not None:
             output.info(
-                "the replaced vault is kept at {path}: it still holds everything it held, and "
-                "later erasures do not reach it, so delete it (and its -wal and -shm files) "
-                "once you have checked the restore",
+                "the replaced vault is kept at {path}: it holds everything it held, so delete "
+                "it (rm {path} {path}-wal {path}-shm) once you have checked the restore; until "
+                "then erasures reach it like a backup, and it may hold erased data until {until}",
                 path=str(result.replaced),
+                until=result.replaced_keep_until or _("it is deleted"),
+            )
+        if result.deferred:
+            output.warn(
+                "erasures of {ids} could not be checked by you in the restored vault; the "
+                "nightly purge (or an admin) erases them",
+                ids=", ".join(result.deferred),
             )
     for w in result.warnings:
         output.warn(w.template, **w.params)

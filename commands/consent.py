@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from nokcli import context, dates, output, reach, records, vocab
+from nokcli import context, dates, output, reach, reasons, records, vocab
 from nokcli.i18n import _, render
 
 if TYPE_CHECKING:
@@ -172,6 +172,16 @@ def add(
     ] = FormFormat.markdown,
     form_lang: Annotated[FormLang, typer.Option("--form-lang", help=LANG_HELP)] = FormLang.nb,
     duties_told: Annotated[bool, typer.Option("--duties-told", help=DUTIES_HELP)] = False,
+    contact: Annotated[
+        str | None,
+        typer.Option(
+            metavar="NAME",
+            help=_(
+                "The contact person (a staff name), who with the admins may read it. Default: you."
+            ),
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Register a signed consent declaration; prints its id (or, with --print-form, its form).
 
@@ -180,7 +190,6 @@ def add(
     pass --duties-told.
     """
     from vault import consents
-    from vault.dates import day
     from vault.errors import BadInput
 
     print_form = print_form or form_output is not None
@@ -203,14 +212,15 @@ def add(
         form_ref=form_ref,
         retain_days=retain_days,
         given=dates.resolve(given, state.now(), field="--given"),
+        contact=contact,
     )
     data = dataclasses.replace(data, duties_told=_duties_told(duties_told, data, state))
     with state.unlocked() as vault:
         until = consents.first_deadline(vault, data)
-        if not yes and until < day(vault.now):
+        if not yes and until < vault.today():
             _confirm_past_deadline(data.given or "", until)
         consent = consents.add(vault, data)
-        settings = vault.vault.settings()
+        settings = vault.settings()
     if json_out:
         output.emit_json(
             {
@@ -246,10 +256,15 @@ def list_(
         bool, typer.Option("--all", help=_("Include withdrawn and expired consents (tombstones)."))
     ] = False,
     json_out: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
+    reason: reasons.ReasonOption = None,
 ) -> None:
-    """List active consents (with --all, also the tombstones of ended ones)."""
+    """List active consents (with --all, also the tombstones of ended ones).
+
+    Those you may not open show their id, status and contact person only.
+    """
     from vault import consents
 
+    context.use_reason(ctx, reason)
     with context.get(ctx).unlocked() as vault:
         items = consents.list_all(vault, include_ended=all_)
         if json_out:
@@ -267,12 +282,16 @@ def show(
         str, typer.Argument(metavar="ID", help=_("Consent id, e.g. C-7K2M-9Q4F."))
     ],
     json_out: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
+    reason: reasons.ReasonOption = None,
 ) -> None:
-    """Show one consent declaration (or its tombstone)."""
+    """Show one consent declaration (or its tombstone; only its id, status and contact
+    person when you may not open it)."""
     from vault import consents
 
-    with context.get(ctx).unlocked() as vault:
-        consent = consents.show(vault, consent_id)
+    context.use_reason(ctx, reason)
+    state = context.get(ctx)
+    with state.unlocked() as vault:
+        consent = reasons.retry(state, vault, lambda: consents.show(vault, consent_id))
     if json_out:
         output.emit_json(consent.to_json())
         return
@@ -382,11 +401,10 @@ def extend(
     vault-wide default ('nok settings set retention-days').
     """
     from vault import erasure
-    from vault.dates import day
 
     with context.get(ctx).unlocked() as vault:
         ext = erasure.extend(vault, consent_id, days)
-        today = day(vault.now)
+        today = vault.today()
     if json_out:
         output.emit_json(
             {
@@ -490,6 +508,17 @@ def amend(
         str | None,
         typer.Option(help=_("The corrected guardian who gave or co-signed the consent.")),
     ] = None,
+    contact: Annotated[
+        str | None,
+        typer.Option(
+            metavar="NAME",
+            help=_(
+                "A new contact person (a staff name; its contact person or an admin). The "
+                "former one keeps no access unless granted it."
+            ),
+            show_default=False,
+        ),
+    ] = None,
     purpose: Annotated[
         str | None,
         typer.Option(
@@ -519,6 +548,9 @@ def amend(
 
     changes = {"subject": subject, "form_ref": form_ref, "guardian": guardian}
     categories = tuple(category) if category else None
+    if contact is not None and not any(v is not None for v in changes.values()):
+        _amend_contact(ctx, consent_id, contact, json_out=json_out)
+        return
     corrections.check_consent_changes(**changes, purpose=purpose, categories=categories)
     output.exposed_option("--subject", subject)
     with context.get(ctx).unlocked() as vault:
@@ -557,12 +589,25 @@ def amend(
             id=result.consent.id,
             fields=", ".join(FIELD_NAMES[k] for k in result.changed),
         )
+    if contact is not None:
+        _amend_contact(ctx, result.consent.id, contact, json_out=False)
     if not result.wal_clean:
         raise VaultBusy(
             "consent {id} is corrected, but another process kept an old snapshot open, so the "
             "old values may remain in the vault's -wal file until the next 'nok purge'",
             id=result.consent.id,
         )
+
+
+def _amend_contact(ctx: typer.Context, consent_id: str, name: str, *, json_out: bool) -> None:
+    from vault import grants
+
+    with context.get(ctx).unlocked() as vault:
+        row = grants.set_contact(vault, consent_id, name)
+    if json_out:
+        output.emit_json({"id": row.id, "contact": row.contact})
+        return
+    output.info("consent {id}: {name} is its contact person now", id=row.id, name=name)
 
 
 # -- the duties told (confidentiality and its exceptions), asked at consent add ----------
@@ -573,9 +618,9 @@ def _duties_told(flag: bool, data: "ConsentInput", state: context.Context) -> st
     flag says so or the staff member answers yes on a terminal; else None."""
     import sys
 
-    from vault.dates import day
+    from vault.dates import DEFAULT_TIMEZONE, day
 
-    told_on = data.given or day(state.now())
+    told_on = data.given or day(state.now(), DEFAULT_TIMEZONE)
     if flag:
         return told_on
     if not sys.stdin.isatty():

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from nokcli import context, output, vocab
+from nokcli import context, output, reasons, vocab
 from nokcli.i18n import _
 
 app = typer.Typer()
@@ -51,6 +51,7 @@ def export(
             ),
         ),
     ] = False,
+    reason: reasons.ReasonOption = None,
 ) -> None:
     """Export everything the vault holds about one person, as their own copy.
 
@@ -71,8 +72,10 @@ def export(
             "{path} already exists; nothing was written (use --force to replace it)",
             path=str(out),
         )
-    with context.get(ctx).unlocked() as vault:
-        data = exporter.export_consent(vault, consent_id)
+    context.use_reason(ctx, reason)
+    state = context.get(ctx)
+    with state.unlocked() as vault:
+        data = reasons.retry(state, vault, lambda: exporter.export_consent(vault, consent_id))
     if fmt is Format.json:
         text = json.dumps(exporter.to_json(data), ensure_ascii=False, indent=2) + "\n"
     else:

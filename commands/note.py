@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from nokcli import context, dates, output, records, stdin, vocab
+from nokcli import context, dates, output, reasons, records, stdin, vocab
 from nokcli.i18n import _, render
 from vault.errors import BadInput, ExitCode, VaultBusy
 
@@ -95,7 +95,7 @@ def add(
             _confirm_revival(consent_id, overdue)
         body = _read_text(text)
         if notes.check_length(vault, body) is notes.Length.LONG and not yes:
-            guideline = vault.vault.settings().note_guideline
+            guideline = vault.settings().note_guideline
             size = len(body.strip())
             if sys.stdin.isatty():
                 question = render(
@@ -121,9 +121,15 @@ def add(
         with state.unlocked() as vault:
             note = notes.add(vault, consent_id, body, kind=kind, date=date)
     if json_out:
-        output.emit_json({"id": note.id, "consent_id": note.consent_id})
+        output.emit_json({"id": note.id, "consent_id": note.consent_id, "access": note.access})
         return
     typer.echo(note.id)
+    if note.pending:
+        output.info(
+            "you cannot open consent {id}: the note is saved for its contact person, who sees "
+            "you as its author; you cannot read it back",
+            id=note.consent_id,
+        )
 
 
 def _confirm_revival(consent_id: str, deadline: str) -> None:
@@ -170,14 +176,27 @@ def list_(
         ),
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
+    reason: reasons.ReasonOption = None,
 ) -> None:
-    """List notes by date (a preview of each; 'nok note show ID' for the whole note)."""
+    """List notes by date (a preview of each; 'nok note show ID' for the whole note).
+
+    Only notes of consents you may open are listed; the others are counted on stderr.
+    """
     from vault import notes
 
+    context.use_reason(ctx, reason)
     state = context.get(ctx)
     since = dates.resolve(since, state.now(), field="--since")
     with state.unlocked() as vault:
         _print_notes(notes.list_notes(vault, consent_id=consent, since=since), json_out)
+        if consent is None:
+            hidden, people = notes.hidden(vault, since=since)
+            if hidden:
+                output.info(
+                    "{notes} note(s) under {consents} consent(s) you may not open are not shown",
+                    notes=hidden,
+                    consents=people,
+                )
 
 
 @app.command("search")
@@ -205,10 +224,13 @@ def search(
         ),
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
+    reason: reasons.ReasonOption = None,
 ) -> None:
-    """Find notes whose text contains TEXT (case-insensitive), by date."""
+    """Find notes whose text contains TEXT (case-insensitive), by date, among the
+    consents you may open."""
     from vault import search as vault_search
 
+    context.use_reason(ctx, reason)
     if text == "-":
         text = stdin.read(line=True)
     state = context.get(ctx)
@@ -222,12 +244,15 @@ def show(
     ctx: typer.Context,
     note_id: Annotated[str, typer.Argument(metavar="ID", help=_("Note id, e.g. N-3XH8-P2DW-5."))],
     json_out: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
+    reason: reasons.ReasonOption = None,
 ) -> None:
-    """Show one note in full."""
+    """Show one note in full (only its id, consent and date when you may not open it)."""
     from vault import notes
 
-    with context.get(ctx).unlocked() as vault:
-        note = notes.show(vault, note_id)
+    context.use_reason(ctx, reason)
+    state = context.get(ctx)
+    with state.unlocked() as vault:
+        note = reasons.retry(state, vault, lambda: notes.show(vault, note_id))
     if json_out:
         output.emit_json(note.to_json())
         return
@@ -238,12 +263,15 @@ def show(
         (_("kind"), vocab.kind_shown(note.kind)),
         (_("author"), note.author),
     ]
+    if not note.access:
+        pairs = [pairs[0], pairs[1], pairs[2], (_("text"), _("(no access)"))]
     if note.amended is not None:
         pairs.append((_("amended"), f"{note.amended[:16].replace('T', ' ')} UTC"))
         pairs.append((_("amended by"), note.amended_by))
     output.emit_record(pairs)
-    typer.echo("")
-    output.echo_text(note.text)
+    if note.access:
+        typer.echo("")
+        output.echo_text(note.text)
 
 
 # -- correcting the record (GDPR Art. 16 and 17) -------------------------------------------

@@ -6,13 +6,15 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from nokcli import context, output, reach
-from nokcli.i18n import _, render
+from nokcli.i18n import N_, _, render
+from vault.errors import PassphraseUnavailable
 
 if TYPE_CHECKING:
     import datetime as dt
     from collections.abc import Sequence
 
-    from vault.erasure import Erasure, PurgeResult
+    from vault.erasure import Erasure, PurgeResult, Refusal
+    from vault.jobs import JobUnlocked
     from vault.session import Vault
 
 app = typer.Typer()
@@ -47,33 +49,41 @@ def purge(
     ] = False,
     json_out: Annotated[bool, typer.Option("--json", help=_("Print the result as JSON."))] = False,
 ) -> None:
-    """Erase every consent whose retention period has run out (no passphrase needed).
+    """Erase every consent whose retention period has run out (the job's credential, no
+    passphrase).
 
     Each one is erased as a withdrawal is: notes, personal fields and data key go, a
-    tombstone stays (reason: expired). Safe to run from cron or a systemd timer: a second
-    run has nothing to do; exit 0 when done or nothing was due, non-zero with one line on
-    stderr otherwise. See examples/ for a nightly timer.
+    tombstone stays (reason: expired). Only consents whose signed state says they are due
+    are erased; the others are named and left. Needs the scheduled job's credential
+    (--job-credential or NOK_JOB_CREDENTIAL, made by 'nok key job-credential'); without
+    one it lists what is due, erases nothing and exits 4. Safe to run from cron or a
+    systemd timer: a second run has nothing to do; exit 0 when done or nothing was due,
+    non-zero with one line on stderr otherwise. See examples/ for a nightly timer.
     """
     from vault import erasure
-    from vault.dates import day, utcnow
+    from vault.dates import utcnow
     from vault.errors import BadInput, VaultBusy
 
     state = context.get(ctx)
     now = context.parse_now(now_text)
-    if not dry_run and day(now) > day(utcnow()):
-        raise BadInput(
-            "--now {date} is after today; a purge never erases ahead of the calendar "
-            "(use --dry-run to preview)",
-            date=now_text,
-        )
-    with state.open() as vault:
+    job = state.job()
+    vault = job.vault if job is not None else state.open()
+    try:
+        if not dry_run and vault.today(now) > vault.today(utcnow()):
+            raise BadInput(
+                "--now {date} is after today; a purge never erases ahead of the calendar "
+                "(use --dry-run to preview)",
+                date=now_text,
+            )
         due = erasure.due(vault, now)
-        if due and not dry_run and not yes and sys.stdin.isatty():
-            _confirm(erasure.purge(vault, now, dry_run=True))
-        if dry_run or not due:
-            result = erasure.purge(vault, now, dry_run=dry_run)
+        if due and job is not None and not dry_run and not yes and sys.stdin.isatty():
+            _confirm(erasure.purge(vault, now, dry_run=True, actor=job))
+        if dry_run or not due or job is None:
+            result = erasure.purge(vault, now, dry_run=dry_run, actor=job)
         else:
-            result = _run(vault, now, len(due), quiet=json_out)
+            result = _run(vault, job, now, len(due), quiet=json_out)
+    finally:
+        vault.close()
     if json_out:
         output.emit_json(
             {
@@ -84,12 +94,16 @@ def purge(
                 "consents": len(result.purged),
                 "notes": result.notes,
                 "wal_clean": result.wal_clean,
+                "refused": [r.to_json() for r in result.refused],
                 **result.copies.to_json(),
             }
         )
     else:
         _summary(result.dry_run, result.purged, result.notes, result.today)
     reach.copies(result.copies)
+    _refusals(result.refused)
+    if job is None and result.refused:
+        raise NoCredential(count=len(result.refused))
     if not result.wal_clean:
         raise VaultBusy(
             "erased {count} consent(s), but another process kept an old snapshot open, so "
@@ -98,19 +112,53 @@ def purge(
         )
 
 
-def _run(vault: "Vault", now: "dt.datetime", total: int, *, quiet: bool) -> "PurgeResult":
+class NoCredential(PassphraseUnavailable):
+    template = (
+        "{count} consent(s) are past their deadline, but nothing was erased: the purge holds "
+        "no job credential"
+    )
+    hint_template = (
+        "an admin makes one with 'nok key job-credential --output FILE'; the job passes it "
+        "with --job-credential FILE or NOK_JOB_CREDENTIAL (examples/ shows how)"
+    )
+
+
+REFUSAL_TEXTS = {
+    "cannot-check": N_("the job cannot check its state (its proof key is missing or altered)"),
+    "state-forged": N_("its state is not signed by a staff member with its key"),
+    "stale": N_("its state is older than the newest one the audit trail records (rolled back)"),
+    "notes-changed": N_("its notes do not match its signed state (changed outside nok)"),
+    "not-due": N_("its signed dates put its deadline later than the file says"),
+    "trail": N_("the audit trail does not verify, so nothing is erased until an admin looks"),
+}
+
+
+def _refusals(refused: "Sequence[Refusal]") -> None:
+    for r in refused:
+        if r.why == "no-credential":
+            continue
+        output.warn(
+            "consent {id} is past its stored deadline but was not erased: {why}",
+            id=r.consent_id,
+            why=_(REFUSAL_TEXTS.get(r.why, r.why)),
+        )
+
+
+def _run(
+    vault: "Vault", job: "JobUnlocked", now: "dt.datetime", total: int, *, quiet: bool
+) -> "PurgeResult":
     from vault import erasure
 
     if quiet:
-        return erasure.purge(vault, now, dry_run=False)
+        return erasure.purge(vault, now, dry_run=False, actor=job)
     if total >= PROGRESS_BAR_FROM and sys.stderr.isatty():
         with typer.progressbar(
             length=total, label=_("erasing expired consents"), file=sys.stderr
         ) as bar:
             return erasure.purge(
-                vault, now, dry_run=False, progress=lambda batch: bar.update(len(batch))
+                vault, now, dry_run=False, actor=job, progress=lambda batch: bar.update(len(batch))
             )
-    return erasure.purge(vault, now, dry_run=False, progress=_lines)
+    return erasure.purge(vault, now, dry_run=False, actor=job, progress=_lines)
 
 
 def _confirm(plan: "PurgeResult") -> None:

@@ -10,7 +10,10 @@ from nokcli import context, output
 from nokcli.i18n import _, render
 
 app = typer.Typer(
-    help=_("Vault-wide settings: retention period, note lengths, the center's name."),
+    help=_(
+        "Vault-wide settings: retention period, note lengths, the center's name, the "
+        "calendar's time zone, who reads new consents."
+    ),
     no_args_is_help=True,
 )
 
@@ -18,7 +21,10 @@ KEYS_HELP = _(
     "retention-days: days data is kept after the consent date or the last note, whichever "
     "is later (1-36500); note-guideline: characters above which nok asks 'save anyway?' "
     "(50-100000); note-limit: hard maximum note length (100-100000); center-name: the "
-    "center's name printed on the consent form (one line, up to 120 characters)."
+    "center's name printed on the consent form (one line, up to 120 characters); "
+    "timezone: the time zone of the vault's calendar (e.g. Europe/Oslo); access: who "
+    "reads consents registered from now on, need-to-know (their contact person, those "
+    "granted access and the admins) or team (every staff member)."
 )
 
 
@@ -35,6 +41,8 @@ def show(
         "note-guideline": s.note_guideline,
         "note-limit": s.note_limit,
         "center-name": s.center_name,
+        "timezone": s.timezone,
+        "access": s.access,
     }
     if json_out:
         output.emit_json(values)
@@ -70,17 +78,19 @@ def set_(
     'consent extend' keep theirs). If that makes consents overdue, the next 'nok purge'
     erases them: nok asks first on a terminal, and scripts must pass --yes.
     """
-    from vault import erasure
+    from vault import settings
 
-    if key == erasure.CENTER_NAME:
-        _set_center_name(ctx, value)
+    if key in settings.TEXT_SETTINGS:
+        _set_text(ctx, key, value)
         return
-    spec, number = erasure.parse_setting(key, value)
+    spec, number = settings.parse_setting(key, value)
     with context.get(ctx).unlocked() as vault:
         vault.require_admin(f"nok settings set {spec.key}")
         if spec.key == "retention-days" and not yes:
-            _confirm_retention(erasure.retention_impact(vault.vault, number, vault.now)[1], number)
-        change = erasure.change_setting(vault, spec.key, value)
+            _confirm_retention(
+                settings.retention_impact(vault.vault, number, vault.today())[1], number
+            )
+        change = settings.change_setting(vault, spec.key, value)
     if json_out:
         output.emit_json(dataclasses.asdict(change))
         return
@@ -118,11 +128,11 @@ def _confirm_retention(due_now: int, days: int) -> None:
     output.confirm(question)
 
 
-def _set_center_name(ctx: typer.Context, value: str) -> None:
-    from vault import erasure
+def _set_text(ctx: typer.Context, key: str, value: str) -> None:
+    from vault import settings
 
     with context.get(ctx).unlocked() as vault:
-        change = erasure.set_center_name(vault, value)
+        change = settings.set_text(vault, key, value)
     output.info(
         "{key} changed from {old} to {new}",
         key=change.key,

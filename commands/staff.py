@@ -15,8 +15,8 @@ if TYPE_CHECKING:
 
 app = typer.Typer(
     help=_(
-        "Staff key slots: add and remove people, roles, passphrase resets. Roles limit what "
-        "nok lets a person do; anyone with a slot can decrypt what the master key protects."
+        "Staff key slots: add and remove people, roles, passphrase resets. A staff member "
+        "decrypts the consents she works with; an admin, every consent."
     ),
     no_args_is_help=True,
 )
@@ -24,7 +24,15 @@ app = typer.Typer(
 JSON_HELP = _("Print the result as JSON.")
 ROLE_HELP = _("staff (consents and notes) or admin (also staff, settings and keys).")
 NAME_HELP = _("Staff name (what they pass as --as / NOK_USER).")
-STAFF_HEADERS = (_("name"), _("role"), _("created"), _("last used"), _("slot cost"))
+STAFF_HEADERS = (
+    _("name"),
+    _("role"),
+    _("created"),
+    _("last used"),
+    _("slot cost"),
+    _("contact for"),
+    _("granted"),
+)
 
 
 @app.command("add")
@@ -74,16 +82,30 @@ def list_(
     ctx: typer.Context,
     json_out: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
 ) -> None:
-    """List everyone with a key slot: name, role, created, last used, slot cost."""
+    """List everyone the vault's signed staff list names: name, role, created, last used,
+    slot cost, and how many consents each is contact person for or was granted.
+
+    A slot or role in the file that the signed list does not match is named on stderr.
+    """
     from vault import staff
 
     with context.get(ctx).unlocked() as vault:
-        members = staff.list_members(vault)
+        found = staff.listing(vault)
+    for name in found.problems:
+        output.warn(
+            "the key slot or role of {name} in the file does not match the vault's signed "
+            "staff list: it was changed outside nok (nok uses the signed one); run 'nok verify'",
+            name=name,
+        )
+    members = found.members
     if json_out:
         output.emit_json([records.member_json(m) for m in members])
         return
     output.emit_table(
-        [(m.name, m.role, m.created, m.last_used or _("never"), m.kdf) for m in members],
+        [
+            (m.name, m.role, m.created, m.last_used or _("never"), m.kdf, m.contact_for, m.granted)
+            for m in members
+        ],
         STAFF_HEADERS,
     )
 

@@ -4,7 +4,7 @@ from typing import Annotated
 
 import typer
 
-from nokcli import context, output, vocab
+from nokcli import context, output, reasons, vocab
 from nokcli.i18n import _, render
 
 app = typer.Typer()
@@ -31,6 +31,7 @@ def stats(
         typer.Option(help=_("Calendar year to count, e.g. 2026. Default: this year.")),
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", help=_("Print the figures as JSON."))] = False,
+    reason: reasons.ReasonOption = None,
     csv_out: Annotated[
         bool,
         typer.Option("--csv", help=_("Print the figures as CSV (figure,value).")),
@@ -51,14 +52,14 @@ def stats(
     audit trail as a read of aggregate data (no consent ids).
     """
     from vault import stats as counting
-    from vault.dates import day
     from vault.errors import BadInput
 
     if json_out and csv_out:
         raise BadInput("choose one of --json and --csv")
+    context.use_reason(ctx, reason)
     with context.get(ctx).unlocked() as vault:
         figures = counting.year_figures(
-            vault, year if year is not None else int(day(vault.now)[:4]), exact=exact
+            vault, year if year is not None else int(vault.today()[:4]), exact=exact
         )
     shown = figures.to_json(exact=exact)
     if json_out:

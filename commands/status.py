@@ -1,11 +1,18 @@
 """``nok status``: what the vault holds, without a passphrase."""
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from nokcli import context, output, reach
 from nokcli.i18n import N_, _
+
+if TYPE_CHECKING:
+    import datetime as dt
+
+    from vault.backup import CopiesStatus
+    from vault.erasure import Reconciled, Unreachable
+    from vault.session import Vault
 
 app = typer.Typer()
 
@@ -23,8 +30,15 @@ LABELS = {
     "staff": N_("staff"),
     "next_deadline": N_("next deadline"),
     "rotation_pending": N_("rotation pending"),
+    "key_epoch": N_("key epoch"),
+    "fingerprint": N_("fingerprint"),
+    "access": N_("who reads new consents"),
+    "timezone": N_("calendar time zone"),
     "backups_recorded": N_("backups recorded"),
 }
+# Datatilsynet expects erasure within a month: a copy out of reach longer than this may
+# keep erased data too long.
+ERASURE_WINDOW_DAYS = 30
 
 
 @app.command()
@@ -35,10 +49,14 @@ def status(
     """Show the vault's path, versions, counts and next retention deadline (no passphrase)."""
     from vault.backup import copies_status, set_aside
     from vault.rotation import master_key_age_days
+    from vault.session import Vault
 
     state = context.get(ctx)
-    with state.open(read_only=True) as vault:
+    with Vault.open(
+        state.vault_path, busy_timeout=state.busy_timeout, read_only=True, report=False
+    ) as vault:
         st = vault.status()
+        found = _found(vault)
     data = {
         "vault": str(st.path),
         "vault_id": st.vault_id,
@@ -52,14 +70,38 @@ def status(
         "staff": st.staff,
         "next_deadline": st.next_deadline,
         "rotation_pending": st.rotation_pending,
+        "key_epoch": st.epoch,
+        "fingerprint": st.fingerprint,
+        "access": st.access,
+        "timezone": st.timezone,
     }
     aside = set_aside(st.path)
     backups = copies_status(st.path)
+    long_kept = _kept_too_long(backups, state.now())
     if json_out:
-        output.emit_json({**data, "set_aside_files": [str(p) for p in aside], **backups.to_json()})
+        output.emit_json(
+            {
+                **data,
+                "set_aside_files": [str(p) for p in aside],
+                **backups.to_json(),
+                **found.to_json(),
+                "copies_past_erasure_window": [str(u.path) for u in long_kept],
+            }
+        )
         return
     data["backups_recorded"] = backups.recorded
     output.emit_record([(_(LABELS.get(k, k)), v) for k, v in data.items()])
+    if found.any:
+        reach.reconciled(found)
+    for u in long_kept:
+        output.warn(
+            "{path} is out of reach and may keep erased data for more than {days} days "
+            "(until {until}); Datatilsynet expects erasure within a month: bring it back so "
+            "erasures reach it, or delete it",
+            path=str(u.path),
+            days=ERASURE_WINDOW_DAYS,
+            until=u.keep_until or "?",
+        )
     if st.rotation_pending:
         output.warn("a key rotation is unfinished; finish it with 'nok key rotate --resume'")
     for path in aside:
@@ -82,3 +124,18 @@ def status(
             "not reach the backups nok made until it is repaired",
             problem=backups.problem,
         )
+
+
+def _found(vault: "Vault") -> "Reconciled":
+    """What only someone with a key may act on (reported, never acted on here)."""
+    from vault import erasure
+
+    return erasure.reconcile(vault)
+
+
+def _kept_too_long(backups: "CopiesStatus", now: "dt.datetime") -> "list[Unreachable]":
+    """Backups out of reach whose --keep-days (or none) lets them outlive the window."""
+    import datetime as dt
+
+    limit = (now + dt.timedelta(days=ERASURE_WINDOW_DAYS)).date().isoformat()
+    return [u for u in backups.unreachable if u.keep_until is None or u.keep_until > limit]

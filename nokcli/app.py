@@ -37,6 +37,8 @@ COMMAND_MODULES: tuple[tuple[str, str | None], ...] = (
     ("key", "key"),
     ("audit", "audit"),
     ("verify", None),
+    ("access", "access"),
+    ("upgrade", None),
     ("export", None),
     ("backup", None),
     ("stats", None),
@@ -185,6 +187,18 @@ def root(
             show_default=False,
         ),
     ] = None,
+    job_credential: Annotated[
+        Path | None,
+        typer.Option(
+            "--job-credential",
+            envvar="NOK_JOB_CREDENTIAL",
+            help=_(
+                "The scheduled job's credential (nok key job-credential): lets nok purge and "
+                "nok backup erase what is due without a staff passphrase."
+            ),
+            show_default=False,
+        ),
+    ] = None,
     version: Annotated[
         bool,
         typer.Option(
@@ -204,7 +218,7 @@ def root(
     editor.wipe_leftovers()
     if isinstance(ctx.obj, Context):
         return  # a command typed in `nok shell`, which brings its session's Context
-    ctx.obj = Context.build(vault, as_user, passphrase_file, busy_timeout)
+    ctx.obj = Context.build(vault, as_user, passphrase_file, busy_timeout, job_credential)
 
 
 def _translate_docstrings(sub: typer.Typer) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import getpass
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +17,7 @@ from vault.files import default_vault_path
 if TYPE_CHECKING:
     from nokcli.shell import Session
     from vault.erasure import Reconciled
+    from vault.jobs import JobUnlocked
     from vault.session import Unlocked, Vault
 
 # The same default as vault.store's, repeated so that --help need not import SQLite layers.
@@ -37,10 +37,14 @@ class Context:
     user: str
     passphrase_file: Path | None
     busy_timeout: float = DEFAULT_BUSY_TIMEOUT
-    # Consents erased again when this command opened the vault (nok verify reports them).
+    # The scheduled job's credential (--job-credential, NOK_JOB_CREDENTIAL).
+    job_credential: Path | None = None
+    # What opening or unlocking found (erased again, waiting for a key, not authentic).
     reconciled: list[Reconciled] = field(default_factory=list)
     # Inside `nok shell`: the one unlock that every command it runs borrows.
     session: Session | None = None
+    # The reason an admin gives for this command's reads outside her assignment.
+    reason: str | None = None
 
     @classmethod
     def build(
@@ -49,6 +53,7 @@ class Context:
         user: str | None,
         passphrase_file: Path | None,
         busy_timeout: float | None = None,
+        job_credential: Path | None = None,
     ) -> Context:
         """Options and environment first, then the configuration file, then defaults."""
         from nokcli import config
@@ -60,29 +65,23 @@ class Context:
             user=user or conf.user or login_name(),
             passphrase_file=passphrase_file,
             busy_timeout=timeout if timeout is not None else DEFAULT_BUSY_TIMEOUT,
+            job_credential=job_credential,
         )
 
     def now(self) -> dt.datetime:
         return utcnow()
 
     def open(self, *, read_only: bool = False) -> Vault:
-        """The vault, opened without a key (status, purge), after erasing again at once
-        whatever the erasure log says is erased but the file holds again (reported).
+        """The vault, opened without a key (status, keyless backups); what opening found
+        that only someone with a key may act on is reported on stderr.
 
         ``read_only`` is for commands that only read: a backup file they are pointed at
-        is opened read-only and stays unchanged (it is not the vault: nothing is erased
-        again in it)."""
-        from vault import erasure
+        is opened read-only and stays unchanged."""
         from vault.session import Vault
 
         vault = Vault.open(self.vault_path, busy_timeout=self.busy_timeout, read_only=read_only)
-        if vault.store.read_only:
-            return vault
-        try:
-            self._reconciled(erasure.reconcile(vault, now=self.now()))
-        except BaseException:
-            vault.close()
-            raise
+        for found in vault.reconciled:
+            self._reconciled(found)
         return vault
 
     def _reconciled(self, result: Reconciled) -> None:
@@ -92,44 +91,68 @@ class Context:
             self.reconciled.append(result)
             reach.reconciled(result)
 
-    def unlock(self, *, read_only: bool = False, continuity: bool = True) -> Unlocked:
-        """Open the vault and unlock it as ``self.user`` (prompts if needed); then erase
-        again every active consent a sealed audit entry says was erased. ``continuity``
-        as in Vault.unlock (False only for nok verify)."""
-        from vault import erasure
+    def unlock(self, *, read_only: bool = False) -> Unlocked:
+        """Open the vault and unlock it as ``self.user`` (prompts if needed); the unlock
+        erases again, corrects again and completes expired grants as the library does
+        (vault.session.Unlocked.catch_up), and what it did is reported here."""
+        from vault.session import Vault
 
-        vault = self.open(read_only=read_only)
+        vault = Vault.open(
+            self.vault_path, busy_timeout=self.busy_timeout, read_only=read_only, report=False
+        )
         try:
             secret = passphrase.current(self.passphrase_file, who=self.user)
-            unlocked = vault.unlock(self.user, secret, now=self.now(), continuity=continuity)
+            unlocked = vault.unlock(self.user, secret, now=self.now())
         except BaseException:
             vault.close()
             raise
-        if unlocked.store.read_only:
-            return unlocked
-        try:
-            self._reconciled(erasure.reconcile_sealed(unlocked))
-        except BaseException:
-            unlocked.close()
-            raise
+        self.report_unlock(unlocked)
+        unlocked.read_reason = self.reason
         return unlocked
 
-    def reconcile_held(self, unlocked: Unlocked) -> None:
-        """For an unlock held across commands (nok shell): the erasing again that
-        :meth:`open` and :meth:`unlock` do for each command on the command line."""
-        from vault import erasure
+    def report_unlock(self, unlocked: Unlocked) -> None:
+        from nokcli import reach
 
-        self._reconciled(erasure.reconcile(unlocked.vault, now=self.now()))
-        self._reconciled(erasure.reconcile_sealed(unlocked))
+        for found in unlocked.reconciled:
+            self._reconciled(found)
+        reach.repairs(unlocked.repairs, unlocked.expired)
+        unlocked.reconciled.clear()
+        unlocked.repairs.clear()
+        unlocked.expired.clear()
+
+    def job(self) -> JobUnlocked | None:
+        """The vault as the scheduled job holds it, when a credential is given (None
+        otherwise: the command then erases nothing)."""
+        from vault import jobs
+        from vault.session import Vault
+
+        if self.job_credential is None:
+            return None
+        credential = jobs.read(self.job_credential)
+        vault = Vault.open(self.vault_path, busy_timeout=self.busy_timeout)
+        try:
+            return jobs.unlock(vault, credential, now=self.now())
+        except BaseException:
+            vault.close()
+            raise
+
+    def reconcile_held(self, unlocked: Unlocked) -> None:
+        """For an unlock held across commands (nok shell): what :meth:`unlock` does for
+        each command on the command line."""
+        unlocked.catch_up()
+        self.report_unlock(unlocked)
+        unlocked.read_reason = self.reason
 
     @contextlib.contextmanager
-    def unlocked(self, *, read_only: bool = False, continuity: bool = True) -> Iterator[Unlocked]:
+    def unlocked(self, *, read_only: bool = False) -> Iterator[Unlocked]:
         """The unlocked vault for the length of a ``with`` block, then closed (in ``nok
         shell``: the session's, checked again and kept open). ``read_only``: see open."""
         if self.session is not None:
-            yield self.session.current()
+            held = self.session.current()
+            held.read_reason = self.reason
+            yield held
             return
-        vault = self.unlock(read_only=read_only, continuity=continuity)
+        vault = self.unlock(read_only=read_only)
         try:
             yield vault
         finally:
@@ -160,10 +183,6 @@ def parse_now(text: str | None) -> dt.datetime:
     return dt.datetime(day.year, day.month, day.day, 12, tzinfo=dt.UTC)
 
 
-def env_flag(name: str) -> bool:
-    return os.environ.get(name, "") not in ("", "0", "false", "no")
-
-
 def get(ctx: object) -> Context:
     """The Context stored on a typer.Context by the root callback."""
     obj = getattr(ctx, "obj", None)
@@ -173,3 +192,13 @@ def get(ctx: object) -> Context:
     if not isinstance(obj, Context):
         raise RuntimeError("nok's root callback did not run")
     return obj
+
+
+def use_reason(ctx: object, reason: str | None) -> None:
+    """Record the reason (--reason, in either language) an admin gives for this command's
+    reads outside her assignment; at a terminal, nok asks when one is needed."""
+    if reason is None:
+        return
+    from nokcli import vocab
+
+    get(ctx).reason = vocab.reason(reason)

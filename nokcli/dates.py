@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import unicodedata
 
-from vault.dates import day
+from vault.dates import DEFAULT_TIMEZONE, day
 from vault.errors import BadInput
 
 DAYS_BACK = {"today": 0, "i dag": 0, "idag": 0, "yesterday": 1, "i går": 1, "igår": 1}
@@ -31,8 +31,11 @@ WEEKDAYS = {
 }
 
 
-def resolve(text: str | None, now: dt.datetime, *, field: str) -> str | None:
-    """``text`` as ``YYYY-MM-DD``: a date as it is, or a word for a day relative to ``now``.
+def resolve(
+    text: str | None, now: dt.datetime, *, field: str, zone: str = DEFAULT_TIMEZONE
+) -> str | None:
+    """``text`` as ``YYYY-MM-DD``: a date as it is, or a word for a day relative to ``now``
+    in the calendar of ``zone`` (the vault's).
 
     Raises:
         BadInput: neither (``field`` names the option in the message).
@@ -40,7 +43,7 @@ def resolve(text: str | None, now: dt.datetime, *, field: str) -> str | None:
     if text is None:
         return None
     word = " ".join(unicodedata.normalize("NFC", text).casefold().split())
-    today = dt.date.fromisoformat(day(now))
+    today = dt.date.fromisoformat(day(now, zone))
     if word in DAYS_BACK:
         return (today - dt.timedelta(days=DAYS_BACK[word])).isoformat()
     if word in WEEKDAYS:

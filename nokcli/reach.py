@@ -8,6 +8,9 @@ from typing import TYPE_CHECKING
 from nokcli import output
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from vault.corrections import Repair
     from vault.erasure import CopiesReached, Reconciled, Unreachable
 
 
@@ -44,6 +47,13 @@ def copies(reached: CopiesReached) -> None:
         )
     for path in reached.partials_removed:
         output.info("removed {path}, left by a backup that was killed", path=str(path))
+    for path, ids in reached.deferred:
+        output.warn(
+            "the backup {path} still holds {ids}, erased here, which you cannot open: the "
+            "nightly purge, an admin, or a colleague with access erases them there",
+            path=str(path),
+            ids=", ".join(ids),
+        )
     for u in reached.unreachable:
         unreachable(u)
 
@@ -65,6 +75,28 @@ def reconciled(result: Reconciled) -> None:
             count=len(result.emptied),
             ids=", ".join(result.emptied),
         )
+    if result.waiting:
+        output.warn(
+            "the vault holds again {count} consent(s) that a signed withdrawal or expiry "
+            "ended: {ids}; they are erased again at the next unlock by someone who can open "
+            "them, or by the nightly purge",
+            count=len(result.waiting),
+            ids=", ".join(result.waiting),
+        )
+    if result.forged:
+        output.warn(
+            "{count} erasure record(s) are not signed by a staff member or the job (a status "
+            "or a log line changed outside nok): {ids}; nok does not act on them; run "
+            "'nok verify'",
+            count=len(result.forged),
+            ids=", ".join(result.forged),
+        )
+    if result.forged_lines:
+        output.warn(
+            "{count} line(s) of the erasure log are not signed endings: nok does not act on "
+            "them; run 'nok verify'",
+            count=len(result.forged_lines),
+        )
     if result.caught_up:
         output.warn(
             "an earlier withdrawal or purge was interrupted before it reached the backups "
@@ -72,3 +104,26 @@ def reconciled(result: Reconciled) -> None:
         )
     if result.any:
         copies(result.copies)
+
+
+def repairs(done: Sequence[Repair], expired: Sequence[str]) -> None:
+    """Say which rolled-back corrections were applied again, and which grants ran out."""
+    for repair in done:
+        output.warn(
+            "consent {id} had been put back from a copy older than corrections made to it; "
+            "they were applied again ({what})",
+            id=repair.consent_id,
+            what=", ".join(repair.done) or "-",
+        )
+        if repair.lost:
+            output.warn(
+                "notes {ids} of consent {id} were written after that copy was taken and are "
+                "gone from the vault; check a newer backup",
+                id=repair.consent_id,
+                ids=", ".join(repair.lost),
+            )
+    if expired:
+        output.info(
+            "access that ran out was taken back, and those consents got new keys: {ids}",
+            ids=", ".join(expired),
+        )

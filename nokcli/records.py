@@ -20,11 +20,17 @@ CONSENT_HEADERS = (
     _("given"),
     _("retain until"),
     _("categories"),
+    _("contact person"),
 )
 
 
+def _hidden(c: Consent) -> str:
+    """What stands for the personal fields of a consent the reader may not open."""
+    return _("(no access)") if c.active and not c.access else _("(erased)")
+
+
 def consent_row(c: Consent) -> tuple[Any, ...]:
-    subject = c.subject if c.subject is not None else _("(erased)")
+    subject = c.subject if c.subject is not None else _hidden(c)
     return (
         c.id,
         vocab.state_shown(c.status),
@@ -32,10 +38,20 @@ def consent_row(c: Consent) -> tuple[Any, ...]:
         c.given,
         c.retain_until,
         vocab.categories_shown(c.categories),
+        c.contact or "",
     )
 
 
 def consent_pairs(c: Consent) -> list[tuple[str, Any]]:
+    if c.active and not c.access:
+        return [
+            (_("id"), c.id),
+            (_("status"), vocab.state_shown(c.status)),
+            (_("given"), c.given),
+            (_("contact person"), c.contact),
+            (_("retain until"), c.retain_until),
+            (_("personal data"), _("(no access)")),
+        ]
     if c.subject is None:
         return [
             (_("id"), c.id),
@@ -58,8 +74,18 @@ def consent_pairs(c: Consent) -> list[tuple[str, Any]]:
         (_("form"), c.form_ref),
         (_("told of the duties"), c.duties_told),
         (_("recorded by"), c.recorded_by),
+        (_("contact person"), c.contact),
+        (_("access"), _access_line(c)),
         (_("retain until"), c.retain_until),
     ]
+
+
+def _access_line(c: Consent) -> str:
+    """Who may read it, in one line: the contact person, the whole team or those granted."""
+    if c.access_mode == "team":
+        return _("the whole team")
+    granted = [f"{r.name} ({_('until')} {r.until})" if r.until else r.name for r in c.readers]
+    return ", ".join([c.contact or "", *granted])
 
 
 NOTE_HEADERS = (_("id"), _("consent"), _("date"), _("kind"), _("amended"), _("text"))
@@ -74,7 +100,12 @@ def preview(text: str) -> str:
 
 def note_row(n: Note) -> tuple[Any, ...]:
     amended = n.amended[:10] if n.amended else ""
-    return (n.id, n.consent_id, n.date, vocab.kind_shown(n.kind), amended, preview(n.text))
+    if not n.access:
+        return (n.id, n.consent_id, n.date, "", amended, _("(no access)"))
+    text = preview(n.text)
+    if n.pending and n.author:
+        text = f"[{n.author}] {text}"
+    return (n.id, n.consent_id, n.date, vocab.kind_shown(n.kind), amended, text)
 
 
 def member_json(m: StaffMember) -> dict[str, Any]:
@@ -87,4 +118,6 @@ def member_json(m: StaffMember) -> dict[str, Any]:
         "kdf": m.kdf,
         "opslimit": m.opslimit,
         "memlimit": m.memlimit,
+        "contact_for": m.contact_for,
+        "granted": m.granted,
     }

@@ -33,6 +33,44 @@ CATEGORY_WORDS: dict[str, tuple[str, ...]] = {
 }
 
 
+REASON_WORDS: dict[str, tuple[str, ...]] = {
+    "covering": ("vikar", "vikarierer"),
+    "shared-follow-up": ("felles oppfølging", "felles-oppfølging"),
+    "person-asked": ("personen ba om det", "personen-ba-om-det"),
+    "emergency": ("nødstilfelle", "akutt"),
+    "other": ("annet",),
+}
+
+
+def _reasons_shown() -> dict[str, str]:
+    return {
+        "covering": pgettext("access reason", "covering"),
+        "shared-follow-up": pgettext("access reason", "shared-follow-up"),
+        "person-asked": pgettext("access reason", "person-asked"),
+        "emergency": pgettext("access reason", "emergency"),
+        "other": pgettext("access reason", "other"),
+    }
+
+
+def reason(text: str) -> str:
+    """The stored access reason for a word typed in either language.
+
+    Raises BadInput: not a reason; the message lists them in the user's language.
+    """
+    value = _stored(text, REASON_WORDS)
+    if value not in REASON_WORDS:
+        raise BadInput(
+            "unknown reason {reason!r}; use one of: {choices}",
+            reason=text,
+            choices=", ".join(str(reason_shown(v)) for v in REASON_WORDS),
+        )
+    return value
+
+
+def reason_shown(value: str | None) -> str | None:
+    return _reasons_shown().get(value, value) if value is not None else None
+
+
 def _kinds_shown() -> dict[str, str]:
     # Literal calls, so that nokcli.i18n_tools finds each word for the catalogue.
     return {
@@ -117,7 +155,7 @@ def state_shown(value: str | None) -> str | None:
 
 def translate_export(text: str) -> str:
     """The export's translate: its sentence templates, and the stored words it shows."""
-    for shown in (_kinds_shown(), _categories_shown(), _states_shown()):
+    for shown in (_kinds_shown(), _categories_shown(), _states_shown(), _reasons_shown()):
         if text in shown:
             return shown[text]
     return _(text)

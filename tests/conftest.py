@@ -61,6 +61,15 @@ PASSPHRASE = "correct horse battery staple"
 ADMIN = "anne"
 
 
+@pytest.fixture(autouse=True)
+def own_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test is its own user: what she last saw of each vault (vault.pins) is kept in
+    a state directory of the test's, never in the developer's."""
+    state = tmp_path / "state"
+    monkeypatch.setenv("XDG_STATE_HOME", str(state))
+    return state
+
+
 @pytest.fixture
 def vault_path(tmp_path: Path) -> Path:
     directory = tmp_path / "vaultdir"
@@ -88,8 +97,15 @@ def nok_env(vault_path: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -
         "NOK_PASSPHRASE": PASSPHRASE,
         "XDG_RUNTIME_DIR": str(tmp_path / "runtime"),
         "XDG_CONFIG_HOME": str(tmp_path / "config"),
+        "XDG_STATE_HOME": str(tmp_path / "state"),
     }
-    for key in ("NOK_PASSPHRASE_FILE", "NOK_BUSY_TIMEOUT", "NOK_DEBUG", "NOK_CONFIG"):
+    for key in (
+        "NOK_PASSPHRASE_FILE",
+        "NOK_BUSY_TIMEOUT",
+        "NOK_DEBUG",
+        "NOK_CONFIG",
+        "NOK_JOB_CREDENTIAL",
+    ):
         monkeypatch.delenv(key, raising=False)
     for key, value in env.items():
         monkeypatch.setenv(key, value)
@@ -119,11 +135,29 @@ def nok(nok_env: dict[str, str]) -> Nok:
     return Nok()
 
 
-@pytest.fixture
-def cli_vault(nok: Nok) -> Nok:
-    """A vault made with ``nok init --kdf interactive``; returns the runner."""
-    result = nok("init", "--kdf", "interactive")
+def init_args(tmp_path: Path, *extra: str) -> list[str]:
+    """``nok init`` as a script runs it: the recovery key written to a file of the test's."""
+    recovery = tmp_path / f"recovery-{len(list(tmp_path.glob('recovery-*')))}.txt"
+    return ["init", "--kdf", "interactive", "--recovery-file", str(recovery), *extra]
+
+
+def make_job_credential(nok: Nok, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The scheduled job's credential (nok key job-credential), passed to every later
+    command through NOK_JOB_CREDENTIAL, as the examples' units do."""
+    path = tmp_path / "job.credential"
+    result = nok("key", "job-credential", "--output", str(path))
     assert result.exit_code == 0, result.stderr
+    monkeypatch.setenv("NOK_JOB_CREDENTIAL", str(path))
+    return path
+
+
+@pytest.fixture
+def cli_vault(nok: Nok, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Nok:
+    """A vault made with ``nok init --kdf interactive``, and the job credential the nightly
+    purge runs with; returns the runner."""
+    result = nok(*init_args(tmp_path))
+    assert result.exit_code == 0, result.stderr
+    make_job_credential(nok, tmp_path, monkeypatch)
     return nok
 
 

@@ -30,8 +30,8 @@ import stat
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from vault import audit, copies, erasure, files, keyring
-from vault.dates import day, timestamp
+from vault import audit, copies, endings, epochs, erasure, files, pins
+from vault.dates import timestamp
 from vault.errors import (
     Conflict,
     DamagedBackup,
@@ -41,7 +41,8 @@ from vault.errors import (
     UnsafePermissions,
     VaultBusy,
 )
-from vault.session import Unlocked, Vault
+from vault.jobs import JobUnlocked
+from vault.session import DEFAULT_PINS, PinsArg, Unlocked, Vault
 from vault.store import Store
 
 LAST_BACKUP = "last_backup"
@@ -83,41 +84,14 @@ class BackupInfo:
         }
 
 
-@dataclass(frozen=True)
-class RestoreResult:
-    vault_path: Path
-    replaced: Path | None
-    backup: BackupInfo
-    reapplied: tuple[str, ...]
-    erasures_known: int
-    sources: tuple[str, ...]
-    live_master_version: int | None
-    staff_removed: tuple[str, ...] = ()
-    staff_added_since: tuple[str, ...] = ()
-    staff_roles_set: tuple[str, ...] = ()
-    warnings: list[audit.Problem] = field(default_factory=list)
-
-    def to_json(self) -> dict[str, object]:
-        return {
-            "vault": str(self.vault_path),
-            "replaced": None if self.replaced is None else str(self.replaced),
-            "backup": self.backup.to_json(),
-            "reapplied": list(self.reapplied),
-            "erasures_known": self.erasures_known,
-            "erasure_sources": list(self.sources),
-            "live_master_key_version": self.live_master_version,
-            "staff_removed": list(self.staff_removed),
-            "staff_added_since": list(self.staff_added_since),
-            "staff_roles_set": list(self.staff_roles_set),
-            "warnings": [w.to_json() for w in self.warnings],
-        }
-
-
 def _stamp(now: dt.datetime) -> str:
     return now.astimezone(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
 
 
-def _store_of(source: Vault | Unlocked) -> Store:
+Source = Vault | Unlocked | JobUnlocked
+
+
+def _store_of(source: Source) -> Store:
     return source.store
 
 
@@ -155,14 +129,14 @@ def _target(store: Store, dest: Path, now: dt.datetime, *, into_directory: bool)
     return dest
 
 
-def _record(source: Vault | Unlocked, now: dt.datetime, actor: str) -> None:
+def _record(source: Source, now: dt.datetime, actor: str) -> None:
     """Note the backup in the trail and in settings (so the copy carries them too)."""
     store = _store_of(source)
     with store.write():
-        if isinstance(source, Unlocked):
-            source.record("vault.backup")
+        if isinstance(source, Vault):
+            audit.append(store, now=now, signer=None, actor=actor, action="vault.backup")
         else:
-            audit.append(store, now=now, actor=actor, action="vault.backup")
+            source.record("vault.backup")
         last = store.last_audit()
         meta = {"taken": timestamp(now), "audit_seq": last.seq if last else 0}
         store.set_setting(LAST_BACKUP, json.dumps(meta, separators=(",", ":")))
@@ -177,7 +151,7 @@ def _fsync_dir(directory: Path) -> None:
 
 
 def backup(
-    source: Vault | Unlocked,
+    source: Source,
     dest: Path,
     *,
     now: dt.datetime,
@@ -220,7 +194,7 @@ def backup(
         _register(store, drop=target)
         raise
     _register(store, add=entry.done())
-    reached = erasure.reach_copies(store, now=now)
+    reached = erasure.reach_copies(store, None if isinstance(source, Vault) else source)
     pruned, forgotten = prune(store, keep=keep, keep_days=keep_days, now=now, spare=target)
     return replace(inspect(target), pruned=pruned, forgotten=forgotten, reached=reached)
 
@@ -298,6 +272,8 @@ def prune(
 ) -> tuple[tuple[Path, ...], tuple[Path, ...]]:
     """Delete the recorded backups beyond ``keep`` newest or older than ``keep_days``.
 
+    Days are the vault's calendar days.
+
     Only files nok can reach that open as backups of this vault are deleted (never the
     vault, never ``spare``); the others stay listed, with the day they should have gone
     by (``keep_until``), and ``nok status`` names them, until that day has passed and
@@ -309,7 +285,7 @@ def prune(
     """
     if keep is None and keep_days is None:
         return (), ()
-    today = day(now)
+    today = Vault(store).today(now)
     with store.read():
         vault_id = store.get_setting("vault_id") or ""
     entries = [e for e in copies.read(store.path) if e.writer is None]
@@ -389,6 +365,15 @@ def copies_status(vault_path: Path) -> CopiesStatus:
     return CopiesStatus(len(entries), tuple(unreachable), tuple(dict.fromkeys(partials)))
 
 
+def _admin_version(store: Store) -> int:
+    """The backup's admin-seed version, from its epochs (0 when they do not verify)."""
+    try:
+        chain = epochs.verify(store.epoch_rows(), vault_id=store.get_setting("vault_id") or "")
+    except NokError:
+        return 0
+    return chain.current.keys.admin_version
+
+
 def inspect(path: Path) -> BackupInfo:
     """Read what a backup file holds, without a key and without changing it.
 
@@ -418,7 +403,7 @@ def inspect(path: Path) -> BackupInfo:
                 vault_id=store.get_setting("vault_id") or "",
                 taken=meta.get("taken") if isinstance(meta, dict) else None,
                 audit_seq=last.seq if last else 0,
-                master_version=int(store.get_setting("master_version") or 0),
+                master_version=_admin_version(store),
                 schema_version=store.schema_version(),
                 consent_ids=active,
                 ended_ids=ended,
@@ -432,73 +417,6 @@ def inspect(path: Path) -> BackupInfo:
 # -- restore -------------------------------------------------------------------------------
 
 
-@dataclass
-class _Live:
-    """What the live vault says before it is replaced."""
-
-    exists: bool
-    readable: bool = False
-    vault_id: str | None = None
-    master_version: int | None = None
-    group: str | None = None
-    erasures: list[erasure.ErasureRecord] = field(default_factory=list)
-    staff: frozenset[str] = frozenset()
-
-
-def _read_live(path: Path) -> _Live:
-    """Tombstones of the live vault; a damaged live vault counts as lost."""
-    if not path.exists() and not path.is_symlink():
-        return _Live(exists=False)
-    try:
-        store = Store.open(path)
-    except (VaultBusy, UnsafePermissions, SymlinkRefused):
-        raise
-    except NokError:
-        return _Live(exists=True)
-    try:
-        with store.read():
-            records = [
-                erasure.ErasureRecord(row.id, row.ended or "", row.status)
-                for row in store.ended_consents()
-            ]
-            live = _Live(
-                exists=True,
-                readable=True,
-                vault_id=store.get_setting("vault_id"),
-                master_version=int(store.get_setting("master_version") or 0),
-                group=store.get_setting("group"),
-                erasures=records,
-                staff=frozenset(row.name for row in store.list_staff()),
-            )
-        store.checkpoint()
-    finally:
-        store.close()
-    return live
-
-
-def _gather(
-    live_path: Path, live: _Live, erasures_file: Path | None
-) -> tuple[list[erasure.ErasureRecord], list[str]]:
-    """Every erasure known from the live vault and the logs, with where they came from.
-
-    Raises Conflict when there is no record of erasures at all.
-    """
-    records = list(live.erasures)
-    sources = ["live vault"] if live.readable else []
-    beside = erasure.log_path(live_path)
-    for path in dict.fromkeys(p for p in (beside, erasures_file) if p is not None):
-        if path == erasures_file or path.exists():
-            records += erasure.read_erasure_log(path)
-            sources.append(str(path))
-    if not sources:
-        raise Conflict(
-            "neither the live vault nor its erasure log {log} can be read, so nok cannot "
-            "tell which people's data was erased since the backup; nothing was restored",
-            log=str(beside),
-        )
-    return records, sources
-
-
 def _copy_in(backup_path: Path, tmp: Path, group: str | None) -> None:
     files.create_private_file(tmp, group)
     with backup_path.open("rb") as src, tmp.open("r+b") as dst:
@@ -509,8 +427,8 @@ def _copy_in(backup_path: Path, tmp: Path, group: str | None) -> None:
 
 def set_aside(vault_path: Path) -> list[Path]:
     """Files a restore set aside beside the vault (``<vault>.replaced-<time>`` and its side
-    files), by name. They hold everything of their day, and later erasures never reach
-    them, so they should be deleted once a restore is checked."""
+    files), by name. They hold everything of their day; a restore records them beside the
+    vault so that later erasures reach them like backups, until they are deleted."""
     prefix = vault_path.name + SET_ASIDE_MARK
     try:
         entries = list(vault_path.parent.iterdir())
@@ -520,7 +438,8 @@ def set_aside(vault_path: Path) -> list[Path]:
 
 
 def _swap(tmp: Path, live_path: Path, now: dt.datetime) -> Path | None:
-    """Put ``tmp`` in place of the live vault; the old file stays aside, 0600."""
+    """Put ``tmp`` in place of the live vault; the old file stays aside, 0600 (0660 in a
+    group vault, so every member's erasures reach it)."""
     replaced = None
     if live_path.exists():
         replaced = live_path.with_name(f"{live_path.name}{SET_ASIDE_MARK}{_stamp(now)}")
@@ -529,196 +448,141 @@ def _swap(tmp: Path, live_path: Path, now: dt.datetime) -> Path | None:
                 "{path} already exists; nothing was restored (wait a second and retry)",
                 path=str(replaced),
             )
+        mode = stat.S_IMODE(live_path.stat().st_mode) & 0o660
         # A hard link keeps the old file whole while os.replace swaps the name atomically.
         os.link(live_path, replaced)
-        os.chmod(replaced, 0o600)
+        os.chmod(replaced, mode)
         for side, aside in zip(
             files.side_files(live_path), files.side_files(replaced), strict=True
         ):
             if side.exists():
                 os.rename(side, aside)
-                os.chmod(aside, 0o600)
+                os.chmod(aside, mode)
     os.replace(tmp, live_path)
     _fsync_dir(live_path.parent)
     return replaced
 
 
 @dataclass(frozen=True)
-class _StaffChanges:
-    removed: tuple[str, ...] = ()
-    added_since: tuple[str, ...] = ()
-    kept: tuple[str, ...] = ()
-    # Missing from the live vault without a sealed staff.remove entry: kept, and named.
-    unrecorded: tuple[str, ...] = ()
-    roles: tuple[str, ...] = ()
-    roles_unchanged: tuple[str, ...] = ()
+class RestoreResult:
+    vault_path: Path
+    replaced: Path | None
+    backup: BackupInfo
+    reapplied: tuple[str, ...]
+    erasures_known: int
+    sources: tuple[str, ...]
+    live_master_version: int | None
+    staff_removed: tuple[str, ...] = ()
+    staff_added_since: tuple[str, ...] = ()
+    staff_roles_set: tuple[str, ...] = ()
+    warnings: list[audit.Problem] = field(default_factory=list)
+    # Until when the file set aside may hold erased data (the --keep-days of the newest
+    # policy, else None: until it is deleted).
+    replaced_keep_until: str | None = None
+    # Consents an erasure named that the restoring admin could not check (the job will).
+    deferred: tuple[str, ...] = ()
+    # Consents and notes in the live vault (written after the backup) that the restore
+    # takes away.
+    lost_consents: tuple[str, ...] = ()
+    lost_notes: int = 0
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "vault": str(self.vault_path),
+            "replaced": None if self.replaced is None else str(self.replaced),
+            "replaced_may_hold_erased_data_until": self.replaced_keep_until,
+            "backup": self.backup.to_json(),
+            "reapplied": list(self.reapplied),
+            "deferred": list(self.deferred),
+            "erasures_known": self.erasures_known,
+            "erasure_sources": list(self.sources),
+            "live_master_key_version": self.live_master_version,
+            "staff_removed": list(self.staff_removed),
+            "staff_added_since": list(self.staff_added_since),
+            "staff_roles_set": list(self.staff_roles_set),
+            "lost_consents": list(self.lost_consents),
+            "lost_notes": self.lost_notes,
+            "warnings": [w.to_json() for w in self.warnings],
+        }
 
 
-@dataclass(frozen=True)
-class _Authority:
-    """What the live vault, unlocked by an admin, says about its staff."""
+@dataclass
+class _Live:
+    """What the live vault says before it is replaced."""
 
-    removed: frozenset[str]
-    roles: dict[str, str]
-    master: bytes = field(repr=False)
-    master_version: int
-
-
-def _authentic_removals(unlocked: Unlocked) -> frozenset[str]:
-    """Names with a ``staff.remove`` entry sealed with the audit key (not just a row gone)."""
-    key = unlocked.vault_key(audit.AUDIT_KEY)
-    with unlocked.store.read():
-        return frozenset(
-            row.object_id
-            for row in unlocked.store.iter_audit()
-            if row.action == "staff.remove"
-            and row.object_id is not None
-            and erasure.authentic_entry(row, key)
-        )
+    exists: bool
+    readable: bool = False
+    vault_id: str | None = None
+    group: str | None = None
 
 
-def _live_authority(path: Path, actor: str, passphrase: bytes, now: dt.datetime) -> _Authority:
-    """Unlock the live vault as ``actor``, who must be an admin there.
+def _read_live(path: Path) -> _Live:
+    """A damaged or unreadable live vault counts as lost."""
+    if not path.exists() and not path.is_symlink():
+        return _Live(exists=False)
+    try:
+        store = Store.open(path)
+    except (VaultBusy, UnsafePermissions, SymlinkRefused):
+        raise
+    except NokError:
+        return _Live(exists=True)
+    try:
+        with store.read():
+            live = _Live(
+                exists=True,
+                readable=True,
+                vault_id=store.get_setting("vault_id"),
+                group=store.get_setting("group"),
+            )
+        store.checkpoint()
+    finally:
+        store.close()
+    return live
 
-    Raises NoSuchStaff, WrongPassphrase, NotAllowed, IntegrityError: nothing is restored.
+
+def _gather(
+    live_path: Path, live: Unlocked | None, erasures_file: Path | None
+) -> tuple[dict[str, endings.Signed], list[str]]:
+    """Every ending known from the live vault and the logs, with where they came from.
+
+    Raises Conflict when there is no record of erasures at all.
     """
-    with Vault.open(path) as vault:
-        unlocked = vault.unlock(actor, passphrase, now=now)
-        try:
-            unlocked.require_admin("nok restore")
-            with vault.store.read():
-                roles = {row.name: row.role for row in vault.store.list_staff()}
-            return _Authority(
-                _authentic_removals(unlocked), roles, unlocked.master, unlocked.master_version
-            )
-        finally:
-            unlocked.close()
+    known: dict[str, endings.Signed] = {}
+    sources = []
+    if live is not None:
+        known.update(erasure.known_endings(live.store, live.chain))
+        sources.append("live vault")
+    beside = endings.log_path(live_path)
+    for path in dict.fromkeys(p for p in (beside, erasures_file) if p is not None):
+        if path == erasures_file or path.exists():
+            for record in endings.read_log(path).records:
+                known.setdefault(record.consent_id, record)
+            sources.append(str(path))
+    if not sources:
+        raise Conflict(
+            "neither the live vault nor its erasure log {log} can be read, so nok cannot "
+            "tell which people's data was erased since the backup; nothing was restored",
+            log=str(beside),
+        )
+    return known, sources
 
 
-def _authorize_copy(copy: Vault, actor: str, passphrase: bytes, now: dt.datetime) -> None:
-    """With the live vault lost: ``actor`` must be an admin of the backup itself."""
-    unlocked = copy.unlock(actor, passphrase, now=now)
-    unlocked.require_admin("nok restore")
+def preview_restore(backup_path: Path, live_path: Path) -> tuple[tuple[str, ...], int]:
+    """What a restore of ``backup_path`` would take from the live vault: the consents the
+    live vault holds that the backup does not, and the notes written after the backup
+    (counts and ids only; keyless).
 
-
-def _apply_roles(copy: Vault, authority: _Authority, now: dt.datetime, actor: str) -> list[str]:
-    """Give staff in the restored copy their live roles (a demotion since the backup
-    stays); needs the copy to be under the live master key. Returns the names changed."""
-    unlocked = Unlocked(copy, actor, "admin", authority.master, authority.master_version, now)
-    changed = []
-    store = copy.store
-    with store.write():
-        for row in store.list_staff():
-            role = authority.roles.get(row.name)
-            if role is None or role == row.role:
-                continue
-            tag = keyring.role_tag(authority.master, row.name, role, row.public_key)
-            store.update_staff_role(row.name, role, tag)
-            unlocked.record("staff.role", object_id=row.name)
-            changed.append(row.name)
-    return changed
-
-
-def _remove_departed(
-    store: Store, live: _Live, authority: _Authority | None, *, now: dt.datetime, actor: str
-) -> _StaffChanges:
-    """Delete again the slots of staff removed from the live vault since the backup.
-
-    Only names the live vault's sealed audit trail records as removed: a row deleted from
-    the live file without the key removes no one. When no admin would be left, nothing
-    is removed (``kept``): the restored vault must still open. Call inside the write
-    transaction of the restored copy.
+    Raises what :func:`inspect` raises.
     """
-    if not live.readable or authority is None:
-        return _StaffChanges()
-    rows = store.list_staff()
-    names = {row.name for row in rows}
-    missing = names - live.staff
-    departed = tuple(sorted(missing & authority.removed))
-    unrecorded = tuple(sorted(missing - authority.removed))
-    added = tuple(sorted(live.staff - names))
-    if not any(row.role == "admin" and row.name not in departed for row in rows):
-        return _StaffChanges(added_since=added, kept=departed, unrecorded=unrecorded)
-    for name in departed:
-        store.delete_staff(name)
-        audit.append(store, now=now, actor=actor, action="staff.remove-again", object_id=name)
-    return _StaffChanges(removed=departed, added_since=added, unrecorded=unrecorded)
-
-
-def _warnings(info: BackupInfo, live: _Live, changes: _StaffChanges) -> list[audit.Problem]:
-    problems = []
-    if not live.readable:
-        problems.append(
-            audit.Problem(
-                "staff-unknown",
-                "the live vault could not be read, so staff removed since the backup have "
-                "their key slots back: remove them again (nok staff remove) and rotate the "
-                "key (nok key rotate)",
-            )
-        )
-    if changes.kept:
-        problems.append(
-            audit.Problem(
-                "staff-kept",
-                "{names} were removed after the backup, but removing them again would leave "
-                "the restored vault without an admin: remove them once an admin is added "
-                "again, then rotate the key (nok key rotate)",
-                {"names": ", ".join(changes.kept)},
-            )
-        )
-    if changes.unrecorded:
-        problems.append(
-            audit.Problem(
-                "staff-unrecorded",
-                "{names} have a key slot in the backup but not in the live vault, and the live "
-                "vault's audit trail holds no sealed record of their removal, so they keep "
-                "their slots: if they left, remove them (nok staff remove) and rotate the key",
-                {"names": ", ".join(changes.unrecorded)},
-            )
-        )
-    if changes.roles_unchanged:
-        problems.append(
-            audit.Problem(
-                "staff-role",
-                "{names} have another role in the live vault than in the backup, which is "
-                "under another master key, so their roles are those of the backup: set them "
-                "again (nok staff role)",
-                {"names": ", ".join(changes.roles_unchanged)},
-            )
-        )
-    if changes.added_since:
-        problems.append(
-            audit.Problem(
-                "staff-added",
-                "{names} were added after the backup and have no key slot in the restored "
-                "vault: add them again (nok staff add)",
-                {"names": ", ".join(changes.added_since)},
-            )
-        )
-    if live.master_version is not None and info.master_version < live.master_version:
-        problems.append(
-            audit.Problem(
-                "master-key",
-                "the backup was made under master key version {old}, and the live vault was "
-                "at version {new}: the restored vault is back under the old key, which staff "
-                "removed since may still hold, so rotate the key (nok key rotate)",
-                {"old": info.master_version, "new": live.master_version},
-            )
-        )
-    return problems
-
-
-def _restore_roles(
-    copy: Vault, authority: _Authority | None, now: dt.datetime, actor: str
-) -> tuple[list[str], list[str]]:
-    """(names given their live role, names whose live role differs but could not be set)."""
-    if authority is None:
-        return [], []
-    if copy.master_version() == authority.master_version:
-        return _apply_roles(copy, authority, now, actor), []
-    with copy.store.read():
-        rows = copy.store.list_staff()
-    return [], [r.name for r in rows if authority.roles.get(r.name, r.role) != r.role]
+    info = inspect(backup_path)
+    if not live_path.exists():
+        return (), 0
+    with Vault.open(live_path, read_only=True) as live, live.store.read():
+        active = {r.id for r in live.store.iter_consents(include_ended=False)}
+        lost = tuple(sorted(active - info.consent_ids))
+        taken = info.taken or ""
+        notes = live.store.count_notes_created_after(taken)
+    return lost, notes
 
 
 def restore(
@@ -729,29 +593,32 @@ def restore(
     now: dt.datetime,
     actor: str,
     passphrase: bytes,
+    pin_store: PinsArg = DEFAULT_PINS,
 ) -> RestoreResult:
     """Replace the live vault with a backup, then erase again what was erased since.
 
     Only an admin may restore: ``actor`` and ``passphrase`` must unlock the live vault as
-    an admin, or, when the live vault cannot be read, the backup itself. (A staff member
-    demoted since the backup is refused while the live vault can be read.) Staff keep
-    their live roles in the restored vault when it is under the live master key.
+    an admin, or, when the live vault cannot be read, the backup itself; and they must
+    open the backup as an admin of its day (its keys are needed to give it new ones).
 
-    The erasures come from the live vault's tombstones (when it can still be read), the
-    erasure log beside it, and ``erasures_file`` (another copy of that log). With none
-    of these, nothing is restored. Staff slots the live vault no longer has are deleted
-    again (unless no admin would be left); staff added since, or any removal when the
-    live vault cannot be read, are warnings. The replaced vault is kept aside as
-    ``<vault>.replaced-<UTC time>`` (0600). Needs no key. Stop other nok processes
-    first: one that still has the old file open keeps writing to the file set aside.
+    The restored vault gets new vault seeds (a rotation), in an epoch signed with the key
+    of the newest state this admin holds: the live vault's, whose chain it carries on, so
+    colleagues' pins accept it; or, when the live vault is lost, the backup's, which
+    colleagues who saw a newer vault refuse until the recovery key (or each of them)
+    accepts it. Staff are those the live vault lists whose slot in the backup is still
+    theirs; roles are the live vault's. The erasures come from the live vault's
+    tombstones and trail (when it can still be read), the erasure log beside it, and
+    ``erasures_file``; with none of these, nothing is restored. The replaced vault is kept
+    aside as ``<vault>.replaced-<UTC time>`` and recorded beside the vault like a backup,
+    so later erasures reach it. Stop other nok processes first.
 
     Raises:
         VaultNotFound, NotAVault, UnsupportedVersion, IntegrityError: the backup is
-            missing, not a vault, too new or damaged; or the erasure log is damaged.
+            missing, not a vault, too new or damaged.
         NotFound: ``erasures_file`` does not exist.
         Conflict: the backup is of another vault, or no erasure record can be read.
-        NoSuchStaff, WrongPassphrase, NotAllowed: not an admin's passphrase; nothing was
-            changed.
+        NoSuchStaff, WrongPassphrase, NotAllowed: not an admin's passphrase here or in the
+            backup; nothing was changed.
         SymlinkRefused, UnsafePermissions, VaultBusy, StorageError: nothing was changed.
     """
     files.refuse_symlinks(live_path)
@@ -765,53 +632,188 @@ def restore(
             path=str(live_path),
             live=live.vault_id,
         )
-    records, sources = _gather(live_path, live, erasures_file)
-    authority = _live_authority(live_path, actor, passphrase, now) if live.readable else None
-    group = live.group if live.readable else info.group
-    files.prepare_directory(live_path.parent, group)
-    tmp = live_path.with_name(f".{live_path.name}.restore-{os.getpid()}")
+    lost, lost_notes = preview_restore(backup_path, live_path) if live.readable else ((), 0)
+    live_u = None
+    if live.readable:
+        live_u = Vault.open(live_path).unlock(actor, passphrase, now=now, pin_store=pin_store)
     try:
-        _copy_in(backup_path, tmp, group)
-        with Vault(Store.open(tmp)) as copy:
-            if authority is None:
-                _authorize_copy(copy, actor, passphrase, now)
-            with copy.store.write():
-                audit.append(copy.store, now=now, actor=actor, action="vault.restore")
-                meta = {"at": timestamp(now), "backup_taken": info.taken}
-                copy.store.set_setting(RESTORED, json.dumps(meta, separators=(",", ":")))
-            roles, unchanged = _restore_roles(copy, authority, now, actor)
-            with copy.store.write():
-                changes = _remove_departed(copy.store, live, authority, now=now, actor=actor)
-            changes = replace(changes, roles=tuple(roles), roles_unchanged=tuple(unchanged))
-            reapplied = erasure.reapply(copy, records, now=now, actor=actor)
-            # Rebuild the file so that no page of an erased row survives in it.
-            copy.store.vacuum()
-            copy.store.checkpoint()
-        replaced = _swap(tmp, live_path, now)
-        # The restored trail is older than the anchor the live vault left: anchor it anew,
-        # deliberately, or verify would report the restore as a rollback.
-        with Vault.open(live_path) as restored:
-            audit.reset_anchor(restored.store)
-    except OSError as exc:
-        raise StorageError(
-            "could not restore into {path}: {reason}",
-            path=str(live_path),
-            reason=exc.strerror or type(exc).__name__,
-        ) from None
+        if live_u is not None:
+            live_u.require_admin("nok restore")
+        known, sources = _gather(live_path, live_u, erasures_file)
+        group = live.group if live.readable else info.group
+        files.prepare_directory(live_path.parent, group)
+        tmp = live_path.with_name(f".{live_path.name}.restore-{os.getpid()}")
+        try:
+            _copy_in(backup_path, tmp, group)
+            with Vault(Store.open(tmp)) as copy:
+                copy_u = copy.unlock(actor, passphrase, now=now, pin_store=None)
+                copy_u.require_admin("nok restore")
+                changes = _new_epoch(copy_u, live_u, now)
+                with copy.store.write():
+                    meta = {"at": timestamp(now), "backup_taken": info.taken}
+                    copy.store.set_setting(RESTORED, json.dumps(meta, separators=(",", ":")))
+                applied = erasure.apply_endings(
+                    copy_u, live_u.store if live_u is not None else copy.store, copy.store, known
+                )
+                # Rebuild the file so that no page of an erased row survives in it.
+                copy.store.vacuum()
+                copy.store.checkpoint()
+                chain = copy_u.chain
+            replaced = _swap(tmp, live_path, now)
+        except OSError as exc:
+            raise StorageError(
+                "could not restore into {path}: {reason}",
+                path=str(live_path),
+                reason=exc.strerror or type(exc).__name__,
+            ) from None
+        finally:
+            for leftover in (tmp, *files.side_files(tmp)):
+                with contextlib.suppress(FileNotFoundError):
+                    leftover.unlink()
     finally:
-        for leftover in (tmp, *files.side_files(tmp)):
-            with contextlib.suppress(FileNotFoundError):
-                leftover.unlink()
+        if live_u is not None:
+            live_u.close()
+    keep_until = None
+    with Vault.open(live_path) as restored:
+        if replaced is not None:
+            keep_until = _register_set_aside(restored.store, replaced, now)
+        _pin_restored(restored, chain, pin_store)
     return RestoreResult(
         vault_path=live_path,
         replaced=replaced,
         backup=info,
-        reapplied=tuple(reapplied),
-        erasures_known=len({r.consent_id for r in records}),
+        reapplied=applied.erased,
+        erasures_known=len(known),
         sources=tuple(sources),
-        live_master_version=live.master_version,
+        live_master_version=None if live_u is None else live_u.master_version,
         staff_removed=changes.removed,
         staff_added_since=changes.added_since,
         staff_roles_set=changes.roles,
-        warnings=_warnings(info, live, changes),
+        warnings=_warnings(changes, live_u is not None),
+        replaced_keep_until=keep_until,
+        deferred=applied.deferred,
+        lost_consents=lost,
+        lost_notes=lost_notes,
     )
+
+
+@dataclass(frozen=True)
+class _StaffChanges:
+    removed: tuple[str, ...] = ()
+    added_since: tuple[str, ...] = ()
+    roles: tuple[str, ...] = ()
+    reset_since: tuple[str, ...] = ()
+
+
+def _new_epoch(copy_u: Unlocked, live_u: Unlocked | None, now: dt.datetime) -> _StaffChanges:
+    """Give the restored copy new seeds in an epoch that follows the newest chain this
+    admin holds, listing the staff that still belong (inside its own transaction)."""
+    from vault import rotation
+
+    store = copy_u.store
+    backup_staff = copy_u.epoch.staff
+    if live_u is None:
+        staff = list(backup_staff.values())
+        signer = None
+        changes = _StaffChanges()
+    else:
+        live_staff = live_u.epoch.staff
+        keep, reset_since = [], []
+        for name, member in sorted(live_staff.items()):
+            old = backup_staff.get(name)
+            if old is None:
+                continue
+            if old.box != member.box or old.sign != member.sign:
+                reset_since.append(name)
+                continue
+            keep.append(member)
+        removed = tuple(sorted(set(backup_staff) - set(live_staff)))
+        added = tuple(sorted(set(live_staff) - set(backup_staff)))
+        roles = tuple(m.name for m in keep if backup_staff[m.name].role != m.role)
+        staff = keep
+        signer = live_u.admin
+        changes = _StaffChanges(removed, added, roles, tuple(reset_since))
+    names = {m.name for m in staff}
+    if copy_u.name not in names or not any(m.role == "admin" for m in staff):
+        staff = [m for m in staff if m.name != copy_u.name] + [backup_staff[copy_u.name]]
+    with store.write():
+        if live_u is not None:
+            store.replace_epochs((e.number, e.body, e.sig) for e in live_u.chain.epochs)
+            copy_u.chain = live_u.chain
+            copy_u.vault._chain = None
+        for row in store.list_staff():
+            if row.name not in {m.name for m in staff}:
+                store.delete_staff(row.name)
+                store.delete_sealed(row.name)
+                store.delete_reader(row.name)
+        settings = dict((live_u or copy_u).epoch.settings)
+        rotation.new_seeds(
+            copy_u,
+            admin=True,
+            team=True,
+            job=True,
+            event="restore",
+            staff=staff,
+            signer=signer,
+            settings=settings,
+        )
+        for member in staff:
+            store.update_staff_role(member.name, member.role, b"")
+        copy_u.record("vault.restore")
+    return changes
+
+
+def _register_set_aside(store: Store, replaced: Path, now: dt.datetime) -> str | None:
+    """Record the file a restore set aside with the backups, so erasures reach it; the day
+    the newest --keep-days policy would delete it, if there is one."""
+    entries = copies.read(store.path)
+    keep_until = max((e.keep_until for e in entries if e.keep_until), default=None)
+    entry = copies.BackupEntry(replaced.absolute(), timestamp(now), keep_until)
+    _register(store, add=entry)
+    return keep_until
+
+
+def _pin_restored(restored: Vault, chain: epochs.Chain, pin_store: PinsArg) -> None:
+    from vault import session
+
+    store_ = session._pins(pin_store)
+    if store_ is None:
+        return
+    with restored.store.read():
+        last = restored.store.last_audit()
+        current = restored.chain()
+    seq, digest = (last.seq, bytes(last.hash)) if last is not None else (0, b"")
+    store_.put(pins.pin_of(current, seq, digest))
+    del chain
+
+
+def _warnings(changes: _StaffChanges, live_read: bool) -> list[audit.Problem]:
+    problems = []
+    if not live_read:
+        problems.append(
+            audit.Problem(
+                "staff-unknown",
+                "the live vault could not be read, so the restored vault keeps the staff "
+                "and keys of the backup's day; colleagues who used a newer vault will be "
+                "refused until the recovery key accepts it (nok key accept --recovery-file)",
+            )
+        )
+    if changes.added_since:
+        problems.append(
+            audit.Problem(
+                "staff-added",
+                "{names} were added after the backup and have no key slot in the restored "
+                "vault: add them again (nok staff add)",
+                {"names": ", ".join(changes.added_since)},
+            )
+        )
+    if changes.reset_since:
+        problems.append(
+            audit.Problem(
+                "staff-reset",
+                "{names} got new keys after the backup, so their slots in it are no longer "
+                "theirs: add them again (nok staff add)",
+                {"names": ", ".join(changes.reset_since)},
+            )
+        )
+    return problems

@@ -2,11 +2,13 @@
 
 A consent records the person's alias, the purpose and data categories it covers, who gave
 it (the person, or a guardian for a child under 16), and a reference to the signed form.
-All of that is ONE sealed record (padded to 256 bytes) under the consent's own data key.
-Only its id, status, dates and retention are stored in plaintext, so the keyless purge can
-find what is due; two tags under keys derived from the data key seal them: the retention
-tag (given, created, last activity, retention period) and the notes tag (which notes the
-consent holds). Every keyed read checks the first; reading a consent's notes, the second.
+All of that is ONE sealed record (padded to 256 bytes) under the consent's own data key,
+which only its readers can open (vault.access). Its id, status, dates, retention, contact
+person and readers stay in plaintext, so that the scheduled job and colleagues without
+access can see that it exists; they and the set of its notes are covered by the consent's
+signed *state* (vault.states): every change writes a new one, signed by whoever made it,
+with a proof under the data key. Every keyed read checks the proof; reading one consent
+also checks the signature.
 """
 
 from __future__ import annotations
@@ -17,8 +19,8 @@ import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
-from vault import audit, crypto, ids, keyring
-from vault.dates import add_days, day, parse_day, timestamp
+from vault import access, audit, crypto, ids, keyring, states
+from vault.dates import add_days, parse_day, timestamp
 from vault.errors import BadInput, InactiveConsent, IntegrityError, NotFound
 from vault.session import Unlocked, check_retention_days
 from vault.store import ConsentRow, NoteRow, Store
@@ -60,6 +62,8 @@ class ConsentInput:
     # The day the person was told of the duty of confidentiality and its exceptions
     # (the duty to inform child welfare, the duty to avert serious crimes); None: not recorded.
     duties_told: str | None = None
+    # The contact person (a staff name); None: the staff member who registers it.
+    contact: str | None = None
 
 
 @dataclass(frozen=True)
@@ -83,6 +87,11 @@ class Consent:
     end_reason: str | None
     ended_by: str | None
     duties_told: str | None = None
+    contact: str | None = None
+    # Whether the reader could open it (False: only the plaintext fields are shown).
+    access: bool = True
+    readers: tuple[states.Reader, ...] = ()
+    access_mode: str | None = None
 
     @property
     def active(self) -> bool:
@@ -108,6 +117,8 @@ class Consent:
             "ended": self.ended,
             "end_reason": self.end_reason,
             "ended_by": self.ended_by,
+            "contact": self.contact,
+            "access": self.access,
         }
 
 
@@ -163,6 +174,7 @@ def validate(data: ConsentInput, today: str) -> ConsentInput:
         retain_days=None if data.retain_days is None else check_retention_days(data.retain_days),
         given=given,
         duties_told=data.duties_told,
+        contact=data.contact.strip() if data.contact else None,
     )
 
 
@@ -197,14 +209,12 @@ def seal_record(key: bytes, consent: Consent, *, key_version: int) -> bytes:
 
 
 def open_record(key: bytes, row: ConsentRow) -> Consent:
-    """The consent in ``row``, its retention tag checked.
+    """The consent in ``row`` (its state is checked by the callers that read a row).
 
     Raises:
-        IntegrityError: the record was altered, moved or blanked; keyring.RetentionChanged
-            when its plaintext dates or retention period were edited.
+        IntegrityError: the record was altered, moved or blanked.
         UnsupportedVersion: an unknown blob version.
     """
-    check_retention(key, row)
     ad = keyring.consent_ad(row.id, row.key_version)
     where = f"consent {row.id}"
     fields = keyring.open_record(
@@ -226,11 +236,17 @@ def open_record(key: bytes, row: ConsentRow) -> Consent:
         form_ref=form_ref or None,
         recorded_by=recorded_by,
         duties_told=told or None,
+        access=True,
     )
 
 
-def _tombstone(row: ConsentRow) -> Consent:
-    """The plaintext part of ``row``: all there is of an ended consent."""
+def _tombstone(row: ConsentRow, *, opened: bool = True) -> Consent:
+    """The plaintext part of ``row``: all there is of an ended consent, and all a reader
+    without access sees (``opened`` False)."""
+    try:
+        readers = access.readers_of(row)
+    except IntegrityError:
+        readers = ()
     return Consent(
         id=row.id,
         status=row.status,
@@ -248,64 +264,190 @@ def _tombstone(row: ConsentRow) -> Consent:
         ended=row.ended,
         end_reason=row.end_reason,
         ended_by=row.ended_by,
+        contact=row.contact,
+        access=opened,
+        readers=readers,
+        access_mode=row.access,
     )
 
 
-def retention_tag(key: bytes, row: ConsentRow) -> bytes:
-    """The tag ``row``'s dates and retention period should carry."""
-    return keyring.retention_tag(
-        key,
+# -- the signed state -------------------------------------------------------------------
+
+
+def _blob(value: object) -> bytes:
+    return value if isinstance(value, bytes) else b""
+
+
+def state_of(row: ConsentRow) -> states.State:
+    """The state ``row``'s columns describe (what its signature and proof must cover).
+
+    Raises IntegrityError when its readers column is not a readers list.
+    """
+    return states.State(
         consent_id=row.id,
-        key_version=row.key_version,
+        rev=row.rev or 0,
+        status=row.status,
         given=row.given,
         created=row.created,
         last_activity=row.last_activity,
         retain_days=row.retain_days,
+        key_version=row.key_version,
+        consent_box=_blob(row.consent_box),
+        contact=row.contact or "",
+        access=row.access or "",
+        readers=access.readers_of(row),
+        notes_count=row.notes_count or 0,
+        notes_hash=_blob(row.notes_hash),
+        record_tag=states.record_tag(row.record),
     )
 
 
-def check_retention(key: bytes, row: ConsentRow) -> None:
-    """Raises keyring.RetentionChanged when ``row``'s dates or retention were edited."""
-    error = keyring.RetentionChanged(id=row.id)
-    keyring.check_tag(retention_tag(key, row), row.retention_tag, error)
+def state_digest(vault_id: str, row: ConsentRow) -> bytes:
+    return states.digest(vault_id, state_of(row))
 
 
-def notes_chain(key: bytes, row: ConsentRow) -> keyring.NotesChain:
-    return keyring.NotesChain(key, consent_id=row.id, key_version=row.key_version)
+def signature_ok(vault: Unlocked, row: ConsentRow, digest: bytes) -> bool:
+    """Whether ``row``'s state signature is that of a staff member the epoch it names lists."""
+    signer_key = vault.chain.signer_key(str(row.state_signer), row.state_epoch or 0)
+    return states.signature_valid(
+        digest, row.state_signer, row.state_epoch, row.state_sig, signer_key
+    )
+
+
+def check_state_signed(vault: Unlocked, row: ConsentRow) -> None:
+    """Raises states.StateForged unless ``row``'s state is signed by a staff member (for
+    a member who cannot check its proof: a pending note's author)."""
+    if not signature_ok(vault, row, state_digest(vault.vault_id, row)):
+        raise states.StateForged(id=row.id)
+
+
+def check_state(vault: Unlocked, row: ConsentRow, key: bytes, *, signature: bool = False) -> None:
+    """Raises states.StateForged unless ``row``'s state carries a proof made with its data
+    key (and, with ``signature``, a valid signature of a staff member the epoch it names
+    lists); DeadlineMoved when its plaintext deadline does not follow from it."""
+    digest = state_digest(vault.vault_id, row)
+    ok = states.proof_valid(states.proof_key(key), digest, row.proof)
+    if ok and signature:
+        ok = signature_ok(vault, row, digest)
+    if not ok:
+        raise states.StateForged(id=row.id)
+    expected = deadline(row.given, row.last_activity, row.retain_days or _default_days(vault))
+    if row.retain_until != expected:
+        raise states.DeadlineMoved(id=row.id, stored=row.retain_until, expected=expected)
+
+
+STATE_COLUMNS = (
+    "last_activity",
+    "retain_days",
+    "retain_until",
+    "key_version",
+    "consent_box",
+    "contact",
+    "access",
+    "readers",
+    "record",
+    "notes_count",
+    "notes_hash",
+    "rev",
+    "state_signer",
+    "state_epoch",
+    "state_sig",
+    "proof",
+)
+
+
+def sign_state(vault: Unlocked, row: ConsentRow, key: bytes) -> tuple[ConsentRow, bytes]:
+    """``row`` as its next revision, signed by this member with a proof under ``key``,
+    its deadline computed; and the state's digest (for the audit entry)."""
+    row = dataclasses.replace(
+        row,
+        rev=(row.rev or 0) + 1,
+        retain_until=deadline(
+            row.given, row.last_activity, row.retain_days or _default_days(vault)
+        ),
+    )
+    digest = state_digest(vault.vault_id, row)
+    signed = states.sign(
+        digest,
+        signer=vault.name,
+        keys=vault.keys,
+        epoch=vault.epoch.number,
+        proof_key_=states.proof_key(key),
+    )
+    return (
+        dataclasses.replace(
+            row,
+            state_signer=signed.signer,
+            state_epoch=signed.epoch,
+            state_sig=signed.sig,
+            proof=signed.proof,
+        ),
+        digest,
+    )
+
+
+def commit_state(
+    vault: Unlocked,
+    row: ConsentRow,
+    key: bytes,
+    action: str,
+    *,
+    object_id: str | None = None,
+    detail: str | None = None,
+) -> ConsentRow:
+    """Sign ``row``'s next state, store it and record ``action`` with it (inside the
+    caller's write transaction). Returns the row as stored."""
+    signed, digest = sign_state(vault, row, key)
+    vault.store.update_consent_state(row.id, {col: getattr(signed, col) for col in STATE_COLUMNS})
+    vault.record(
+        action,
+        consent_id=row.id,
+        object_id=object_id,
+        detail=detail,
+        rev=signed.rev,
+        state=digest,
+    )
+    return signed
+
+
+def notes_hash(vault_id: str, row: ConsentRow, entries: Iterable[tuple[str, int, bytes]]) -> bytes:
+    return states.fold_notes(vault_id, row.id, row.key_version, entries)
 
 
 def chain_entries(rows: Iterable[NoteRow]) -> list[tuple[str, int, bytes]]:
-    """What the note seal covers of ``rows``, in order of seq."""
-    ordered = sorted(rows, key=lambda n: (n.seq, n.id))
-    return [(n.id, n.seq, keyring.record_tag(n.record)) for n in ordered]
+    """What the notes chain covers of ``rows`` (not pending), in order of seq."""
+    ordered = sorted((n for n in rows if not n.pending), key=lambda n: (n.seq, n.id))
+    return [(n.id, n.seq, states.record_tag(n.record)) for n in ordered]
 
 
-def check_notes(vault: Unlocked, row: ConsentRow) -> None:
-    """Raises keyring.NotesChanged when the notes stored under ``row`` are not the ones
-    its seal covers (one was deleted, added or put back); IntegrityError for a bad key.
+def check_notes(vault: Unlocked, row: ConsentRow, key: bytes | None = None) -> None:
+    """Raises states.NotesChanged when the notes stored under ``row`` are not the ones its
+    state covers (one was deleted, added or put back); IntegrityError for a bad key or
+    state.
 
     Reads the record tag of every note of the consent (not the records themselves).
-    An ended consent has neither notes nor a seal (verify checks its tombstone is empty).
+    An ended consent has neither notes nor a state to check (verify checks its tombstone).
     """
     if row.status != ACTIVE:
         return
-    key = vault.data_key(row)
-    stored = [(i, s, keyring.record_tag(t)) for i, s, t in vault.store.note_chain(row.id)]
-    expected = notes_chain(key, row).fold(stored)
-    keyring.check_tag(expected, row.notes_tag, keyring.NotesChanged(id=row.id))
+    key = key if key is not None else access.open_key(vault, row, admin_ok=True)
+    check_state(vault, row, key)
+    stored = [(i, s, states.record_tag(t)) for i, s, t in vault.store.note_chain(row.id)]
+    if not crypto.same(notes_hash(vault.vault_id, row, stored), _blob(row.notes_hash)):
+        raise states.NotesChanged(id=row.id)
 
 
 def next_seq(row: ConsentRow) -> int:
     """The sequence number the next note under ``row`` gets.
 
-    Raises keyring.NotesChanged when the count or seal was blanked or replaced in the file.
+    Raises NotesChanged when the count or chain was blanked or replaced in the file.
     """
-    if not isinstance(row.notes_count, int) or not isinstance(row.notes_tag, bytes):
-        raise keyring.NotesChanged(id=row.id)
+    if not isinstance(row.notes_count, int) or not isinstance(row.notes_hash, bytes):
+        raise states.NotesChanged(id=row.id)
     return row.notes_count + 1
 
 
-def build_row(
+def new_row(
     vault: Unlocked,
     data: ConsentInput,
     consent_id: str,
@@ -314,15 +456,21 @@ def build_row(
     *,
     notes: Sequence[NoteRow] = (),
     default_days: int | None = None,
-) -> ConsentRow:
+    team: bool | None = None,
+) -> tuple[ConsentRow, list[access.Wrap]]:
     """Encrypt a validated consent (with the rows of its first ``notes``, numbered from
-    seq 1, for an import) into a row, its seals computed. ``default_days`` is the vault's
-    retention period, read from the vault when not given (a bulk caller passes it, and
-    then this touches no database: vault.importer runs it in forked children)."""
+    seq 1, for an import) into a row with its first signed state, and the wraps of its
+    data key. ``default_days`` is the vault's retention period and ``team`` whether the
+    whole team reads it, read from the vault when not given (a bulk caller passes them,
+    and then this touches no database: vault.importer runs it in forked children).
+
+    Raises NotAllowed when the contact person is not staff of the vault.
+    """
     retain_days = data.retain_days or default_days or _default_days(vault)
-    given = data.given or day(now)
+    given = data.given or vault.today()
     last_activity = max((n.date for n in notes), default=None)
-    version = FIRST_KEY_VERSION
+    contact = data.contact or vault.name
+    team_mode = vault.settings().access == "team" if team is None else team
     consent = Consent(
         id=consent_id,
         status=ACTIVE,
@@ -353,57 +501,83 @@ def build_row(
         ended=None,
         end_reason=None,
         ended_by=None,
-        master_version=vault.master_version,
-        key_version=version,
-        data_key=keyring.wrap_data_key(
-            vault.master, data_key, consent_id=consent_id, master_version=vault.master_version
-        ),
-        record=seal_record(data_key, consent, key_version=version),
+        master_version=None,
+        key_version=FIRST_KEY_VERSION,
+        data_key=None,
+        record=seal_record(data_key, consent, key_version=FIRST_KEY_VERSION),
         retention_tag=None,
         notes_count=max((n.seq for n in notes), default=0),
         notes_tag=None,
+        contact=contact,
+        access="team" if team_mode else "need-to-know",
+        readers=states.READERS_NONE,
+        consent_box=states.consent_box(data_key)[1],
+        rev=0,
     )
-    return dataclasses.replace(
-        row,
-        retention_tag=retention_tag(data_key, row),
-        notes_tag=notes_chain(data_key, row).fold(chain_entries(notes)),
+    row = dataclasses.replace(row, notes_hash=notes_hash(vault.vault_id, row, chain_entries(notes)))
+    wraps = access.make_wraps(
+        vault, consent_id, FIRST_KEY_VERSION, data_key, contact=contact, readers=(), team=team_mode
     )
+    signed, _ = sign_state(vault, row, data_key)
+    return signed, wraps
 
 
 def add(vault: Unlocked, data: ConsentInput) -> Consent:
-    """Register a signed consent declaration.
+    """Register a signed consent declaration, with this member (or ``data.contact``) as
+    its contact person.
 
     Raises:
         BadInput: see :func:`validate`.
+        NotAllowed: the contact person named is not staff of the vault.
         VaultBusy, StorageError: nothing was written.
     """
-    data = validate(data, day(vault.now))
+    data = validate(data, vault.today())
     store = vault.store
+    key = crypto.new_key()
     with store.write():
         consent_id = new_consent_id(store)
-        row = build_row(vault, data, consent_id, crypto.new_key(), vault.now)
+        row, wraps = new_row(vault, data, consent_id, key, vault.now)
         store.insert_consent(row)
-        vault.record("consent.add", consent_id=consent_id)
-    return decrypt(vault, row)
+        store.put_wraps(consent_id, [w.row() for w in wraps])
+        vault.record(
+            "consent.add",
+            consent_id=consent_id,
+            object_id=row.contact,
+            rev=row.rev,
+            state=state_digest(vault.vault_id, row),
+        )
+    return open_row(row, key)
 
 
-def decrypt(vault: Unlocked, row: ConsentRow) -> Consent:
-    """Raises IntegrityError or UnsupportedVersion when the record, its dates, its
-    retention or its deadline were altered or moved (keyring.RetentionChanged,
-    keyring.DeadlineMoved)."""
-    if row.status != ACTIVE or row.data_key is None:
+def open_row(row: ConsentRow, key: bytes) -> Consent:
+    """The whole consent of ``row`` under ``key`` (its state checked by the caller)."""
+    consent = open_record(key, row)
+    plain = _tombstone(row)
+    return dataclasses.replace(
+        consent, contact=plain.contact, readers=plain.readers, access_mode=plain.access_mode
+    )
+
+
+def decrypt(vault: Unlocked, row: ConsentRow, *, signature: bool = False) -> Consent:
+    """The consent in ``row`` as this member may see it: whole when she can open it (its
+    state checked), else its plaintext part with ``access`` False; an ended consent's
+    tombstone.
+
+    Raises IntegrityError or UnsupportedVersion when the record or its state were altered
+    (states.StateForged, DeadlineMoved).
+    """
+    if row.status != ACTIVE or row.consent_box is None:
         return _tombstone(row)
-    consent = open_record(vault.data_key(row), row)
-    # The retention seal leaves the deadline out (a new vault default moves it keyless);
-    # it must still follow from what is sealed, or the keyless purge would act on a lie.
-    expected = deadline(row.given, row.last_activity, row.retain_days or _default_days(vault))
-    if row.retain_until != expected:
-        raise keyring.DeadlineMoved(id=row.id, stored=row.retain_until, expected=expected)
-    return consent
+    try:
+        key = access.data_key(vault, row)
+    except (access.NoAccess, access.ReasonNeeded):
+        return _tombstone(row, opened=False)
+    check_state(vault, row, key, signature=signature)
+    return open_row(row, key)
 
 
 def _default_days(vault: Unlocked) -> int:
-    return vault.vault.settings().retention_days
+    return vault.settings().retention_days
 
 
 def get_row(store: Store, consent_id: str) -> ConsentRow:
@@ -424,114 +598,150 @@ def get_active_row(store: Store, consent_id: str) -> ConsentRow:
 
 
 def show(vault: Unlocked, consent_id: str) -> Consent:
-    """One consent, decrypted (a tombstone if it ended). Raises NotFound, IntegrityError."""
+    """One consent, decrypted (a tombstone if it ended; its plaintext part only, with
+    ``access`` False, for a member who may not open it). An admin outside her assignment
+    reads it only with a reason (``vault.read_reason``), recorded with the read.
+
+    Raises NotFound, IntegrityError, access.ReasonNeeded (an admin without a reason),
+    access.GrantExpired.
+    """
     store = vault.store
+    row = get_row(store, consent_id)
+    opened = may_open(vault, row)
     with store.write():
         row = get_row(store, consent_id)
-        vault.record("consent.show", consent_id=row.id)
-    return decrypt(vault, row)
+        if opened:
+            vault.record("consent.show", consent_id=row.id, detail=out_of_assignment(vault, row))
+    if not opened:
+        return _tombstone(row, opened=row.status != ACTIVE)
+    return decrypt(vault, row, signature=True)
+
+
+def may_open(vault: Unlocked, row: ConsentRow) -> bool:
+    """Whether this member opens ``row`` (assigned, or an admin with a reason).
+
+    Raises ReasonNeeded for an admin outside her assignment without a reason, and
+    GrantExpired for a grant that ran out.
+    """
+    if row.status != ACTIVE:
+        return True
+    found = access.level(vault, row)
+    if found is access.Level.ASSIGNED:
+        return True
+    until = access.expired_grant(vault, row)
+    if until is not None:
+        raise access.GrantExpired(
+            name=vault.name, id=row.id, until=until, contact=row.contact or "?"
+        )
+    if found is access.Level.ADMIN:
+        if vault.read_reason is None:
+            raise access.ReasonNeeded(id=row.id, choices=", ".join(access.REASONS))
+        return True
+    return False
+
+
+def out_of_assignment(vault: Unlocked, row: ConsentRow) -> str | None:
+    """The reason to record with a read: only when the reader is not assigned."""
+    if row.status == ACTIVE and access.level(vault, row) is not access.Level.ASSIGNED:
+        return vault.read_reason
+    return None
+
+
+def readable(vault: Unlocked, row: ConsentRow, *, assigned_only: bool = False) -> bool:
+    """Whether a listing shows ``row`` whole to this member: assigned, or an admin who
+    gave a reason (never raises: a listing shows what she may not open as its plaintext
+    part)."""
+    if row.status != ACTIVE:
+        return False
+    found = access.level(vault, row)
+    if found is access.Level.ASSIGNED:
+        return True
+    return not assigned_only and found is access.Level.ADMIN and vault.read_reason is not None
 
 
 def list_all(vault: Unlocked, *, include_ended: bool = False) -> Iterator[Consent]:
-    """Active consents (and tombstones with ``include_ended``), oldest first; the read is
-    recorded first, one ``consent.list`` entry per active consent."""
+    """Active consents (and tombstones with ``include_ended``), oldest first: whole when
+    this member may open them, else their plaintext part (``access`` False). The read is
+    recorded first, one ``consent.list`` entry per consent shown whole (an admin's reads
+    outside her assignment with her reason).
+    """
     store = vault.store
     with store.write():
-        # One entry per person whose details are shown (tombstones hold none).
-        shown = set(store.active_consent_ids())
-        audit.record_each(vault, "consent.list", sorted(shown))
+        rows = list(store.iter_consents(include_ended=False))
+        mine = sorted(r.id for r in rows if readable(vault, r, assigned_only=True))
+        theirs = sorted(r.id for r in rows if r.id not in set(mine) and readable(vault, r))
+        audit.record_each(vault, "consent.list", mine)
+        if theirs:
+            audit.record_each(vault, "consent.list", theirs, detail=vault.read_reason)
+    shown = set(mine) | set(theirs)
     for row in store.iter_consents(include_ended=include_ended):
         if row.status == ACTIVE and row.id not in shown:
-            continue  # registered after the entries were written
+            # Registered after the entries were written, or not this member's to open.
+            yield _tombstone(row, opened=False)
+            continue
         yield decrypt(vault, row)
 
 
-def append_notes(vault: Unlocked, row: ConsentRow, written: Sequence[NoteRow]) -> None:
-    """Extend ``row``'s note seal by the notes just ``written`` under it (numbered from
-    :func:`next_seq` on) and move its last activity and deadline (inside the caller's
-    transaction). One MAC per note, whatever the consent holds.
+def fold_pending(vault: Unlocked, row: ConsentRow, key: bytes) -> ConsentRow:
+    """``row`` with the notes colleagues without access left pending folded into its notes
+    chain (each sealed again under the data key; inside the caller's transaction)."""
+    from vault import notes as notes_mod
 
-    The seal is a chain: a note deleted outside nok before this still breaks it, so this
-    never makes such a deletion look intended.
+    pending = vault.store.pending_notes(row.id)
+    if not pending:
+        return row
+    seq = next_seq(row)
+    folded = []
+    for note in sorted(pending, key=lambda n: (n.created, n.id)):
+        opened = notes_mod.open_pending(vault, row, key, note)
+        rewritten = notes_mod.build_row(
+            key,
+            note_id=note.id,
+            consent_id=row.id,
+            key_version=row.key_version,
+            seq=seq,
+            date=opened.date,
+            kind=opened.kind,
+            text=opened.text,
+            author=opened.author or "",
+            now=vault.now,
+            created=opened.created,
+        )
+        vault.store.fold_note(rewritten)
+        folded.append(rewritten)
+        seq += 1
+    return extended(vault, row, folded)
 
-    Raises RetentionChanged when ``row``'s dates were edited outside nok (sealing them
-    again would make the edit look genuine); NotesChanged when its seal was blanked.
-    """
-    key = vault.data_key(row)
-    check_retention(key, row)
-    next_seq(row)
-    chain, tag = notes_chain(key, row), row.notes_tag
-    assert tag is not None  # next_seq checked it
-    for note_id, seq, record_tag in chain_entries(written):
-        tag = chain.link(tag, seq, note_id, record_tag)
+
+def extended(vault: Unlocked, row: ConsentRow, written: Sequence[NoteRow]) -> ConsentRow:
+    """``row`` with ``written`` (numbered from :func:`next_seq` on) added to its notes
+    chain, and its last activity moved to the newest of their dates. Unsigned: the caller
+    commits the state."""
+    state = states.extend_notes(state_of(row), chain_entries(written))
     dates = [d for d in [row.last_activity, *(n.date for n in written)] if d is not None]
-    count = max([row.notes_count or 0, *(n.seq for n in written)])
-    _store_sealed(vault, key, row, max(dates, default=None), (count, tag))
+    return dataclasses.replace(
+        row,
+        notes_count=state.notes_count,
+        notes_hash=state.notes_hash,
+        last_activity=max(dates, default=None),
+    )
 
 
-def notes_rewritten(vault: Unlocked, row: ConsentRow) -> str:
-    """Seal ``row``'s notes again after one was amended or deleted (vault.corrections),
-    and take its last activity from the notes as they now are: a deleted note or an earlier
-    date moves it back, and the deadline with it. Returns the new deadline. The chain is
-    folded again over the notes stored, so this costs one MAC per note of the consent.
+def notes_rewritten(vault: Unlocked, row: ConsentRow) -> ConsentRow:
+    """``row`` after one of its notes was amended or deleted (vault.corrections): its chain
+    folded again over the notes stored, its last activity the newest remaining note's
+    date (a deleted note or an earlier date moves it back, and the deadline with it).
+    Unsigned: the caller commits the state.
 
     Call :func:`check_notes` BEFORE changing the notes: folding over whatever the file
     holds would make a note deleted outside nok look intended.
-
-    Raises RetentionChanged when ``row``'s dates were edited outside nok; NotesChanged when
-    its seal was blanked.
     """
-    key = vault.data_key(row)
-    check_retention(key, row)
-    count = next_seq(row) - 1
-    stored = [(i, s, keyring.record_tag(t)) for i, s, t in vault.store.note_chain(row.id)]
-    last = vault.store.latest_note_date(row.id)
-    tag = notes_chain(key, row).fold(stored)
-    return _store_sealed(vault, key, row, last, (count, tag)).retain_until
-
-
-def _store_sealed(
-    vault: Unlocked, key: bytes, row: ConsentRow, last: str | None, notes: tuple[int, bytes]
-) -> ConsentRow:
-    """Store ``row`` with its last activity at ``last`` (the deadline follows), its dates
-    sealed again, and its note seal ``notes`` (count, tag); returns the row as stored."""
-    moved = dataclasses.replace(
+    stored = [(i, s, states.record_tag(t)) for i, s, t in vault.store.note_chain(row.id)]
+    return dataclasses.replace(
         row,
-        last_activity=last,
-        retain_until=deadline(row.given, last, row.retain_days or _default_days(vault)),
+        notes_hash=notes_hash(vault.vault_id, row, stored),
+        last_activity=vault.store.latest_note_date(row.id),
     )
-    vault.store.update_consent_sealed(
-        row.id,
-        last_activity=moved.last_activity,
-        retain_days=moved.retain_days,
-        retain_until=moved.retain_until,
-        retention_tag=retention_tag(key, moved),
-        notes=notes,
-    )
-    return moved
-
-
-def set_retain_days(vault: Unlocked, row: ConsentRow, retain_days: int) -> str:
-    """Give ``row`` its own retention period, sealed; returns the new deadline (inside the
-    caller's transaction).
-
-    Raises RetentionChanged when ``row``'s dates were edited outside nok.
-    """
-    key = vault.data_key(row)
-    check_retention(key, row)
-    moved = dataclasses.replace(
-        row,
-        retain_days=retain_days,
-        retain_until=deadline(row.given, row.last_activity, retain_days),
-    )
-    vault.store.update_consent_sealed(
-        row.id,
-        last_activity=moved.last_activity,
-        retain_days=moved.retain_days,
-        retain_until=moved.retain_until,
-        retention_tag=retention_tag(key, moved),
-    )
-    return moved.retain_until
 
 
 def first_deadline(vault: Unlocked, data: ConsentInput) -> str:
@@ -540,9 +750,9 @@ def first_deadline(vault: Unlocked, data: ConsentInput) -> str:
     Raises:
         BadInput: see :func:`validate`.
     """
-    checked = validate(data, day(vault.now))
-    retain_days = checked.retain_days or vault.vault.settings().retention_days
-    return deadline(checked.given or day(vault.now), None, retain_days)
+    checked = validate(data, vault.today())
+    retain_days = checked.retain_days or vault.settings().retention_days
+    return deadline(checked.given or vault.today(), None, retain_days)
 
 
 def overdue(vault: Unlocked, consent_id: str) -> str | None:
@@ -553,4 +763,4 @@ def overdue(vault: Unlocked, consent_id: str) -> str | None:
         BadInput, NotFound, InactiveConsent: see :func:`get_active_row`.
     """
     row = get_active_row(vault.store, consent_id)
-    return row.retain_until if row.retain_until < day(vault.now) else None
+    return row.retain_until if row.retain_until < vault.today() else None

@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from vault import files
-from vault.errors import IntegrityError, StorageError, SymlinkRefused
+from vault.errors import IntegrityError, NokError, StorageError, SymlinkRefused
 
 REGISTRY_SUFFIX = ".backups"
 
@@ -158,11 +158,14 @@ def write(vault_path: Path, entries: Sequence[BackupEntry], *, group: str | None
         ) from None
 
 
-def unreachable_reason(path: Path, live: Path | None = None) -> str | None:
+def unreachable_reason(
+    path: Path, live: Path | None = None, *, group: str | None = None
+) -> str | None:
     """Why nok cannot erase in the backup at ``path`` (None: it can try).
 
-    Only a regular file of this user, readable and writable, is a backup nok touches;
-    never the live vault ``live`` (under any name) nor a file with a ``-wal`` beside it.
+    Only a regular file of this user (or, for a ``group`` vault, one of that group that
+    the group may write), readable and writable, is a backup nok touches; never the live
+    vault ``live`` (under any name) nor a file with a ``-wal`` beside it.
     """
     if live is not None and _same_file(path, live):
         return "the live vault itself"
@@ -178,11 +181,22 @@ def unreachable_reason(path: Path, live: Path | None = None) -> str | None:
         return "a symbolic link"
     if not stat.S_ISREG(st.st_mode):
         return "not a regular file"
-    if st.st_uid != os.getuid():
+    if st.st_uid != os.getuid() and not _group_shared(st, group):
         return "owned by another user"
     if not os.access(path, os.R_OK | os.W_OK):
         return "not writable"
     return None
+
+
+def _group_shared(st: os.stat_result, group: str | None) -> bool:
+    """A backup of a group vault that the vault's group owns and may read and write."""
+    if group is None:
+        return False
+    try:
+        gid = files.group_id(group)
+    except NokError:
+        return False
+    return st.st_gid == gid and stat.S_IMODE(st.st_mode) & 0o060 == 0o060
 
 
 def _same_file(a: Path, b: Path) -> bool:

@@ -5,8 +5,12 @@ nok composes libsodium's primitives and never implements one:
 * AEAD: XChaCha20-Poly1305 IETF, a fresh random 24-byte nonce per encryption.
 * Password hashing: Argon2id (``crypto_pwhash``), parameters stored with each key slot.
 * Hashing and MACs: BLAKE2b (``crypto_generichash``), keyed for MACs and sub-keys.
-* Sealed boxes (``crypto_box_seal``, X25519): the master key sealed to each staff
-  member's public key, so an admin can hand a new master key to everyone.
+* Sealed boxes (``crypto_box_seal``, X25519): a key sealed to one holder's public key
+  (a consent's data key to a colleague given access, the vault's admin seed to each
+  admin), so it can be handed over without the holder's passphrase.
+* Signatures: Ed25519 (``crypto_sign``), by each staff member, the scheduled job and the
+  vault's own key, so that what decides an erasure or which key to trust is something a
+  file writer without a staff secret cannot make (docs/format.md, format 3).
 
 Blob format, version 1 (docs/format.md)::
 
@@ -37,6 +41,7 @@ import nacl.hash
 import nacl.hashlib
 import nacl.public
 import nacl.pwhash.argon2id as argon2id
+import nacl.signing
 import nacl.utils
 from nacl._sodium import ffi as _ffi
 from nacl._sodium import lib as _lib
@@ -162,10 +167,6 @@ def seal(key: bytes, plaintext: bytes, ad: bytes, *, nonce: bytes | None = None)
 _V1 = bytes([BLOB_V1])
 
 
-def blob_version(blob: bytes) -> int:
-    return blob[0] if blob else 0
-
-
 def unseal(key: bytes, blob: bytes, ad: bytes, *, where: str) -> bytes:
     """Decrypt a blob made by :func:`seal` with the same ``ad``.
 
@@ -201,6 +202,51 @@ def new_keypair() -> tuple[bytes, bytes]:
 
 def public_key_of(secret: bytes) -> bytes:
     return bytes(nacl.public.PrivateKey(secret).public_key)
+
+
+def box_keypair(seed: bytes) -> tuple[bytes, bytes]:
+    """The X25519 key pair (secret, public) that libsodium derives from a 32-byte seed
+    (``crypto_box_seed_keypair``)."""
+    _check_key(seed)
+    secret = nacl.public.PrivateKey.from_seed(seed)
+    return bytes(secret), bytes(secret.public_key)
+
+
+SIGNATURE_BYTES = 64
+
+
+def sign_keypair(seed: bytes) -> tuple[bytes, bytes]:
+    """The Ed25519 key pair (seed, public) for a 32-byte seed (``crypto_sign_seed_keypair``);
+    the seed is what :func:`sign` takes."""
+    _check_key(seed)
+    return seed, bytes(nacl.signing.SigningKey(seed).verify_key)
+
+
+def sign(seed: bytes, message: bytes) -> bytes:
+    """A detached 64-byte Ed25519 signature of ``message``."""
+    _check_key(seed)
+    return bytes(nacl.signing.SigningKey(seed).sign(message).signature)
+
+
+def verify(public_key: object, message: bytes, signature: object) -> bool:
+    """Whether ``signature`` is ``public_key``'s Ed25519 signature of ``message``.
+
+    Both come from the file, so anything that is not a key or a signature of the right
+    size is simply not valid (False), never an exception.
+    """
+    if not isinstance(public_key, bytes) or len(public_key) != KEY_BYTES:
+        return False
+    if not isinstance(signature, bytes) or len(signature) != SIGNATURE_BYTES:
+        return False
+    try:
+        nacl.signing.VerifyKey(public_key).verify(message, signature)
+    except nacl.exceptions.BadSignatureError:
+        return False
+    except nacl.exceptions.CryptoError as exc:
+        if isinstance(exc, TypeError | ValueError):
+            return False
+        raise
+    return True
 
 
 def seal_to(public_key: bytes, plaintext: bytes, ad: bytes) -> bytes:

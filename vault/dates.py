@@ -1,10 +1,20 @@
-"""Dates and times as nok stores them: ISO 8601 text, UTC for timestamps."""
+"""Dates and times as nok stores them: ISO 8601 text, UTC for timestamps, and calendar
+days in the vault's own time zone (a signed setting, default Europe/Oslo).
+
+Deadlines and "today" are days of the vault's calendar, never of the ``TZ`` a process
+happens to run under: a purge started from a unit with another zone (or none) must
+see the same day as the counselor who registered the consent.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import zoneinfo
 
 from vault.errors import BadInput
+
+DEFAULT_TIMEZONE = "Europe/Oslo"
 
 
 def utcnow() -> dt.datetime:
@@ -16,9 +26,23 @@ def timestamp(now: dt.datetime) -> str:
     return now.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def day(now: dt.datetime) -> str:
-    """The local calendar date of ``now`` as ``YYYY-MM-DD``."""
-    return now.astimezone().date().isoformat()
+@functools.cache
+def zone(name: str) -> zoneinfo.ZoneInfo:
+    """The time zone ``name`` (an IANA name such as ``Europe/Oslo``).
+
+    Raises BadInput when this system (or the tzdata package) does not know it.
+    """
+    try:
+        return zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+        raise BadInput(
+            "unknown time zone {name!r} (an IANA name, e.g. Europe/Oslo)", name=name
+        ) from None
+
+
+def day(now: dt.datetime, zone_name: str) -> str:
+    """The calendar date of ``now`` in the time zone ``zone_name``, as ``YYYY-MM-DD``."""
+    return now.astimezone(zone(zone_name)).date().isoformat()
 
 
 def parse_day(text: str, *, field: str = "date") -> dt.date:

@@ -168,6 +168,11 @@ class UnsupportedVersion(NokError):
     hint_template = "upgrade nok"
 
 
+class NeedsUpgrade(UnsupportedVersion):
+    template = "{what} is in format {version}, which this nok reads only to upgrade it"
+    hint_template = "an admin upgrades it with 'nok upgrade' (it makes a backup first)"
+
+
 class Conflict(NokError):
     """The request is valid but the vault's state does not allow it now."""
 

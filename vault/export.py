@@ -14,10 +14,10 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from vault import audit, consents, corrections, notes
+from vault import access, audit, consents, corrections, notes
 from vault.consents import Consent
 from vault.corrections import NoteTombstone
 from vault.dates import timestamp
@@ -67,6 +67,22 @@ class Export:
     notes: list[Note]
     entries: list[audit.Entry]
     deleted: list[NoteTombstone]
+    # Who could read it and since when (GDPR Art. 15(1)(c)): (time, action, staff name,
+    # reason code) of its registration, grants, revocations and changes of contact.
+    access: list[tuple[str, str, str | None, str | None]] = field(default_factory=list)
+
+
+ACCESS_ACTIONS = frozenset(
+    {
+        "consent.add",
+        "consent.import",
+        "access.grant",
+        "access.revoke",
+        "access.expire",
+        "consent.contact",
+        "vault.upgrade",
+    }
+)
 
 
 def export_consent(unlocked: Unlocked, consent_id: str) -> Export:
@@ -79,16 +95,26 @@ def export_consent(unlocked: Unlocked, consent_id: str) -> Export:
         IntegrityError: a ciphertext was altered (nothing is exported).
     """
     store = unlocked.store
+    row = consents.get_row(store, consent_id)
+    if not consents.may_open(unlocked, row):
+        raise access.NoAccess(name=unlocked.name, id=row.id, contact=row.contact or "?")
     with store.write():
         row = consents.get_row(store, consent_id)
-        unlocked.record("export.consent", consent_id=row.id)
-        consent = consents.decrypt(unlocked, row)
-        consents.check_notes(unlocked, row)
+        unlocked.record(
+            "export.consent", consent_id=row.id, detail=consents.out_of_assignment(unlocked, row)
+        )
+        consent = consents.decrypt(unlocked, row, signature=True)
+        if row.status == consents.ACTIVE:
+            key = access.open_key(unlocked, row, admin_ok=True)
+            consents.check_notes(unlocked, row, key)
         held = [notes.decrypt(unlocked, n, row) for n in store.iter_notes(consent_id=row.id)]
         held = corrections.with_amendments(store, row.id, held)
         deleted = corrections.note_tombstones(store, row.id)
         entries = list(audit.list_entries(store, consent_id=row.id))
-    return Export(timestamp(unlocked.now), unlocked.name, consent, held, entries, deleted)
+    history = [
+        (e.ts, e.action, e.object_id, e.detail) for e in entries if e.action in ACCESS_ACTIONS
+    ]
+    return Export(timestamp(unlocked.now), unlocked.name, consent, held, entries, deleted, history)
 
 
 def to_json(export: Export) -> dict[str, object]:
@@ -102,6 +128,14 @@ def to_json(export: Export) -> dict[str, object]:
         "notes": [n.to_json() for n in export.notes],
         "deleted_notes": [t.to_json() for t in export.deleted],
         "audit": [e.to_json() for e in export.entries],
+        "access": {
+            "mode": export.consent.access_mode,
+            "contact": export.consent.contact,
+            "history": [
+                {"ts": ts, "action": action, "staff": name, "reason": reason}
+                for ts, action, name, reason in export.access
+            ],
+        },
     }
 
 
@@ -214,6 +248,40 @@ def _entry_sentence(e: audit.Entry, t: Translate) -> str:
     return t(template).format(actor=actor, object=e.object_id or "", action=e.action)
 
 
+ACCESS_SENTENCES = {
+    "consent.add": "{staff} registered it and became your contact person.",
+    "consent.import": "It was imported, with {staff} as your contact person.",
+    "consent.contact": "{staff} became your contact person.",
+    "access.grant": "{staff} was given access ({reason}).",
+    "access.revoke": "{staff} no longer has access.",
+    "access.expire": "Access given to {staff} ran out.",
+    "vault.upgrade": "The journal was upgraded; from then on only those named here could read it.",
+}
+
+
+def _access_lines(export: Export, t: Translate) -> list[str]:
+    c = export.consent
+    lines = [t("## Who can read your data"), ""]
+    if c.access_mode == "team":
+        lines.append(
+            t("Every member of the center's staff can read what is kept under your consent.")
+        )
+    else:
+        lines.append(
+            t(
+                "Only your contact person, the colleagues named below while they have access, "
+                "and the center's administrators can read what is kept under your consent."
+            )
+        )
+    lines.append("")
+    for ts, action, name, reason in export.access:
+        sentence = t(ACCESS_SENTENCES[action]).format(
+            staff=_inline(name or ""), reason=t(reason or "")
+        )
+        lines.append(t("- {when}: {sentence}").format(when=_when(ts), sentence=sentence))
+    return lines
+
+
 def _audit_lines(entries: list[audit.Entry], t: Translate) -> list[str]:
     lines = [
         t("## Who has used your data"),
@@ -244,6 +312,8 @@ def to_markdown(export: Export, translate: Translate = _same) -> str:
         *_consent_lines(c, t),
         "",
         *_note_lines(export.notes, export.deleted, t),
+        "",
+        *_access_lines(export, t),
         "",
         *_audit_lines(export.entries, t),
     ]

@@ -85,6 +85,18 @@ def check_sqlite_header(path: Path) -> None:
         raise NotAVault(path=str(path))
 
 
+class NotRegularFile(UnsafePermissions):
+    template = "{path} is not a regular file (a FIFO, device or directory); nok will not use it"
+    hint_template = "remove it, or ask who manages the machine why it is there"
+
+
+def check_regular(path: Path, mode: int) -> None:
+    """Raises NotRegularFile unless ``mode`` (from an fstat of what was opened) is a
+    regular file: a FIFO beside the vault would make every command hang."""
+    if not stat.S_ISREG(mode):
+        raise NotRegularFile(path=str(path))
+
+
 def check_mode(path: Path, mode: int, *, group_ok: bool) -> None:
     """Raises UnsafePermissions for world access, or group access when not expected."""
     perms = stat.S_IMODE(mode)

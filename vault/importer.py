@@ -26,7 +26,7 @@ from typing import Any
 
 from vault import audit, consents, crypto, ids, notes, parallel
 from vault.consents import ConsentInput
-from vault.dates import day, timestamp
+from vault.dates import timestamp
 from vault.errors import BadInput, Conflict, NokError
 from vault.session import Settings, Unlocked
 from vault.store import ConsentRow, NoteRow
@@ -52,6 +52,7 @@ _CONSENT_FIELDS = frozenset(
         "form_ref",
         "retain_days",
         "notes",
+        "contact",
     }
 )
 _NOTE_FIELDS = frozenset({"date", "kind", "text"})
@@ -123,9 +124,10 @@ class _NoteProblem(Exception):
 class _Counter:
     """Counts consents, notes and problems as lines go by."""
 
-    def __init__(self, settings: Settings, today: str) -> None:
+    def __init__(self, settings: Settings, today: str, staff: frozenset[str] | None = None) -> None:
         self.settings = settings
         self.today = today
+        self.staff = staff
         self.problems: list[Problem] = []
         self.bad_lines = 0
         self.consents = 0
@@ -220,7 +222,7 @@ def _decode(raw: bytes) -> Any:
         raise BadInput("not valid JSON: nested too deeply") from None
 
 
-def _consent(obj: dict[str, Any], today: str) -> ConsentInput:
+def _consent(obj: dict[str, Any], today: str, staff: frozenset[str] | None) -> ConsentInput:
     _unknown(obj, _CONSENT_FIELDS)
     subject = _expect(obj, "subject", (str,), required=True)
     purpose = _expect(obj, "purpose", (str,), required=True)
@@ -236,7 +238,10 @@ def _consent(obj: dict[str, Any], today: str) -> ConsentInput:
         form_ref=_expect(obj, "form_ref", (str,), required=False),
         retain_days=_expect(obj, "retain_days", (int,), required=False),
         given=_expect(obj, "given", (str,), required=False),
+        contact=_expect(obj, "contact", (str,), required=False),
     )
+    if data.contact is not None and staff is not None and data.contact.strip() not in staff:
+        raise BadInput("the contact person {name!r} is not staff of this vault", name=data.contact)
     return consents.validate(data, today)
 
 
@@ -255,7 +260,14 @@ def _note(raw: Any, *, given: str, today: str, limit: int) -> NoteInput:
     return NoteInput(date=notes.check_date(date, given=given, today=today), kind=kind, text=text)
 
 
-def parse_line(raw: bytes, line: int, *, settings: Settings, today: str) -> Entry:
+def parse_line(
+    raw: bytes,
+    line: int,
+    *,
+    settings: Settings,
+    today: str,
+    staff: frozenset[str] | None = None,
+) -> Entry:
     """Parse and validate one line.
 
     Raises:
@@ -265,7 +277,7 @@ def parse_line(raw: bytes, line: int, *, settings: Settings, today: str) -> Entr
     if len(raw) > MAX_LINE_BYTES:
         raise BadInput("the line is longer than {limit} bytes", limit=MAX_LINE_BYTES)
     obj = _object(_decode(raw), what="each line")
-    consent = _consent(obj, today)
+    consent = _consent(obj, today, staff)
     given = consent.given or today
     raw_notes = _expect(obj, "notes", (list,), required=False) or []
     parsed = []
@@ -283,7 +295,9 @@ def _entries(lines: Iterable[bytes], counter: _Counter) -> Iterator[Entry]:
         if not raw.strip():
             continue
         try:
-            entry = parse_line(raw, number, settings=counter.settings, today=counter.today)
+            entry = parse_line(
+                raw, number, settings=counter.settings, today=counter.today, staff=counter.staff
+            )
         except _NoteProblem as exc:
             counter.add_problem(Problem(number, exc.number, exc.error))
             continue
@@ -332,7 +346,7 @@ def check(vault: Unlocked, lines: Iterable[bytes]) -> Summary:
     Raises:
         ImportRejected: at least one line is invalid; ``problems`` says where and why.
     """
-    counter = _Counter(vault.vault.settings(), day(vault.now))
+    counter = _Counter(vault.settings(), vault.today(), frozenset(vault.epoch.staff))
     state = crypto.StreamMac(vault.vault_key(FINGERPRINT_KEY))
     for _ in _entries(_fingerprinted(lines, state), counter):
         pass
@@ -362,9 +376,12 @@ def write(
         VaultBusy, StorageError: nothing was imported.
     """
     store = vault.store
-    counter = _Counter(vault.vault.settings(), day(vault.now))
+    counter = _Counter(vault.settings(), vault.today(), frozenset(vault.epoch.staff))
     state = crypto.StreamMac(vault.vault_key(FINGERPRINT_KEY))
-    build = functools.partial(_build, vault, timestamp(vault.now), counter.settings.retention_days)
+    team = vault.settings().access == "team"
+    build = functools.partial(
+        _build, vault, timestamp(vault.now), counter.settings.retention_days, team
+    )
     with store.write():
         batches = _batches(_entries(_fingerprinted(lines, state), counter))
         # After a bad line the rest is still read, to report every bad line, but no
@@ -377,7 +394,7 @@ def write(
             _insert(vault, built)
             handed.difference_update(_ids(built))
             written = Progress(
-                written.consents + len(built), written.notes + sum(len(n) for _, n in built)
+                written.consents + len(built), written.notes + sum(len(n) for _, n, _, _ in built)
             )
             if progress is not None:
                 progress(written)
@@ -406,10 +423,13 @@ def _batches(entries: Iterable[Entry]) -> Iterator[list[Entry]]:
 
 
 # What crosses to a child for one consent: its id, data key, what was typed, and its
-# notes' (id, date, kind, text); and what comes back: the consent's row and its notes'
-# rows, as plain tuples (vault.parallel sends built-in values only).
+# notes' (id, date, kind, text); and what comes back: the consent's row, its notes' rows,
+# the wraps of its data key and its state's digest, as plain tuples (vault.parallel sends
+# built-in values only).
 _Task = tuple[str, bytes, tuple[object, ...], list[tuple[str, str, str, str]]]
-_Built = tuple[tuple[object, ...], list[tuple[object, ...]]]
+_Built = tuple[
+    tuple[object, ...], list[tuple[object, ...]], list[tuple[str, int, str, bytes]], bytes
+]
 _CONSENT_ROW = operator.attrgetter(*(f.name for f in dataclasses.fields(ConsentRow)))
 _NOTE_ROW = operator.attrgetter(*(f.name for f in dataclasses.fields(NoteRow)))
 _CONSENT_INPUT = operator.attrgetter(*(f.name for f in dataclasses.fields(ConsentInput)))
@@ -441,12 +461,14 @@ def _task(vault: Unlocked, batch: list[Entry], handed: set[str]) -> list[_Task]:
 
 
 def _ids(built: list[_Built]) -> Iterator[str]:
-    for consent, rows in built:
+    for consent, rows, _, _ in built:
         yield str(consent[0])
         yield from (str(row[0]) for row in rows)
 
 
-def _build(vault: Unlocked, created: str, default_days: int, task: list[_Task]) -> list[_Built]:
+def _build(
+    vault: Unlocked, created: str, default_days: int, team: bool, task: list[_Task]
+) -> list[_Built]:
     """Encrypt and seal a batch: no database access (this runs in forked children)."""
     built = []
     for consent_id, data_key, typed, notes_in in task:
@@ -466,7 +488,7 @@ def _build(vault: Unlocked, created: str, default_days: int, task: list[_Task]) 
             )
             for seq, (note_id, date, kind, text) in enumerate(notes_in, start=1)
         ]
-        row = consents.build_row(
+        row, wraps = consents.new_row(
             vault,
             ConsentInput(*typed),  # type: ignore[arg-type]
             consent_id,
@@ -474,16 +496,29 @@ def _build(vault: Unlocked, created: str, default_days: int, task: list[_Task]) 
             vault.now,
             notes=written,
             default_days=default_days,
+            team=team,
         )
-        built.append((_CONSENT_ROW(row), [_NOTE_ROW(n) for n in written]))
+        digest = consents.state_digest(vault.vault_id, row)
+        built.append(
+            (_CONSENT_ROW(row), [_NOTE_ROW(n) for n in written], [w.row() for w in wraps], digest)
+        )
     return built
 
 
 def _insert(vault: Unlocked, built: list[_Built]) -> None:
     store = vault.store
-    store.insert_consents(ConsentRow(*row) for row, _ in built)  # type: ignore[arg-type]
-    store.insert_notes(NoteRow(*n) for _, rows in built for n in rows)  # type: ignore[arg-type]
-    audit.record_each(vault, AUDIT_ACTION, [str(row[0]) for row, _ in built])
+    rows = [ConsentRow(*row) for row, _, _, _ in built]  # type: ignore[arg-type]
+    store.insert_consents(rows)
+    store.insert_notes(NoteRow(*n) for _, ns, _, _ in built for n in ns)  # type: ignore[arg-type]
+    store.put_many_wraps((str(row[0]), *wrap) for row, _, wraps, _ in built for wrap in wraps)
+    vault.ensure_current()
+    targets = [
+        audit.Target(consent_id=r.id, object_id=r.contact, rev=r.rev, state=digest)
+        for r, (_, _, _, digest) in zip(rows, built, strict=True)
+    ]
+    audit.append_batch(
+        store, now=vault.now, action=AUDIT_ACTION, signer=vault.signer(), targets=targets
+    )
 
 
 def fresh_ids(prefix: str, count: int, taken: Callable[[Iterable[str]], set[str]]) -> list[str]:

@@ -4,8 +4,13 @@ A note is ONE sealed record (date, created, kind, author, text; padded to 256 by
 its consent's data key, bound to the note's id, consent and key version: one AEAD call to
 write it and one to read it. Its date and created time are also stored in plaintext (for
 ``--since``, ordering and retention); reading compares them with the record, so an edited
-date is caught. The consent's note seal (keyring.NotesChain, extended by each note) covers
-which notes it holds, so a deleted, added or put-back note is caught too.
+date is caught. The consent's signed state (vault.states) covers the chain of its notes,
+so a deleted, added or put-back note is caught too.
+
+A colleague without access to a consent may still add a note to it (she takes a call for
+someone else's user): the note is sealed to the consent's public key, so she cannot read
+it back, and signed by her; it is *pending* until someone with access folds it into the
+chain (vault.consents.fold_pending).
 """
 
 from __future__ import annotations
@@ -17,9 +22,9 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from enum import Enum
 
-from vault import audit, consents, ids, keyring, parallel
-from vault.dates import day, parse_day, timestamp
-from vault.errors import BadInput, NokError, NotFound
+from vault import access, audit, consents, crypto, ids, keyring, parallel, states
+from vault.dates import parse_day, timestamp
+from vault.errors import BadInput, IntegrityError, NokError, NotFound
 from vault.session import Unlocked
 from vault.store import ConsentRow, KeyedNoteRow, NoteRow, Store
 
@@ -56,6 +61,10 @@ class Note:
     # When and by whom the text, kind or date was last replaced (vault.corrections).
     amended: str | None = None
     amended_by: str | None = None
+    # Whether the reader could open it (False: id, consent, date and time only).
+    access: bool = True
+    # Written by a colleague without access, not yet folded into the consent's chain.
+    pending: bool = False
 
     def to_json(self) -> dict[str, object]:
         """The note as the ``--json`` output and the export show it."""
@@ -63,13 +72,29 @@ class Note:
             "id": self.id,
             "consent_id": self.consent_id,
             "date": self.date,
-            "kind": self.kind,
-            "text": self.text,
-            "author": self.author,
+            "kind": self.kind if self.access else None,
+            "text": self.text if self.access else None,
+            "author": self.author if self.access else None,
             "created": self.created,
             "amended": self.amended,
             "amended_by": self.amended_by,
+            "access": self.access,
         }
+
+
+def stub(row: NoteRow) -> Note:
+    """What a reader without access sees of a note: no kind, text or author."""
+    return Note(
+        row.id,
+        row.consent_id,
+        row.date,
+        row.created,
+        "",
+        "",
+        None,
+        access=False,
+        pending=bool(row.pending),
+    )
 
 
 def check_kind(kind: str) -> str:
@@ -142,7 +167,7 @@ def open_record(key: bytes, row: NoteRow) -> Note:
 Sealed = tuple[str, str, int, bytes, str, str]
 
 
-def sealed(row: NoteRow) -> Sealed:
+def sealed(row: NoteRow | KeyedNoteRow) -> Sealed:
     return (row.id, row.consent_id, row.key_version, row.record, row.date, row.created)
 
 
@@ -244,21 +269,31 @@ def add(
 ) -> Note:
     """Add a note under an active consent.
 
+    A member who cannot open the consent (not its contact person nor granted access, and
+    not an admin) adds a *pending* note: sealed to the consent's public key and signed by
+    her, so she cannot read it back; its contact person sees it with its author.
+
     The caller decides what to do about :func:`check_length` returning LONG; this only
     enforces the hard limit.
 
     Raises:
         BadInput: empty or over the hard limit, unknown kind, bad or future date.
         NotFound, InactiveConsent: no active consent with that id; nothing is written.
+        IntegrityError: the consent's state or notes were altered outside nok.
     """
     kind = check_kind(kind)
     check_length(vault, text)
     store = vault.store
     with store.write():
         row = consents.get_active_row(store, consent_id)
-        note_date = check_date(date, given=row.given, today=day(vault.now))
+        note_date = check_date(date, given=row.given, today=vault.today())
+        if not can_write_openly(vault, row):
+            return _add_pending(vault, row, text.strip(), kind=kind, date=note_date)
+        key = access.open_key(vault, row, admin_ok=True)
+        consents.check_notes(vault, row, key)
+        row = consents.fold_pending(vault, row, key)
         note = build_row(
-            vault.data_key(row),
+            key,
             note_id=new_note_id(store),
             consent_id=row.id,
             key_version=row.key_version,
@@ -270,16 +305,111 @@ def add(
             now=vault.now,
         )
         store.insert_note(note)
-        consents.append_notes(vault, row, [note])
-        vault.record("note.add", consent_id=row.id, object_id=note.id)
+        consents.commit_state(
+            vault, consents.extended(vault, row, [note]), key, "note.add", object_id=note.id
+        )
     return Note(note.id, row.id, note_date, note.created, kind, text.strip(), vault.name)
 
 
+def can_write_openly(vault: Unlocked, row: ConsentRow) -> bool:
+    """Whether this member writes notes under ``row``'s data key (she can open it: assigned,
+    or an admin) rather than as pending notes she cannot read back."""
+    blocked = access.level(vault, row) is access.Level.NONE or access.expired_grant(vault, row)
+    return not blocked
+
+
+def _add_pending(vault: Unlocked, row: ConsentRow, text: str, *, kind: str, date: str) -> Note:
+    """A note sealed to the consent's public key and signed by its author (inside the
+    caller's transaction)."""
+    if not isinstance(row.consent_box, bytes):
+        raise IntegrityError(where=f"consent {row.id} (no public key)")
+    consents.check_state_signed(vault, row)
+    note_id = new_note_id(vault.store)
+    created = timestamp(vault.now)
+    ad = pending_ad(note_id, row.id, row.key_version)
+    record = crypto.seal_to(
+        row.consent_box, keyring.encode_record((date, created, kind, vault.name, text)), ad
+    )
+    digest = states.pending_digest(
+        vault.vault_id,
+        note_id=note_id,
+        consent_id=row.id,
+        date=date,
+        created=created,
+        tag=states.record_tag(record),
+    )
+    sig = vault.keys.sign(states.signed_message(digest, vault.name, vault.epoch.number))
+    vault.store.insert_note(
+        NoteRow(
+            id=note_id,
+            consent_id=row.id,
+            date=date,
+            created=created,
+            key_version=row.key_version,
+            seq=0,
+            record=record,
+            pending=1,
+            signer=vault.name,
+            sig_epoch=vault.epoch.number,
+            sig=sig,
+        )
+    )
+    vault.record("note.add", consent_id=row.id, object_id=note_id, detail="write-only")
+    return Note(note_id, row.id, date, created, kind, text, vault.name, access=False, pending=True)
+
+
+def pending_ad(note_id: str, consent_id: str, key_version: int) -> bytes:
+    return crypto.bind("pending-note", note_id, consent_id, key_version)
+
+
+def pending_signed(vault: Unlocked, row: NoteRow) -> bool:
+    """Whether a pending note carries its author's valid signature."""
+    digest = states.pending_digest(
+        vault.vault_id,
+        note_id=row.id,
+        consent_id=row.consent_id,
+        date=row.date,
+        created=row.created,
+        tag=states.record_tag(row.record),
+    )
+    key = vault.chain.signer_key(str(row.signer), row.sig_epoch or 0)
+    return states.signature_valid(digest, row.signer, row.sig_epoch, row.sig, key)
+
+
+def open_pending(vault: Unlocked, consent_row: ConsentRow, key: bytes, row: NoteRow) -> Note:
+    """A pending note of ``consent_row``, opened with the consent's key.
+
+    Raises IntegrityError when its signature or record does not check out.
+    """
+    if not pending_signed(vault, row):
+        raise states.StateForged(id=consent_row.id)
+    secret, _ = states.consent_box(key)
+    plain = crypto.open_sealed(
+        secret,
+        row.record,
+        pending_ad(row.id, row.consent_id, row.key_version),
+        where=f"note {row.id}",
+    )
+    fields = keyring.decode_record(plain, _FIELDS, where=f"note {row.id}")
+    note = _checked(row.id, row.consent_id, row.date, row.created, fields)
+    return replace(note, pending=True)
+
+
 def decrypt(vault: Unlocked, row: NoteRow, consent_row: ConsentRow | None = None) -> Note:
-    """Raises IntegrityError or UnsupportedVersion when the note was altered or moved."""
+    """The note as this member may see it (a stub when she cannot open its consent).
+
+    Raises IntegrityError or UnsupportedVersion when the note was altered or moved;
+    access.ReasonNeeded for an admin outside her assignment without a reason.
+    """
     if consent_row is None:
         consent_row = consents.get_row(vault.store, row.consent_id)
-    return open_record(vault.data_key(consent_row), row)
+    try:
+        key = vault.data_key(consent_row)
+    except access.NoAccess:
+        return stub(row)
+    if row.pending:
+        return open_pending(vault, consent_row, key, row)
+    return open_record(key, row)
 
 
 def get_row(store: Store, note_id: str) -> NoteRow:
@@ -301,16 +431,73 @@ def get_row(store: Store, note_id: str) -> NoteRow:
 
 
 def show(vault: Unlocked, note_id: str) -> Note:
-    """One note, decrypted, with its amendment if any. Raises NotFound, IntegrityError."""
+    """One note, decrypted, with its amendment if any (a stub, ``access`` False, for a
+    member who may not open its consent).
+
+    Raises NotFound, IntegrityError, access.ReasonNeeded (an admin outside her
+    assignment without a reason), access.GrantExpired.
+    """
     store = vault.store
+    row = get_row(store, note_id)
+    consent_row = consents.get_row(store, row.consent_id)
+    opened = consents.may_open(vault, consent_row)
     with store.write():
-        row = get_row(store, note_id)
-        vault.record("note.show", consent_id=row.consent_id, object_id=row.id)
+        if opened:
+            vault.record(
+                "note.show",
+                consent_id=row.consent_id,
+                object_id=row.id,
+                detail=consents.out_of_assignment(vault, consent_row),
+            )
         amendment = store.get_note_amendment(row.id)
-    note = decrypt(vault, row)
+    if not opened:
+        return stub(row)
+    note = decrypt(vault, row, consent_row)
     if amendment is None:
         return note
     return replace(note, amended=amendment.amended, amended_by=amendment.amended_by)
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Which consents a listing opens for this member: ``everything`` (an admin who gave a
+    reason), else ``ids``; ``outside``: those of them she reads only as an admin."""
+
+    everything: bool
+    ids: frozenset[str]
+    outside: frozenset[str]
+
+
+def scope(vault: Unlocked, *, since: str | None = None) -> Scope:
+    """The consents with notes (dated ``since`` or later) this member reads in a listing.
+
+    Found through her wraps (an index on the reader), so a member who works with few
+    consents does not pay for the others.
+    """
+    store = vault.store
+    if vault.admin is not None and vault.read_reason is not None:
+        every = frozenset(store.consents_with_notes(since=since))
+        mine = frozenset(c for c in every if c in _assigned(vault))
+        return Scope(True, every, every - mine)
+    assigned = _assigned(vault)
+    with_notes = store.consents_with_notes(since=since, among=sorted(assigned))
+    return Scope(False, frozenset(with_notes), frozenset())
+
+
+def _assigned(vault: Unlocked) -> set[str]:
+    """Active consents this member is assigned to: contact person, granted (not run out),
+    or a team consent."""
+    store = vault.store
+    mine = set(store.consents_of_reader(vault.name)) | set(
+        store.consents_of_reader(access.TEAM_READER)
+    )
+    today = vault.today()
+    rows = store.consents_by_id(sorted(mine))
+    return {
+        r.id
+        for r in rows
+        if r.status == consents.ACTIVE and access.level(vault, r, today) is access.Level.ASSIGNED
+    }
 
 
 def list_notes(
@@ -323,10 +510,14 @@ def list_notes(
     """Notes by date, decrypted one batch at a time (memory does not grow with the notes)
     on ``processes`` cores (default: all; see :func:`decrypt_stream`).
 
-    The read is recorded before anything is shown: without ``consent_id``, one
-    ``note.list`` entry per consent with notes to show.
+    Only notes this member may open are decrypted: without ``consent_id``, those of the
+    consents in her :func:`scope`; with ``consent_id`` of a consent she may not open, its
+    notes are listed as stubs (``access`` False). The read is recorded before anything is
+    shown: one ``note.list`` entry per consent whose notes are shown (with the admin's
+    reason for those outside her assignment).
 
-    With ``consent_id``, the consent's note seal is checked before any note is shown.
+    With ``consent_id``, the consent's notes chain and state are checked before any note
+    is shown.
 
     Raises:
         NotFound: ``consent_id`` names no consent.
@@ -334,25 +525,58 @@ def list_notes(
         IntegrityError: a note was altered, or (with ``consent_id``) deleted or put back.
     """
     store = vault.store
-    canonical = None
-    if consent_id is not None:
-        canonical = consents.get_row(store, consent_id).id
     if since is not None:
         parse_day(since, field="--since")
+    if consent_id is not None:
+        row = consents.get_row(store, consent_id)
+        if not consents.readable(vault, row):
+            yield from (stub(n) for n in store.iter_notes(consent_id=row.id, since=since))
+            return
+        with store.write():
+            key = access.open_key(vault, row, admin_ok=True)
+            consents.check_notes(vault, row, key)
+            vault.record(
+                "note.list", consent_id=row.id, detail=consents.out_of_assignment(vault, row)
+            )
+        rows = store.iter_note_bodies(consent_ids=[row.id], since=since)
+        yield from decrypt_stream(vault, rows, processes=processes)
+        return
     with store.write():
-        if canonical is not None:
-            consents.check_notes(vault, consents.get_row(store, canonical))
-            vault.record("note.list", consent_id=canonical)
-            shown = None
-        else:
-            # One entry per person whose notes are shown, so each one's export lists it.
-            shown = set(store.consents_with_notes(since=since))
-            audit.record_each(vault, "note.list", sorted(shown))
-    rows = store.iter_note_bodies(consent_id=canonical, since=since)
-    if shown is not None:
+        found = scope(vault, since=since)
+        audit.record_each(vault, "note.list", sorted(found.ids - found.outside))
+        if found.outside:
+            audit.record_each(vault, "note.list", sorted(found.outside), detail=vault.read_reason)
+    if found.everything:
+        rows = store.iter_note_bodies(since=since, reader=access.ADMIN_READER)
         # A consent that got its first note after the entries were written is not shown.
-        rows = (row for row in rows if row.consent_id in shown)
+        rows = (r for r in rows if r.consent_id in found.ids)
+    else:
+        rows = store.iter_note_bodies(consent_ids=sorted(found.ids), since=since)
     yield from decrypt_stream(vault, rows, processes=processes)
+
+
+def hidden(vault: Unlocked, *, since: str | None = None) -> tuple[int, int]:
+    """(notes, consents) with notes under active consents this member's listing leaves
+    out: what she may not open. Counts only; nothing is read."""
+    found = scope(vault, since=since)
+    with vault.store.read():
+        return vault.store.count_notes_outside(sorted(found.ids), since=since)
+
+
+def _key_for(vault: Unlocked, row: KeyedNoteRow, consent_rows: dict[str, ConsentRow]) -> bytes:
+    """The data key of ``row``'s consent: through the wrap the row carries, or the ones
+    this member holds."""
+    if row.wrapped is not None and row.reader is not None and row.how is not None:
+        return access.unwrap(
+            vault, row.consent_id, row.reader, row.key_version, row.how, row.wrapped
+        )
+    consent = consent_rows.get(row.consent_id)
+    if consent is None:
+        consent = consents.get_row(vault.store, row.consent_id)
+        if len(consent_rows) > 4096:
+            consent_rows.clear()
+        consent_rows[row.consent_id] = consent
+    return access.open_key(vault, consent, admin_ok=True)
 
 
 def decrypt_stream(
@@ -362,48 +586,86 @@ def decrypt_stream(
     *,
     processes: int | None = None,
 ) -> Iterator[Note]:
-    """Decrypt notes as they stream, each row carrying its consent's wrapped data key.
+    """Decrypt notes as they stream, each row carrying (or finding) its reader's wrap of
+    its consent's data key.
 
     With ``test``, only notes whose text passes it are yielded (search). The notes are
     opened on ``processes`` cores (default: all; vault.parallel), in the order of
-    ``rows``; the data keys are unwrapped here.
+    ``rows``; the data keys are unwrapped here, and the signatures of pending notes
+    checked here.
 
     Raises IntegrityError, UnsupportedVersion, KeysRotated (while iterating).
     """
-    keyed = (
-        (
-            vault.unwrap_data_key(r.consent_id, r.data_key, r.master_version),
-            sealed(r),
-            None if r.amended is None else (r.amended, r.amended_by),
-        )
-        for r in rows
-    )
+    consent_rows: dict[str, ConsentRow] = {}
+
+    def keyed(r: KeyedNoteRow) -> tuple[bytes, Sealed, tuple[str, str | None] | None, bool]:
+        key = _key_for(vault, r, consent_rows)
+        if r.pending:
+            note_row = NoteRow(
+                r.id,
+                r.consent_id,
+                r.date,
+                r.created,
+                r.key_version,
+                r.seq,
+                r.record,
+                r.pending,
+                r.signer,
+                r.sig_epoch,
+                r.sig,
+            )
+            if not pending_signed(vault, note_row):
+                raise states.StateForged(id=r.consent_id)
+            key = states.consent_box(key)[0]
+        amended = None if r.amended is None else (r.amended, r.amended_by)
+        return key, sealed(r), amended, bool(r.pending)
+
     opener = functools.partial(_open_batch, test)
-    for opened in parallel.ordered_map(opener, parallel.batches(keyed), processes=processes):
+    batches = parallel.batches(keyed(r) for r in rows)
+    for opened in parallel.ordered_map(opener, batches, processes=processes):
         # Plain tuples cross the pipe: unpickling a dataclass costs the parent, which
         # also reads the database, more than building it here.
         yield from itertools.starmap(Note, opened)
 
 
-_Opened = tuple[str, str, str, str, str, str, str | None, str | None, str | None]
+_Opened = tuple[str, str, str, str, str, str, str | None, str | None, str | None, bool, bool]
 
 
 def _open_batch(
     test: Callable[[str], bool] | None,
-    batch: list[tuple[bytes, Sealed, tuple[str, str | None] | None]],
+    batch: list[tuple[bytes, Sealed, tuple[str, str | None] | None, bool]],
 ) -> list[_Opened]:
     """The notes of ``batch`` that pass ``test``, as the fields of :class:`Note`. Every
     record is authenticated; the plaintext date and created time are compared only for
-    the notes returned (search shows no other, and verify compares all of them)."""
+    the notes returned (search shows no other, and verify compares all of them). A
+    pending note comes with its consent's box secret instead of the data key."""
     opened = []
-    for key, (note_id, consent_id, key_version, record, date, created), amended in batch:
-        fields = _open_fields(key, note_id, consent_id, key_version, record)
+    for key, (note_id, consent_id, key_version, record, date, created), amended, pending in batch:
+        if pending:
+            plain = crypto.open_sealed(
+                key, record, pending_ad(note_id, consent_id, key_version), where=f"note {note_id}"
+            )
+            fields = keyring.decode_record(plain, _FIELDS, where=f"note {note_id}")
+        else:
+            fields = _open_fields(key, note_id, consent_id, key_version, record)
         if test is not None and not test(fields[4]):
             continue
         _check_dates(note_id, date, created, fields)
         sealed_date, sealed_created, kind, author, text = fields
         when, by = (None, None) if amended is None else amended
         opened.append(
-            (note_id, consent_id, sealed_date, sealed_created, kind, text, author or None, when, by)
+            (
+                note_id,
+                consent_id,
+                sealed_date,
+                sealed_created,
+                kind,
+                text,
+                author or None,
+                when,
+                by,
+                True,
+                pending,
+            )
         )
     return opened

@@ -1,31 +1,34 @@
-"""Key rotation: a new master key, and on demand new data keys for every consent.
+"""Key rotation: new vault seeds, and on demand new data keys for every consent.
 
-A plain rotation makes a new master key and, in ONE transaction, rewraps every consent's
-data key and every vault-wide key under it, reseals it to every staff member's public
-key and renews every role tag. Its cost grows with consents and staff, not notes. The
-old master key lived only in memory (the Unlocked object); nothing stores it.
+A plain rotation makes a new admin seed (the vault's signing key), team seed and job seed
+and, in ONE transaction, publishes the epoch that names them (signed by the old vault
+key), seals them to their holders again, rewraps every consent's admin, team and job
+wraps and every vault-wide key under them. Its cost grows with consents and staff, not
+notes. The old seeds lived only in memory and in the sealed boxes it replaces.
 
 A deep rotation does the same, then gives every consent a new data key and re-encrypts
-every personal field of the consent and its notes (key version + 1). That runs in
-batches, each its own transaction covering whole consents (a consent and all its notes
-move to the new key together), with a cursor in the ``rotation`` table. A crash between
-or inside batches leaves every consent readable under either its old or its new key;
-:func:`resume` continues from the cursor. While a rotation is unfinished the setting
+every personal field of the consent and its notes (key version + 1), with new wraps for
+its contact person and readers and a new signed state. That runs in batches, each its
+own transaction covering whole consents, with a cursor in the ``rotation`` table. A crash
+between or inside batches leaves every consent readable under either its old or its new
+key; :func:`resume` continues from the cursor. While a rotation is unfinished the setting
 ``rotation_pending`` names it, and :func:`rotate` refuses to start another.
+
+:func:`rekey` is the deep rotation of one consent (after its access was revoked or ran
+out, or a reader left).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from vault import consents as consents_mod
-from vault import crypto, keyring, slots
+from vault import access, consents, crypto, epochs, identity, keyring, notes, seeds, states
 from vault.dates import timestamp
-from vault.errors import Conflict, IntegrityError, KeysRotated, NokError
-from vault.session import Unlocked, Vault, check_settings, seal_settings
+from vault.errors import Conflict, NokError
+from vault.session import Unlocked, Vault
 from vault.store import ConsentRow, NoteRow, RotationRow, Store
 
 PLAIN = "master"
@@ -33,10 +36,8 @@ DEEP = "deep"
 PENDING_SETTING = "rotation_pending"
 DEFAULT_BATCH_NOTES = 5000
 MAX_BATCH_CONSENTS = 500
-_CONSENTS = "consents"
-_NOTES = "notes"
 # The tables whose fields sit under consent data keys and that a deep rotation rewrites.
-REKEYED_TABLES = frozenset({_CONSENTS, _NOTES})
+REKEYED_TABLES = frozenset({"consents", "notes", "consent_keys"})
 
 Progress = Callable[[int, int], None]
 """Called as ``progress(done, total)`` in records (consents + notes) after each batch."""
@@ -76,26 +77,30 @@ class KeyInfo:
     kdf_min: str
     pending: str | None
     rotations: tuple[RotationRow, ...]
+    epoch: int = 0
+    fingerprint: str = ""
 
 
 def key_info(vault: Vault, now: dt.datetime) -> KeyInfo:
     """Versions, dates and rotation history of the vault's keys (keyless)."""
     store = vault.store
     with store.read():
-        created = store.get_setting("master_created") or ""
+        status = vault.status()
         return KeyInfo(
-            master_version=vault.master_version(),
-            master_created=created,
-            age_days=master_key_age_days(created, now),
+            master_version=status.master_version,
+            master_created=status.master_created,
+            age_days=master_key_age_days(status.master_created, now),
             data_keys_rotated=store.get_setting("data_keys_rotated"),
             kdf_min=vault.settings().kdf_min,
             pending=store.get_setting(PENDING_SETTING),
             rotations=tuple(store.list_rotations()),
+            epoch=status.epoch,
+            fingerprint=status.fingerprint,
         )
 
 
 def master_key_age_days(created: str, now: dt.datetime) -> int | None:
-    """Whole days since the master key was made; None when the date is unknown."""
+    """Whole days since the admin seed was made; None when the date is unknown."""
     try:
         made = dt.datetime.fromisoformat(created.replace("Z", "+00:00"))
     except ValueError:
@@ -105,6 +110,175 @@ def master_key_age_days(created: str, now: dt.datetime) -> int | None:
     return max(0, (now - made).days)
 
 
+# -- new seeds ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NewSeeds:
+    admin: identity.KeySet | None
+    team: identity.KeySet | None
+    job: identity.KeySet | None
+
+
+def new_seeds(
+    unlocked: Unlocked,
+    *,
+    admin: bool,
+    team: bool,
+    job: bool,
+    event: str,
+    staff: Sequence[epochs.Member] | None = None,
+    jobs: Sequence[epochs.JobEntry] | None = None,
+    signer: identity.KeySet | None = None,
+    by: str | None = None,
+    settings: dict[str, object] | None = None,
+) -> tuple[int, int]:
+    """Replace the chosen vault seeds (inside the caller's write transaction): publish the
+    epoch naming them (signed by the current vault key, with ``staff`` and ``jobs`` when
+    given), seal them to their holders, and rewrap every consent's admin, team and job
+    wraps and every vault-wide key. Afterwards ``unlocked`` holds the new seeds.
+
+    ``signer``/``by``: who signs the epoch when it is not this admin's current vault key
+    (the live vault's key during a restore, or the recovery key).
+
+    Returns (holders sealed to, consents rewrapped).
+
+    Raises NotAllowed (not an admin), KeysRotated (another epoch came first),
+    IntegrityError (a wrap that does not open: nothing is changed).
+    """
+    old_admin = unlocked.admin_seed("key rotation")
+    old_team = unlocked.team
+    fresh = NewSeeds(
+        identity.KeySet.new() if admin else None,
+        identity.KeySet.new() if team else None,
+        identity.KeySet.new() if job else None,
+    )
+    current = unlocked.epoch
+    k = current.keys
+    keys = dataclasses.replace(
+        k,
+        vault=fresh.admin.sign_public if fresh.admin else k.vault,
+        admin=fresh.admin.box_public if fresh.admin else k.admin,
+        admin_version=k.admin_version + 1 if fresh.admin else k.admin_version,
+        team=fresh.team.box_public if fresh.team else k.team,
+        team_version=k.team_version + 1 if fresh.team else k.team_version,
+        job=fresh.job.box_public if fresh.job else k.job,
+        job_version=k.job_version + 1 if fresh.job else k.job_version,
+    )
+    store = unlocked.store
+    rewrapped = _rewrap_consents(unlocked, old_admin, fresh, keys) if (admin or team or job) else 0
+    if fresh.team is not None:
+        _rewrap_vault_keys(store, old_team, fresh.team, k.team_version, keys.team_version)
+    epoch = unlocked.publish(
+        event, keys=keys, staff=staff, jobs=jobs, signer=signer, by=by, settings=settings
+    )
+    holders = _seal_all(unlocked, epoch, fresh, old_admin)
+    if fresh.admin is not None:
+        unlocked.admin = fresh.admin
+    if fresh.team is not None:
+        unlocked.team = fresh.team
+    return holders, rewrapped
+
+
+def _seal_all(
+    unlocked: Unlocked, epoch: epochs.Epoch, fresh: NewSeeds, old_admin: identity.KeySet
+) -> int:
+    """Seal the seeds ``epoch`` names to every holder it lists (and drop holders it no
+    longer lists); the seeds not replaced are sealed again from what this admin holds."""
+    store = unlocked.store
+    vault_id = epoch.vault_id
+    k = epoch.keys
+    admin = fresh.admin or old_admin
+    team = fresh.team or unlocked.team
+    job = fresh.job or _current_job(unlocked, old_admin)
+    for purpose in (seeds.ADMIN, seeds.TEAM, seeds.JOB):
+        for holder in store.sealed_holders(purpose):
+            store.delete_sealed_one(holder, purpose)
+    count = 0
+
+    def seal(purpose: str, version: int, holder: str, seed: identity.KeySet, to: bytes) -> None:
+        nonlocal count
+        seeds.seal(
+            store,
+            vault_id=vault_id,
+            purpose=purpose,
+            version=version,
+            holder=holder,
+            seed=seed.seed,
+            public_key=to,
+        )
+        count += 1
+
+    for member in epoch.staff.values():
+        seal(seeds.TEAM, k.team_version, member.name, team, member.box)
+        if member.role == "admin":
+            seal(seeds.ADMIN, k.admin_version, member.name, admin, member.box)
+    seal(seeds.ADMIN, k.admin_version, seeds.HOLDER_RECOVERY, admin, k.recovery_box)
+    seal(seeds.TEAM, k.team_version, seeds.HOLDER_ADMIN, team, admin.box_public)
+    seal(seeds.JOB, k.job_version, seeds.HOLDER_ADMIN, job, admin.box_public)
+    for entry in epoch.jobs.values():
+        seal(seeds.JOB, k.job_version, seeds.job_holder(entry.name), job, entry.box)
+    return count
+
+
+def _current_job(unlocked: Unlocked, admin: identity.KeySet) -> identity.KeySet:
+    k = unlocked.epoch.keys
+    return seeds.open_seed(
+        unlocked.store,
+        vault_id=unlocked.vault_id,
+        purpose=seeds.JOB,
+        holder=seeds.HOLDER_ADMIN,
+        box_secret=admin.box_secret,
+        expect=k.job,
+        version=k.job_version,
+    )
+
+
+def _rewrap_vault_keys(
+    store: Store, old: identity.KeySet, new: identity.KeySet, old_version: int, version: int
+) -> None:
+    for purpose, at, wrapped in store.list_vault_keys():
+        key = keyring.unwrap_vault_key(old.wrap, wrapped, purpose=purpose, master_version=at)
+        store.put_vault_key(
+            purpose,
+            version,
+            keyring.wrap_vault_key(new.wrap, key, purpose=purpose, master_version=version),
+        )
+
+
+def _rewrap_consents(
+    unlocked: Unlocked, old_admin: identity.KeySet, fresh: NewSeeds, keys: epochs.Keys
+) -> int:
+    """New admin, team and job wraps for every consent with a key (the data key opened
+    through the old admin wrap)."""
+    store = unlocked.store
+    vault_id = unlocked.vault_id
+    count = 0
+    for consent_id, version, how, wrapped in store.wraps_of_reader(access.ADMIN_READER):
+        key = access.unwrap(unlocked, consent_id, access.ADMIN_READER, version, how, wrapped)
+        rows = []
+
+        def ad(reader: str, consent_id: str = consent_id, version: int = version) -> bytes:
+            return access.wrap_ad(vault_id, consent_id, reader, version)
+
+        if fresh.admin is not None:
+            admin_wrap = crypto.seal(fresh.admin.wrap, key, ad(access.ADMIN_READER))
+            rows.append((access.ADMIN_READER, version, access.HOW_KEY, admin_wrap))
+        if fresh.team is not None and store.wrap_for(consent_id, [access.TEAM_READER]):
+            team_wrap = crypto.seal(fresh.team.wrap, key, ad(access.TEAM_READER))
+            rows.append((access.TEAM_READER, version, access.HOW_KEY, team_wrap))
+        if fresh.job is not None:
+            job_wrap = crypto.seal_to(keys.job, states.proof_key(key), ad(access.JOB_READER))
+            rows.append((access.JOB_READER, version, access.HOW_BOX, job_wrap))
+        store.put_wraps(consent_id, rows)
+        unlocked.forget_data_key(consent_id)
+        count += 1
+    return count
+
+
+# -- rotate ---------------------------------------------------------------------------------
+
+
 def rotate(
     unlocked: Unlocked,
     *,
@@ -112,13 +286,13 @@ def rotate(
     progress: Progress | None = None,
     batch_notes: int = DEFAULT_BATCH_NOTES,
 ) -> RotationResult:
-    """Make a new master key; with ``deep``, also new data keys for every consent.
+    """Make new vault seeds; with ``deep``, also new data keys for every consent.
 
     Raises:
         NotAllowed: not an admin.
         RotationPending: an earlier rotation is unfinished (see :func:`resume`).
-        IntegrityError: a wrapped key or a staff role was altered; nothing is changed.
-        KeysRotated: another process rotated the key since this unlock.
+        IntegrityError: a wrapped key was altered; nothing is changed.
+        KeysRotated: another process changed the keys since this unlock.
         VaultBusy, StorageError: nothing is changed (a deep rotation keeps the batches
             it committed; :func:`resume` finishes it).
     """
@@ -127,13 +301,15 @@ def rotate(
     store = unlocked.store
     if deep:
         _check_rekeyable(store)
-    before = unlocked.master, unlocked.master_version
+    before = unlocked.admin, unlocked.team, unlocked.chain
     try:
         with store.write():
             running = store.pending_rotation()
             if running is not None:
                 raise RotationPending(kind=running.kind, started=running.started)
-            staff, consents = _new_master(unlocked)
+            staff, consents_done = new_seeds(
+                unlocked, admin=True, team=True, job=True, event=f"rotate.{kind}"
+            )
             stamp = timestamp(unlocked.now)
             rotation_id = store.start_rotation(
                 kind=kind,
@@ -147,12 +323,15 @@ def rotate(
                 store.finish_rotation(rotation_id, finished=stamp)
             unlocked.record(f"key.rotate.{kind}", object_id=f"master-v{unlocked.master_version}")
     except BaseException:
-        # The transaction rolled back, so the vault still needs the key it had.
-        unlocked.master, unlocked.master_version = before
+        # The transaction rolled back, so the vault still needs the keys it had.
+        unlocked.admin, unlocked.team, unlocked.chain = before
+        unlocked.vault._chain = None
         raise
     del before
     if not deep:
-        return RotationResult(PLAIN, unlocked.master_version, consents, 0, staff, resumed=False)
+        return RotationResult(
+            PLAIN, unlocked.master_version, consents_done, 0, staff, resumed=False
+        )
     done_consents, done_notes = _rekey_all(unlocked, rotation_id, progress, batch_notes)
     return RotationResult(
         DEEP, unlocked.master_version, done_consents, done_notes, staff, resumed=False
@@ -179,11 +358,11 @@ def resume(
     if running is None:
         raise NothingToResume()
     _check_rekeyable(store)
-    if running.target_version != unlocked.master_version:
-        raise IntegrityError(where="the unfinished key rotation (master-key version differs)")
-    consents, notes = _rekey_all(unlocked, running.id, progress, batch_notes)
-    staff = len(store.list_staff())
-    return RotationResult(DEEP, unlocked.master_version, consents, notes, staff, resumed=True)
+    consents_done, notes_done = _rekey_all(unlocked, running.id, progress, batch_notes)
+    staff = len(unlocked.epoch.staff)
+    return RotationResult(
+        DEEP, unlocked.master_version, consents_done, notes_done, staff, resumed=True
+    )
 
 
 def _check_rekeyable(store: Store) -> None:
@@ -196,55 +375,6 @@ def _check_rekeyable(store: Store) -> None:
             "nothing was changed",
             table=unknown[0],
         )
-
-
-def _new_master(unlocked: Unlocked) -> tuple[int, int]:
-    """Rewrap everything under a fresh master key (inside the caller's transaction).
-
-    Swaps the key in ``unlocked``; returns (staff resealed, consent keys rewrapped).
-    """
-    store = unlocked.store
-    old, old_version = unlocked.master, unlocked.master_version
-    if unlocked.vault.master_version() != old_version:
-        raise KeysRotated()
-    new, version = crypto.new_key(), old_version + 1
-    # Sealing edited settings again under the new key would make the edit look genuine.
-    check_settings(store, old)
-    staff_rows = []
-    for row in store.list_staff():
-        # Re-tagging an altered role with the new key would make the forgery look genuine.
-        keyring.check_role(old, row.name, row.role, row.public_key, row.role_tag)
-        if row.master_version != old_version:
-            raise IntegrityError(where=f"key slot of {row.name} (stale master-key version)")
-        sealed = slots.seal_master(
-            new, public_key=row.public_key, name=row.name, master_version=version
-        )
-        staff_rows.append(
-            (row.name, sealed, keyring.role_tag(new, row.name, row.role, row.public_key), version)
-        )
-    consent_rows = []
-    for consent_id, at_version, wrapped in store.consent_keys():
-        data_key = keyring.unwrap_data_key(
-            old, wrapped, consent_id=consent_id, master_version=at_version or 0
-        )
-        consent_rows.append(
-            (
-                consent_id,
-                version,
-                keyring.wrap_data_key(new, data_key, consent_id=consent_id, master_version=version),
-            )
-        )
-    for purpose, at_version, wrapped in store.list_vault_keys():
-        key = keyring.unwrap_vault_key(old, wrapped, purpose=purpose, master_version=at_version)
-        rewrapped = keyring.wrap_vault_key(new, key, purpose=purpose, master_version=version)
-        store.put_vault_key(purpose, version, rewrapped)
-    store.reseal_staff(staff_rows)
-    store.rewrap_consent_keys(consent_rows)
-    store.set_setting("master_version", str(version))
-    store.set_setting("master_created", timestamp(unlocked.now))
-    seal_settings(store, new)
-    unlocked.master, unlocked.master_version = new, version
-    return len(staff_rows), len(consent_rows)
 
 
 def _rekey_all(
@@ -267,19 +397,25 @@ def _rekey_all(
             if running is None or running.id != rotation_id:
                 break
             cursor = running.cursor or ""
-            consents, notes = store.next_rekey_batch(
+            rows, held = store.next_rekey_batch(
                 cursor, max_notes=batch_notes, max_consents=MAX_BATCH_CONSENTS
             )
-            if not consents:
+            if not rows:
                 _finish(unlocked, running)
                 if progress is not None:
                     progress(total, total)
                 break
-            _rekey_batch(unlocked, consents, notes)
-            done = (running.done or 0) + len(consents) + len(notes)
-            store.advance_rotation(rotation_id, cursor=consents[-1].id, done=done)
-        done_consents += len(consents)
-        done_notes += len(notes)
+            for row in rows:
+                rekey_row(
+                    unlocked,
+                    row,
+                    [n for n in held if n.consent_id == row.id],
+                    action="key.rotate.deep.consent",
+                )
+            done = (running.done or 0) + len(rows) + len(held)
+            store.advance_rotation(rotation_id, cursor=rows[-1].id, done=done)
+        done_consents += len(rows)
+        done_notes += len(held)
         if progress is not None:
             progress(min(done, total), total)
     return done_consents, done_notes
@@ -294,76 +430,119 @@ def _finish(unlocked: Unlocked, running: RotationRow) -> None:
     unlocked.record("key.rotate.deep.done", object_id=f"master-v{running.target_version}")
 
 
-def _rekey_batch(unlocked: Unlocked, consents: list[ConsentRow], notes: list[NoteRow]) -> None:
-    """New data keys for ``consents``; re-encrypt them and ``notes`` (all of their notes).
+def rekey(
+    unlocked: Unlocked,
+    consent_id: str,
+    *,
+    action: str,
+    object_id: str | None = None,
+    detail: str | None = None,
+    readers: Sequence[states.Reader] | None = None,
+    contact: str | None = None,
+) -> ConsentRow:
+    """Give one consent a new data key (inside the caller's write transaction): every
+    note re-encrypted, pending ones folded in, new wraps for its contact person, its
+    ``readers`` (default: as they are) and the admins, team and job; a new signed state
+    recorded as ``action``. A wrap of the old key copied before opens nothing written
+    after. Returns the row as stored.
 
-    Each consent's seals are checked under the old key before anything is sealed under the
-    new one: sealing an edited date or a deleted note again would make it look genuine.
+    Raises IntegrityError when its state or notes were altered (nothing is changed).
     """
-    by_consent: dict[str, list[NoteRow]] = {row.id: [] for row in consents}
-    for note in notes:
-        if note.consent_id not in by_consent:
-            raise IntegrityError(where=f"note {note.id} (its consent has no data key)")
-        by_consent[note.consent_id].append(note)
-    consent_rows: list[ConsentRow] = []
-    note_rows: list[tuple[str, int, bytes]] = []
-    for row in consents:
-        old = unlocked.data_key(row)
-        held = by_consent[row.id]
-        _check_seals(old, row, held)
-        new = crypto.new_key()
-        rekeyed = dataclasses.replace(
-            row,
-            master_version=unlocked.master_version,
-            key_version=row.key_version + 1,
-            data_key=keyring.wrap_data_key(
-                unlocked.master, new, consent_id=row.id, master_version=unlocked.master_version
-            ),
-            record=keyring.reseal_record(
-                old,
-                new,
-                row.record,
-                old_ad=keyring.consent_ad(row.id, row.key_version),
-                new_ad=keyring.consent_ad(row.id, row.key_version + 1),
-                where=f"consent {row.id}",
-            ),
-        )
-        resealed = [
-            dataclasses.replace(
-                n,
-                key_version=rekeyed.key_version,
-                record=_reseal_note(n, old, new, rekeyed.key_version),
-            )
-            for n in held
-        ]
-        note_rows += [(n.id, n.key_version, n.record) for n in resealed]
-        chain = consents_mod.notes_chain(new, rekeyed)
-        consent_rows.append(
-            dataclasses.replace(
-                rekeyed,
-                retention_tag=consents_mod.retention_tag(new, rekeyed),
-                notes_tag=chain.fold(consents_mod.chain_entries(resealed)),
-            )
-        )
-        unlocked.forget_data_key(row.id)
     store = unlocked.store
-    store.update_consents_rekeyed(consent_rows)
-    store.update_notes_rekeyed(note_rows)
+    row = consents.get_active_row(store, consent_id)
+    held = [n for n in store.iter_notes_by_consent_id(row.id)]
+    return rekey_row(
+        unlocked,
+        row,
+        held,
+        action=action,
+        object_id=object_id,
+        detail=detail,
+        readers=readers,
+        contact=contact,
+    )
 
 
-def _check_seals(key: bytes, row: ConsentRow, held: list[NoteRow]) -> None:
-    """Raises RetentionChanged or NotesChanged when ``row`` or its notes were edited."""
-    consents_mod.check_retention(key, row)
-    expected = consents_mod.notes_chain(key, row).fold(consents_mod.chain_entries(held))
-    keyring.check_tag(expected, row.notes_tag, keyring.NotesChanged(id=row.id))
-
-
-def _reseal_note(note: NoteRow, old: bytes, new: bytes, version: int) -> bytes:
-    return keyring.reseal_record(
+def rekey_row(
+    unlocked: Unlocked,
+    row: ConsentRow,
+    held: list[NoteRow],
+    *,
+    action: str,
+    object_id: str | None = None,
+    detail: str | None = None,
+    readers: Sequence[states.Reader] | None = None,
+    contact: str | None = None,
+) -> ConsentRow:
+    old = access.open_key(unlocked, row, admin_ok=True)
+    chained = [n for n in held if not n.pending]
+    consents.check_state(unlocked, row, old)
+    stored = consents.chain_entries(chained)
+    if not crypto.same(consents.notes_hash(unlocked.vault_id, row, stored), row.notes_hash or b""):
+        raise states.NotesChanged(id=row.id)
+    new = crypto.new_key()
+    version = row.key_version + 1
+    ordered = sorted(chained, key=lambda n: (n.seq, n.id))
+    sources = [(n, notes.open_record(old, n)) for n in ordered]
+    next_seq = (row.notes_count or 0) + 1
+    for n in sorted((n for n in held if n.pending), key=lambda n: (n.created, n.id)):
+        # A pending note is folded into the chain as it is sealed again.
+        sources.append(
+            (dataclasses.replace(n, seq=next_seq), notes.open_pending(unlocked, row, old, n))
+        )
+        next_seq += 1
+    record = keyring.reseal_record(
         old,
         new,
-        note.record,
-        old_ad=keyring.note_ad(note.id, note.consent_id, note.key_version),
-        new_ad=keyring.note_ad(note.id, note.consent_id, version),
-        where=f"note {note.id}",
+        row.record,
+        old_ad=keyring.consent_ad(row.id, row.key_version),
+        new_ad=keyring.consent_ad(row.id, version),
+        where=f"consent {row.id}",
     )
+    rewritten = [
+        notes.build_row(
+            new,
+            note_id=note.id,
+            consent_id=row.id,
+            key_version=version,
+            seq=src.seq,
+            date=note.date,
+            kind=note.kind,
+            text=note.text,
+            author=note.author or "",
+            now=unlocked.now,
+            created=note.created,
+        )
+        for src, note in sources
+    ]
+    new_readers = tuple(readers) if readers is not None else access.readers_of(row)
+    new_contact = contact or row.contact or unlocked.name
+    moved = dataclasses.replace(
+        row,
+        key_version=version,
+        record=record,
+        consent_box=states.consent_box(new)[1],
+        readers=states.encode_readers(new_readers),
+        contact=new_contact,
+        notes_count=next_seq - 1,
+    )
+    moved = dataclasses.replace(
+        moved,
+        notes_hash=consents.notes_hash(unlocked.vault_id, moved, consents.chain_entries(rewritten)),
+        last_activity=max([row.last_activity or "", *(n.date for n in rewritten)]) or None,
+    )
+    store = unlocked.store
+    store.update_notes_rekeyed([(n.id, n.key_version, n.record, n.seq) for n in rewritten])
+    wraps = access.make_wraps(
+        unlocked,
+        row.id,
+        version,
+        new,
+        contact=new_contact,
+        readers=new_readers,
+        team=row.access == "team",
+    )
+    store.delete_wraps(row.id)
+    store.put_wraps(row.id, [w.row() for w in wraps])
+    unlocked.forget_data_key(row.id)
+    return consents.commit_state(unlocked, moved, new, action, object_id=object_id, detail=detail)

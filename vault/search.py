@@ -14,7 +14,7 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Callable, Iterator
 
-from vault import consents, notes
+from vault import access, consents, notes
 from vault.dates import parse_day
 from vault.errors import BadInput
 from vault.notes import Note
@@ -79,12 +79,27 @@ def search(
     test = matcher(text)
     store = vault.store
     row = None if consent_id is None else consents.get_row(store, consent_id)
-    canonical = None if row is None else row.id
     if since is not None:
         parse_day(since, field="--since")
+    if row is not None:
+        if not consents.readable(vault, row):
+            with store.write():
+                vault.record("note.search", consent_id=row.id)
+            return iter(())
+        with store.write():
+            key = access.open_key(vault, row, admin_ok=True)
+            consents.check_notes(vault, row, key)
+            vault.record(
+                "note.search", consent_id=row.id, detail=consents.out_of_assignment(vault, row)
+            )
+        rows = store.iter_note_bodies(consent_ids=[row.id], since=since)
+        return notes.decrypt_stream(vault, rows, test, processes=processes)
     with store.write():
-        if row is not None:
-            consents.check_notes(vault, row)
-        vault.record("note.search", consent_id=canonical)
-    rows = store.iter_note_bodies(consent_id=canonical, since=since)
+        found = notes.scope(vault, since=since)
+        vault.record("note.search", detail=vault.read_reason if found.outside else None)
+    if found.everything:
+        every = store.iter_note_bodies(since=since, reader=access.ADMIN_READER)
+        rows = (r for r in every if r.consent_id in found.ids)
+    else:
+        rows = store.iter_note_bodies(consent_ids=sorted(found.ids), since=since)
     return notes.decrypt_stream(vault, rows, test, processes=processes)

@@ -1,20 +1,28 @@
-"""Opening, creating and unlocking a vault.
+"""Opening, creating and unlocking a vault (format 3, docs/format.md).
 
-:class:`Vault` is a vault opened without any key: enough for ``status`` and the keyless
-purge. :meth:`Vault.unlock` checks a staff member's passphrase and returns an
-:class:`Unlocked` vault, which holds the master key for the rest of the command.
+:class:`Vault` is a vault opened without any key: enough for ``status`` and for reports.
+:meth:`Vault.unlock` opens a staff member's key slot with her passphrase and returns an
+:class:`Unlocked` vault, which holds her own keys, the team key and (for an admin) the
+admin seed for the rest of the command. The scheduled job unlocks with its credential
+instead (vault.jobs).
+
+What is trusted comes from the vault's signed epoch chain (vault.epochs), verified at every
+open from its first epoch, whose vault key every version-2 slot is bound to; and every
+seed sealed in the file is checked against the public keys the current epoch lists. Each
+user's pin (vault.pins) catches an older chain or trail put back in place.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from vault import audit, crypto, files, ids, keyring, slots
-from vault.dates import timestamp
+from vault import audit, crypto, epochs, files, identity, ids, keyring, pins, seeds, slots
+from vault.dates import day, timestamp, zone
 from vault.errors import (
     BadInput,
     IntegrityError,
@@ -22,52 +30,48 @@ from vault.errors import (
     NoSuchStaff,
     NotAllowed,
     SlotChanged,
-    UnsupportedVersion,
     VaultExists,
     VaultReplaced,
 )
 from vault.store import DEFAULT_BUSY_TIMEOUT, ConsentRow, StaffRow, Store
 
-ROLES = ("staff", "admin")
+ROLES = epochs.ROLES
 DEFAULT_RETENTION_DAYS = 730
 DEFAULT_NOTE_GUIDELINE = 1500
 DEFAULT_NOTE_LIMIT = 20000
 MAX_RETENTION_DAYS = 36500
-# The settings that change what nok does with personal data, sealed under the master key:
-# a lower retention or a weaker key-slot cost edited into the file is refused at unlock.
-SEALED_SETTINGS = (
-    "format",
-    "vault_id",
-    "created",
-    "group",
-    "retention_days",
-    "note_guideline",
-    "note_limit",
-    "kdf_min",
-)
-SETTINGS_TAG = "settings_tag"
+# Which pins an unlock checks and moves when the caller names none: the user's own.
+DEFAULT_PINS = "default"
+# A staff member's new seed, sealed to her format-2 key by the upgrade (vault.upgrade).
+UPGRADE_PURPOSE = "upgrade"
+PinsArg = pins.PinStore | str | None
 
 
 @dataclass(frozen=True)
 class Settings:
-    """Vault-wide settings an admin can change."""
+    """Vault-wide settings, as the current signed epoch states them."""
 
     retention_days: int = DEFAULT_RETENTION_DAYS
     note_guideline: int = DEFAULT_NOTE_GUIDELINE
     note_limit: int = DEFAULT_NOTE_LIMIT
     kdf_min: str = "interactive"
-    # Printed on the consent form; not personal data, so kept in plaintext like the rest.
     center_name: str | None = None
+    timezone: str = epochs.DEFAULT_TIMEZONE
+    access: str = epochs.ACCESS_NEED_TO_KNOW
+    group: str | None = None
 
     @classmethod
-    def from_store(cls, store: Store) -> Settings:
-        raw = store.settings()
+    def from_epoch(cls, epoch: epochs.Epoch) -> Settings:
+        raw = epoch.settings
         return cls(
             retention_days=int(raw.get("retention_days", DEFAULT_RETENTION_DAYS)),
             note_guideline=int(raw.get("note_guideline", DEFAULT_NOTE_GUIDELINE)),
             note_limit=int(raw.get("note_limit", DEFAULT_NOTE_LIMIT)),
-            kdf_min=raw.get("kdf_min", "interactive"),
+            kdf_min=str(raw.get("kdf_min", "interactive")),
             center_name=raw.get("center_name"),
+            timezone=str(raw.get("timezone", epochs.DEFAULT_TIMEZONE)),
+            access=str(raw.get("access", epochs.ACCESS_NEED_TO_KNOW)),
+            group=raw.get("group"),
         )
 
 
@@ -84,6 +88,10 @@ class Status:
     staff: int
     next_deadline: str | None
     rotation_pending: str | None
+    epoch: int = 0
+    fingerprint: str = ""
+    access: str = epochs.ACCESS_NEED_TO_KNOW
+    timezone: str = epochs.DEFAULT_TIMEZONE
 
 
 def check_retention_days(days: int) -> int:
@@ -98,11 +106,20 @@ def check_retention_days(days: int) -> int:
 
 
 def check_staff_name(name: str) -> str:
-    """Raises BadInput for an empty or odd staff name."""
+    """Raises BadInput for an empty or odd staff name.
+
+    ``:`` and ``#`` are kept for the vault's own holders (``job:purge``, ``#admin``), so
+    that no staff name can ever be read as one of them.
+    """
     clean = name.strip()
-    if not clean or len(clean) > 64 or any(ch.isspace() or not ch.isprintable() for ch in clean):
+    if (
+        not clean
+        or len(clean) > 64
+        or any(ch.isspace() or not ch.isprintable() or ch in ":#" for ch in clean)
+    ):
         raise BadInput(
-            "{name!r} is not a usable staff name (1-64 characters, no spaces)", name=name
+            "{name!r} is not a usable staff name (1-64 characters, no spaces, no : or #)",
+            name=name,
         )
     return clean
 
@@ -119,12 +136,25 @@ def kdf_params(profile: str) -> crypto.KdfParams:
         ) from None
 
 
+def check_access_mode(mode: str) -> str:
+    if mode not in epochs.ACCESS_MODES:
+        raise BadInput(
+            "unknown access setting {mode!r}; use one of: {choices}",
+            mode=mode,
+            choices=", ".join(epochs.ACCESS_MODES),
+        )
+    return mode
+
+
 class Vault:
     """A vault file opened without a key."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
         self.identity = files.identity(store.path)
+        self._chain: tuple[tuple[int, bytes], epochs.Chain] | None = None
+        # What opening found that only someone with a key may act on (vault.erasure).
+        self.reconciled: list[Any] = []
 
     @property
     def path(self) -> Path:
@@ -146,100 +176,95 @@ class Vault:
 
     @classmethod
     def open(
-        cls, path: Path, *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT, read_only: bool = False
-    ) -> Vault:
-        """Open an existing vault (``read_only``: see Store.open).
-
-        Raises what :meth:`Store.open` raises.
-        """
-        return cls(Store.open(path, busy_timeout=busy_timeout, read_only=read_only))
-
-    @classmethod
-    def create(
         cls,
         path: Path,
         *,
-        admin: str,
-        passphrase: bytes,
-        now: dt.datetime,
-        kdf: str = crypto.DEFAULT_KDF,
-        group: str | None = None,
-        retention_days: int = DEFAULT_RETENTION_DAYS,
-    ) -> Unlocked:
-        """Create a vault with one admin key slot and return it unlocked.
+        busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
+        read_only: bool = False,
+        report: bool = True,
+    ) -> Vault:
+        """Open an existing vault (``read_only``: see Store.open). With ``report`` (and a
+        vault, not a backup only read), look at once for what only someone with a key may
+        act on (vault.erasure.reconcile: erased consents back in the file, endings that
+        are not authentic), into :attr:`reconciled`; nothing is changed.
 
-        Raises:
-            VaultExists: something is already at ``path``.
-            BadInput: a bad admin name, KDF profile, group or retention.
-            UnsafePermissions, SymlinkRefused: the directory is not private.
-            StorageError: the audit anchor beside the vault cannot be written.
+        Raises what :meth:`Store.open` raises; IntegrityError for a broken epoch chain.
         """
-        admin = check_staff_name(admin)
-        params = kdf_params(kdf)
-        check_retention_days(retention_days)
-        if path.exists() or path.is_symlink():
-            raise VaultExists(path=str(path))
-        if group is not None:
-            files.group_id(group)
-        files.prepare_directory(path.parent, group)
-        store = Store.create(path, group=group)
-        master = crypto.new_key()
-        stamp = timestamp(now)
-        with store.write():
-            for key, value in {
-                "vault_id": crypto.random_bytes(8).hex(),
-                "created": stamp,
-                "master_version": "1",
-                "master_created": stamp,
-                "retention_days": str(retention_days),
-                "note_guideline": str(DEFAULT_NOTE_GUIDELINE),
-                "note_limit": str(DEFAULT_NOTE_LIMIT),
-                "kdf_min": "interactive",
-            }.items():
-                store.set_setting(key, value)
-            if group is not None:
-                store.set_setting("group", group)
-            seal_settings(store, master)
-            row = new_staff_row(
-                master, 1, name=admin, role="admin", passphrase=passphrase, params=params, now=now
-            )
-            store.insert_staff(row)
-            audit_key = crypto.new_key()
-            store.put_vault_key(
-                audit.AUDIT_KEY,
-                1,
-                keyring.wrap_vault_key(
-                    master, audit_key, purpose=audit.AUDIT_KEY, master_version=1
-                ),
-            )
-            audit.append(store, now=now, actor=admin, action="vault.init", key=audit_key)
-        audit.reset_anchor(store)
-        vault = cls(store)
-        return Unlocked(vault, admin, "admin", master, 1, now, row.public_key)
+        vault = cls(Store.open(path, busy_timeout=busy_timeout, read_only=read_only))
+        if report and not vault.store.read_only:
+            from vault import erasure
 
-    def master_version(self) -> int:
-        return int(self.store.get_setting("master_version") or 0)
+            try:
+                found = erasure.reconcile(vault)
+            except BaseException:
+                vault.close()
+                raise
+            if found.any:
+                vault.reconciled.append(found)
+        return vault
+
+    @property
+    def vault_id(self) -> str:
+        return self.store.get_setting("vault_id") or ""
+
+    def chain(self) -> epochs.Chain:
+        """The vault's verified epoch chain (verified again when another epoch was added).
+
+        Raises IntegrityError, epochs.ChainBroken.
+        """
+        with self.store.read():
+            last = self.store.last_epoch_number()
+            if self._chain is not None and self._chain[0][0] == last:
+                cached = self._chain[1]
+                stored = self.store.epoch_rows(last - 1)
+                if stored and stored[-1][2] == cached.current.sig:
+                    return cached
+            chain = epochs.verify(self.store.epoch_rows(), vault_id=self.vault_id)
+        self._chain = ((chain.current.number, chain.current.sig), chain)
+        return chain
 
     def settings(self) -> Settings:
-        return Settings.from_store(self.store)
+        return Settings.from_epoch(self.chain().current)
+
+    def today(self, now: dt.datetime) -> str:
+        """``now``'s calendar day in the vault's time zone."""
+        return day(now, self.settings().timezone)
+
+    def master_version(self) -> int:
+        """The admin seed's version (what format 2 called the master key)."""
+        return self.chain().current.keys.admin_version
 
     def status(self) -> Status:
         """Counts and versions; needs no key."""
         s = self.store
         with s.read():
-            rotation = s.get_setting("rotation_pending")
+            chain = self.chain()
+            current = chain.current
+            made = next(
+                (
+                    e.made
+                    for e in reversed(chain.epochs)
+                    if e.keys.admin_version != current.keys.admin_version
+                ),
+                None,
+            )
+            introduced = _introduced(chain, current.keys.admin_version)
             return Status(
                 path=s.path,
-                vault_id=s.get_setting("vault_id") or "",
+                vault_id=self.vault_id,
                 schema_version=s.schema_version(),
-                master_version=self.master_version(),
-                master_created=s.get_setting("master_created") or "",
+                master_version=current.keys.admin_version,
+                master_created=introduced or made or current.made,
                 active_consents=s.count_consents("active"),
                 ended_consents=s.count_consents(None) - s.count_consents("active"),
                 notes=s.count_notes(),
-                staff=len(s.list_staff()),
+                staff=len(current.staff),
                 next_deadline=s.next_deadline(),
-                rotation_pending=rotation,
+                rotation_pending=s.get_setting("rotation_pending"),
+                epoch=current.number,
+                fingerprint=identity.show_fingerprint(chain.root),
+                access=Settings.from_epoch(current).access,
+                timezone=Settings.from_epoch(current).timezone,
             )
 
     def known_ids(self, kind: str, typed: str, *, limit: int = 100) -> list[str]:
@@ -255,91 +280,198 @@ class Vault:
         with self.store.read():
             return self.store.ids_starting(kind, start, limit)
 
+    # -- creating ------------------------------------------------------------------------
+
+    @classmethod
+    def create(
+        cls,
+        path: Path,
+        *,
+        admin: str,
+        passphrase: bytes,
+        now: dt.datetime,
+        kdf: str = crypto.DEFAULT_KDF,
+        group: str | None = None,
+        retention_days: int = DEFAULT_RETENTION_DAYS,
+        timezone: str = epochs.DEFAULT_TIMEZONE,
+        access: str = epochs.ACCESS_NEED_TO_KNOW,
+        pin_store: PinsArg = DEFAULT_PINS,
+    ) -> Unlocked:
+        """Create a vault with one admin key slot and return it unlocked.
+
+        The returned vault's ``recovery_seed`` is the recovery key: the caller shows it
+        once (vault.identity.show_recovery) and keeps it nowhere; nok stores only its
+        public keys and the admin seed sealed to it.
+
+        Raises:
+            VaultExists: something is already at ``path``.
+            BadInput: a bad admin name, KDF profile, group, retention, time zone or
+                access setting.
+            UnsafePermissions, SymlinkRefused: the directory is not private.
+        """
+        admin = check_staff_name(admin)
+        params = kdf_params(kdf)
+        check_retention_days(retention_days)
+        zone(timezone)
+        check_access_mode(access)
+        if path.exists() or path.is_symlink():
+            raise VaultExists(path=str(path))
+        if group is not None:
+            files.group_id(group)
+        files.prepare_directory(path.parent, group)
+        store = Store.create(path, group=group)
+        vault_id = crypto.random_bytes(8).hex()
+        me = identity.KeySet.new()
+        admin_seed, team, job, recovery = (identity.KeySet.new() for _ in range(4))
+        stamp = timestamp(now)
+        keys = epochs.Keys(
+            vault=admin_seed.sign_public,
+            admin=admin_seed.box_public,
+            team=team.box_public,
+            job=job.box_public,
+            recovery_sign=recovery.sign_public,
+            recovery_box=recovery.box_public,
+            admin_version=1,
+            team_version=1,
+            job_version=1,
+        )
+        settings: dict[str, Any] = {
+            "created": stamp,
+            "retention_days": retention_days,
+            "note_guideline": DEFAULT_NOTE_GUIDELINE,
+            "note_limit": DEFAULT_NOTE_LIMIT,
+            "kdf_min": "interactive",
+            "group": group,
+            "timezone": timezone,
+            "access": access,
+            "center_name": None,
+        }
+        body = epochs.body_of(
+            vault_id=vault_id,
+            number=1,
+            prev=b"",
+            made=stamp,
+            by=admin,
+            event="init",
+            keys=keys,
+            staff=[epochs.Member(admin, "admin", me.box_public, me.sign_public)],
+            jobs=[],
+            settings=settings,
+        )
+        sig = epochs.sign(body, vault_id=vault_id, number=1, signer=admin_seed)
+        chain = epochs.verify([(1, body, sig)], vault_id=vault_id)
+        with store.write():
+            for key, value in {"vault_id": vault_id, "created": stamp}.items():
+                store.set_setting(key, value)
+            if group is not None:
+                store.set_setting("group", group)
+            store.insert_epoch(1, body, sig)
+            store.insert_staff(
+                new_staff_row(
+                    me,
+                    chain,
+                    name=admin,
+                    role="admin",
+                    passphrase=passphrase,
+                    params=params,
+                    now=now,
+                )
+            )
+            seal = _sealer(store, vault_id)
+            seal(seeds.ADMIN, 1, admin, admin_seed, me.box_public)
+            seal(seeds.ADMIN, 1, seeds.HOLDER_RECOVERY, admin_seed, recovery.box_public)
+            seal(seeds.TEAM, 1, admin, team, me.box_public)
+            seal(seeds.TEAM, 1, seeds.HOLDER_ADMIN, team, admin_seed.box_public)
+            seal(seeds.JOB, 1, seeds.HOLDER_ADMIN, job, admin_seed.box_public)
+        vault = cls(store)
+        unlocked = Unlocked(vault, admin, "admin", me, chain, now, team, admin_seed)
+        unlocked.recovery_seed = recovery.seed
+        with store.write():
+            unlocked.record("vault.init")
+        unlocked.save_pin(pin_store)
+        return unlocked
+
+    # -- unlocking -----------------------------------------------------------------------
+
     def unlock(
-        self, name: str, passphrase: bytes, *, now: dt.datetime, continuity: bool = True
+        self,
+        name: str,
+        passphrase: bytes,
+        *,
+        now: dt.datetime,
+        pin_store: PinsArg = DEFAULT_PINS,
     ) -> Unlocked:
         """Open ``name``'s key slot with ``passphrase``.
 
-        ``continuity=False`` leaves out the sample of consent data keys the master key
-        must open (see :meth:`_check_continuity`) and the settings seal: only for
-        ``nok verify``, which writes nothing and reports every key that does not open and
-        the settings, where a refusal would hide which ones they are.
+        ``pin_store``: where this user's pins are (vault.pins; by default her own state
+        directory; None checks none, for a script that keeps no state).
 
         Raises:
             NoSuchStaff: no slot for ``name``.
             WrongPassphrase: the passphrase does not open the slot.
-            IntegrityError, UnsupportedVersion: the slot or the role was altered.
-            keyring.MasterKeyReplaced: the master key does not open the vault's keys.
-            keyring.SettingsChanged: a sealed setting was edited outside nok.
+            IntegrityError, UnsupportedVersion: the slot, the epoch chain or a sealed
+                seed was altered (seeds.KeyReplaced: a planted key).
+            pins.VaultRolledBack, pins.VaultKeysReplaced: an older or another vault is in
+                place of the one this user last saw.
             KdfLimitExceeded: the slot asks for an Argon2id cost over the caps.
         """
         row = self.store.get_staff(name)
         if row is None:
             raise NoSuchStaff(name=name)
-        version = self.master_version()
-        if row.master_version != version:
-            raise IntegrityError(where=f"key slot of {name} (stale master-key version)")
-        secret = slots.unwrap_secret(row.slot, name=name, passphrase=passphrase)
-        master = slots.open_master(
-            row.sealed_master, secret=secret, name=name, master_version=version
-        )
-        keyring.check_role(master, name, row.role, row.public_key, row.role_tag)
+        chain = self.chain()
+        store_ = _pins(pin_store)
+        pin = None if store_ is None else store_.get(chain.current.vault_id)
         with self.store.read():
-            if self.master_version() != version:
-                raise KeysRotated()
-            self._check_continuity(master, name, consents=continuity)
-            if continuity:
-                check_settings(self.store, master)
-        unlocked = Unlocked(self, name, row.role, master, version, now, row.public_key)
-        # The Argon2id work happens before the write lock is taken, so other terminals
-        # do not wait for it.
+            pins.check(chain, pin, self.store.audit_hash_at)
+        seed, moved = self._seed(row, passphrase, chain)
+        keys = identity.KeySet.from_seed(seed)
+        member = _member(chain, name, keys)
+        team, admin = _open_seeds(self.store, chain, name, keys, member.role)
+        unlocked = Unlocked(self, name, member.role, keys, chain, now, team, admin)
         if self.store.read_only:
             # A backup only read (verify): its slots and trail stay as they were.
             return unlocked
-        stronger = self._stronger_slot(row, passphrase, secret)
+        stronger = moved or self._stronger_slot(row, passphrase, seed, chain.root)
         with self.store.write():
             self.store.touch_staff(name, timestamp(now))
-            audit.seal_pending(self.store, unlocked.vault_key(audit.AUDIT_KEY), now)
+            if moved is not None:
+                self.store.delete_sealed_one(name, UPGRADE_PURPOSE)
             if stronger is not None:
                 # Only if the slot is still the one just opened: an admin's reset in the
                 # meantime made a new key pair, which the old secret must not overwrite.
                 self.store.update_staff_slot(row.name, stronger, was=row.slot)
+        unlocked.pin_store = store_
+        unlocked.save_pin(store_)
+        unlocked.catch_up()
         return unlocked
 
-    def _check_continuity(self, master: bytes, name: str, *, consents: bool) -> None:
-        """The master key must open the keys already wrapped in the vault.
+    def _seed(
+        self, row: StaffRow, passphrase: bytes, chain: epochs.Chain
+    ) -> tuple[bytes, bytes | None]:
+        """``row``'s seed, and (for a version-1 slot left by an upgrade from format 2) the
+        version-2 slot that replaces it at this first unlock.
 
-        Whoever can write the file can seal a master key of their own choosing to every
-        staff public key (and tag the roles with it); used, it would hand them every record
-        written from then on. Such a key opens none of the existing wrapped keys: the
-        vault-wide keys and the data keys of the first, last and a random active consent.
-        Every one must open: to pass, a planted key must come with all of them wrapped
-        again, which leaves every existing record unreadable (and shows at once).
-
-        Raises keyring.MasterKeyReplaced.
+        Raises WrongPassphrase, IntegrityError (no seed was left for a version-1 slot).
         """
-        store = self.store
-        wrapped: list[tuple[str, str, int | None, bytes]] = [
-            ("vault_key", p, v, k) for p, v, k in store.list_vault_keys()
-        ]
-        if not any(purpose == audit.AUDIT_KEY for _, purpose, _, _ in wrapped):
-            raise IntegrityError(where="the audit key (missing)")
-        if consents:
-            wrapped += [("data_key", i, v, k) for i, v, k in store.sample_consent_keys()]
-        for kind, owner, version, key in wrapped:
-            try:
-                if kind == "vault_key":
-                    keyring.unwrap_vault_key(
-                        master, key, purpose=owner, master_version=version or 0
-                    )
-                else:
-                    keyring.unwrap_data_key(
-                        master, key, consent_id=owner, master_version=version or 0
-                    )
-            except (IntegrityError, UnsupportedVersion):
-                raise keyring.MasterKeyReplaced(name=name) from None
+        header = slots.read_header(row.slot, name=row.name)
+        if header.version == slots.SLOT_V2:
+            return slots.unwrap_secret(
+                row.slot, name=row.name, passphrase=passphrase, root=chain.root
+            ), None
+        secret = slots.unwrap_secret(row.slot, name=row.name, passphrase=passphrase)
+        sealed = self.store.get_sealed(row.name, UPGRADE_PURPOSE)
+        if sealed is None:
+            raise IntegrityError(where=f"key slot of {row.name} (format 2, not upgraded)")
+        ad = seeds.ad(chain.current.vault_id, UPGRADE_PURPOSE, 0, row.name)
+        seed = crypto.open_sealed(secret, sealed[1], ad, where=f"key slot of {row.name}")
+        slot = slots.wrap_secret(
+            seed, name=row.name, passphrase=passphrase, params=header.params, root=chain.root
+        )
+        return seed, slot
 
-    def _stronger_slot(self, row: StaffRow, passphrase: bytes, secret: bytes) -> bytes | None:
+    def _stronger_slot(
+        self, row: StaffRow, passphrase: bytes, seed: bytes, root: bytes
+    ) -> bytes | None:
         """The slot rewrapped at the vault's minimum Argon2id profile, if it is below it."""
         wanted = kdf_params(self.settings().kdf_min)
         header = slots.read_header(row.slot, name=row.name)
@@ -349,33 +481,91 @@ class Vault:
             max(wanted.opslimit, header.params.opslimit),
             max(wanted.memlimit, header.params.memlimit),
         )
-        return slots.wrap_secret(secret, name=row.name, passphrase=passphrase, params=params)
+        return slots.wrap_secret(
+            seed, name=row.name, passphrase=passphrase, params=params, root=root
+        )
 
 
-def settings_tag(store: Store, master: bytes) -> bytes:
-    """The tag the sealed settings stored now should carry."""
-    stored = store.settings()
-    return keyring.settings_tag(master, {key: stored.get(key) for key in SEALED_SETTINGS})
+def _introduced(chain: epochs.Chain, admin_version: int) -> str | None:
+    """When the admin seed of ``admin_version`` first appeared in the chain."""
+    for epoch in chain.epochs:
+        if epoch.keys.admin_version == admin_version:
+            return epoch.made
+    return None
 
 
-def seal_settings(store: Store, master: bytes) -> None:
-    """Tag the sealed settings as they are now (inside the caller's write transaction)."""
-    store.set_setting(SETTINGS_TAG, settings_tag(store, master).hex())
+def _pins(pin_store: PinsArg) -> pins.PinStore | None:
+    if pin_store is None:
+        return None
+    if isinstance(pin_store, pins.PinStore):
+        return pin_store
+    return pins.PinStore.default()
 
 
-def check_settings(store: Store, master: bytes) -> None:
-    """Raises keyring.SettingsChanged when a sealed setting was edited outside nok."""
-    stored = store.get_setting(SETTINGS_TAG)
-    try:
-        tag = bytes.fromhex(stored or "")
-    except ValueError:
-        tag = b""
-    keyring.check_tag(settings_tag(store, master), tag, keyring.SettingsChanged())
+def _sealer(store: Store, vault_id: str) -> Any:
+    def seal(purpose: str, version: int, holder: str, seed: identity.KeySet, to: bytes) -> None:
+        seeds.seal(
+            store,
+            vault_id=vault_id,
+            purpose=purpose,
+            version=version,
+            holder=holder,
+            seed=seed.seed,
+            public_key=to,
+        )
+
+    return seal
+
+
+class StaleSlot(IntegrityError):
+    template = (
+        "the key slot of {name} is not the one the vault's signed staff list names: it was "
+        "reset or removed since, and this slot was put back from an older copy"
+    )
+
+
+def _member(chain: epochs.Chain, name: str, keys: identity.KeySet) -> epochs.Member:
+    """Raises StaleSlot unless the current epoch lists ``name`` with exactly these keys."""
+    member = chain.current.staff.get(name)
+    if (
+        member is None
+        or not crypto.same(member.box, keys.box_public)
+        or not crypto.same(member.sign, keys.sign_public)
+    ):
+        raise StaleSlot(name=name)
+    return member
+
+
+def _open_seeds(
+    store: Store, chain: epochs.Chain, name: str, keys: identity.KeySet, role: str
+) -> tuple[identity.KeySet, identity.KeySet | None]:
+    current = chain.current
+    team = seeds.open_seed(
+        store,
+        vault_id=current.vault_id,
+        purpose=seeds.TEAM,
+        holder=name,
+        box_secret=keys.box_secret,
+        expect=current.keys.team,
+        version=current.keys.team_version,
+    )
+    admin = None
+    if role == "admin":
+        admin = seeds.open_seed(
+            store,
+            vault_id=current.vault_id,
+            purpose=seeds.ADMIN,
+            holder=name,
+            box_secret=keys.box_secret,
+            expect=current.keys.admin,
+            version=current.keys.admin_version,
+        )
+    return team, admin
 
 
 def new_staff_row(
-    master: bytes,
-    master_version: int,
+    keys: identity.KeySet,
+    chain: epochs.Chain,
     *,
     name: str,
     role: str,
@@ -383,26 +573,27 @@ def new_staff_row(
     params: crypto.KdfParams,
     now: dt.datetime,
 ) -> StaffRow:
-    """A key slot for a new staff member: their key pair, wrapped and sealed.
+    """The staff row holding ``keys``' seed in a slot opened by ``passphrase``.
+
+    The role and public key columns only mirror the signed epoch (for a keyless
+    ``staff list`` they are never trusted); the format-2 columns stay empty.
 
     Raises BadInput for an unknown role, KdfLimitExceeded for parameters over the caps.
     """
     if role not in ROLES:
         raise BadInput("unknown role {role!r}; use staff or admin", role=role)
-    secret, public = crypto.new_keypair()
-    stamp = timestamp(now)
     return StaffRow(
         name=name,
         role=role,
-        role_tag=keyring.role_tag(master, name, role, public),
-        created=stamp,
+        role_tag=None,
+        created=timestamp(now),
         last_used=None,
-        master_version=master_version,
-        slot=slots.wrap_secret(secret, name=name, passphrase=passphrase, params=params),
-        public_key=public,
-        sealed_master=slots.seal_master(
-            master, public_key=public, name=name, master_version=master_version
+        master_version=0,
+        slot=slots.wrap_secret(
+            keys.seed, name=name, passphrase=passphrase, params=params, root=chain.root
         ),
+        public_key=keys.box_public,
+        sealed_master=b"",
     )
 
 
@@ -414,7 +605,8 @@ V = TypeVar("V")
 
 
 def remember(cache: dict[K, V], key: K, value: V, limit: int = CACHE_LIMIT) -> None:
-    """Store ``value`` in ``cache``, dropping the oldest entries beyond ``limit``."""
+    """Store ``value`` in ``cache``, dropping the least recently stored beyond ``limit``."""
+    cache.pop(key, None)
     cache[key] = value
     while len(cache) > limit:
         del cache[next(iter(cache))]
@@ -422,18 +614,31 @@ def remember(cache: dict[K, V], key: K, value: V, limit: int = CACHE_LIMIT) -> N
 
 @dataclass
 class Unlocked:
-    """A vault with its master key available, acting as one staff member."""
+    """A vault unlocked by one staff member: her keys, the team key, and for an admin the
+    admin seed (the vault's signing key)."""
 
     vault: Vault
     name: str
     role: str
-    master: bytes = field(repr=False)
-    master_version: int
+    keys: identity.KeySet = field(repr=False)
+    chain: epochs.Chain = field(repr=False)
     now: dt.datetime
-    # The key pair the slot held at unlock: a reset makes a new one (see resume).
-    public_key: bytes | None = field(default=None, repr=False)
-    # consent id -> (wrapped key it came from, data key): a key rotated by another process
-    # no longer matches its wrapped form, so a stale key is never used to write.
+    team: identity.KeySet = field(repr=False)
+    admin: identity.KeySet | None = field(default=None, repr=False)
+    # Set by Vault.create only: shown once, kept nowhere.
+    recovery_seed: bytes | None = field(default=None, repr=False)
+    pin_store: pins.PinStore | None = field(default=None, repr=False)
+    # The reason (vault.access.REASONS) an admin gives for this command's reads of
+    # consents outside her assignment; None: she reads only her own (and is refused, or
+    # shown the plaintext part, for the others).
+    read_reason: str | None = None
+    # What the unlock found and did (vault.erasure.Reconciled, corrections.Repair, consent
+    # ids whose grants ran out and were re-keyed), for the caller to report.
+    reconciled: list[Any] = field(default_factory=list, repr=False)
+    repairs: list[Any] = field(default_factory=list, repr=False)
+    expired: list[str] = field(default_factory=list, repr=False)
+    # consent id -> (wrap it came from, data key): a key rewrapped by another process no
+    # longer matches its wrap, so a stale key is never used to write.
     _data_keys: dict[str, tuple[bytes, bytes]] = field(default_factory=dict, repr=False)
     _vault_keys: dict[str, bytes] = field(default_factory=dict, repr=False)
 
@@ -441,24 +646,67 @@ class Unlocked:
     def store(self) -> Store:
         return self.vault.store
 
+    @property
+    def epoch(self) -> epochs.Epoch:
+        return self.chain.current
+
+    @property
+    def vault_id(self) -> str:
+        return self.chain.current.vault_id
+
+    @property
+    def is_job(self) -> bool:
+        return False
+
+    def settings(self) -> Settings:
+        return Settings.from_epoch(self.chain.current)
+
+    def today(self) -> str:
+        """Today in the vault's time zone."""
+        return day(self.now, self.settings().timezone)
+
+    @property
+    def master_version(self) -> int:
+        return self.chain.current.keys.admin_version
+
     def close(self) -> None:
         self._data_keys.clear()
         self._vault_keys.clear()
         self.vault.close()
 
+    def save_pin(self, pin_store: PinsArg) -> None:
+        """Record this vault as seen now in ``pin_store`` (vault.pins)."""
+        store_ = _pins(pin_store)
+        if store_ is None:
+            return
+        with self.store.read():
+            last = self.store.last_audit()
+        previous = store_.get(self.vault_id)
+        seq, digest = (last.seq, bytes(last.hash)) if last is not None else (0, b"")
+        store_.put(pins.advance(previous, self.chain, seq, digest))
+
     def ensure_current(self) -> None:
-        """Raises KeysRotated when another process rotated the master key since this unlock."""
-        if self.vault.master_version() != self.master_version:
+        """Follow epochs another process added since this unlock, as long as they leave this
+        staff member's keys, role and the vault's keys as they were.
+
+        Raises KeysRotated when another process rotated a key or changed this member.
+        """
+        last = self.store.last_epoch_number()
+        if last == self.chain.current.number:
+            return
+        chain = self.vault.chain()
+        before, after = self.chain.current, chain.current
+        if after.staff.get(self.name) != before.staff.get(self.name) or after.keys != before.keys:
             raise KeysRotated()
+        self.chain = chain
 
     def resume(self, now: dt.datetime) -> None:
-        """Ready this unlock for one more command at ``now``, as a fresh unlock would leave
-        it but without Argon2id (``nok shell``): an open transaction an interrupted command
-        left is rolled back, the key caches are emptied, the schema and the staff member's
-        slot are looked at again, and the keyless audit entries made meanwhile are sealed.
+        """Ready this unlock for one more command at ``now`` (``nok shell``): an open
+        transaction an interrupted command left is rolled back, the key caches are
+        emptied, the schema, the epoch and this member's slot are looked at again.
 
         Raises:
-            KeysRotated: another process rotated the master key since the unlock.
+            KeysRotated: another process rotated a key since the unlock.
             SlotChanged: the slot was reset or removed, or the role changed, since.
             VaultReplaced: another file has the vault's name now (a restore).
             IntegrityError: a schema object nok does not make was planted.
@@ -469,101 +717,197 @@ class Unlocked:
         if files.identity(self.vault.path) != self.vault.identity:
             raise VaultReplaced(path=str(self.vault.path))
         self.store.check_objects()
-        row = self.store.get_staff(self.name)
-        if row is None or row.role != self.role or row.public_key != self.public_key:
+        chain = self.vault.chain()
+        member = chain.current.staff.get(self.name)
+        if member is None or member.role != self.role or member.sign != self.keys.sign_public:
             raise SlotChanged(name=self.name)
-        self.ensure_current()
+        if chain.current.keys != self.chain.current.keys:
+            raise KeysRotated()
+        self.chain = chain
         self.now = now
         with self.store.write():
             self.store.touch_staff(self.name, timestamp(now))
-            audit.seal_pending(self.store, self.vault_key(audit.AUDIT_KEY), now)
+
+    def catch_up(self) -> None:
+        """What every unlock does once the keys are open (and ``nok shell`` before each
+        command): erase again what an authentic ending says ended but came back, apply
+        again corrections that were rolled back, and complete grants that ran out, for
+        the consents this member can open. What was done is in :attr:`reconciled` and
+        :attr:`repairs` for the caller to report.
+
+        Raises VaultBusy, StorageError.
+        """
+        from vault import corrections, erasure, grants
+
+        found = erasure.replay(self, self.vault)
+        if found.any:
+            self.reconciled.append(found)
+        self.repairs.extend(corrections.reapply(self))
+        self.expired.extend(grants.expire(self))
 
     def require_admin(self, action: str) -> None:
         """Raises NotAllowed unless this staff member is an admin."""
-        if self.role != "admin":
+        if self.role != "admin" or self.admin is None:
             raise NotAllowed(name=self.name, role=self.role, needed="admin", action=action)
 
+    def admin_seed(self, action: str) -> identity.KeySet:
+        """The admin seed; raises NotAllowed for a staff member who is not an admin."""
+        self.require_admin(action)
+        assert self.admin is not None
+        return self.admin
+
     def data_key(self, row: ConsentRow) -> bytes:
-        """The consent's data key.
+        """The data key of ``row`` as this member may open it (vault.access.data_key).
 
-        Raises:
-            KeysRotated: another process rotated the master key since this unlock.
-            IntegrityError: the wrapped key was altered or erased.
+        Raises access.NoAccess, access.GrantExpired, access.ReasonNeeded, IntegrityError.
         """
-        return self.unwrap_data_key(row.id, row.data_key, row.master_version)
+        from vault import access
 
-    def unwrap_data_key(
-        self, consent_id: str, wrapped: bytes | None, master_version: int | None
-    ) -> bytes:
-        """A consent's data key from its stored wrapped form; raises as :meth:`data_key`."""
-        if wrapped is None or master_version is None:
-            raise IntegrityError(where=f"data key of {consent_id} (erased)")
-        # A rotation rewraps every data key at once, so a newer version means this unlock
-        # is stale, not that the file was tampered with.
-        if isinstance(master_version, int) and master_version > self.master_version:
-            raise KeysRotated()
+        return access.data_key(self, row)
+
+    def proof_key(self, store: Store, row: ConsentRow) -> bytes | None:
+        """The proof key of ``row`` (in the vault or a copy's ``store``) through a wrap this
+        member holds; None when she holds none that opens (vault.endings)."""
+        from vault import access, states
+
+        try:
+            return states.proof_key(access.open_key(self, row, admin_ok=True, store=store))
+        except (access.NoAccess, IntegrityError):
+            return None
+
+    def cached_data_key(self, consent_id: str, wrapped: bytes) -> bytes | None:
         cached = self._data_keys.get(consent_id)
         if cached is not None and cached[0] == wrapped:
             return cached[1]
-        key = keyring.unwrap_data_key(
-            self.master, wrapped, consent_id=consent_id, master_version=master_version
-        )
+        return None
+
+    def remember_data_key(self, consent_id: str, wrapped: bytes, key: bytes) -> None:
         remember(self._data_keys, consent_id, (wrapped, key))
-        return key
-
-    def set_setting(self, key: str, value: str) -> None:
-        """Change a vault setting and seal the settings again (inside the caller's write
-        transaction).
-
-        Raises keyring.SettingsChanged when the settings were edited outside nok since
-        they were sealed (sealing them again would make the edit look genuine).
-        """
-        check_settings(self.store, self.master)
-        self.store.set_setting(key, value)
-        seal_settings(self.store, self.master)
 
     def forget_data_key(self, consent_id: str) -> None:
         self._data_keys.pop(consent_id, None)
 
     def vault_key(self, purpose: str) -> bytes:
-        """A vault-wide key (e.g. the audit key), created on first use."""
+        """A vault-wide key (e.g. the import fingerprint key) under the team key, created
+        on first use."""
         cached = self._vault_keys.get(purpose)
         if cached is not None:
             return cached
+        version = self.chain.current.keys.team_version
         stored = self.store.get_vault_key(purpose)
         if stored is None:
             key = crypto.new_key()
             with self.store.write():
                 self.store.put_vault_key(
                     purpose,
-                    self.master_version,
+                    version,
                     keyring.wrap_vault_key(
-                        self.master, key, purpose=purpose, master_version=self.master_version
+                        self.team.wrap, key, purpose=purpose, master_version=version
                     ),
                 )
         else:
-            version, wrapped = stored
+            at, wrapped = stored
             key = keyring.unwrap_vault_key(
-                self.master, wrapped, purpose=purpose, master_version=version
+                self.team.wrap, wrapped, purpose=purpose, master_version=at
             )
         self._vault_keys[purpose] = key
         return key
 
-    def record(
-        self, action: str, *, consent_id: str | None = None, object_id: str | None = None
-    ) -> None:
-        """Append an audit entry as this staff member (inside the caller's transaction).
+    def signer(self) -> audit.Signer:
+        return audit.Signer(self.name, self.keys, self.chain.current.number, self.vault_id)
 
-        Raises KeysRotated when another process rotated the master key since this unlock:
-        whatever the transaction wrapped with the old key must not be committed.
+    def record(
+        self,
+        action: str,
+        *,
+        consent_id: str | None = None,
+        object_id: str | None = None,
+        detail: str | None = None,
+        rev: int | None = None,
+        state: bytes | None = None,
+    ) -> None:
+        """Append an audit entry signed by this staff member (inside the caller's write
+        transaction).
+
+        Raises KeysRotated when another process rotated a key since this unlock: whatever
+        the transaction wrapped with the old keys must not be committed.
         """
         self.ensure_current()
         audit.append(
             self.store,
             now=self.now,
-            actor=self.name,
+            signer=self.signer(),
             action=action,
             consent_id=consent_id,
             object_id=object_id,
-            key=self.vault_key(audit.AUDIT_KEY),
+            detail=detail,
+            rev=rev,
+            state=state,
         )
+
+    # -- new epochs ----------------------------------------------------------------------
+
+    def publish(
+        self,
+        event: str,
+        *,
+        staff: Iterable[epochs.Member] | None = None,
+        jobs: Iterable[epochs.JobEntry] | None = None,
+        settings: Mapping[str, Any] | None = None,
+        keys: epochs.Keys | None = None,
+        signer: identity.KeySet | None = None,
+        by: str | None = None,
+    ) -> epochs.Epoch:
+        """Sign and store the next epoch (admins; inside the caller's write transaction):
+        the current one with the given parts replaced, signed by this admin's current
+        vault key, or by ``signer`` (the recovery key with ``by`` "recovery", or the live
+        vault's key during a restore). Returns it.
+
+        Raises NotAllowed (not an admin), KeysRotated (another epoch came first).
+        """
+        seed = signer if signer is not None else self.admin_seed("changing the vault's keys")
+        if self.store.last_epoch_number() != self.chain.current.number:
+            raise KeysRotated()
+        current = self.chain.current
+        number = current.number + 1
+        body = epochs.body_of(
+            vault_id=current.vault_id,
+            number=number,
+            prev=current.hash,
+            made=timestamp(self.now),
+            by=by or self.name,
+            event=event,
+            keys=keys or current.keys,
+            staff=list(staff) if staff is not None else list(current.staff.values()),
+            jobs=list(jobs) if jobs is not None else list(current.jobs.values()),
+            settings=dict(settings) if settings is not None else dict(current.settings),
+        )
+        sig = epochs.sign(body, vault_id=current.vault_id, number=number, signer=seed)
+        epoch = epochs.parse(body, sig)
+        if not epochs.follows(current, epoch):
+            raise IntegrityError(where="the new epoch (not signed by the current vault key)")
+        self.store.insert_epoch(number, body, sig)
+        self.chain = epochs.Chain((*self.chain.epochs, epoch))
+        self.vault._chain = ((number, sig), self.chain)
+        return epoch
+
+    def set_setting(self, key: str, value: object) -> None:
+        """Change one signed setting: a new epoch (admins; inside the caller's write
+        transaction). Raises NotAllowed, KeysRotated."""
+        settings = dict(self.chain.current.settings)
+        settings[key] = value
+        self.publish("settings", settings=settings)
+
+
+def with_member(
+    staff: Mapping[str, epochs.Member], member: epochs.Member | None, *, drop: str | None = None
+) -> list[epochs.Member]:
+    """The staff list with ``member`` added or replaced (and ``drop`` removed)."""
+    out = {n: m for n, m in staff.items() if n != drop}
+    if member is not None:
+        out[member.name] = member
+    return [out[n] for n in sorted(out)]
+
+
+def replace_keys(keys: epochs.Keys, **changes: Any) -> epochs.Keys:
+    return replace(keys, **changes)

@@ -1,12 +1,17 @@
 """Staff key slots: adding and removing people, roles, passphrase changes, slot cost.
 
-Roles are enforced by nok, not by cryptography. Every slot opens the same master key, so
-anyone who holds a slot and a copy of the vault file can decrypt everything the master
-key protects, whatever role the file says they have. A role decides which nok commands a
-person may run; it cannot stop someone with their own tools (docs/keys.md).
+Who is staff, with which role and which public keys, is what the vault's signed epoch
+says (vault.epochs): every change here is a new epoch, signed by the acting admin with
+the vault's signing key, which only admins hold. A role edited in the file, a public key
+swapped, or a slot pasted back after a removal is refused at unlock.
 
-A passphrase change (:func:`passwd`) or reset (:func:`reset`) gives the person a new key
-pair: the new slot is built and proven to open the master key in memory, then swapped in
+A role decides which nok commands a person may run. What she can decrypt is decided by
+keys: a staff member holds her own wraps of the consents she works with (vault.access)
+and the team key; an admin also holds the admin seed, which opens every consent.
+
+A passphrase change (:func:`passwd`) rewraps the person's own seed under a new
+passphrase; a reset (:func:`reset`, by an admin, for a forgotten passphrase) gives her
+new keys. Either way the new slot is built and proven to open in memory, then swapped in
 and read back inside one transaction, so a failure leaves the old slot in place.
 """
 
@@ -15,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from vault import crypto, keyring, slots
+from vault import access, crypto, epochs, identity, rotation, seeds, slots, states
 from vault.errors import BadInput, Conflict, IntegrityError, NotFound, UnsupportedVersion
 from vault.session import (
     ROLES,
@@ -23,6 +28,7 @@ from vault.session import (
     check_staff_name,
     kdf_params,
     new_staff_row,
+    with_member,
 )
 from vault.store import StaffRow, Store
 
@@ -45,6 +51,9 @@ class StaffMember:
     kdf: str
     opslimit: int
     memlimit: int
+    # Consents she is contact person for, and those she was granted.
+    contact_for: int = 0
+    granted: int = 0
 
 
 @dataclass(frozen=True)
@@ -65,6 +74,10 @@ class Removal:
     master_version: int
     master_created: str
     gaps: tuple[Gap, ...]
+    # Consents she was contact person for, now the removing admin's.
+    reassigned: tuple[str, ...] = ()
+    # Consents she could open (her own wraps), which a deep rotation gives new keys.
+    could_open: tuple[str, ...] = ()
 
 
 def profile_name(params: crypto.KdfParams) -> str:
@@ -75,11 +88,11 @@ def profile_name(params: crypto.KdfParams) -> str:
     return "custom"
 
 
-def _member(row: StaffRow) -> StaffMember:
+def _member(row: StaffRow, role: str) -> StaffMember:
     params = slots.read_header(row.slot, name=row.name).params
     return StaffMember(
         name=row.name,
-        role=row.role,
+        role=role,
         created=row.created,
         last_used=row.last_used,
         kdf=profile_name(params),
@@ -95,38 +108,31 @@ def _get(store: Store, name: str) -> StaffRow:
     return row
 
 
+def _listed(unlocked: Unlocked, name: str) -> epochs.Member:
+    member = unlocked.epoch.staff.get(name)
+    if member is None:
+        raise NotFound(what="staff member", id=name)
+    return member
+
+
 def _check_role_value(role: str) -> str:
     if role not in ROLES:
         raise BadInput("unknown role {role!r}; use staff or admin", role=role)
     return role
 
 
-def _verified_admins(unlocked: Unlocked) -> list[str]:
-    """Admins whose role tag checks out: a forged 'admin' must not count as the last one."""
-    names = []
-    for row in unlocked.store.list_staff():
-        if row.role != ADMIN:
-            continue
-        try:
-            keyring.check_role(unlocked.master, row.name, row.role, row.public_key, row.role_tag)
-        except IntegrityError:
-            continue
-        names.append(row.name)
-    return names
-
-
 def slot_params(unlocked: Unlocked, *, floor: StaffRow | None = None) -> crypto.KdfParams:
     """Argon2id cost for a new slot: the strongest of the vault's minimum profile, the acting
     member's own slot, and ``floor``'s slot (the one being replaced).
 
-    Only the acting member's header is trusted as a base: their unlock opened it, and a
+    Only the acting member's header is trusted as a base: her unlock opened it, and a
     changed header would not have. Anyone who can write the file can rewrite another
     header and its checksum, so ``floor`` may raise the cost (up to the caps) but never
     lower it; an unreadable ``floor`` is ignored, as a reset is how a damaged slot is fixed.
 
     Raises IntegrityError, UnsupportedVersion: the acting member's own slot is unreadable.
     """
-    wanted = kdf_params(unlocked.vault.settings().kdf_min)
+    wanted = kdf_params(unlocked.settings().kdf_min)
     own = _get(unlocked.store, unlocked.name)
     have = slots.read_header(own.slot, name=own.name).params
     params = crypto.KdfParams(
@@ -152,9 +158,36 @@ def check_new(unlocked: Unlocked, name: str, role: str) -> str:
     unlocked.require_admin("adding staff")
     clean = check_staff_name(name)
     _check_role_value(role)
-    if unlocked.store.get_staff(clean) is not None:
+    if unlocked.store.get_staff(clean) is not None or clean in unlocked.epoch.staff:
         raise Conflict("there is already a staff member named {name}", name=clean)
     return clean
+
+
+def _seal_for(unlocked: Unlocked, name: str, keys: identity.KeySet, role: str) -> None:
+    """Seal the team seed (and, for an admin, the admin seed) to a member's new keys."""
+    k = unlocked.epoch.keys
+    store = unlocked.store
+    seeds.seal(
+        store,
+        vault_id=unlocked.vault_id,
+        purpose=seeds.TEAM,
+        version=k.team_version,
+        holder=name,
+        seed=unlocked.team.seed,
+        public_key=keys.box_public,
+    )
+    store.delete_sealed_one(name, seeds.ADMIN)
+    if role == ADMIN:
+        admin = unlocked.admin_seed("adding an admin")
+        seeds.seal(
+            store,
+            vault_id=unlocked.vault_id,
+            purpose=seeds.ADMIN,
+            version=k.admin_version,
+            holder=name,
+            seed=admin.seed,
+            public_key=keys.box_public,
+        )
 
 
 def add(
@@ -165,194 +198,300 @@ def add(
     role: str = "staff",
     kdf: str | None = None,
 ) -> StaffMember:
-    """Give a new staff member a key slot opened by ``passphrase``.
+    """Give a new staff member a key slot opened by ``passphrase``: a new epoch lists her.
 
     ``kdf`` is an Argon2id profile name; by default the slot costs as much as the acting
-    admin's, and never less than the vault's minimum profile.
+    admin's, and never less than the vault's minimum profile. Her keys are made here, in
+    the admin's process (admins are trusted with every consent already).
 
     Raises:
         NotAllowed: not an admin.
         BadInput: a bad name, role or profile.
-        Conflict: the name is taken, or the master key was rotated meanwhile.
+        Conflict: the name is taken, or the keys changed meanwhile.
     """
     clean = check_new(unlocked, name, role)
     params = kdf_params(kdf) if kdf is not None else slot_params(unlocked)
+    keys = identity.KeySet.new()
     row = new_staff_row(
-        unlocked.master,
-        unlocked.master_version,
+        keys,
+        unlocked.chain,
         name=clean,
         role=role,
         passphrase=passphrase,
         params=params,
         now=unlocked.now,
     )
-    _prove_opens(unlocked, row, passphrase)
+    _prove_opens(row, passphrase, keys, unlocked.chain.root)
     store = unlocked.store
     with store.write():
         if store.get_staff(clean) is not None:
             raise Conflict("there is already a staff member named {name}", name=clean)
+        member = epochs.Member(clean, role, keys.box_public, keys.sign_public)
+        unlocked.publish("staff.add", staff=with_member(unlocked.epoch.staff, member))
         store.insert_staff(row)
-        unlocked.record("staff.add", object_id=clean)
-    return _member(row)
+        _seal_for(unlocked, clean, keys, role)
+        unlocked.record("staff.add", object_id=clean, detail=role)
+    return _member(row, role)
+
+
+@dataclass(frozen=True)
+class Listing:
+    members: list[StaffMember]
+    # Slots in the file that the signed staff list does not name, or names otherwise.
+    problems: list[str]
 
 
 def list_members(unlocked: Unlocked) -> list[StaffMember]:
-    """Everyone with a key slot, by name. Raises IntegrityError for an altered role."""
+    """Everyone the signed staff list names, by name (see :func:`listing`)."""
+    return listing(unlocked).members
+
+
+def listing(unlocked: Unlocked) -> Listing:
+    """Everyone the signed staff list names, by name, with how many consents each works
+    with; and the names whose stored slot or role does not match it (a slot pasted back
+    after a removal, a role edited in the file), reported rather than trusted."""
     store = unlocked.store
     with store.write():
-        rows = store.list_staff()
+        rows = {row.name: row for row in store.list_staff()}
         unlocked.record("staff.list")
-    for row in rows:
-        keyring.check_role(unlocked.master, row.name, row.role, row.public_key, row.role_tag)
-    return [_member(row) for row in rows]
+        counts = store.reader_counts()
+    listed = unlocked.epoch.staff
+    members = []
+    problems = []
+    for name in sorted(set(rows) | set(listed)):
+        row, member = rows.get(name), listed.get(name)
+        if member is None or row is None:
+            problems.append(name)
+            continue
+        if row.role != member.role or row.public_key != member.box:
+            problems.append(name)
+        contact, granted = counts.get(name, (0, 0))
+        members.append(
+            dataclasses.replace(_member(row, member.role), contact_for=contact, granted=granted)
+        )
+    return Listing(members, problems)
 
 
 def remove(unlocked: Unlocked, name: str) -> Removal:
-    """Delete a staff member's key slot and report what they may still be able to read.
+    """Delete a staff member's key slot and all her access, and report what she may still
+    be able to read: a new epoch without her, her wraps deleted, her consents given the
+    removing admin as contact person (re-signed), the team seed replaced (she held it),
+    and, when she was an admin, the admin and job seeds too.
 
     Raises:
         NotAllowed: not an admin.
         NotFound: no such staff member.
-        Conflict: they are the last admin, or the last staff member.
+        Conflict: she is the last admin, or the last staff member.
     """
     unlocked.require_admin("removing staff")
     store = unlocked.store
     with store.write():
-        row = _get(store, name)
-        if len(store.list_staff()) <= 1:
+        member = _listed(unlocked, name)
+        staff = unlocked.epoch.staff
+        if len(staff) <= 1:
             raise Conflict("{name} is the only staff member; a vault needs one", name=name)
-        admins = _verified_admins(unlocked)
-        if admins == [row.name]:
-            raise Conflict("{name} is the last admin; make someone else admin first", name=row.name)
-        store.delete_staff(row.name)
-        unlocked.record("staff.remove", object_id=row.name)
+        if unlocked.epoch.admins() == [member.name]:
+            raise Conflict(
+                "{name} is the last admin; make someone else admin first", name=member.name
+            )
+        if member.name == unlocked.name:
+            raise Conflict("you cannot remove yourself; ask another admin", name=member.name)
+        row = store.get_staff(member.name)
+        could_open = tuple(store.consents_of_reader(member.name))
+        reassigned = _reassign(unlocked, member.name)
+        store.delete_reader(member.name)
+        store.delete_sealed(member.name)
+        store.delete_staff(member.name)
+        rotation.new_seeds(
+            unlocked,
+            admin=member.role == ADMIN,
+            team=True,
+            job=member.role == ADMIN,
+            event="staff.remove",
+            staff=with_member(staff, None, drop=member.name),
+        )
+        unlocked.record("staff.remove", object_id=member.name)
+        status_notes = store.count_notes()
         report = Removal(
-            name=row.name,
-            role=row.role,
-            last_used=row.last_used,
-            consents=len(store.consent_keys()),
-            notes=store.count_notes(),
+            name=member.name,
+            role=member.role,
+            last_used=row.last_used if row is not None else None,
+            consents=len(could_open),
+            notes=status_notes,
             master_version=unlocked.master_version,
-            master_created=store.get_setting("master_created") or "",
+            master_created=unlocked.epoch.made,
             gaps=(
                 Gap(GAP_OLD_COPY, None),
                 Gap(GAP_MASTER_KEY, CLOSE_ROTATE),
                 Gap(GAP_DATA_KEYS, CLOSE_ROTATE_DEEP),
             ),
+            reassigned=tuple(reassigned),
+            could_open=could_open,
         )
     return report
 
 
+def _reassign(unlocked: Unlocked, name: str) -> list[str]:
+    """Make this admin the contact person of ``name``'s consents, and drop ``name`` from
+    every consent's readers (new signed states; inside the caller's transaction)."""
+    store = unlocked.store
+    from vault import consents
+
+    changed = []
+    for row in store.consents_naming(name):
+        key = access.open_key(unlocked, row, admin_ok=True)
+        consents.check_state(unlocked, row, key)
+        moved = dataclasses.replace(
+            row,
+            contact=unlocked.name if row.contact == name else row.contact,
+            readers=states.encode_readers(access.readers_without(access.readers_of(row), name)),
+        )
+        if row.contact == name:
+            ad = access.wrap_ad(unlocked.vault_id, row.id, unlocked.name, row.key_version)
+            own = crypto.seal(unlocked.keys.wrap, key, ad)
+            store.put_wraps(row.id, [(unlocked.name, row.key_version, access.HOW_KEY, own)])
+            changed.append(row.id)
+        consents.commit_state(unlocked, moved, key, "consent.contact", object_id=moved.contact)
+    return changed
+
+
 def set_role(unlocked: Unlocked, name: str, role: str) -> StaffMember:
-    """Make ``name`` staff or admin.
+    """Make ``name`` staff or admin: a new epoch. Demoting an admin replaces the admin and
+    job seeds (she held them), so she cannot sign as the vault again.
 
     Raises:
         NotAllowed: not an admin.
         NotFound: no such staff member.
-        IntegrityError: their stored role was altered.
-        Conflict: an unknown role, or it would leave no admin.
+        Conflict: it would leave no admin.
     """
     unlocked.require_admin("changing roles")
     _check_role_value(role)
     store = unlocked.store
     with store.write():
-        row = _get(store, name)
-        keyring.check_role(unlocked.master, row.name, row.role, row.public_key, row.role_tag)
-        if row.role == ADMIN and role != ADMIN and _verified_admins(unlocked) == [row.name]:
-            raise Conflict("{name} is the last admin; make someone else admin first", name=row.name)
-        tag = keyring.role_tag(unlocked.master, row.name, role, row.public_key)
-        store.update_staff_role(row.name, role, tag)
-        unlocked.record("staff.role", object_id=row.name)
-        changed = _get(store, row.name)
-    return _member(changed)
+        member = _listed(unlocked, name)
+        if member.role == ADMIN and role != ADMIN and unlocked.epoch.admins() == [member.name]:
+            raise Conflict(
+                "{name} is the last admin; make someone else admin first", name=member.name
+            )
+        changed = dataclasses.replace(member, role=role)
+        staff = with_member(unlocked.epoch.staff, changed)
+        if member.role == ADMIN and role != ADMIN:
+            rotation.new_seeds(
+                unlocked, admin=True, team=False, job=True, event="staff.role", staff=staff
+            )
+        else:
+            unlocked.publish("staff.role", staff=staff)
+            if role == ADMIN:
+                admin = unlocked.admin_seed("changing roles")
+                k = unlocked.epoch.keys
+                seeds.seal(
+                    store,
+                    vault_id=unlocked.vault_id,
+                    purpose=seeds.ADMIN,
+                    version=k.admin_version,
+                    holder=member.name,
+                    seed=admin.seed,
+                    public_key=member.box,
+                )
+        store.update_staff_role(member.name, role, b"")
+        unlocked.record("staff.role", object_id=member.name, detail=role)
+        row = _get(store, member.name)
+    return _member(row, role)
 
 
 def passwd(unlocked: Unlocked, new_passphrase: bytes) -> StaffMember:
-    """Change the acting member's own passphrase; no other slot is touched.
+    """Change the acting member's own passphrase: her seed wrapped under the new one (her
+    keys stay; an admin's :func:`reset` gives new ones). No other slot is touched.
 
     Raises:
-        IntegrityError: their stored role was altered, or the new slot did not read back
-            as written (nothing changed).
-        Conflict: the master key was rotated, or their role or slot changed, meanwhile.
+        IntegrityError: the new slot did not read back as written (nothing changed).
+        Conflict: her slot or the keys changed meanwhile.
     """
-    # Typing a new passphrase twice can span an admin's rotation: that is "run again", and
-    # the role tag, now under the new key, must not be read as tampering.
     unlocked.ensure_current()
     row = _get(unlocked.store, unlocked.name)
-    keyring.check_role(unlocked.master, row.name, row.role, row.public_key, row.role_tag)
-    return _replace_slot(unlocked, row, new_passphrase)
+    params = slot_params(unlocked, floor=row)
+    slot = slots.wrap_secret(
+        unlocked.keys.seed,
+        name=row.name,
+        passphrase=new_passphrase,
+        params=params,
+        root=unlocked.chain.root,
+    )
+    _prove_opens(
+        dataclasses.replace(row, slot=slot), new_passphrase, unlocked.keys, unlocked.chain.root
+    )
+    store = unlocked.store
+    with store.write():
+        latest = _get(store, row.name)
+        if latest.slot != row.slot:
+            raise Conflict(
+                "the role or key slot of {name} changed while this command ran;"
+                " nothing was changed, run it again",
+                name=row.name,
+            )
+        store.update_staff_slot(row.name, slot, was=row.slot)
+        if _get(store, row.name).slot != slot:
+            raise IntegrityError(where=f"the new key slot of {row.name} (read back differs)")
+        unlocked.record("staff.passwd", object_id=row.name)
+    return _member(_get(store, row.name), unlocked.role)
 
 
 def reset(unlocked: Unlocked, name: str, new_passphrase: bytes) -> StaffMember:
-    """Give ``name`` a new slot for a forgotten passphrase (an admin, without the old one).
+    """Give ``name`` a new slot and new keys for a forgotten passphrase (an admin, without
+    the old one): a new epoch lists her new public keys, and her wraps are made again
+    for them. The new slot costs at least as much as the acting admin's own.
 
-    The new slot costs at least as much as the acting admin's own (see :func:`slot_params`).
-
-    Raises NotAllowed, NotFound, IntegrityError (their role was altered), Conflict.
+    Raises NotAllowed, NotFound, Conflict.
     """
     unlocked.require_admin("resetting a passphrase")
     unlocked.ensure_current()
-    row = _get(unlocked.store, name)
-    keyring.check_role(unlocked.master, row.name, row.role, row.public_key, row.role_tag)
-    return _replace_slot(unlocked, row, new_passphrase)
-
-
-def _key_state(row: StaffRow) -> tuple[str, bytes | None, bytes, bytes]:
-    return (row.role, row.role_tag, row.public_key, row.slot)
-
-
-def _replace_slot(unlocked: Unlocked, current: StaffRow, passphrase: bytes) -> StaffMember:
-    """Swap in a new slot for ``current``, whose role tag the caller has checked.
-
-    The Argon2id work happens outside the transaction, so the row is read again inside it:
-    a role change or another new slot written meanwhile would otherwise be overwritten
-    with a role tag that no longer matches the role column, locking the person out.
-    """
-    store = unlocked.store
-    name = current.name
+    current = _get(unlocked.store, name)
+    member = _listed(unlocked, name)
     params = slot_params(unlocked, floor=current)
-    secret, public = crypto.new_keypair()
-    slot = slots.wrap_secret(secret, name=name, passphrase=passphrase, params=params)
-    sealed = slots.seal_master(
-        unlocked.master, public_key=public, name=name, master_version=unlocked.master_version
+    keys = identity.KeySet.new()
+    slot = slots.wrap_secret(
+        keys.seed, name=name, passphrase=new_passphrase, params=params, root=unlocked.chain.root
     )
-    fresh = dataclasses.replace(
-        current,
-        slot=slot,
-        public_key=public,
-        sealed_master=sealed,
-        role_tag=keyring.role_tag(unlocked.master, name, current.role, public),
-    )
-    _prove_opens(unlocked, fresh, passphrase)
+    _prove_opens(dataclasses.replace(current, slot=slot), new_passphrase, keys, unlocked.chain.root)
+    store = unlocked.store
     with store.write():
         latest = _get(store, name)
-        if _key_state(latest) != _key_state(current):
+        if latest.slot != current.slot:
             raise Conflict(
                 "the role or key slot of {name} changed while this command ran;"
                 " nothing was changed, run it again",
                 name=name,
             )
-        tag = keyring.role_tag(unlocked.master, name, latest.role, public)
+        fresh = epochs.Member(name, member.role, keys.box_public, keys.sign_public)
+        unlocked.publish("staff.reset", staff=with_member(unlocked.epoch.staff, fresh))
         store.replace_staff_keys(
-            name, slot=slot, public_key=public, sealed_master=sealed, role_tag=tag
+            name, slot=slot, public_key=keys.box_public, sealed_master=b"", role_tag=b""
         )
-        stored = _get(store, name)
-        if (stored.slot, stored.sealed_master, stored.role_tag) != (slot, sealed, tag):
-            raise IntegrityError(where=f"the new key slot of {name} (read back differs)")
+        _seal_for(unlocked, name, keys, member.role)
+        _rewrap_for(unlocked, name, keys)
         unlocked.record("staff.passwd", object_id=name)
-    return _member(stored)
+        stored = _get(store, name)
+    return _member(stored, member.role)
 
 
-def _prove_opens(unlocked: Unlocked, row: StaffRow, passphrase: bytes) -> None:
+def _rewrap_for(unlocked: Unlocked, name: str, keys: identity.KeySet) -> None:
+    """Wrap again, to ``name``'s new box key, the data key of every consent she holds a
+    wrap for (the key opened through the admins' wrap)."""
+    store = unlocked.store
+    for consent_id, version, _, _ in store.wraps_of_reader(name):
+        for reader, at, how, wrapped in store.wrap_for(consent_id, [access.ADMIN_READER]):
+            key = access.unwrap(unlocked, consent_id, reader, at, how, wrapped)
+            ad = access.wrap_ad(unlocked.vault_id, consent_id, name, version)
+            store.put_wraps(
+                consent_id,
+                [(name, version, access.HOW_BOX, crypto.seal_to(keys.box_public, key, ad))],
+            )
+
+
+def _prove_opens(row: StaffRow, passphrase: bytes, keys: identity.KeySet, root: bytes) -> None:
     """Open a freshly made slot as an unlock would, before anything is written."""
-    secret = slots.unwrap_secret(row.slot, name=row.name, passphrase=passphrase)
-    master = slots.open_master(
-        row.sealed_master,
-        secret=secret,
-        name=row.name,
-        master_version=unlocked.master_version,
-    )
-    if not crypto.same(master, unlocked.master):
+    seed = slots.unwrap_secret(row.slot, name=row.name, passphrase=passphrase, root=root)
+    if not crypto.same(seed, keys.seed):
         raise IntegrityError(where=f"the new key slot of {row.name}")
 
 

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 
 from vault import consents, notes
 from vault.dates import day
-from vault.erasure import EXPIRED, WITHDRAWN
+from vault.endings import EXPIRED, WITHDRAWN
 from vault.errors import BadInput
 from vault.session import Unlocked
 from vault.store import ConsentRow
@@ -114,7 +114,7 @@ def year_figures(vault: Unlocked, year: int, *, exact: bool = False) -> YearFigu
         BadInput: see :func:`check_year`. NotAllowed: ``exact`` by a non-admin.
         IntegrityError, KeysRotated: a record was altered, or keys were rotated meanwhile.
     """
-    check_year(year, day(vault.now))
+    check_year(year, vault.today())
     if exact:
         vault.require_admin("nok stats --exact")
     store = vault.store
@@ -132,18 +132,19 @@ def year_figures(vault: Unlocked, year: int, *, exact: bool = False) -> YearFigu
     )
 
 
-def _ended_day(row: ConsentRow) -> str | None:
-    """The local day a consent ended (``ended`` is a UTC timestamp)."""
+def _ended_day(row: ConsentRow, zone: str) -> str | None:
+    """The vault-calendar day a consent ended (``ended`` is a UTC timestamp)."""
     if row.ended is None:
         return None
-    return day(dt.datetime.fromisoformat(row.ended.replace("Z", "+00:00")))
+    return day(dt.datetime.fromisoformat(row.ended.replace("Z", "+00:00")), zone)
 
 
 def _count_consents(vault: Unlocked, year: int) -> YearFigures:
     first, last = f"{year}-01-01", f"{year}-12-31"
     counts: Counter[str] = Counter()
+    zone = vault.settings().timezone
     for row in vault.store.iter_consents(include_ended=True):
-        ended = _ended_day(row)
+        ended = _ended_day(row, zone)
         ended_in_year = ended is not None and first <= ended <= last
         if row.end_reason == IN_ERROR:
             counts["registered_in_error"] += ended_in_year
@@ -156,7 +157,7 @@ def _count_consents(vault: Unlocked, year: int) -> YearFigures:
         counts["ended_expired"] += ended_in_year and row.status == EXPIRED
         if row.status != consents.ACTIVE:
             counts["under_16_unknown"] += 1
-        elif consents.decrypt(vault, row).under_16:
+        elif consents.readable(vault, row) and consents.decrypt(vault, row).under_16:
             counts["under_16"] += 1
     return YearFigures(
         year=year,
@@ -177,7 +178,12 @@ def _count_contacts(vault: Unlocked, year: int) -> tuple[dict[str, int], dict[st
     months = {f"{year}-{m:02d}": 0 for m in range(1, 13)}
     people: set[str] = set()
     # Rows come by date: the first one after the year ends the count, undecrypted.
-    rows = itertools.takewhile(lambda r: r.date <= last, vault.store.iter_note_bodies(since=first))
+    found = notes.scope(vault, since=first)
+    if found.everything:
+        every = vault.store.iter_note_bodies(since=first, reader="#admin")
+    else:
+        every = vault.store.iter_note_bodies(consent_ids=sorted(found.ids), since=first)
+    rows = itertools.takewhile(lambda r: r.date <= last, every)
     for note in notes.decrypt_stream(vault, rows):
         kinds[note.kind] = kinds.get(note.kind, 0) + 1
         months[note.date[:7]] += 1

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from vault import files
 from vault.errors import (
     IntegrityError,
+    NeedsUpgrade,
     NotAVault,
     ReadOnlyVault,
     StorageError,
@@ -31,8 +32,10 @@ if TYPE_CHECKING:
 
 MIGRATION_SET = "nok"
 # The vault format (docs/format.md). Format 1 existed only in development: no vault in
-# that format was ever in use, so format 2 reads none and refuses them (exit 8).
-FORMAT = 2
+# that format was ever in use, so nok reads none and refuses them (exit 8). A format-2
+# vault is refused too until an admin upgrades it (vault.upgrade, `nok upgrade`).
+FORMAT = 3
+UPGRADABLE_FORMAT = 2
 DEFAULT_BUSY_TIMEOUT = 15.0
 
 # sqlite-utils' record of applied migrations (sqlite_utils.Migrations.migrations_table).
@@ -164,11 +167,72 @@ def _m0003_corrections(db: sqlite_utils.Database) -> None:
     db.table("note_tombstones").create_index(["consent_id"])
 
 
+def _m0004_format3(db: sqlite_utils.Database) -> None:
+    from sqlite_utils.db import ForeignKey
+
+    # The signed epoch statements: the vault's keys, staff, jobs and settings (vault.epochs).
+    db.table("epochs").create(
+        {"number": int, "body": bytes, "sig": bytes}, pk="number", not_null={"body", "sig"}
+    )
+    # Seeds sealed to their holders: the admin seed to each admin and the recovery key,
+    # the team seed to each staff member and the admin key, the job seed to each job.
+    db.table("sealed_keys").create(
+        {"holder": str, "purpose": str, "version": int, "sealed": bytes},
+        pk=("holder", "purpose"),
+        not_null={"version", "sealed"},
+    )
+    # A consent's data key, wrapped once for each reader (need-to-know, vault.access).
+    db.table("consent_keys").create(
+        {"consent_id": str, "reader": str, "key_version": int, "how": str, "wrapped": bytes},
+        pk=("consent_id", "reader"),
+        not_null={"key_version", "how", "wrapped"},
+        foreign_keys=[
+            ForeignKey("consent_keys", "consent_id", "consents", "id", on_delete="CASCADE")
+        ],
+    )
+    db.table("consent_keys").create_index(["reader", "consent_id"])
+    consents = db.table("consents")
+    for column, kind in (
+        ("contact", str),
+        ("access", str),
+        ("readers", str),
+        ("consent_box", bytes),
+        ("rev", int),
+        ("notes_hash", bytes),
+        ("state_signer", str),
+        ("state_epoch", int),
+        ("state_sig", bytes),
+        ("proof", bytes),
+    ):
+        consents.add_column(column, kind)
+    notes = db.table("notes")
+    for column, kind in (("pending", int), ("signer", str), ("sig_epoch", int), ("sig", bytes)):
+        notes.add_column(column, kind)
+    audit = db.table("audit")
+    for column, kind in (
+        ("epoch", int),
+        ("detail", str),
+        ("rev", int),
+        ("state", bytes),
+        ("batch_start", int),
+        ("sig", bytes),
+    ):
+        audit.add_column(column, kind)
+    # The purge and the unlock find a consent's newest state-changing entry, and every
+    # erasure or correction entry, without walking the trail.
+    audit.create_index(["consent_id", "rev"])
+    audit.create_index(["action", "consent_id"])
+    for table in ("note_amendments", "note_tombstones"):
+        db.table(table).add_column("epoch", int)
+        db.table(table).add_column("sig", bytes)
+
+
 # In the order they are applied; a name, once released, never changes.
 MIGRATIONS: tuple[tuple[str, Callable[[sqlite_utils.Database], None]], ...] = (
     ("0001_initial", _m0001_initial),
     ("0002_keys", _m0002_keys),
     ("0003_corrections", _m0003_corrections),
+    ("0004_format3", _m0004_format3),
 )
 MIGRATION_NAMES = tuple(name for name, _ in MIGRATIONS)
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -213,6 +277,16 @@ SCHEMA_OBJECTS: dict[str, frozenset[tuple[str, str, str]]] = {
             ("table", "note_amendments", "note_amendments"),
             ("table", "note_tombstones", "note_tombstones"),
             ("index", "idx_note_tombstones_consent_id", "note_tombstones"),
+        }
+    ),
+    "0004_format3": frozenset(
+        {
+            ("table", "epochs", "epochs"),
+            ("table", "sealed_keys", "sealed_keys"),
+            ("table", "consent_keys", "consent_keys"),
+            ("index", "idx_consent_keys_reader_consent_id", "consent_keys"),
+            ("index", "idx_audit_consent_id_rev", "audit"),
+            ("index", "idx_audit_action_consent_id", "audit"),
         }
     ),
 }
@@ -306,6 +380,17 @@ class ConsentRow:
     retention_tag: bytes | None
     notes_count: int | None
     notes_tag: bytes | None
+    # Format 3 (migration 0004): the consent's signed state (vault.states).
+    contact: str | None = None
+    access: str | None = None
+    readers: str | None = None
+    consent_box: bytes | None = None
+    rev: int | None = None
+    notes_hash: bytes | None = None
+    state_signer: str | None = None
+    state_epoch: int | None = None
+    state_sig: bytes | None = None
+    proof: bytes | None = None
 
 
 @dataclass
@@ -317,14 +402,32 @@ class NoteRow:
     key_version: int
     seq: int
     record: bytes
+    # Format 3: a note written by a colleague without access to its consent is sealed to
+    # the consent's public key and signed by her until someone with access folds it in.
+    pending: int | None = None
+    signer: str | None = None
+    sig_epoch: int | None = None
+    sig: bytes | None = None
 
 
 @dataclass
-class KeyedNoteRow(NoteRow):
-    """A note as list and search stream it: with its consent's wrapped data key alongside."""
+class KeyedNoteRow:
+    """A note as list and search stream it: with the reader's wrap of its consent's data key."""
 
-    master_version: int | None
-    data_key: bytes | None
+    id: str
+    consent_id: str
+    date: str
+    created: str
+    key_version: int
+    seq: int
+    record: bytes
+    pending: int | None
+    signer: str | None
+    sig_epoch: int | None
+    sig: bytes | None
+    how: str | None
+    wrapped: bytes | None
+    reader: str | None
     amended: str | None = None
     amended_by: str | None = None
 
@@ -336,6 +439,9 @@ class AmendmentRow:
     note_id: str
     amended: str
     amended_by: str
+    # Format 3: signed by ``amended_by`` in epoch ``epoch`` (vault.corrections).
+    epoch: int | None = None
+    sig: bytes | None = None
 
 
 @dataclass
@@ -347,6 +453,8 @@ class NoteTombstoneRow:
     deleted: str
     reason: str
     deleted_by: str
+    epoch: int | None = None
+    sig: bytes | None = None
 
 
 @dataclass
@@ -360,6 +468,13 @@ class AuditRow:
     prev: bytes
     hash: bytes
     mac: bytes | None
+    # Format 3 (migration 0004): entries are signed in batches (vault.audit).
+    epoch: int | None = None
+    detail: str | None = None
+    rev: int | None = None
+    state: bytes | None = None
+    batch_start: int | None = None
+    sig: bytes | None = None
 
 
 @dataclass
@@ -378,8 +493,12 @@ class RotationRow:
 R = TypeVar("R")
 
 
-def _columns(cls: type[Any]) -> str:
-    return ", ".join(f.name for f in fields(cls))
+def _columns(cls: type[Any], prefix: str = "") -> str:
+    return ", ".join(prefix + f.name for f in fields(cls))
+
+
+def _marks(cls: type[Any]) -> str:
+    return ", ".join("?" for _ in fields(cls))
 
 
 _CONSENT_COLS = _columns(ConsentRow)
@@ -390,7 +509,16 @@ _ROTATION_COLS = _columns(RotationRow)
 _AMENDMENT_COLS = _columns(AmendmentRow)
 _NOTE_TOMBSTONE_COLS = _columns(NoteTombstoneRow)
 # What an erasure blanks in a consent's row: its key, its sealed record and its seals.
-_PERSONAL_CONSENT_COLS = ("data_key", "record", "retention_tag", "notes_count", "notes_tag")
+_PERSONAL_CONSENT_COLS = (
+    "data_key",
+    "record",
+    "retention_tag",
+    "notes_count",
+    "notes_tag",
+    "notes_hash",
+    "consent_box",
+    "proof",
+)
 
 
 @contextlib.contextmanager
@@ -457,12 +585,19 @@ class Store:
 
     @classmethod
     def open(
-        cls, path: Path, *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT, read_only: bool = False
+        cls,
+        path: Path,
+        *,
+        busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
+        read_only: bool = False,
+        upgrading: bool = False,
     ) -> Store:
         """Open an existing vault read-write; never creates one.
 
         With ``read_only``, a file not in WAL mode (a copy made by ``nok backup``) is
         opened read-only and left byte for byte as it was; a live vault opens as usual.
+        With ``upgrading`` (vault.upgrade only), a format-2 vault opens as it is: no
+        migration runs until the upgrade has made its backup.
 
         Raises:
             VaultNotFound, SymlinkRefused, UnsafePermissions: see files.check_existing and
@@ -475,7 +610,7 @@ class Store:
         files.check_existing(path, group_ok=True)
         store = cls._connect(path, busy_timeout, read_only=read_only and _is_copy(path))
         try:
-            store._check_schema()
+            store._check_schema(upgrading=upgrading)
             group_ok = store.get_setting("group") is not None
             files.check_directory(path.absolute().parent, group_ok=group_ok)
             # The mode only: opening and closing the file again here would drop every
@@ -524,7 +659,7 @@ class Store:
         if failed:
             raise StorageError(reason="SQLite refused " + ", ".join(failed))
 
-    def _check_schema(self) -> None:
+    def _check_schema(self, *, upgrading: bool = False) -> None:
         applied = self._applied()
         if applied is None:
             raise NotAVault(path=str(self.path))
@@ -532,10 +667,18 @@ class Store:
         if unknown:
             raise UnsupportedVersion(what="the vault's schema", version=len(applied))
         self.check_objects(applied)
+        if upgrading and self.get_setting("format") == str(UPGRADABLE_FORMAT):
+            return
         self._check_format()
         if len(applied) < len(MIGRATION_NAMES):
             with self.write():
                 _apply_migrations(self.conn)
+
+    def apply_migrations(self) -> None:
+        """Apply the migrations a vault lacks (the upgrade, after its backup)."""
+        with self.write():
+            _apply_migrations(self.conn)
+        self.check_objects(MIGRATION_NAMES)
 
     def _applied(self) -> list[str] | None:
         """The migrations applied, in order; None when the file holds no nok schema."""
@@ -553,8 +696,11 @@ class Store:
         return [str(r[0]) for r in rows]
 
     def _check_format(self) -> None:
-        """Raises UnsupportedVersion for a vault in a format other than FORMAT."""
+        """Raises NeedsUpgrade for a format-2 vault, UnsupportedVersion for any other
+        format than FORMAT."""
         found = self.get_setting("format")
+        if found == str(UPGRADABLE_FORMAT):
+            raise NeedsUpgrade(what="the vault", version=found)
         if found != str(FORMAT):
             raise UnsupportedVersion(what="the vault", version=found or 1)
 
@@ -708,7 +854,7 @@ class Store:
 
     def insert_staff(self, row: StaffRow) -> None:
         self._exec(
-            f"INSERT INTO staff ({_STAFF_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO staff ({_STAFF_COLS}) VALUES ({_marks(StaffRow)})",
             [getattr(row, f.name) for f in fields(StaffRow)],
         )
 
@@ -724,12 +870,6 @@ class Store:
             "UPDATE staff SET slot = ? WHERE name = ? AND slot = ?", [slot, name, was]
         )
 
-    def update_staff_master(self, name: str, sealed_master: bytes, master_version: int) -> None:
-        self._exec(
-            "UPDATE staff SET sealed_master = ?, master_version = ? WHERE name = ?",
-            [sealed_master, master_version, name],
-        )
-
     def update_staff_role(self, name: str, role: str, role_tag: bytes) -> None:
         self._exec("UPDATE staff SET role = ?, role_tag = ? WHERE name = ?", [role, role_tag, name])
 
@@ -739,8 +879,241 @@ class Store:
     def delete_staff(self, name: str) -> int:
         return self._exec("DELETE FROM staff WHERE name = ?", [name])
 
-    def count_admins(self) -> int:
-        return int(self._scalar("SELECT count(*) FROM staff WHERE role = 'admin'"))
+    # -- format 3: epochs, sealed seeds, consent keys ---------------------------------------
+
+    def epoch_rows(self, after: int = 0) -> list[tuple[Any, Any, Any]]:
+        """(number, body, sig) of every epoch after ``after``, oldest first, as stored."""
+        with sqlite_errors(self.busy_timeout):
+            return self.conn.execute(
+                "SELECT number, body, sig FROM epochs WHERE number > ? ORDER BY number", [after]
+            ).fetchall()
+
+    def last_epoch_number(self) -> int:
+        return int(self._scalar("SELECT coalesce(max(number), 0) FROM epochs"))
+
+    def insert_epoch(self, number: int, body: bytes, sig: bytes) -> None:
+        self._exec("INSERT INTO epochs (number, body, sig) VALUES (?, ?, ?)", [number, body, sig])
+
+    def replace_epochs(self, rows: Iterable[tuple[int, bytes, bytes]]) -> None:
+        """The whole chain at once (a restore carries the live vault's chain forward)."""
+        self._exec("DELETE FROM epochs")
+        self._exec_many("INSERT INTO epochs (number, body, sig) VALUES (?, ?, ?)", rows)
+
+    def get_sealed(self, holder: str, purpose: str) -> tuple[int, bytes] | None:
+        with sqlite_errors(self.busy_timeout):
+            row = self.conn.execute(
+                "SELECT version, sealed FROM sealed_keys WHERE holder = ? AND purpose = ?",
+                [holder, purpose],
+            ).fetchone()
+        if row is None or not isinstance(row[1], bytes) or not isinstance(row[0], int):
+            return None
+        return int(row[0]), bytes(row[1])
+
+    def put_sealed(self, holder: str, purpose: str, version: int, sealed: bytes) -> None:
+        self._exec(
+            "INSERT INTO sealed_keys (holder, purpose, version, sealed) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT(holder, purpose) DO UPDATE SET version = excluded.version,"
+            " sealed = excluded.sealed",
+            [holder, purpose, version, sealed],
+        )
+
+    def delete_sealed(self, holder: str) -> None:
+        self._exec("DELETE FROM sealed_keys WHERE holder = ?", [holder])
+
+    def delete_sealed_one(self, holder: str, purpose: str) -> None:
+        self._exec("DELETE FROM sealed_keys WHERE holder = ? AND purpose = ?", [holder, purpose])
+
+    def sealed_holders(self, purpose: str) -> list[str]:
+        with sqlite_errors(self.busy_timeout):
+            rows = self.conn.execute(
+                "SELECT holder FROM sealed_keys WHERE purpose = ? ORDER BY holder", [purpose]
+            ).fetchall()
+        return [str(r[0]) for r in rows]
+
+    def wraps(self, consent_id: str) -> list[tuple[str, int, str, bytes]]:
+        """(reader, key version, how, wrapped) of every wrap of ``consent_id``'s key."""
+        with sqlite_errors(self.busy_timeout):
+            rows = self.conn.execute(
+                "SELECT reader, key_version, how, wrapped FROM consent_keys"
+                " WHERE consent_id = ? ORDER BY reader",
+                [consent_id],
+            ).fetchall()
+        return [(str(r), v, str(h), w) for r, v, h, w in rows]
+
+    def wrap_for(
+        self, consent_id: str, readers: Sequence[str]
+    ) -> list[tuple[str, int, str, bytes]]:
+        """The wraps of ``consent_id``'s key for any of ``readers``, in their order."""
+        found = {r: (r, v, h, w) for r, v, h, w in self.wraps(consent_id) if r in readers}
+        return [found[r] for r in readers if r in found]
+
+    def put_wraps(self, consent_id: str, rows: Iterable[tuple[str, int, str, bytes]]) -> None:
+        """Set (reader, key version, how, wrapped) wraps of ``consent_id``'s key."""
+        self._exec_many(
+            "INSERT INTO consent_keys (consent_id, reader, key_version, how, wrapped)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT(consent_id, reader) DO UPDATE SET"
+            " key_version = excluded.key_version, how = excluded.how,"
+            " wrapped = excluded.wrapped",
+            ((consent_id, r, v, h, w) for r, v, h, w in rows),
+        )
+
+    def put_many_wraps(self, rows: Iterable[tuple[str, str, int, str, bytes]]) -> None:
+        """(consent id, reader, key version, how, wrapped) for many consents (an import)."""
+        self._exec_many(
+            "INSERT INTO consent_keys (consent_id, reader, key_version, how, wrapped)"
+            " VALUES (?, ?, ?, ?, ?)",
+            rows,
+        )
+
+    def delete_wraps(self, consent_id: str, readers: Sequence[str] | None = None) -> int:
+        if readers is None:
+            return self._exec("DELETE FROM consent_keys WHERE consent_id = ?", [consent_id])
+        marks = ", ".join("?" for _ in readers)
+        return self._exec(
+            f"DELETE FROM consent_keys WHERE consent_id = ? AND reader IN ({marks})",
+            [consent_id, *readers],
+        )
+
+    def delete_reader(self, reader: str) -> list[str]:
+        """Delete every wrap for ``reader``; the consent ids it opened."""
+        with sqlite_errors(self.busy_timeout):
+            ids_ = [
+                str(r[0])
+                for r in self.conn.execute(
+                    "SELECT consent_id FROM consent_keys WHERE reader = ? ORDER BY consent_id",
+                    [reader],
+                )
+            ]
+            self.conn.execute("DELETE FROM consent_keys WHERE reader = ?", [reader])
+        return ids_
+
+    def wraps_of_reader(self, reader: str) -> list[tuple[str, int, str, bytes]]:
+        """(consent id, key version, how, wrapped) of every wrap for ``reader``."""
+        with sqlite_errors(self.busy_timeout):
+            rows = self.conn.execute(
+                "SELECT consent_id, key_version, how, wrapped FROM consent_keys"
+                " WHERE reader = ? ORDER BY consent_id",
+                [reader],
+            ).fetchall()
+        return [(str(c), int(v), str(h), w) for c, v, h, w in rows]
+
+    def consents_naming(self, name: str) -> list[ConsentRow]:
+        """Active consents with ``name`` as contact person or among their readers."""
+        return list(
+            self._many(
+                ConsentRow,
+                f"SELECT {_CONSENT_COLS} FROM consents WHERE status = 'active' AND"
+                " (contact = ? OR EXISTS (SELECT 1 FROM json_each(readers) j"
+                " WHERE json_extract(j.value, '$[0]') = ?)) ORDER BY id",
+                [name, name],
+            )
+        )
+
+    def reader_counts(self) -> dict[str, tuple[int, int]]:
+        """Per staff name: (active consents she is contact person for, those she was
+        granted)."""
+        with sqlite_errors(self.busy_timeout):
+            contact = self.conn.execute(
+                "SELECT contact, count(*) FROM consents WHERE status = 'active' GROUP BY contact"
+            ).fetchall()
+            granted = self.conn.execute(
+                "SELECT json_extract(j.value, '$[0]'), count(*) FROM consents c,"
+                " json_each(c.readers) j WHERE c.status = 'active' GROUP BY 1"
+            ).fetchall()
+        out: dict[str, tuple[int, int]] = {}
+        for name, n in contact:
+            out[str(name)] = (int(n), 0)
+        for name, n in granted:
+            out[str(name)] = (out.get(str(name), (0, 0))[0], int(n))
+        return out
+
+    def consents_with_readers(self) -> list[ConsentRow]:
+        """Active consents that name readers besides their contact person."""
+        return list(
+            self._many(
+                ConsentRow,
+                f"SELECT {_CONSENT_COLS} FROM consents WHERE status = 'active'"
+                " AND readers IS NOT NULL AND readers != '[]' ORDER BY id",
+            )
+        )
+
+    def consents_of_reader(self, reader: str) -> list[str]:
+        with sqlite_errors(self.busy_timeout):
+            return [
+                str(r[0])
+                for r in self.conn.execute(
+                    "SELECT consent_id FROM consent_keys WHERE reader = ? ORDER BY consent_id",
+                    [reader],
+                )
+            ]
+
+    def update_consent_state(self, consent_id: str, values: dict[str, Any]) -> None:
+        """Set some of a consent's columns (named by the caller, never by input)."""
+        known = {f.name for f in fields(ConsentRow)}
+        if not values or not set(values) <= known:
+            raise ValueError("unknown consent column")
+        assignments = ", ".join(f"{col} = ?" for col in values)
+        self._exec(
+            f"UPDATE consents SET {assignments} WHERE id = ?", [*values.values(), consent_id]
+        )
+
+    def latest_state_entry(self, consent_id: str) -> AuditRow | None:
+        """The newest audit entry that recorded a new state of ``consent_id``."""
+        return self._one(
+            AuditRow,
+            f"SELECT {_AUDIT_COLS} FROM audit WHERE consent_id = ? AND rev IS NOT NULL"
+            " ORDER BY rev DESC, seq DESC LIMIT 1",
+            [consent_id],
+        )
+
+    def state_entries_after(self, consent_id: str, rev: int) -> list[AuditRow]:
+        """Entries that recorded a state of ``consent_id`` newer than ``rev``, in order."""
+        return list(
+            self._many(
+                AuditRow,
+                f"SELECT {_AUDIT_COLS} FROM audit WHERE consent_id = ? AND rev > ? ORDER BY seq",
+                [consent_id, rev],
+            )
+        )
+
+    def entries_of(self, actions: Sequence[str], consent_id: str | None = None) -> list[AuditRow]:
+        """Entries of ``actions`` (by index), of one consent or all, in order."""
+        marks = ", ".join("?" for _ in actions)
+        clause, params = f"action IN ({marks})", list(actions)
+        if consent_id is not None:
+            clause += " AND consent_id = ?"
+            params.append(consent_id)
+        return list(
+            self._many(
+                AuditRow, f"SELECT {_AUDIT_COLS} FROM audit WHERE {clause} ORDER BY seq", params
+            )
+        )
+
+    def stale_consents(self, actions: Sequence[str]) -> list[tuple[str, int]]:
+        """(id, stored rev) of consents whose stored revision is older than an entry of
+        ``actions`` (corrections, erasures) recorded for them: a rolled-back correction."""
+        marks = ", ".join("?" for _ in actions)
+        with sqlite_errors(self.busy_timeout):
+            rows = self.conn.execute(
+                "SELECT c.id, c.rev FROM consents c JOIN (SELECT consent_id, max(rev) AS r"
+                f" FROM audit WHERE action IN ({marks}) AND rev IS NOT NULL"
+                " GROUP BY consent_id) a ON a.consent_id = c.id"
+                " WHERE c.status = 'active' AND coalesce(c.rev, 0) < a.r ORDER BY c.id",
+                list(actions),
+            ).fetchall()
+        return [(str(i), int(r or 0)) for i, r in rows]
+
+    def signed_audit_newest_first(self, *, not_after: str) -> Iterator[AuditRow]:
+        """Entries that carry a signature, dated no later than ``not_after``, newest first."""
+        return self._many(
+            AuditRow,
+            f"SELECT {_AUDIT_COLS} FROM audit WHERE sig IS NOT NULL AND ts <= ? ORDER BY seq DESC",
+            [not_after],
+        )
+
+    def audit_hash_at(self, seq: int) -> bytes | None:
+        value = self._scalar("SELECT hash FROM audit WHERE seq = ?", [seq])
+        return value if isinstance(value, bytes) else None
 
     # -- wrapped vault-wide keys -----------------------------------------------------------
 
@@ -758,6 +1131,9 @@ class Store:
             " wrapped = excluded.wrapped",
             [purpose, master_version, wrapped],
         )
+
+    def delete_vault_key(self, purpose: str) -> None:
+        self._exec("DELETE FROM vault_keys WHERE purpose = ?", [purpose])
 
     def list_vault_keys(self) -> list[tuple[str, int, bytes]]:
         with sqlite_errors(self.busy_timeout):
@@ -849,7 +1225,7 @@ class Store:
             consents, notes = self.conn.execute(
                 "SELECT count(*), coalesce(sum("
                 " (SELECT count(*) FROM notes n WHERE n.consent_id = c.id)), 0)"
-                " FROM consents c WHERE c.id > ? AND c.data_key IS NOT NULL",
+                " FROM consents c WHERE c.id > ? AND c.consent_box IS NOT NULL",
                 [after],
             ).fetchone()
         return int(consents), int(notes)
@@ -862,7 +1238,7 @@ class Store:
         with sqlite_errors(self.busy_timeout):
             counts = self.conn.execute(
                 "SELECT c.id, (SELECT count(*) FROM notes n WHERE n.consent_id = c.id)"
-                " FROM consents c WHERE c.id > ? AND c.data_key IS NOT NULL"
+                " FROM consents c WHERE c.id > ? AND c.consent_box IS NOT NULL"
                 " ORDER BY c.id LIMIT ?",
                 [after, max_consents],
             ).fetchall()
@@ -877,7 +1253,7 @@ class Store:
             self._many(
                 ConsentRow,
                 f"SELECT {_CONSENT_COLS} FROM consents"
-                " WHERE id > ? AND id <= ? AND data_key IS NOT NULL ORDER BY id",
+                " WHERE id > ? AND id <= ? AND consent_box IS NOT NULL ORDER BY id",
                 [after, last],
             )
         )
@@ -899,11 +1275,13 @@ class Store:
             ([*(getattr(r, col) for col in columns), r.id] for r in rows),
         )
 
-    def update_notes_rekeyed(self, rows: Iterable[tuple[str, int, bytes]]) -> None:
-        """Set (id, key version, record) of many notes at once."""
+    def update_notes_rekeyed(self, rows: Iterable[tuple[str, int, bytes, int]]) -> None:
+        """Set (id, key version, record, seq) of many notes at once; a pending note so
+        rewritten is folded into its consent's chain."""
         self._exec_many(
-            "UPDATE notes SET key_version = ?, record = ? WHERE id = ?",
-            ((version, record, note_id) for note_id, version, record in rows),
+            "UPDATE notes SET key_version = ?, record = ?, seq = ?, pending = NULL,"
+            " signer = NULL, sig_epoch = NULL, sig = NULL WHERE id = ?",
+            ((version, record, seq, note_id) for note_id, version, record, seq in rows),
         )
 
     # -- consents --------------------------------------------------------------------------
@@ -985,6 +1363,15 @@ class Store:
             while batch := cursor.fetchmany(500):
                 yield from (str(r[0]) for r in batch)
 
+    def iter_notes_by_consent_id(self, consent_id: str) -> list[NoteRow]:
+        return list(
+            self._many(
+                NoteRow,
+                f"SELECT {_NOTE_COLS} FROM notes WHERE consent_id = ? ORDER BY seq, id",
+                [consent_id],
+            )
+        )
+
     def iter_notes_by_consent(self) -> Iterator[NoteRow]:
         """Every note, grouped by consent and in order of seq within it, streamed."""
         return self._many(NoteRow, f"SELECT {_NOTE_COLS} FROM notes ORDER BY consent_id, seq, id")
@@ -1006,19 +1393,43 @@ class Store:
         return [(str(i), v, k) for i, v, k in rows]
 
     def tombstone_consent(
-        self, consent_id: str, *, status: str, ended: str, reason: str, ended_by: str
+        self,
+        consent_id: str,
+        *,
+        status: str,
+        ended: str,
+        reason: str,
+        ended_by: str,
+        signer: str | None = None,
+        epoch: int | None = None,
+        sig: bytes | None = None,
+        retain_until: str | None = None,
     ) -> None:
-        """Delete every note under the consent and null its personal columns in place.
+        """Delete every note, note tombstone and key wrap under the consent and null its
+        personal columns in place; the row keeps the signed ending (``epoch``, ``sig``).
 
         With secure_delete on, SQLite zeroes the freed cells; the caller checkpoints the WAL.
         """
         self._exec("DELETE FROM notes WHERE consent_id = ?", [consent_id])
         self._exec("DELETE FROM note_tombstones WHERE consent_id = ?", [consent_id])
+        self._exec("DELETE FROM consent_keys WHERE consent_id = ?", [consent_id])
         nulls = ", ".join(f"{col} = NULL" for col in _PERSONAL_CONSENT_COLS)
         self._exec(
-            f"UPDATE consents SET status = ?, ended = ?, end_reason = ?, ended_by = ?, {nulls}"
+            f"UPDATE consents SET status = ?, ended = ?, end_reason = ?, ended_by = ?, {nulls},"
+            " last_activity = NULL, retain_until = coalesce(?, retain_until),"
+            " rev = coalesce(rev, 0) + 1, state_signer = ?, state_epoch = ?, state_sig = ?"
             " WHERE id = ?",
-            [status, ended, reason, ended_by, consent_id],
+            [
+                status,
+                ended,
+                reason,
+                ended_by,
+                retain_until,
+                signer or ended_by,
+                epoch,
+                sig,
+                consent_id,
+            ],
         )
 
     def due_consents(self, today: str) -> list[str]:
@@ -1030,26 +1441,18 @@ class Store:
             ).fetchall()
         return [str(r[0]) for r in rows]
 
-    def update_consent_keys(
-        self, consent_id: str, *, master_version: int, key_version: int, data_key: bytes
-    ) -> None:
-        self._exec(
-            "UPDATE consents SET master_version = ?, key_version = ?, data_key = ? WHERE id = ?",
-            [master_version, key_version, data_key, consent_id],
-        )
-
     # -- notes -----------------------------------------------------------------------------
 
     def insert_note(self, row: NoteRow) -> None:
         self._exec(
-            f"INSERT INTO notes ({_NOTE_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO notes ({_NOTE_COLS}) VALUES ({_marks(NoteRow)})",
             [getattr(row, f.name) for f in fields(NoteRow)],
         )
 
     def insert_notes(self, rows: Iterable[NoteRow]) -> None:
         values = operator.attrgetter(*(f.name for f in fields(NoteRow)))
         self._exec_many(
-            f"INSERT INTO notes ({_NOTE_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?)", map(values, rows)
+            f"INSERT INTO notes ({_NOTE_COLS}) VALUES ({_marks(NoteRow)})", map(values, rows)
         )
 
     def note_id_exists(self, note_id: str) -> bool:
@@ -1109,6 +1512,16 @@ class Store:
             return int(self._scalar("SELECT count(*) FROM consents"))
         return int(self._scalar("SELECT count(*) FROM consents WHERE status = ?", [status]))
 
+    def count_notes_created_after(self, taken: str) -> int:
+        """Notes under active consents written after ``taken`` (a timestamp)."""
+        return int(
+            self._scalar(
+                "SELECT count(*) FROM notes n JOIN consents c ON c.id = n.consent_id"
+                " WHERE c.status = 'active' AND n.created > ?",
+                [taken],
+            )
+        )
+
     def count_notes(self, consent_id: str | None = None) -> int:
         if consent_id is None:
             return int(self._scalar("SELECT count(*) FROM notes"))
@@ -1123,45 +1536,16 @@ class Store:
     def last_audit(self) -> AuditRow | None:
         return self._one(AuditRow, f"SELECT {_AUDIT_COLS} FROM audit ORDER BY seq DESC LIMIT 1")
 
-    def insert_audit(self, row: AuditRow) -> None:
-        self.insert_audit_many([row])
-
     def insert_audit_many(self, rows: Iterable[AuditRow]) -> None:
         self._exec_many(
-            f"INSERT INTO audit ({_AUDIT_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO audit ({_AUDIT_COLS}) VALUES ({_marks(AuditRow)})",
             ([getattr(row, f.name) for f in fields(AuditRow)] for row in rows),
         )
-
-    def newest_audit_ts(self, *, after_seq: int, not_after: str) -> str | None:
-        """The latest entry time after entry ``after_seq`` that is not later than ``not_after``."""
-        value = self._scalar(
-            "SELECT max(ts) FROM audit WHERE seq > ? AND ts <= ?", [after_seq, not_after]
-        )
-        return None if value is None else str(value)
 
     def iter_audit(self) -> Iterator[AuditRow]:
         return self._many(AuditRow, f"SELECT {_AUDIT_COLS} FROM audit ORDER BY seq")
 
-    def unsealed_audit(self) -> list[AuditRow]:
-        return list(
-            self._many(AuditRow, f"SELECT {_AUDIT_COLS} FROM audit WHERE mac IS NULL ORDER BY seq")
-        )
-
-    def set_audit_mac(self, seq: int, mac: bytes) -> None:
-        self._exec("UPDATE audit SET mac = ? WHERE seq = ?", [mac, seq])
-
     # -- audit and backup ------------------------------------------------------------------
-
-    def audit_unsealed_tail(self) -> list[AuditRow]:
-        """Entries without a MAC after the last entry that has one (read from the end)."""
-        return list(
-            self._many(
-                AuditRow,
-                f"SELECT {_AUDIT_COLS} FROM audit WHERE seq > coalesce("
-                " (SELECT seq FROM audit WHERE mac IS NOT NULL ORDER BY seq DESC LIMIT 1), 0)"
-                " ORDER BY seq",
-            )
-        )
 
     def audit_entry(self, seq: int) -> AuditRow | None:
         return self._one(AuditRow, f"SELECT {_AUDIT_COLS} FROM audit WHERE seq = ?", [seq])
@@ -1215,13 +1599,15 @@ class Store:
         )
 
     def tombstones_with_data(self) -> list[str]:
-        """Ids of ended consents that still hold a personal column or a note."""
+        """Ids of ended consents that still hold a personal column, a note or a key wrap."""
         held = " OR ".join(f"{col} IS NOT NULL" for col in _PERSONAL_CONSENT_COLS)
         with sqlite_errors(self.busy_timeout):
             rows = self.conn.execute(
                 f"SELECT id FROM consents WHERE status != 'active' AND ({held})"
                 " UNION SELECT n.consent_id FROM notes n JOIN consents c ON c.id = n.consent_id"
                 " WHERE c.status != 'active'"
+                " UNION SELECT k.consent_id FROM consent_keys k"
+                " JOIN consents c ON c.id = k.consent_id WHERE c.status != 'active'"
                 " UNION SELECT t.consent_id FROM note_tombstones t"
                 " JOIN consents c ON c.id = t.consent_id WHERE c.status != 'active' ORDER BY 1"
             ).fetchall()
@@ -1303,8 +1689,8 @@ class Store:
                 AuditRow,
                 # The trail is the outer loop: erasure entries are few, active consents
                 # many (probing the trail once per active consent took 0.4 s at 100,000).
-                "SELECT a.seq, a.ts, a.actor, a.action, a.consent_id, a.object_id, a.prev,"
-                " a.hash, a.mac FROM audit a CROSS JOIN consents c ON c.id = a.consent_id"
+                f"SELECT {_columns(AuditRow, 'a.')}"
+                " FROM audit a CROSS JOIN consents c ON c.id = a.consent_id"
                 f" WHERE a.action IN ({marks}) AND c.status = 'active' ORDER BY a.seq",
                 wanted,
             )
@@ -1331,7 +1717,8 @@ class Store:
                 f" WHERE c.status != 'active' AND ({held})"
                 " UNION SELECT c.id FROM json_each(?) j CROSS JOIN consents c ON c.id = j.value"
                 " WHERE c.status != 'active'"
-                " AND EXISTS (SELECT 1 FROM notes n WHERE n.consent_id = c.id)",
+                " AND (EXISTS (SELECT 1 FROM notes n WHERE n.consent_id = c.id)"
+                " OR EXISTS (SELECT 1 FROM consent_keys k WHERE k.consent_id = c.id))",
                 [wanted, wanted],
             ).fetchall()
         return {str(r[0]) for r in rows}
@@ -1362,38 +1749,103 @@ class Store:
             rows = self.conn.execute("SELECT id FROM consents WHERE status = 'active'").fetchall()
         return [str(row[0]) for row in rows]
 
-    def consents_with_notes(self, *, since: str | None = None) -> list[str]:
-        """Ids of active consents with at least one note (dated ``since`` or later)."""
+    def consents_with_notes(
+        self, *, since: str | None = None, among: Sequence[str] | None = None
+    ) -> list[str]:
+        """Ids of active consents (of ``among``, when given) with at least one note (dated
+        ``since`` or later)."""
+        source = "consents c"
+        params: list[Any] = []
+        if among is not None:
+            source = "json_each(?) j CROSS JOIN consents c ON c.id = j.value"
+            params.append(json.dumps(list(among)))
+        params.append(since or "")
         with sqlite_errors(self.busy_timeout):
             rows = self.conn.execute(
-                "SELECT c.id FROM consents c WHERE c.status = 'active' AND EXISTS"
+                f"SELECT c.id FROM {source} WHERE c.status = 'active' AND EXISTS"
                 " (SELECT 1 FROM notes n WHERE n.consent_id = c.id AND n.date >= ?)"
                 " ORDER BY c.id",
-                [since or ""],
+                params,
             ).fetchall()
         return [str(row[0]) for row in rows]
 
     def iter_note_bodies(
-        self, *, consent_id: str | None = None, since: str | None = None
+        self,
+        *,
+        consent_ids: Sequence[str] | None = None,
+        since: str | None = None,
+        reader: str | None = None,
     ) -> Iterator[KeyedNoteRow]:
-        """Notes under active consents with their wrapped data keys, by date, streamed."""
+        """Notes under active consents, by date, streamed: of ``consent_ids`` (their wraps
+        are found by the caller), or of every consent with the wrap for ``reader``."""
         clauses, params = ["c.status = 'active'"], []
-        if consent_id is not None:
-            clauses.append("n.consent_id = ?")
-            params.append(consent_id)
+        wrap = "NULL, NULL, NULL"
+        joins = ""
+        if reader is not None:
+            wrap = "k.how, k.wrapped, k.reader"
+            joins = " CROSS JOIN consent_keys k ON k.consent_id = n.consent_id AND k.reader = ?"
+            params.append(reader)
+        if consent_ids is not None:
+            clauses.append("n.consent_id IN (SELECT value FROM json_each(?))")
+            params.append(json.dumps(list(consent_ids)))
         if since is not None:
             clauses.append("n.date >= ?")
             params.append(since)
         return self._many(
             KeyedNoteRow,
             "SELECT n.id, n.consent_id, n.date, n.created, n.key_version, n.seq, n.record,"
-            " c.master_version, c.data_key, a.amended, a.amended_by"
+            f" n.pending, n.signer, n.sig_epoch, n.sig, {wrap}, a.amended, a.amended_by"
             # CROSS JOIN keeps notes the outer loop, so the date index gives the order and
             # rows stream; the planner's choice would sort every note in a temporary b-tree.
             " FROM notes n CROSS JOIN consents c ON c.id = n.consent_id"
+            f"{joins}"
             " LEFT JOIN note_amendments a ON a.note_id = n.id"
             f" WHERE {' AND '.join(clauses)} ORDER BY n.date, n.created, n.id",
             params,
+        )
+
+    def consents_by_id(self, consent_ids: Sequence[str]) -> list[ConsentRow]:
+        if not consent_ids:
+            return []
+        return list(
+            self._many(
+                ConsentRow,
+                f"SELECT {_CONSENT_COLS} FROM consents WHERE id IN"
+                " (SELECT value FROM json_each(?)) ORDER BY id",
+                [json.dumps(list(consent_ids))],
+            )
+        )
+
+    def count_notes_outside(
+        self, consent_ids: Sequence[str], *, since: str | None = None
+    ) -> tuple[int, int]:
+        """(notes, consents) under active consents not in ``consent_ids``."""
+        with sqlite_errors(self.busy_timeout):
+            row = self.conn.execute(
+                "SELECT count(*), count(DISTINCT n.consent_id) FROM notes n"
+                " JOIN consents c ON c.id = n.consent_id WHERE c.status = 'active'"
+                " AND n.date >= ? AND n.consent_id NOT IN (SELECT value FROM json_each(?))",
+                [since or "", json.dumps(list(consent_ids))],
+            ).fetchone()
+        return int(row[0]), int(row[1])
+
+    def pending_notes(self, consent_id: str) -> list[NoteRow]:
+        return list(
+            self._many(
+                NoteRow,
+                f"SELECT {_NOTE_COLS} FROM notes WHERE consent_id = ? AND pending = 1"
+                " ORDER BY created, id",
+                [consent_id],
+            )
+        )
+
+    def fold_note(self, row: NoteRow) -> None:
+        """A pending note sealed again under its consent's key and given its place in the
+        chain (secure_delete zeroes the old cells; the caller checkpoints)."""
+        self._exec(
+            "UPDATE notes SET seq = ?, record = ?, key_version = ?, pending = NULL,"
+            " signer = NULL, sig_epoch = NULL, sig = NULL WHERE id = ?",
+            [row.seq, row.record, row.key_version, row.id],
         )
 
     # -- corrections: amended and deleted notes ----------------------------------------------
@@ -1416,10 +1868,10 @@ class Store:
 
     def set_note_amendment(self, row: AmendmentRow) -> None:
         self._exec(
-            f"INSERT INTO note_amendments ({_AMENDMENT_COLS}) VALUES (?, ?, ?)"
+            f"INSERT INTO note_amendments ({_AMENDMENT_COLS}) VALUES ({_marks(AmendmentRow)})"
             " ON CONFLICT(note_id) DO UPDATE SET amended = excluded.amended,"
-            " amended_by = excluded.amended_by",
-            [row.note_id, row.amended, row.amended_by],
+            " amended_by = excluded.amended_by, epoch = excluded.epoch, sig = excluded.sig",
+            [getattr(row, f.name) for f in fields(AmendmentRow)],
         )
 
     def get_note_amendment(self, note_id: str) -> AmendmentRow | None:
@@ -1433,7 +1885,7 @@ class Store:
         """Every amendment of a note under ``consent_id``, by note id."""
         rows = self._many(
             AmendmentRow,
-            "SELECT a.note_id, a.amended, a.amended_by FROM note_amendments a"
+            f"SELECT {_columns(AmendmentRow, 'a.')} FROM note_amendments a"
             " JOIN notes n ON n.id = a.note_id WHERE n.consent_id = ?",
             [consent_id],
         )

@@ -1,12 +1,16 @@
 """``nok verify``: check everything that can be checked, and change nothing.
 
 In one read snapshot: SQLite's own integrity and foreign-key checks, the schema version
-and no object in the file that nok does not make, every staff slot header and sealed
-master key (as far as that is possible without their passphrases), every wrapped vault key
-and data key, every ciphertext decrypted and authenticated (notes in batches, with
-progress), every active consent's retention deadline and last activity as its dates and
-notes give them, every tombstone really empty, and the audit chain with its MACs. Each
-problem is one whole-sentence template with ids and column names only, never personal data.
+and no object in the file that nok does not make; the vault's signed epoch chain and the
+verifier's pin of it; every staff slot against the signed staff list; every active
+consent's signed state (signature, proof, deadline, freshness against the signed trail),
+record and notes (opened on every core), and the wraps of its data key; every tombstone
+empty and its ending signed; the erasure log; corrections the trail records that the
+file no longer reflects; and the audit chain with its signatures. Each problem is one
+whole-sentence template with ids and column names only, never personal data.
+
+A staff member checks the consents she can open; an admin, every consent. What the
+verifier cannot open is counted (``checked["consents_not_opened"]``), not reported.
 """
 
 from __future__ import annotations
@@ -16,14 +20,27 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from vault import audit, consents, crypto, erasure, keyring, notes, parallel, slots
+from vault import (
+    access,
+    audit,
+    consents,
+    corrections,
+    crypto,
+    endings,
+    epochs,
+    notes,
+    parallel,
+    pins,
+    slots,
+    states,
+)
 from vault.errors import IntegrityError, NokError, UnsupportedVersion
-from vault.session import Unlocked, check_settings
+from vault.session import Unlocked
 from vault.store import SCHEMA_VERSION, ConsentRow, Store
 
 Progress = Callable[[str, int, int], None]
 PROGRESS_EVERY = 1000
-STAGES = ("sqlite", "settings", "staff", "keys", "consents", "notes", "tombstones", "audit")
+STAGES = ("sqlite", "epochs", "staff", "consents", "notes", "tombstones", "audit")
 
 
 @dataclass
@@ -32,7 +49,7 @@ class Report:
 
     problems: list[audit.Problem] = field(default_factory=list)
     checked: dict[str, int] = field(default_factory=dict)
-    # Findings that do not make the vault fail (e.g. no audit anchor beside a copy).
+    # Findings that do not make the vault fail (e.g. keyless backups in the trail).
     warnings: list[audit.Problem] = field(default_factory=list)
 
     @property
@@ -68,35 +85,18 @@ def verify(unlocked: Unlocked, progress: Progress = _quiet) -> Report:
     store = unlocked.store
     with store.read():
         _check_sqlite(store, report, progress)
-        _check_settings(unlocked, report, progress)
+        _check_epochs(unlocked, report, progress)
         _check_staff(unlocked, report, progress)
-        audit_key = _check_vault_keys(unlocked, report, progress)
         _check_consents(unlocked, report, progress)
         _check_notes(unlocked, report, progress)
-        _check_tombstones(store, report, progress)
-        _check_erasure_log(store, report)
+        _check_tombstones(unlocked, report, progress)
+        _check_erasure_log(unlocked, report)
+        _check_corrections(unlocked, report)
         progress("audit", 0, 1)
-        report.problems.extend(audit.verify_chain(store, audit_key, unlocked.now))
-        report.warnings.extend(audit.anchor_warnings(store))
+        report.problems.extend(audit.verify_chain(store, unlocked.chain, unlocked.now))
         report.checked["audit_entries"] = store.count_audit()
         progress("audit", 1, 1)
     return report
-
-
-def _check_erasure_log(store: Store, report: Report) -> None:
-    """An erased consent that is active again (an old copy put back, rows pasted in)."""
-    try:
-        records = erasure.read_erasure_log(erasure.log_path(store.path), missing_ok=True)
-    except NokError as exc:
-        report.add_error("erasure-log", exc)
-        return
-    for consent_id in sorted(store.still_active(r.consent_id for r in records)):
-        report.add(
-            "erased-back",
-            "consent {id} is recorded as erased in the erasure log but is active in the "
-            "vault: its data came back",
-            id=consent_id,
-        )
 
 
 def _check_sqlite(store: Store, report: Report, progress: Progress) -> None:
@@ -119,133 +119,193 @@ def _check_sqlite(store: Store, report: Report, progress: Progress) -> None:
     progress("sqlite", 1, 1)
 
 
-def _check_settings(unlocked: Unlocked, report: Report, progress: Progress) -> None:
-    progress("settings", 0, 1)
+def _check_epochs(unlocked: Unlocked, report: Report, progress: Progress) -> None:
+    """The stored chain verifies (the unlock did), and the verifier's pin agrees."""
+    progress("epochs", 0, 1)
+    store = unlocked.store
     try:
-        check_settings(unlocked.store, unlocked.master)
+        chain = epochs.verify(store.epoch_rows(), vault_id=unlocked.vault_id)
+        if chain.current.hash != unlocked.chain.current.hash:
+            raise IntegrityError(where="the vault's epoch statements (changed meanwhile)")
     except IntegrityError as exc:
-        report.add_error("settings", exc)
-    progress("settings", 1, 1)
+        report.add_error("epochs", exc)
+        return
+    if unlocked.pin_store is not None:
+        try:
+            pins.check(chain, unlocked.pin_store.get(unlocked.vault_id), store.audit_hash_at)
+        except IntegrityError as exc:
+            report.add_error("rollback", exc)
+    report.checked["epochs"] = len(chain.epochs)
+    progress("epochs", 1, 1)
 
 
 def _check_staff(unlocked: Unlocked, report: Report, progress: Progress) -> None:
-    staff = unlocked.store.list_staff()
-    version = unlocked.master_version
-    for done, row in enumerate(staff, start=1):
-        if not isinstance(row.slot, bytes) or not isinstance(row.role_tag, bytes | None):
-            report.add("staff", "the key slot of {name} is damaged", name=row.name)
+    store = unlocked.store
+    listed = unlocked.epoch.staff
+    rows = {row.name: row for row in store.list_staff()}
+    for done, name in enumerate(sorted(set(rows) | set(listed)), start=1):
+        row, member = rows.get(name), listed.get(name)
+        if member is None:
+            report.add(
+                "staff",
+                "the key slot of {name} is in the file, but the vault's signed staff list "
+                "does not name {name}: it was put back after a removal, or planted",
+                name=name,
+            )
+            continue
+        if row is None:
+            report.add("staff", "{name} is staff, but has no key slot in the file", name=name)
             continue
         try:
             header = slots.read_header(row.slot, name=row.name)
             crypto.check_kdf(header.params, name=row.name)
-            keyring.check_role(unlocked.master, row.name, row.role, row.public_key, row.role_tag)
+            if header.version != slots.SLOT_V2:
+                raise UnsupportedVersion(what=f"key slot of {name}", version=header.version)
         except (IntegrityError, UnsupportedVersion) as exc:
             report.add_error("staff", exc)
-        if row.master_version != version:
+        if row.role != member.role or row.public_key != member.box:
             report.add(
                 "staff",
-                "the key slot of {name} holds master key version {found}, not the current "
-                "{expected}: its owner cannot unlock",
-                name=row.name,
-                found=row.master_version,
-                expected=version,
+                "the role or public key of {name} in the file is not what the vault's signed "
+                "staff list says ({role}): it was changed outside nok, and nok uses the signed one",
+                name=name,
+                role=member.role,
             )
-        if not _plausible_sealed(row.sealed_master, row.name, version):
+        if store.get_sealed(name, "team") is None:
             report.add(
-                "staff",
-                "the sealed master key of {name} is damaged: its owner cannot unlock",
-                name=row.name,
+                "staff", "the team key sealed to {name} is missing: {name} cannot unlock", name=name
             )
-        if not isinstance(row.public_key, bytes) or len(row.public_key) != crypto.KEY_BYTES:
-            report.add("staff", "the public key of {name} is damaged", name=row.name)
-        progress("staff", done, len(staff))
-    report.checked["staff"] = len(staff)
+        progress("staff", done, len(listed))
+    report.checked["staff"] = len(listed)
 
 
-def _plausible_sealed(sealed: object, name: str, version: int) -> bool:
-    """Version byte and exact length: all that can be checked without the owner's key."""
-    if not isinstance(sealed, bytes) or not sealed:
-        return False
-    ad = slots.master_ad(name, version)
-    size = 1 + crypto.SEALED_OVERHEAD + 2 + len(ad) + crypto.KEY_BYTES
-    return sealed[0] == crypto.SEALED_V1 and len(sealed) == size
+def _latest_ok(unlocked: Unlocked, row: ConsentRow, digest: bytes) -> bool:
+    latest = unlocked.store.latest_state_entry(row.id)
+    return (
+        latest is not None
+        and latest.rev == row.rev
+        and isinstance(latest.state, bytes)
+        and crypto.same(latest.state, digest)
+    )
 
 
-def _check_vault_keys(unlocked: Unlocked, report: Report, progress: Progress) -> bytes | None:
-    """Unwrap every vault-wide key; returns the audit key when it opens."""
-    audit_key = None
-    stored = unlocked.store.list_vault_keys()
-    for done, (purpose, version, wrapped) in enumerate(stored, start=1):
-        try:
-            key = keyring.unwrap_vault_key(
-                unlocked.master, wrapped, purpose=purpose, master_version=version
-            )
-        except (IntegrityError, UnsupportedVersion) as exc:
-            report.add_error("key", exc)
-            continue
-        if purpose == audit.AUDIT_KEY:
-            audit_key = key
-        progress("keys", done, len(stored))
-    if audit_key is None and not any(p == audit.AUDIT_KEY for p, _, _ in stored):
-        report.add("key", "the audit key is missing, so the trail's MACs cannot be checked")
-    report.checked["vault_keys"] = len(stored)
-    return audit_key
-
-
-@dataclass(frozen=True)
-class _Key:
-    """What the notes pass needs of an active consent whose data key opens: found again
-    per consent as its notes go by (one AEAD call each), so that verify's memory does not
-    grow with the number of consents."""
-
-    key: bytes
-    row: ConsentRow
-
-
-def _key_of(unlocked: Unlocked, consent_id: str) -> _Key | None:
-    """None for a consent that is missing, ended or has no data key that opens (the
-    consents pass reported why)."""
-    row = unlocked.store.get_consent(consent_id)
-    if row is None or row.status != consents.ACTIVE:
-        return None
-    if row.data_key is None or row.master_version is None:
-        return None
+def _open(unlocked: Unlocked, row: ConsentRow) -> bytes | None:
     try:
-        key = keyring.unwrap_data_key(
-            unlocked.master, row.data_key, consent_id=row.id, master_version=row.master_version
-        )
-    except (IntegrityError, UnsupportedVersion):
+        return access.open_key(unlocked, row, admin_ok=True)
+    except (access.NoAccess, IntegrityError, UnsupportedVersion):
         return None
-    return _Key(key, dataclasses.replace(row, record=None))
 
 
 def _check_consents(unlocked: Unlocked, report: Report, progress: Progress) -> None:
-    """Unwrap each active consent's data key, check its seal and open its record."""
+    """Each active consent: its signed state, its record, its wraps."""
     store = unlocked.store
     total = store.count_consents("active")
-    default_days = unlocked.vault.settings().retention_days
-    done = keyed = opened = 0
+    default_days = unlocked.settings().retention_days
+    done = opened = skipped = 0
     for row in store.iter_consents(include_ended=False):
         _check_deadline(row, default_days, report)
-        keyed += row.data_key is not None
-        key = _consent_key(unlocked, row, report)
-        if key is not None:
+        digest = consents.state_digest(unlocked.vault_id, row)
+        if not consents.signature_ok(unlocked, row, digest):
+            report.add(
+                "state",
+                "the state of consent {id} is not signed by a staff member of the vault: it "
+                "was written or changed outside nok",
+                id=row.id,
+            )
+        elif not _latest_ok(unlocked, row, digest):
+            report.add(
+                "stale",
+                "consent {id} holds an older state than the audit trail records: it was put "
+                "back from an older copy",
+                id=row.id,
+            )
+        key = _open(unlocked, row)
+        if key is None:
+            skipped += 1
+        else:
             opened += 1
-            _check_consent_record(key, row, report)
+            if not states.proof_valid(states.proof_key(key), digest, row.proof):
+                report.add(
+                    "state",
+                    "the state of consent {id} was not made with its key (its proof fails): "
+                    "it was changed outside nok",
+                    id=row.id,
+                )
+            try:
+                consents.open_record(key, row)
+            except (IntegrityError, UnsupportedVersion) as exc:
+                report.add_error("field", exc)
+            _check_wraps(unlocked, row, key, report)
+            report.checked["ciphertexts"] = report.checked.get("ciphertexts", 0) + 1
         done += 1
         if done % PROGRESS_EVERY == 0 or done == total:
             progress("consents", done, total)
-    if keyed and not opened:
-        report.add(
-            "key",
-            "the master key opens none of the consents' data keys: it was replaced in the "
-            "file, or every data key was damaged",
-        )
     report.checked["consents"] = done
+    report.checked["consents_not_opened"] = skipped
+
+
+def _check_wraps(unlocked: Unlocked, row: ConsentRow, key: bytes, report: Report) -> None:
+    """Who the wraps are for must be who the signed state says may read."""
+    readers = {r.name for r in access.readers_of(row)}
+    wanted = {row.contact or "", *readers, access.ADMIN_READER, access.JOB_READER}
+    if row.access == "team":
+        wanted.add(access.TEAM_READER)
+    present = {reader for reader, *_ in unlocked.store.wraps(row.id)}
+    for extra in sorted(present - wanted):
+        report.add(
+            "wrap",
+            "consent {id} has a key wrap for {reader}, whom its signed state does not name: "
+            "it was added outside nok",
+            id=row.id,
+            reader=extra,
+        )
+    for missing in sorted(wanted - present):
+        report.add(
+            "wrap",
+            "consent {id} has no key wrap for {reader}, whom its signed state names",
+            id=row.id,
+            reader=missing,
+        )
+    job_key = _job_proof_key(unlocked, row)
+    if job_key is not None and not crypto.same(job_key, states.proof_key(key)):
+        report.add(
+            "wrap",
+            "the proof key of consent {id} sealed to the job is not its own: the nightly "
+            "purge would refuse it",
+            id=row.id,
+        )
+
+
+def _job_proof_key(unlocked: Unlocked, row: ConsentRow) -> bytes | None:
+    """The proof key the job would read, for an admin (who holds the job seed)."""
+    if unlocked.admin is None:
+        return None
+    from vault import seeds
+
+    k = unlocked.epoch.keys
+    try:
+        job = seeds.open_seed(
+            unlocked.store,
+            vault_id=unlocked.vault_id,
+            purpose=seeds.JOB,
+            holder=seeds.HOLDER_ADMIN,
+            box_secret=unlocked.admin.box_secret,
+            expect=k.job,
+            version=k.job_version,
+        )
+    except IntegrityError:
+        return None
+    for _, version, _, wrapped in unlocked.store.wrap_for(row.id, [access.JOB_READER]):
+        ad = access.wrap_ad(unlocked.vault_id, row.id, access.JOB_READER, version)
+        try:
+            return crypto.open_sealed(job.box_secret, wrapped, ad, where="proof key")
+        except (IntegrityError, UnsupportedVersion):
+            return b""
+    return None
 
 
 def _check_deadline(row: ConsentRow, default_days: int, report: Report) -> None:
-    """The plaintext deadline must follow from the consent's (sealed) dates and retention."""
+    """The plaintext deadline must follow from the consent's (signed) dates and retention."""
     try:
         expected = consents.deadline(row.given, row.last_activity, row.retain_days or default_days)
     except (TypeError, ValueError):
@@ -262,67 +322,10 @@ def _check_deadline(row: ConsentRow, default_days: int, report: Report) -> None:
         )
 
 
-def _check_last_activity(row: ConsentRow, newest: str | None, report: Report) -> None:
-    """Notes only ever move the last activity forward to their date, so it is the newest."""
-    if row.last_activity == newest:
-        return
-    if newest is None:
-        report.add(
-            "retention",
-            "consent {id} has no notes, but its last activity is stored as {stored}",
-            id=row.id,
-            stored=row.last_activity,
-        )
-    elif row.last_activity is None:
-        report.add(
-            "retention",
-            "consent {id} has notes up to {newest}, but no last activity is stored",
-            id=row.id,
-            newest=newest,
-        )
-    else:
-        report.add(
-            "retention",
-            "the last activity of consent {id} is stored as {stored}, but its newest "
-            "note is dated {newest}",
-            id=row.id,
-            stored=row.last_activity,
-            newest=newest,
-        )
-
-
-def _consent_key(unlocked: Unlocked, row: ConsentRow, report: Report) -> bytes | None:
-    if row.data_key is None or row.master_version is None:
-        report.add("key", "the data key of active consent {id} is missing", id=row.id)
-        return None
-    try:
-        return keyring.unwrap_data_key(
-            unlocked.master, row.data_key, consent_id=row.id, master_version=row.master_version
-        )
-    except (IntegrityError, UnsupportedVersion) as exc:
-        report.add_error("key", exc)
-        return None
-
-
-def _check_consent_record(key: bytes, row: ConsentRow, report: Report) -> None:
-    try:
-        consents.check_retention(key, row)
-    except IntegrityError as exc:
-        report.add_error("retention", exc)
-    try:
-        # Opened directly: consents.open_record would stop at an edited date first.
-        ad = keyring.consent_ad(row.id, row.key_version)
-        keyring.open_record(
-            key,
-            row.record,
-            ad,
-            consents.RECORD_FIELDS,
-            where=f"consent {row.id}",
-            optional=consents.OPTIONAL_FIELDS,
-        )
-    except (IntegrityError, UnsupportedVersion) as exc:
-        report.add_error("field", exc)
-    report.checked["ciphertexts"] = report.checked.get("ciphertexts", 0) + 1
+@dataclass(frozen=True)
+class _Key:
+    key: bytes
+    row: ConsentRow
 
 
 @dataclass
@@ -335,20 +338,24 @@ class _Group:
     newest: str | None = None
 
 
-def _check_notes(unlocked: Unlocked, report: Report, progress: Progress) -> None:
-    """Open every note, and check each consent's note seal and last activity.
+def _key_of(unlocked: Unlocked, consent_id: str) -> _Key | None:
+    row = unlocked.store.get_consent(consent_id)
+    if row is None or row.status != consents.ACTIVE:
+        return None
+    key = _open(unlocked, row)
+    return None if key is None else _Key(key, dataclasses.replace(row, record=None))
 
-    Notes come grouped by consent, so one consent's notes (and key) are in memory at a
-    time. They are opened on every core (vault.parallel); the few that do not open are
-    opened again here to report why, in the order of the notes, each consent's seal after
-    its notes.
-    """
+
+def _check_notes(unlocked: Unlocked, report: Report, progress: Progress) -> None:
+    """Open every note the verifier can, and check each consent's notes chain and last
+    activity. Notes come grouped by consent, so one consent's notes (and key) are in
+    memory at a time. They are opened on every core (vault.parallel); the few that do not
+    open are opened again here to report why, in the order of the notes, each consent's
+    chain after its notes."""
     store = unlocked.store
     total = store.count_notes()
     state = {"rows": 0, "opened": 0}
     group: _Group | None = None
-    # Consents whose notes have all been read, with how many notes were sent to be opened
-    # before them: their seal is reported once those notes have come back.
     closed: deque[tuple[int, _Group]] = deque()
 
     def to_open() -> Iterator[tuple[bytes, notes.Sealed]]:
@@ -360,15 +367,18 @@ def _check_notes(unlocked: Unlocked, report: Report, progress: Progress) -> None
                 group = _Group(row.consent_id, key=_key_of(unlocked, row.consent_id))
             state["rows"] += 1
             if group.key is None:
-                continue  # nothing to check without its key (the consents pass said why)
-            group.entries.append((row.id, row.seq, keyring.record_tag(row.record)))
+                continue
+            if row.pending:
+                _check_pending(unlocked, group.key, row, report)
+                continue
+            group.entries.append((row.id, row.seq, states.record_tag(row.record)))
             group.newest = max(group.newest or row.date, row.date)
             state["opened"] += 1
             yield group.key.key, notes.sealed(row)
 
     def close_until(opened: int) -> None:
         while closed and closed[0][0] <= opened:
-            _close_group(closed.popleft()[1], report)
+            _close_group(unlocked, closed.popleft()[1], report)
 
     back = 0
     for count, failures in parallel.ordered_map(notes.unopenable, parallel.batches(to_open())):
@@ -379,28 +389,65 @@ def _check_notes(unlocked: Unlocked, report: Report, progress: Progress) -> None
         close_until(back)
         progress("notes", state["rows"], total)
     close_until(back)
-    _close_group(group, report)
+    _close_group(unlocked, group, report)
     for consent_id in store.active_consents_without_notes():
-        _close_group(_Group(consent_id, key=_key_of(unlocked, consent_id)), report)
+        _close_group(unlocked, _Group(consent_id, key=_key_of(unlocked, consent_id)), report)
     progress("notes", state["rows"], total)
     report.checked["notes"] = state["rows"]
     report.checked["ciphertexts"] = report.checked.get("ciphertexts", 0) + state["opened"]
 
 
-def _close_group(group: _Group | None, report: Report) -> None:
-    if group is None or group.key is None:
-        # Its consent is missing, ended or has no usable key; reported there or below.
-        return
-    key = group.key
-    _check_last_activity(key.row, group.newest, report)
-    expected = consents.notes_chain(key.key, key.row).fold(group.entries)
+def _check_pending(unlocked: Unlocked, key: _Key, row: object, report: Report) -> None:
+    from vault.store import NoteRow
+
+    assert isinstance(row, NoteRow)
     try:
-        keyring.check_tag(expected, key.row.notes_tag, keyring.NotesChanged(id=key.row.id))
-    except IntegrityError as exc:
-        report.add_error("notes", exc)
+        notes.open_pending(unlocked, key.row, key.key, row)
+    except (IntegrityError, UnsupportedVersion):
+        report.add(
+            "note",
+            "note {id} of consent {consent} is marked as written by a colleague without "
+            "access, but its signature or record does not check out: it was added outside nok",
+            id=row.id,
+            consent=row.consent_id,
+        )
+
+
+def _close_group(unlocked: Unlocked, group: _Group | None, report: Report) -> None:
+    if group is None or group.key is None:
+        return
+    row = group.key.row
+    if row.last_activity != group.newest and not (
+        group.newest is None and row.last_activity is None
+    ):
+        _last_activity(row, group.newest, report)
+    expected = consents.notes_hash(unlocked.vault_id, row, group.entries)
+    if not isinstance(row.notes_hash, bytes) or not crypto.same(expected, row.notes_hash):
+        report.add_error("notes", states.NotesChanged(id=row.id))
+
+
+def _last_activity(row: ConsentRow, newest: str | None, report: Report) -> None:
+    if newest is None:
+        report.add(
+            "retention",
+            "consent {id} has no notes, but its last activity is stored as {stored}",
+            id=row.id,
+            stored=row.last_activity,
+        )
+    elif row.last_activity is None or row.last_activity < newest:
+        report.add(
+            "retention",
+            "the last activity of consent {id} is stored as {stored}, but its newest "
+            "note is dated {newest}",
+            id=row.id,
+            stored=row.last_activity,
+            newest=newest,
+        )
 
 
 def _report_note(key: bytes, note: notes.Sealed, report: Report) -> None:
+    from vault import keyring
+
     try:
         notes.open_sealed(key, note)
     except keyring.RecordChanged as exc:
@@ -409,13 +456,80 @@ def _report_note(key: bytes, note: notes.Sealed, report: Report) -> None:
         report.add_error("field", exc)
 
 
-def _check_tombstones(store: Store, report: Report, progress: Progress) -> None:
+def _check_tombstones(unlocked: Unlocked, report: Report, progress: Progress) -> None:
     progress("tombstones", 0, 1)
+    store = unlocked.store
     for consent_id in store.tombstones_with_data():
         report.add(
             "tombstone",
-            "consent {id} ended, but personal data or notes under it are still stored",
+            "consent {id} ended, but personal data, key wraps or notes under it are still stored",
             id=consent_id,
         )
-    report.checked["tombstones"] = store.count_consents(None) - store.count_consents("active")
+    ended = store.ended_consents()
+    for row in ended:
+        signed = endings.from_row(row)
+        if signed is None or not endings.signature_valid(unlocked.chain, signed):
+            report.add(
+                "unsigned-ending",
+                "consent {id} is marked {status}, but no staff member or job signed its "
+                "ending: its status was changed outside nok (nok never erases on it)",
+                id=row.id,
+                status=row.status,
+            )
+    report.checked["tombstones"] = len(ended)
     progress("tombstones", 1, 1)
+
+
+def _check_erasure_log(unlocked: Unlocked, report: Report) -> None:
+    """Lines that are not endings, endings not signed, erased consents active again."""
+    store = unlocked.store
+    try:
+        log = endings.read_log(endings.log_path(store.path), missing_ok=True)
+    except NokError as exc:
+        report.add_error("erasure-log", exc)
+        return
+    for number in log.bad_lines:
+        report.add(
+            "erasure-log",
+            "line {line} of the erasure log is not a signed ending: it was added outside nok, "
+            "and nok never erases on it",
+            line=number,
+        )
+    active = store.still_active(r.consent_id for r in log.records)
+    for record in log.records:
+        if not endings.signature_valid(unlocked.chain, record):
+            report.add(
+                "erasure-log",
+                "the erasure log names consent {id}, but no staff member or job signed that "
+                "ending: it was added outside nok, and nok never erases on it",
+                id=record.consent_id,
+            )
+        elif record.consent_id in active:
+            report.add(
+                "erased-back",
+                "consent {id} is recorded as erased in the erasure log but is active in the "
+                "vault: its data came back",
+                id=record.consent_id,
+            )
+
+
+def _check_corrections(unlocked: Unlocked, report: Report) -> None:
+    """Corrections the signed trail records that the file no longer reflects."""
+    store = unlocked.store
+    for entry in store.entries_of(("note.delete",)):
+        if entry.object_id and store.get_note(entry.object_id) is not None:
+            report.add(
+                "correction",
+                "note {id} was deleted ({seq}), but the file holds it again: it was put back "
+                "from an older copy",
+                id=entry.object_id,
+                seq=entry.seq,
+            )
+    for consent_id, _ in store.stale_consents(corrections.CORRECTION_ACTIONS):
+        report.add(
+            "correction",
+            "consent {id} holds a state from before a correction the audit trail records: "
+            "the correction was rolled back (it is applied again at the next unlock by "
+            "someone who can open it)",
+            id=consent_id,
+        )
