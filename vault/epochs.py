@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vault import crypto, identity
-from vault.dates import DEFAULT_TIMEZONE
 from vault.errors import IntegrityError
 
 STATEMENT_VERSION = 1
