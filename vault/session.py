@@ -22,7 +22,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from vault import audit, crypto, epochs, files, identity, ids, keyring, pins, seeds, slots
-from vault.dates import day, timestamp, zone
+from vault.dates import DEFAULT_TIMEZONE, day, timestamp, zone
 from vault.errors import (
     BadInput,
     IntegrityError,
@@ -56,7 +56,7 @@ class Settings:
     note_limit: int = DEFAULT_NOTE_LIMIT
     kdf_min: str = "interactive"
     center_name: str | None = None
-    timezone: str = epochs.DEFAULT_TIMEZONE
+    timezone: str = DEFAULT_TIMEZONE
     access: str = epochs.ACCESS_NEED_TO_KNOW
     group: str | None = None
 
@@ -69,7 +69,7 @@ class Settings:
             note_limit=int(raw.get("note_limit", DEFAULT_NOTE_LIMIT)),
             kdf_min=str(raw.get("kdf_min", "interactive")),
             center_name=raw.get("center_name"),
-            timezone=str(raw.get("timezone", epochs.DEFAULT_TIMEZONE)),
+            timezone=str(raw.get("timezone", DEFAULT_TIMEZONE)),
             access=str(raw.get("access", epochs.ACCESS_NEED_TO_KNOW)),
             group=raw.get("group"),
         )
@@ -91,7 +91,7 @@ class Status:
     epoch: int = 0
     fingerprint: str = ""
     access: str = epochs.ACCESS_NEED_TO_KNOW
-    timezone: str = epochs.DEFAULT_TIMEZONE
+    timezone: str = DEFAULT_TIMEZONE
 
 
 def check_retention_days(days: int) -> int:
@@ -293,7 +293,7 @@ class Vault:
         kdf: str = crypto.DEFAULT_KDF,
         group: str | None = None,
         retention_days: int = DEFAULT_RETENTION_DAYS,
-        timezone: str = epochs.DEFAULT_TIMEZONE,
+        timezone: str = DEFAULT_TIMEZONE,
         access: str = epochs.ACCESS_NEED_TO_KNOW,
         pin_store: PinsArg = DEFAULT_PINS,
     ) -> Unlocked:

@@ -43,7 +43,7 @@ from vault import (
     slots,
     states,
 )
-from vault.dates import timestamp
+from vault.dates import DEFAULT_TIMEZONE, timestamp
 from vault.errors import IntegrityError, NokError, NoSuchStaff, NotAllowed, StorageError
 from vault.session import (
     DEFAULT_NOTE_GUIDELINE,
@@ -254,7 +254,7 @@ def _convert(
         "note_limit": int(stored.get("note_limit") or DEFAULT_NOTE_LIMIT),
         "kdf_min": stored.get("kdf_min") or "interactive",
         "group": stored.get("group"),
-        "timezone": epochs.DEFAULT_TIMEZONE,
+        "timezone": DEFAULT_TIMEZONE,
         "access": epochs.ACCESS_NEED_TO_KNOW,
         "center_name": stored.get("center_name"),
     }
