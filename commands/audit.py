@@ -4,8 +4,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from nokcli import context, dates, output
-from nokcli.i18n import _, render, render_vault
+from nokcli import context, dates, output, vocab
+from nokcli.i18n import N_, _, render, render_vault
 
 if TYPE_CHECKING:
     from vault.audit import Entry
@@ -165,3 +165,76 @@ def reset_anchor(
         seq=seq,
         head=head,
     )
+
+
+REVIEW_LABELS = {
+    "outside": N_("read outside her assignment"),
+    "grant": N_("access given, or used"),
+    "bulk": N_("many consents read in a short while"),
+    "hours": N_("read outside working hours"),
+    "failed": N_("failed unlocks in a row"),
+}
+
+
+@app.command("review")
+def review(
+    ctx: typer.Context,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            metavar="DATE",
+            help=_("Only what happened on or after this day (YYYY-MM-DD, or a weekday)."),
+            show_default=False,
+        ),
+    ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
+) -> None:
+    """List what in the access log deserves a look (admins): reads outside one's
+    assignment, grants and their use, bulk reads, reads outside working hours, failed
+    unlocks. With the job credential (from cron) it prints only how many of each kind.
+
+    docs/routines.md says how often to review. Settings: review-bulk-reads,
+    review-bulk-minutes, working-hours.
+    """
+    from nokcli import dates
+    from vault import review as log_review
+
+    state = context.get(ctx)
+    since = dates.resolve(since, state.now(), field="--since")
+    job = state.job()
+    if job is not None:
+        try:
+            found = log_review.review(job.store, job.chain, since=since)
+        finally:
+            job.close()
+        tally = log_review.counts(found)
+        if json_out:
+            output.emit_json(tally)
+            return
+        for kind, n in tally.items():
+            typer.echo(f"{_(REVIEW_LABELS[kind])}: {n}")
+        return
+    with state.unlocked() as vault:
+        vault.require_admin("reviewing the audit trail")
+        found = log_review.review(vault.store, vault.chain, since=since)
+        with vault.store.write():
+            vault.record("audit.review")
+    if json_out:
+        output.emit_json([f.to_json() for f in found])
+        return
+    output.emit_table(
+        (
+            (
+                f.ts[:16].replace("T", " "),
+                _(REVIEW_LABELS[f.kind]),
+                f.actor,
+                f.consent_id or "",
+                vocab.reason_shown(f.detail) or "",
+                f.count,
+            )
+            for f in found
+        ),
+        (_("when (UTC)"), _("what"), _("who"), _("consent"), _("detail"), _("count")),
+    )
+    if not found:
+        output.info("nothing in the access log needs a look")

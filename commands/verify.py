@@ -65,6 +65,13 @@ def verify(
                 "again when this command opened the vault",
                 ids=", ".join(done.emptied),
             )
+    for repair in state.repairs:
+        report.add(
+            "correction",
+            "consent {id} held a state from before corrections the audit trail records (an "
+            "older copy put back); nok applied them again when this command opened the vault",
+            id=repair.consent_id,
+        )
     if json_out:
         output.emit_json(report.to_json())
     else:

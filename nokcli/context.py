@@ -8,7 +8,7 @@ import getpass
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from nokcli import passphrase
 from vault.dates import parse_day, utcnow
@@ -45,6 +45,8 @@ class Context:
     session: Session | None = None
     # The reason an admin gives for this command's reads outside her assignment.
     reason: str | None = None
+    # Rolled-back corrections the unlock applied again (nok verify reports them).
+    repairs: list[Any] = field(default_factory=list)
 
     @classmethod
     def build(
@@ -116,6 +118,7 @@ class Context:
         for found in unlocked.reconciled:
             self._reconciled(found)
         reach.repairs(unlocked.repairs, unlocked.expired)
+        self.repairs.extend(unlocked.repairs)
         unlocked.reconciled.clear()
         unlocked.repairs.clear()
         unlocked.expired.clear()

@@ -37,9 +37,9 @@ if TYPE_CHECKING:
 
 GENESIS = bytes(32)
 # Actions that an unsigned entry may record without being a problem: a backup run with
-# neither passphrase nor credential. Every other unsigned entry is reported, and no
-# unsigned entry is ever acted on.
-KEYLESS_ACTIONS = frozenset({"vault.backup"})
+# neither passphrase nor credential, and a failed unlock (nobody's key opened). Every
+# other unsigned entry is reported, and no unsigned entry is ever acted on.
+KEYLESS_ACTIONS = frozenset({"vault.backup", "unlock.failed"})
 ERASURE_ACTIONS = frozenset({"consent.withdraw", "consent.expire"})
 # Appended to the actor of every unsigned entry. Staff names never contain a space, so a
 # keyless entry can never be read as a staff member's, however it was made.

@@ -460,6 +460,10 @@ def _swap(tmp: Path, live_path: Path, now: dt.datetime) -> Path | None:
                 os.chmod(aside, mode)
     os.replace(tmp, live_path)
     _fsync_dir(live_path.parent)
+    if replaced is not None:
+        # Fold its -wal in, so the file set aside is one file, like a backup that later
+        # erasures can reach.
+        Store.open_copy(replaced, writable=True).close()
     return replaced
 
 
@@ -659,6 +663,11 @@ def restore(
                 copy.store.vacuum()
                 copy.store.checkpoint()
                 chain = copy_u.chain
+            live_version = None if live_u is None else live_u.master_version
+            if live_u is not None:
+                # Its connection would hold the file about to be set aside.
+                live_u.close()
+                live_u = None
             replaced = _swap(tmp, live_path, now)
         except OSError as exc:
             raise StorageError(
@@ -685,11 +694,11 @@ def restore(
         reapplied=applied.erased,
         erasures_known=len(known),
         sources=tuple(sources),
-        live_master_version=None if live_u is None else live_u.master_version,
+        live_master_version=live_version,
         staff_removed=changes.removed,
         staff_added_since=changes.added_since,
         staff_roles_set=changes.roles,
-        warnings=_warnings(changes, live_u is not None),
+        warnings=_warnings(changes, live.readable),
         replaced_keep_until=keep_until,
         deferred=applied.deferred,
         lost_consents=lost,

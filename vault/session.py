@@ -14,6 +14,7 @@ user's pin (vault.pins) catches an older chain or trail put back in place.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -27,11 +28,13 @@ from vault.errors import (
     BadInput,
     IntegrityError,
     KeysRotated,
+    NokError,
     NoSuchStaff,
     NotAllowed,
     SlotChanged,
     VaultExists,
     VaultReplaced,
+    WrongPassphrase,
 )
 from vault.store import DEFAULT_BUSY_TIMEOUT, ConsentRow, StaffRow, Store
 
@@ -388,6 +391,7 @@ class Vault:
         unlocked.recovery_seed = recovery.seed
         with store.write():
             unlocked.record("vault.init")
+        unlocked.pin_store = _pins(pin_store)
         unlocked.save_pin(pin_store)
         return unlocked
 
@@ -423,7 +427,11 @@ class Vault:
         pin = None if store_ is None else store_.get(chain.current.vault_id)
         with self.store.read():
             pins.check(chain, pin, self.store.audit_hash_at)
-        seed, moved = self._seed(row, passphrase, chain)
+        try:
+            seed, moved = self._seed(row, passphrase, chain)
+        except WrongPassphrase:
+            self._failed(name, now)
+            raise
         keys = identity.KeySet.from_seed(seed)
         member = _member(chain, name, keys)
         team, admin = _open_seeds(self.store, chain, name, keys, member.role)
@@ -444,6 +452,14 @@ class Vault:
         unlocked.save_pin(store_)
         unlocked.catch_up()
         return unlocked
+
+    def _failed(self, name: str, now: dt.datetime) -> None:
+        """Note a failed unlock in the trail (unsigned: nobody's key opened), for the log
+        review; a vault that cannot be written just does not get the note."""
+        if self.store.read_only:
+            return
+        with contextlib.suppress(NokError), self.store.write():
+            audit.append(self.store, now=now, signer=None, actor=name, action="unlock.failed")
 
     def _seed(
         self, row: StaffRow, passphrase: bytes, chain: epochs.Chain
@@ -641,6 +657,7 @@ class Unlocked:
     # longer matches its wrap, so a stale key is never used to write.
     _data_keys: dict[str, tuple[bytes, bytes]] = field(default_factory=dict, repr=False)
     _vault_keys: dict[str, bytes] = field(default_factory=dict, repr=False)
+    _open: bool = field(default=True, repr=False)
 
     @property
     def store(self) -> Store:
@@ -670,8 +687,14 @@ class Unlocked:
         return self.chain.current.keys.admin_version
 
     def close(self) -> None:
+        """Drop the keys and close the vault; the user's pin moves to what this session
+        wrote (a later older copy put back must not hold its last entries)."""
         self._data_keys.clear()
         self._vault_keys.clear()
+        if self._open and self.pin_store is not None and not self.store.read_only:
+            with contextlib.suppress(NokError):
+                self.save_pin(self.pin_store)
+        self._open = False
         self.vault.close()
 
     def save_pin(self, pin_store: PinsArg) -> None:

@@ -33,6 +33,8 @@ SETTINGS = {
         SettingSpec("retention-days", "retention_days", 1, MAX_RETENTION_DAYS),
         SettingSpec("note-guideline", "note_guideline", 50, 100_000),
         SettingSpec("note-limit", "note_limit", 100, 100_000),
+        SettingSpec("review-bulk-reads", "review_bulk_reads", 2, 100_000),
+        SettingSpec("review-bulk-minutes", "review_bulk_minutes", 1, 1440),
     )
 }
 # The text settings: the center's name (printed on the consent form), the calendar's time
@@ -40,7 +42,8 @@ SETTINGS = {
 CENTER_NAME = "center-name"
 TIMEZONE = "timezone"
 ACCESS = "access"
-TEXT_SETTINGS = (CENTER_NAME, TIMEZONE, ACCESS)
+WORKING_HOURS = "working-hours"
+TEXT_SETTINGS = (CENTER_NAME, TIMEZONE, ACCESS, WORKING_HOURS)
 MAX_CENTER_NAME = 120
 
 
@@ -130,6 +133,10 @@ def change_setting(unlocked: Unlocked, key: str, value: str) -> SettingChange:
     today = unlocked.today()
     with store.write():
         current = dataclasses.asdict(unlocked.settings())
+        current.update(
+            {k: v for k, v in unlocked.chain.current.settings.items() if k not in current}
+        )
+        current.setdefault(spec.column, 0)
         _check_note_sizes(current, key, number)
         moved = due_now = 0
         if spec.column == "retention_days":
@@ -184,6 +191,11 @@ def set_text(unlocked: Unlocked, key: str, value: str) -> TextSettingChange:
         zone(clean)
     elif key == ACCESS:
         column, clean = "access", check_access_mode(value.strip())
+    elif key == WORKING_HOURS:
+        from vault.review import working_hours
+
+        first, last = working_hours(value.strip())
+        column, clean = "working_hours", f"{first:02d}-{last:02d}"
     else:
         raise BadInput(
             "unknown setting {key!r}; use one of: {choices}",
