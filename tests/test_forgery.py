@@ -125,12 +125,17 @@ def test_a_forged_epoch_that_would_list_a_new_key_is_refused(
     body["epoch"] = current.number + 1
     body["prev"] = current.hash.hex()
     body["keys"]["vault"] = forger.sign_public.hex()
-    body["staff"]["eve"] = {"role": "admin", "box": forger.box_public.hex(),
-                            "sign": forger.sign_public.hex()}
+    body["staff"]["eve"] = {
+        "role": "admin",
+        "box": forger.box_public.hex(),
+        "sign": forger.sign_public.hex(),
+    }
     raw_body = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
     from vault import epochs
 
-    sig = epochs.sign(raw_body, vault_id=unlocked.vault_id, number=current.number + 1, signer=forger)
+    sig = epochs.sign(
+        raw_body, vault_id=unlocked.vault_id, number=current.number + 1, signer=forger
+    )
     unlocked.close()
     db = raw(vault_path)
     db.execute("INSERT INTO epochs VALUES (?, ?, ?)", [current.number + 1, raw_body, sig])
@@ -173,9 +178,19 @@ def test_a_planted_erasure_log_line_erases_nothing_and_is_reported(
     log = endings.log_path(vault_path)
     lines = [
         {"consent_id": cid, "ended": "2026-11-23T10:00:00.000000Z", "reason": "withdrawn"},
-        {"v": 3, "consent_id": cid, "status": "withdrawn", "given": "x", "created": "y",
-         "ended": "2026-11-23T10:00:00.000000Z", "reason": "withdrawn", "ended_by": ADMIN,
-         "signer": ADMIN, "epoch": 1, "sig": "00" * 64},
+        {
+            "v": 3,
+            "consent_id": cid,
+            "status": "withdrawn",
+            "given": "x",
+            "created": "y",
+            "ended": "2026-11-23T10:00:00.000000Z",
+            "reason": "withdrawn",
+            "ended_by": ADMIN,
+            "signer": ADMIN,
+            "epoch": 1,
+            "sig": "00" * 64,
+        },
     ]
     log.write_text("".join(json.dumps(line) + "\n" for line in lines))
     os.chmod(log, 0o600)
@@ -201,7 +216,11 @@ def test_a_forged_keyless_withdrawal_entry_erases_nothing(
     cid = register(unlocked)
     with unlocked.store.write():
         audit.append(
-            unlocked.store, now=NOW, signer=None, actor="purge", action="consent.withdraw",
+            unlocked.store,
+            now=NOW,
+            signer=None,
+            actor="purge",
+            action="consent.withdraw",
             consent_id=cid,
         )
     unlocked.close()
@@ -213,9 +232,11 @@ def test_a_forged_keyless_withdrawal_entry_erases_nothing(
     kinds = {p["kind"] for p in json.loads(verify.stdout)["problems"]}
     assert "unsigned-erasure" in kinds
     # Still unsigned after another staff command.
-    rows = raw(vault_path).execute(
-        "SELECT sig FROM audit WHERE action = 'consent.withdraw'"
-    ).fetchall()
+    rows = (
+        raw(vault_path)
+        .execute("SELECT sig FROM audit WHERE action = 'consent.withdraw'")
+        .fetchall()
+    )
     assert rows == [(None,)]
 
 
@@ -260,7 +281,9 @@ def test_rolled_back_corrections_are_applied_again_at_unlock(
 
     cid = register(unlocked, "OLD-ALIAS", notes_text="OLD-TEXT-TO-AMEND")
     doomed = notes.add(unlocked, cid, "WRONG-PERSON-TEXT")
-    amended = next(n for n in notes.list_notes(unlocked, consent_id=cid) if n.text.startswith("OLD"))
+    amended = next(
+        n for n in notes.list_notes(unlocked, consent_id=cid) if n.text.startswith("OLD")
+    )
     unlocked.close()
     copy = tmp_path / "before.db"
     shutil.copy(vault_path, copy)
@@ -279,16 +302,22 @@ def test_rolled_back_corrections_are_applied_again_at_unlock(
     db.execute("DELETE FROM consent_keys WHERE consent_id = ?", [cid])
     db.execute("DELETE FROM consents WHERE id = ?", [cid])
     db.execute("INSERT INTO consents SELECT * FROM old.consents WHERE id = ?", [cid])
-    db.execute("INSERT INTO consent_keys SELECT * FROM old.consent_keys WHERE consent_id = ?", [cid])
+    db.execute(
+        "INSERT INTO consent_keys SELECT * FROM old.consent_keys WHERE consent_id = ?", [cid]
+    )
     db.close()
     verify = run_nok("verify", "--json", env=env)
     assert verify.returncode == 13
     assert "correction" in {p["kind"] for p in json.loads(verify.stdout)["problems"]}
     # verify's own unlock applied them again, signed by the one who ran it.
-    trail = raw(vault_path).execute(
-        "SELECT actor FROM audit WHERE action = 'consent.corrections-again' AND consent_id = ?",
-        [cid],
-    ).fetchall()
+    trail = (
+        raw(vault_path)
+        .execute(
+            "SELECT actor FROM audit WHERE action = 'consent.corrections-again' AND consent_id = ?",
+            [cid],
+        )
+        .fetchall()
+    )
     assert trail == [(ADMIN,)]
     again = reopen(vault_path)
     texts = [n.text for n in notes.list_notes(again, consent_id=cid)]
@@ -303,7 +332,10 @@ def test_rolled_back_corrections_are_applied_again_at_unlock(
 
 
 def test_a_restore_that_takes_the_keys_back_is_refused_by_colleagues(
-    unlocked: Unlocked, vault_path: Path, env: dict[str, str], tmp_path: Path,
+    unlocked: Unlocked,
+    vault_path: Path,
+    env: dict[str, str],
+    tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from vault import backup, staff
@@ -329,8 +361,13 @@ def test_a_restore_that_takes_the_keys_back_is_refused_by_colleagues(
     log = endings.log_path(vault_path)
     log.touch(mode=0o600)
     backup.restore(
-        old.path, vault_path, erasures_file=None, now=NOW, actor="kari",
-        passphrase=KARI_PASS.encode(), pin_store=None,
+        old.path,
+        vault_path,
+        erasures_file=None,
+        now=NOW,
+        actor="kari",
+        passphrase=KARI_PASS.encode(),
+        pin_store=None,
     )
     # Anne's unlock (she saw the newer vault) refuses the older one.
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
@@ -374,7 +411,10 @@ def test_a_keyless_entry_dated_ahead_does_not_stall_the_purge(
 ) -> None:
     with unlocked.store.write():
         audit.append(
-            unlocked.store, now=NOW + dt.timedelta(hours=23), signer=None, actor="purge",
+            unlocked.store,
+            now=NOW + dt.timedelta(hours=23),
+            signer=None,
+            actor="purge",
             action="vault.backup",
         )
     unlocked.close()
@@ -397,7 +437,11 @@ def test_the_file_a_restore_sets_aside_is_reached_by_later_erasures(
     taken = backup.backup(unlocked, tmp_path / "bk", now=NOW, actor=ADMIN, into_directory=True)
     unlocked.close()
     result = backup.restore(
-        taken.path, vault_path, erasures_file=None, now=NOW, actor=ADMIN,
+        taken.path,
+        vault_path,
+        erasures_file=None,
+        now=NOW,
+        actor=ADMIN,
         passphrase=PASSPHRASE.encode(),
     )
     assert result.replaced is not None
@@ -428,7 +472,9 @@ def test_the_library_erases_again_what_an_older_copy_brings_back(
     db.execute("DELETE FROM consents WHERE id = ?", [cid])
     db.execute("INSERT INTO consents SELECT * FROM old.consents WHERE id = ?", [cid])
     db.execute("INSERT INTO notes SELECT * FROM old.notes WHERE consent_id = ?", [cid])
-    db.execute("INSERT INTO consent_keys SELECT * FROM old.consent_keys WHERE consent_id = ?", [cid])
+    db.execute(
+        "INSERT INTO consent_keys SELECT * FROM old.consent_keys WHERE consent_id = ?", [cid]
+    )
     db.close()
     u = Vault.open(vault_path).unlock(ADMIN, PASSPHRASE.encode(), now=NOW)
     assert [r.erased_again for r in u.reconciled] == [(cid,)]
@@ -445,8 +491,9 @@ def test_without_a_credential_the_purge_erases_nothing_and_says_why(
 ) -> None:
     c = consents.add(
         unlocked,
-        consents.ConsentInput(subject="DUE", purpose="p", categories=("safety",),
-                              given="2020-01-01", retain_days=1),
+        consents.ConsentInput(
+            subject="DUE", purpose="p", categories=("safety",), given="2020-01-01", retain_days=1
+        ),
     )
     unlocked.close()
     result = run_nok("purge", env=env)
@@ -488,7 +535,9 @@ def test_the_job_can_check_states_but_holds_no_key_that_opens_a_consent(
         assert holder.name not in holder.chain.current.staff
 
 
-def test_a_revoked_credential_erases_nothing(unlocked: Unlocked, env: dict[str, str], job: Path) -> None:
+def test_a_revoked_credential_erases_nothing(
+    unlocked: Unlocked, env: dict[str, str], job: Path
+) -> None:
     jobs.revoke(unlocked, "purge")
     unlocked.close()
     result = run_nok("purge", env={**env, "NOK_JOB_CREDENTIAL": str(job)})
@@ -522,8 +571,9 @@ def test_a_vault_replaced_whole_by_a_consistent_forgery_is_refused(
     forger = identity.KeySet.new()
     body = json.loads(first.body)
     for key in ("vault", "admin", "team", "job", "recovery_sign", "recovery_box"):
-        body["keys"][key] = (forger.sign_public if key in ("vault", "recovery_sign")
-                             else forger.box_public).hex()
+        body["keys"][key] = (
+            forger.sign_public if key in ("vault", "recovery_sign") else forger.box_public
+        ).hex()
     raw_body = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
     sig = epochs.sign(raw_body, vault_id=first.vault_id, number=1, signer=forger)
     db = raw(vault_path)

@@ -1345,11 +1345,12 @@ class Store:
 
     def note_chain(self, consent_id: str) -> list[tuple[str, int, bytes]]:
         """(id, seq, record tag) of every note under ``consent_id`` in order of seq: what
-        its note seal covers (a tampered cell comes back as it is stored)."""
+        its notes chain covers (not pending notes; a tampered cell comes back as it is
+        stored)."""
         with sqlite_errors(self.busy_timeout):
             return self.conn.execute(
                 "SELECT id, seq, substr(record, -16) FROM notes WHERE consent_id = ?"
-                " ORDER BY seq, id",
+                " AND pending IS NULL ORDER BY seq, id",
                 [consent_id],
             ).fetchall()
 

@@ -1,0 +1,312 @@
+"""Need-to-know: a person's consent opens only for its contact person, colleagues granted
+access and the admins, and cryptography enforces it (issue 17).
+
+The adversary is a colleague: she holds her own passphrase, the team key and a copy of the
+vault file. She sees that a consent exists, its id, status and contact person; nothing
+personal reaches her through any command, and no key she holds opens it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ADMIN, CLOCK_ENV, NOW, PASSPHRASE, run_nok
+from vault import Vault, access, consents, crypto, grants, notes, seeds, staff
+from vault.errors import NokError
+from vault.session import Unlocked
+
+KARI = "kari"
+KARI_PASS = "kari horse battery staple"
+OLA = "ola"
+OLA_PASS = "ola horse battery staple"
+SECRET_ALIAS = "ALIAS-ONLY-ANNE-READS"
+SECRET_TEXT = "NOTE-ONLY-ANNE-READS"
+
+
+@pytest.fixture
+def team(unlocked: Unlocked) -> Unlocked:
+    """anne (admin) and two colleagues, kari and ola (staff)."""
+    staff.add(unlocked, KARI, passphrase=KARI_PASS.encode())
+    staff.add(unlocked, OLA, passphrase=OLA_PASS.encode())
+    return unlocked
+
+
+def as_(name: str, secret: str, vault_path: Path, *, days: int = 0) -> Unlocked:
+    return Vault.open(vault_path).unlock(
+        name, secret.encode(), now=NOW + dt.timedelta(days=days, minutes=1)
+    )
+
+
+@pytest.fixture
+def private(team: Unlocked) -> str:
+    """A consent ola registers (he is its contact person), with a note."""
+    c = consents.add(
+        team,
+        consents.ConsentInput(
+            subject=SECRET_ALIAS, purpose="PURPOSE-SECRET", categories=("safety",), contact=OLA
+        ),
+    )
+    notes.add(team, c.id, SECRET_TEXT)
+    return c.id
+
+
+def env_of(env: dict[str, str], name: str, secret: str) -> dict[str, str]:
+    return {**env, **CLOCK_ENV, "NOK_USER": name, "NOK_PASSPHRASE": secret}
+
+
+@pytest.fixture
+def env(nok_env: dict[str, str]) -> dict[str, str]:
+    return dict(nok_env)
+
+
+def test_a_colleague_without_access_gets_nothing_personal_from_any_command(
+    private: str, team: Unlocked, env: dict[str, str], tmp_path: Path
+) -> None:
+    team.close()
+    kari = env_of(env, KARI, KARI_PASS)
+    outputs = []
+    for args in (
+        ("consent", "list", "--json"),
+        ("consent", "show", private, "--json"),
+        ("note", "list", "--json"),
+        ("note", "list", "--consent", private, "--json"),
+        ("note", "search", "ONLY", "--json"),
+        ("stats", "--json"),
+        ("export", private, "--format", "json"),
+    ):
+        result = run_nok(*args, env=kari)
+        outputs.append(result.stdout + result.stderr)
+        assert result.returncode in (0, 11), (args, result.stderr)
+    shell = run_nok("shell", env=kari, input=f"note list\nconsent show {private}\nexit\n")
+    outputs.append(shell.stdout + shell.stderr)
+    completion = run_nok(
+        env={
+            **kari,
+            "NOK_COMPLETE": "bash_complete",
+            "COMP_WORDS": "nok note add C",
+            "COMP_CWORD": "3",
+        }
+    )
+    outputs.append(completion.stdout)
+    for text in outputs:
+        assert SECRET_ALIAS not in text and SECRET_TEXT not in text and "PURPOSE-SECRET" not in text
+    listing = json.loads(run_nok("consent", "list", "--json", env=kari).stdout)
+    shown = next(c for c in listing if c["id"] == private)
+    assert shown["access"] is False and shown["subject"] is None and shown["contact"] == OLA
+    export = run_nok("export", private, env=kari)
+    assert export.returncode == 11
+
+
+def test_no_key_a_colleague_holds_opens_the_consent(
+    private: str, team: Unlocked, vault_path: Path
+) -> None:
+    """With her own passphrase and the raw file: every wrap in the file, tried with every
+    secret she holds (her own box and wrap keys, the team seed's), opens no data key that
+    decrypts the consent's record."""
+    row = team.store.get_consent(private)
+    assert row is not None
+    team.close()
+    kari = as_(KARI, KARI_PASS, vault_path)
+    secrets = [kari.keys, kari.team]
+    opened = 0
+    for reader, version, _how, wrapped in kari.store.wraps(private):
+        ad = access.wrap_ad(kari.vault_id, private, reader, version)
+        for keys in secrets:
+            for attempt in (
+                lambda k=keys, w=wrapped: crypto.open_sealed(k.box_secret, w, ad, where="x"),
+                lambda k=keys, w=wrapped: crypto.unseal(k.wrap, w, ad, where="x"),
+            ):
+                try:
+                    key = attempt()
+                except NokError:
+                    continue
+                opened += 1
+                with pytest.raises(NokError):
+                    consents.open_record(key, row)
+    assert opened == 0
+    with pytest.raises(access.NoAccess):
+        access.open_key(kari, row, admin_ok=True)
+    # She holds no admin seed, and the team seed opens no need-to-know consent.
+    assert kari.admin is None
+    with pytest.raises(seeds.KeyReplaced):
+        seeds.open_seed(
+            kari.store,
+            vault_id=kari.vault_id,
+            purpose="admin",
+            holder=ADMIN,
+            box_secret=kari.keys.box_secret,
+            expect=kari.epoch.keys.admin,
+            version=kari.epoch.keys.admin_version,
+        )
+    kari.close()
+
+
+def test_a_grant_opens_a_revocation_rekeys_and_an_old_wrap_opens_nothing_new(
+    private: str, team: Unlocked, vault_path: Path
+) -> None:
+    grants.grant(team, private, KARI, reason="covering")
+    team.close()
+    kari = as_(KARI, KARI_PASS, vault_path)
+    assert consents.show(kari, private).subject == SECRET_ALIAS
+    assert [n.text for n in notes.list_notes(kari, consent_id=private)] == [SECRET_TEXT]
+    old_wrap = next(w for w in kari.store.wraps(private) if w[0] == KARI)
+    old_key = access.unwrap(kari, private, *old_wrap)
+    kari.close()
+    ola = as_(OLA, OLA_PASS, vault_path)
+    row = grants.revoke(ola, private, KARI)
+    assert row.key_version == 2
+    written = notes.add(ola, private, "WRITTEN-AFTER-REVOCATION")
+    ola.close()
+    kari = as_(KARI, KARI_PASS, vault_path)
+    assert consents.show(kari, private).access is False
+    assert kari.store.wrap_for(private, [KARI]) == []
+    after = kari.store.get_note(written.id)
+    assert after is not None and after.key_version == 2
+    with pytest.raises(NokError):
+        notes.open_record(old_key, after)
+    kari.close()
+
+
+def test_a_note_from_a_colleague_without_access_is_hers_to_write_not_to_read(
+    private: str, team: Unlocked, vault_path: Path
+) -> None:
+    team.close()
+    kari = as_(KARI, KARI_PASS, vault_path)
+    added = notes.add(kari, private, "KARI-TOOK-A-CALL")
+    assert added.pending and added.access is False
+    assert notes.show(kari, added.id).access is False
+    assert list(notes.list_notes(kari)) == []
+    kari.close()
+    ola = as_(OLA, OLA_PASS, vault_path)
+    mine = {n.id: n for n in notes.list_notes(ola, consent_id=private)}
+    assert mine[added.id].text == "KARI-TOOK-A-CALL" and mine[added.id].author == KARI
+    # The next note by someone with access folds it into the chain, under the data key.
+    notes.add(ola, private, "ola follows up")
+    folded = ola.store.get_note(added.id)
+    assert folded is not None and not folded.pending
+    ola.close()
+    assert b"KARI-TOOK-A-CALL" not in vault_path.read_bytes()
+
+
+def test_an_admin_reads_outside_her_assignment_only_with_a_reason(
+    private: str, team: Unlocked, env: dict[str, str]
+) -> None:
+    team.close()
+    anne = {**env, **CLOCK_ENV}
+    refused = run_nok("consent", "show", private, env=anne)
+    assert refused.returncode == 11
+    assert "--reason" in refused.stderr
+    listing = json.loads(run_nok("note", "list", "--json", env=anne).stdout)
+    assert all(n["consent_id"] != private for n in listing)
+    shown = run_nok("consent", "show", private, "--json", "--reason", "nødstilfelle", env=anne)
+    assert shown.returncode == 0 and json.loads(shown.stdout)["subject"] == SECRET_ALIAS
+    review = json.loads(run_nok("audit", "review", "--json", env=anne).stdout)
+    assert {
+        "kind": "outside",
+        "actor": ADMIN,
+        "consent_id": private,
+        "detail": "emergency",
+    }.items() <= {k: v for f in review if f["kind"] == "outside" for k, v in f.items()}.items()
+    export = json.loads(
+        run_nok("export", private, "--format", "json", "--reason", "person-asked", env=anne).stdout
+    )
+    reads = [e for e in export["audit"] if e["detail"] == "emergency"]
+    assert reads and reads[0]["action"] == "consent.show"
+    assert export["access"]["contact"] == OLA
+
+
+def test_a_grant_that_ran_out_is_refused_and_then_rekeyed(
+    private: str, team: Unlocked, vault_path: Path
+) -> None:
+    today = team.today()
+    grants.grant(team, private, KARI, reason="shared-follow-up", until=today)
+    team.close()
+    kari = as_(KARI, KARI_PASS, vault_path, days=2)
+    with pytest.raises(access.GrantExpired):
+        consents.show(kari, private)
+    kari.close()
+    ola = as_(OLA, OLA_PASS, vault_path, days=2)
+    assert ola.expired == [private]
+    row = ola.store.get_consent(private)
+    assert row is not None and row.key_version == 2 and access.readers_of(row) == ()
+    ola.close()
+
+
+def test_the_team_setting_opens_new_consents_to_everyone_and_old_ones_stay(
+    private: str, team: Unlocked, vault_path: Path
+) -> None:
+    from vault import settings
+
+    settings.set_text(team, "access", "team")
+    shared = consents.add(
+        team, consents.ConsentInput(subject="SHARED", purpose="p", categories=("safety",))
+    )
+    team.close()
+    kari = as_(KARI, KARI_PASS, vault_path)
+    assert consents.show(kari, shared.id).subject == "SHARED"
+    assert consents.show(kari, private).access is False
+    kari.close()
+
+
+def test_removing_a_member_removes_her_access_and_reassigns_her_consents(
+    private: str, team: Unlocked, vault_path: Path
+) -> None:
+    removal = staff.remove(team, OLA)
+    assert removal.reassigned == (private,)
+    row = team.store.get_consent(private)
+    assert row is not None and row.contact == ADMIN
+    assert team.store.wrap_for(private, [OLA]) == []
+    assert consents.show(team, private).subject == SECRET_ALIAS
+    team.close()
+
+
+def test_a_reader_list_edited_in_the_file_gives_no_access(
+    private: str, team: Unlocked, vault_path: Path
+) -> None:
+    """Naming herself a reader in the plaintext column opens nothing: no wrap, and the
+    state's proof no longer matches for those who can check it."""
+    import sqlite3
+
+    team.close()
+    db = sqlite3.connect(vault_path, isolation_level=None)
+    db.execute(
+        "UPDATE consents SET readers = ?, access = 'team' WHERE id = ?",
+        [json.dumps([[KARI, ""]], separators=(",", ":")), private],
+    )
+    db.close()
+    kari = as_(KARI, KARI_PASS, vault_path)
+    shown = consents.show(kari, private)
+    assert shown.access is False and shown.subject is None
+    kari.close()
+    ola = as_(OLA, OLA_PASS, vault_path)
+    with pytest.raises(NokError):
+        consents.show(ola, private)
+    ola.close()
+
+
+def test_a_planted_data_key_wrap_is_refused(private: str, team: Unlocked, vault_path: Path) -> None:
+    """Anyone can seal a key to a colleague's public key: one sealed to ola for a consent
+    he works with opens, but names another consent public key than the state: refused."""
+    row = team.store.get_consent(private)
+    assert row is not None
+    ola_box = team.epoch.staff[OLA].box
+    vault_id = team.vault_id
+    team.close()
+    planted = crypto.new_key()
+    import sqlite3
+
+    ad = access.wrap_ad(vault_id, private, OLA, row.key_version)
+    db = sqlite3.connect(vault_path, isolation_level=None)
+    db.execute(
+        "UPDATE consent_keys SET how = 'box', wrapped = ? WHERE consent_id = ? AND reader = ?",
+        [crypto.seal_to(ola_box, planted, ad), private, OLA],
+    )
+    db.close()
+    ola = as_(OLA, OLA_PASS, vault_path)
+    with pytest.raises(access.KeyPlanted):
+        notes.add(ola, private, "must not be written under a planted key")
+    ola.close()
