@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -176,3 +177,27 @@ def run_nok(
         timeout=timeout,
         check=False,
     )
+
+
+def keys_that_open(
+    keysets: list[Any], vault_id: str, consent_id: str, wraps: list[tuple[Any, ...]]
+) -> list[tuple[str, bytes]]:
+    """(reader, key) of every wrap of ``consent_id`` that one of ``keysets`` (vault.identity
+    key sets) opens, either way a wrap is made: what a holder of those keys gets out of the
+    raw file."""
+    from vault import access, crypto
+    from vault.errors import NokError
+
+    opened = []
+    for reader, version, _how, wrapped in wraps:
+        ad = access.wrap_ad(vault_id, consent_id, reader, version)
+        for keys in keysets:
+            for attempt in (
+                lambda k=keys, w=wrapped, a=ad: crypto.open_sealed(k.box_secret, w, a, where="x"),
+                lambda k=keys, w=wrapped, a=ad: crypto.unseal(k.wrap, w, a, where="x"),
+            ):
+                try:
+                    opened.append((reader, attempt()))
+                except (NokError, ValueError, TypeError):
+                    continue
+    return opened

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ADMIN, CLOCK_ENV, NOW, PASSPHRASE, run_nok
+from tests.conftest import ADMIN, CLOCK_ENV, NOW, keys_that_open, run_nok
 from vault import Vault, access, consents, crypto, grants, notes, seeds, staff
 from vault.errors import NokError
 from vault.session import Unlocked
@@ -93,10 +93,13 @@ def test_a_colleague_without_access_gets_nothing_personal_from_any_command(
     )
     outputs.append(completion.stdout)
     for text in outputs:
-        assert SECRET_ALIAS not in text and SECRET_TEXT not in text and "PURPOSE-SECRET" not in text
+        for secret in (SECRET_ALIAS, SECRET_TEXT, "PURPOSE-SECRET"):
+            assert secret not in text
     listing = json.loads(run_nok("consent", "list", "--json", env=kari).stdout)
     shown = next(c for c in listing if c["id"] == private)
-    assert shown["access"] is False and shown["subject"] is None and shown["contact"] == OLA
+    assert shown["access"] is False
+    assert shown["subject"] is None
+    assert shown["contact"] == OLA
     export = run_nok("export", private, env=kari)
     assert export.returncode == 11
 
@@ -111,23 +114,10 @@ def test_no_key_a_colleague_holds_opens_the_consent(
     assert row is not None
     team.close()
     kari = as_(KARI, KARI_PASS, vault_path)
-    secrets = [kari.keys, kari.team]
-    opened = 0
-    for reader, version, _how, wrapped in kari.store.wraps(private):
-        ad = access.wrap_ad(kari.vault_id, private, reader, version)
-        for keys in secrets:
-            for attempt in (
-                lambda k=keys, w=wrapped: crypto.open_sealed(k.box_secret, w, ad, where="x"),
-                lambda k=keys, w=wrapped: crypto.unseal(k.wrap, w, ad, where="x"),
-            ):
-                try:
-                    key = attempt()
-                except NokError:
-                    continue
-                opened += 1
-                with pytest.raises(NokError):
-                    consents.open_record(key, row)
-    assert opened == 0
+    opened = keys_that_open(
+        [kari.keys, kari.team], kari.vault_id, private, kari.store.wraps(private)
+    )
+    assert opened == []
     with pytest.raises(access.NoAccess):
         access.open_key(kari, row, admin_ok=True)
     # She holds no admin seed, and the team seed opens no need-to-know consent.
@@ -165,7 +155,8 @@ def test_a_grant_opens_a_revocation_rekeys_and_an_old_wrap_opens_nothing_new(
     assert consents.show(kari, private).access is False
     assert kari.store.wrap_for(private, [KARI]) == []
     after = kari.store.get_note(written.id)
-    assert after is not None and after.key_version == 2
+    assert after is not None
+    assert after.key_version == 2
     with pytest.raises(NokError):
         notes.open_record(old_key, after)
     kari.close()
@@ -177,17 +168,20 @@ def test_a_note_from_a_colleague_without_access_is_hers_to_write_not_to_read(
     team.close()
     kari = as_(KARI, KARI_PASS, vault_path)
     added = notes.add(kari, private, "KARI-TOOK-A-CALL")
-    assert added.pending and added.access is False
+    assert added.pending
+    assert added.access is False
     assert notes.show(kari, added.id).access is False
     assert list(notes.list_notes(kari)) == []
     kari.close()
     ola = as_(OLA, OLA_PASS, vault_path)
     mine = {n.id: n for n in notes.list_notes(ola, consent_id=private)}
-    assert mine[added.id].text == "KARI-TOOK-A-CALL" and mine[added.id].author == KARI
+    assert mine[added.id].text == "KARI-TOOK-A-CALL"
+    assert mine[added.id].author == KARI
     # The next note by someone with access folds it into the chain, under the data key.
     notes.add(ola, private, "ola follows up")
     folded = ola.store.get_note(added.id)
-    assert folded is not None and not folded.pending
+    assert folded is not None
+    assert not folded.pending
     ola.close()
     assert b"KARI-TOOK-A-CALL" not in vault_path.read_bytes()
 
@@ -203,7 +197,8 @@ def test_an_admin_reads_outside_her_assignment_only_with_a_reason(
     listing = json.loads(run_nok("note", "list", "--json", env=anne).stdout)
     assert all(n["consent_id"] != private for n in listing)
     shown = run_nok("consent", "show", private, "--json", "--reason", "nødstilfelle", env=anne)
-    assert shown.returncode == 0 and json.loads(shown.stdout)["subject"] == SECRET_ALIAS
+    assert shown.returncode == 0
+    assert json.loads(shown.stdout)["subject"] == SECRET_ALIAS
     review = json.loads(run_nok("audit", "review", "--json", env=anne).stdout)
     assert {
         "kind": "outside",
@@ -215,7 +210,8 @@ def test_an_admin_reads_outside_her_assignment_only_with_a_reason(
         run_nok("export", private, "--format", "json", "--reason", "person-asked", env=anne).stdout
     )
     reads = [e for e in export["audit"] if e["detail"] == "emergency"]
-    assert reads and reads[0]["action"] == "consent.show"
+    assert reads
+    assert reads[0]["action"] == "consent.show"
     assert export["access"]["contact"] == OLA
 
 
@@ -232,7 +228,9 @@ def test_a_grant_that_ran_out_is_refused_and_then_rekeyed(
     ola = as_(OLA, OLA_PASS, vault_path, days=2)
     assert ola.expired == [private]
     row = ola.store.get_consent(private)
-    assert row is not None and row.key_version == 2 and access.readers_of(row) == ()
+    assert row is not None
+    assert row.key_version == 2
+    assert access.readers_of(row) == ()
     ola.close()
 
 
@@ -258,7 +256,8 @@ def test_removing_a_member_removes_her_access_and_reassigns_her_consents(
     removal = staff.remove(team, OLA)
     assert removal.reassigned == (private,)
     row = team.store.get_consent(private)
-    assert row is not None and row.contact == ADMIN
+    assert row is not None
+    assert row.contact == ADMIN
     assert team.store.wrap_for(private, [OLA]) == []
     assert consents.show(team, private).subject == SECRET_ALIAS
     team.close()
@@ -280,7 +279,8 @@ def test_a_reader_list_edited_in_the_file_gives_no_access(
     db.close()
     kari = as_(KARI, KARI_PASS, vault_path)
     shown = consents.show(kari, private)
-    assert shown.access is False and shown.subject is None
+    assert shown.access is False
+    assert shown.subject is None
     kari.close()
     ola = as_(OLA, OLA_PASS, vault_path)
     with pytest.raises(NokError):
