@@ -118,8 +118,9 @@ def remove(
         str | None,
         typer.Option(
             help=_(
-                "Then rotate keys: 'master' (seconds; closes the master-key gap) or 'deep' "
-                "(also new data keys). Default: ask on a terminal, none in scripts."
+                "Then rotate keys: 'deep' gives every consent new data keys (when they may "
+                "have kept keys); 'master' only replaces the vault keys again, which the "
+                "removal already does. Default: ask on a terminal, none in scripts."
             ),
             show_default=False,
         ),
@@ -131,8 +132,9 @@ def remove(
 ) -> None:
     """Delete a staff member's key slot (admins only; never the last admin).
 
-    Their passphrase no longer opens this vault. nok then says what they could still
-    read (old copies of the file, keys they may have kept) and which rotation closes it.
+    Their passphrase no longer opens this vault, and the vault keys they held are replaced
+    at once. nok then says what they could still read (old copies of the file, data keys
+    they may have kept) and which rotation closes it.
     """
     from commands.key import report, run_rotation
     from vault import staff
@@ -147,8 +149,8 @@ def remove(
         removal = staff.remove(vault, name)
         if not json_out:
             _explain(removal)
-        if rotate is None and not yes and sys.stdin.isatty():
-            rotate = _offer_rotation()
+        if rotate is None and not yes and sys.stdin.isatty() and removal.consents:
+            rotate = _offer_rotation(removal)
         result = run_rotation(vault, deep=rotate == "deep") if rotate else None
     if json_out:
         output.emit_json(_removal_json(removal, result.kind if result else None))
@@ -169,19 +171,23 @@ def _confirm_remove(name: str) -> None:
     output.confirm(question)
 
 
-def _offer_rotation() -> str | None:
+def _offer_rotation(r: "Removal") -> str | None:
     # The removal is already committed: Ctrl-C here declines the rotation, it does not
     # mean "nothing was changed" (exit 130).
     try:
         agreed = output.ask(
-            _("Rotate the master key now (takes seconds; closes the master-key gap)?"),
-            default=True,
+            render(
+                "Give every consent new data keys now (a deep rotation; needed if {name} "
+                "may have kept keys)?",
+                name=r.name,
+            ),
+            default=False,
         )
     except typer.Abort:
         agreed = False
     if agreed:
-        return "master"
-    output.info("no rotation was run; run 'nok key rotate' when you are ready")
+        return "deep"
+    output.info("no deep rotation was run; run 'nok key rotate --deep' if it is needed")
     return None
 
 
@@ -210,14 +216,13 @@ _GAP_TEXT = {
         "or lock away old copies, and let old backups expire"
     ),
     "master-key": N_(
-        "  - {name} may have kept the master key (version {version}, made {created}); with "
-        "it and any later copy of the file they could read all {consents} consent(s) and "
-        "{notes} note(s); close this with 'nok key rotate'"
+        "  - the vault keys {name} held were replaced as the slot was removed (now version "
+        "{version}): keys {name} may have kept open nothing written or shared from now on"
     ),
     "data-keys": N_(
-        "  - {name} may have kept the data keys of those {consents} consent(s); with them and "
-        "a later copy of the file they could read those consents' notes, new ones too; close "
-        "this with 'nok key rotate --deep'"
+        "  - {name} could open {consents} consent(s) with {notes} note(s) and may have kept "
+        "their data keys; with them and a later copy of the file they could read those "
+        "consents' notes, new ones too; close this with 'nok key rotate --deep'"
     ),
 }
 
@@ -229,7 +234,10 @@ def _removal_json(r: "Removal", rotated: str | None) -> dict[str, Any]:
         "last_used": r.last_used,
         "consents": r.consents,
         "notes": r.notes,
-        "gaps": [{"what": g.what, "closed_by": CLOSERS.get(g.closed_by or "")} for g in r.gaps],
+        "gaps": [
+            {"what": g.what, "closed_by": CLOSERS.get(g.closed_by or ""), "closed": g.closed}
+            for g in r.gaps
+        ],
         "rotated": rotated,
     }
 

@@ -58,10 +58,12 @@ class StaffMember:
 
 @dataclass(frozen=True)
 class Gap:
-    """Something a removed person may still read; ``closed_by`` None means no rotation can."""
+    """Something a removed person may still read; ``closed_by`` None means no rotation can,
+    ``closed`` that the removal itself already closed it."""
 
     what: str
     closed_by: str | None
+    closed: bool = False
 
 
 @dataclass(frozen=True)
@@ -106,6 +108,14 @@ def _get(store: Store, name: str) -> StaffRow:
     if row is None:
         raise NotFound(what="staff member", id=name)
     return row
+
+
+def _reachable(store: Store, member: epochs.Member, own: tuple[str, ...]) -> set[str]:
+    """Consents whose data key the member could unwrap: an admin's seed opens every
+    admins' wrap, a staff member's team seed every team wrap, and each her own."""
+    if member.role == ADMIN:
+        return set(store.active_consent_ids())
+    return {*own, *store.consents_of_reader(access.TEAM_READER)}
 
 
 def _listed(unlocked: Unlocked, name: str) -> epochs.Member:
@@ -296,6 +306,7 @@ def remove(unlocked: Unlocked, name: str) -> Removal:
             )
         row = store.get_staff(member.name)
         could_open = tuple(store.consents_of_reader(member.name))
+        reachable = _reachable(store, member, could_open)
         reassigned = _reassign(unlocked, member.name)
         store.delete_reader(member.name)
         store.delete_sealed(member.name)
@@ -309,18 +320,18 @@ def remove(unlocked: Unlocked, name: str) -> Removal:
             staff=with_member(staff, None, drop=member.name),
         )
         unlocked.record("staff.remove", object_id=member.name)
-        status_notes = store.count_notes()
         report = Removal(
             name=member.name,
             role=member.role,
             last_used=row.last_used if row is not None else None,
-            consents=len(could_open),
-            notes=status_notes,
+            consents=len(reachable),
+            notes=sum(store.count_notes(c) for c in reachable),
             master_version=unlocked.master_version,
             master_created=unlocked.epoch.made,
             gaps=(
                 Gap(GAP_OLD_COPY, None),
-                Gap(GAP_MASTER_KEY, CLOSE_ROTATE),
+                # new_seeds above replaced every vault seed she held.
+                Gap(GAP_MASTER_KEY, CLOSE_ROTATE, closed=True),
                 Gap(GAP_DATA_KEYS, CLOSE_ROTATE_DEEP),
             ),
             reassigned=tuple(reassigned),
