@@ -1,4 +1,4 @@
-"""``nok key``: rotate the master key (and data keys), and set the key-slot cost."""
+"""``nok key``: rotate the vault keys (and data keys), and set the key-slot cost."""
 
 import sys
 from pathlib import Path
@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from vault.session import Unlocked
 
 app = typer.Typer(
-    help=_("Keys: rotate the master key and data keys; set the key-slot cost (admins)."),
+    help=_("Keys: rotate the vault keys and data keys; set the key-slot cost (admins)."),
     no_args_is_help=True,
 )
 
@@ -53,10 +53,10 @@ def rotate(
     ] = DEFAULT_BATCH,
     json_out: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
 ) -> None:
-    """Make a new master key (admins only); the old one is gone when this finishes.
+    """Make new vault keys (admins only): the admins', the team's and the job's.
 
-    Every consent's data key and every staff slot is rewrapped in one transaction; staff
-    keep their passphrases. With --deep, every personal field is also re-encrypted under
+    Every consent's admins', team and job wraps are rewrapped and the new keys sealed to
+    each holder in one transaction; staff keep their passphrases. With --deep, every personal field is also re-encrypted under
     new data keys. A rotation that was interrupted leaves a readable vault; finish it
     with --resume.
     """
@@ -79,13 +79,13 @@ def _confirm(deep: bool) -> None:
         raise BadInput("rotating keys needs confirmation; pass --yes in scripts")
     if deep:
         question = _(
-            "Rotate the master key and every data key, re-encrypting every consent and note? "
+            "Rotate the vault keys and every data key, re-encrypting every consent and note? "
             "This can take a while; staff can keep working and keep their passphrases."
         )
     else:
         question = _(
-            "Rotate the master key? Every consent key and staff slot is rewrapped at once; "
-            "staff keep their passphrases."
+            "Rotate the vault keys? Every consent key is rewrapped and the new keys are "
+            "sealed to each staff member at once; staff keep their passphrases."
         )
     output.confirm(question)
 
@@ -156,7 +156,7 @@ def report(result: "RotationResult", *, json_out: bool) -> None:
         return
     if result.kind == "deep":
         output.info(
-            "master key now version {version}; {consents} consent(s) and {notes} note(s) "
+            "vault keys now version {version}; {consents} consent(s) and {notes} note(s) "
             "re-encrypted under new data keys; the old keys decrypt nothing current",
             version=result.master_version,
             consents=result.consents,
@@ -164,8 +164,8 @@ def report(result: "RotationResult", *, json_out: bool) -> None:
         )
         return
     output.info(
-        "master key now version {version}; {consents} consent key(s) and {staff} staff "
-        "slot(s) rewrapped; the old master key decrypts nothing current",
+        "vault keys now version {version}; {consents} consent key(s) rewrapped and the new "
+        "keys sealed to {staff} staff member(s); the old vault keys decrypt nothing current",
         version=result.master_version,
         consents=result.consents,
         staff=result.staff,
@@ -208,7 +208,7 @@ def status(
     ctx: typer.Context,
     json_out: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
 ) -> None:
-    """Show the master key's version and age, and the rotations so far (no passphrase)."""
+    """Show the vault keys' version and age, and the rotations so far (no passphrase)."""
     from vault import rotation
 
     state = context.get(ctx)
@@ -229,9 +229,9 @@ def status(
         return
     output.emit_record(
         [
-            (_("master key version"), info.master_version),
-            (_("master key created"), info.master_created),
-            (_("master key age (days)"), info.age_days),
+            (_("vault key version"), info.master_version),
+            (_("vault keys made"), info.master_created),
+            (_("vault key age (days)"), info.age_days),
             (_("data keys last rotated"), info.data_keys_rotated or _("never")),
             (_("minimum slot cost"), info.kdf_min),
             (_("rotation pending"), info.pending or _("no")),

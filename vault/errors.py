@@ -180,10 +180,10 @@ class Conflict(NokError):
 
 
 class KeysRotated(Conflict):
-    """Another process rotated the master key after this one unlocked."""
+    """Another process replaced the vault keys (a new key epoch) after this one unlocked."""
 
     template = (
-        "the master key was rotated by another process while this command ran;"
+        "the vault keys were changed by another process while this command ran;"
         " nothing was changed, run the command again"
     )
 
