@@ -40,7 +40,8 @@ def grant(
         typer.Option(
             metavar="DATE",
             help=_(
-                "Last day of access (YYYY-MM-DD, or a weekday); from the day after, nok "
+                "Last day of access (YYYY-MM-DD, tomorrow, or a weekday: the coming one); "
+                "from the day after, nok "
                 "refuses her, and the next command of the contact person or an admin gives "
                 "the consent new keys. Default: until revoked."
             ),
@@ -53,7 +54,7 @@ def grant(
     from vault import grants
 
     state = context.get(ctx)
-    until = dates.resolve(until, state.now(), field="--until")
+    until = dates.resolve(until, state.now(), field="--until", ahead=True)
     with state.unlocked() as vault:
         done = grants.grant(vault, consent_id, name, reason=vocab.reason(reason), until=until)
     if json_out:

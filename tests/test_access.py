@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from nokcli import dates
 from tests.conftest import ADMIN, CLOCK_ENV, NOW, keys_that_open, run_nok
 from vault import Vault, access, consents, crypto, grants, notes, seeds, staff
 from vault.errors import NokError
@@ -310,3 +311,30 @@ def test_a_planted_data_key_wrap_is_refused(private: str, team: Unlocked, vault_
     with pytest.raises(access.KeyPlanted):
         notes.add(ola, private, "must not be written under a planted key")
     ola.close()
+
+
+def test_a_grant_until_a_weekday_lasts_to_the_coming_one(cli_vault, monkeypatch) -> None:
+    """A covering colleague given access "until friday" keeps it to the Friday ahead, not
+    the one gone by (which nok would refuse as a date in the past)."""
+    monkeypatch.setenv("NOK_NEW_PASSPHRASE", KARI_PASS)
+    assert cli_vault("staff", "add", KARI).exit_code == 0
+    added = cli_vault(
+        "consent", "add", "--subject", "A", "--purpose", "p", "--category", "c", "--json"
+    )
+    consent_id = json.loads(added.stdout)["id"]
+    assert NOW.date().isoformat() == "2026-11-23"  # a Monday
+    for word, last_day in [
+        ("friday", "2026-11-27"),
+        ("fredag", "2026-11-27"),
+        ("tomorrow", "2026-11-24"),
+        ("i morgen", "2026-11-24"),
+        ("monday", "2026-11-23"),
+    ]:
+        given = cli_vault(
+            "access", "grant", consent_id, KARI, "--reason", "covering", "--until", word, "--json"
+        )
+        assert given.exit_code == 0, given.stderr
+        assert json.loads(given.stdout)["until"] == last_day, word
+    # Looking back (--since, --date), the same word is the Friday gone by.
+    assert dates.resolve("friday", NOW, field="--since") == "2026-11-20"
+    assert dates.resolve("monday", NOW, field="--since") == "2026-11-23"
