@@ -110,7 +110,7 @@ def export_consent(unlocked: Unlocked, consent_id: str) -> Export:
         held = [notes.decrypt(unlocked, n, row) for n in store.iter_notes(consent_id=row.id)]
         held = corrections.with_amendments(store, row.id, held)
         deleted = corrections.note_tombstones(store, row.id)
-        entries = list(audit.list_entries(store, consent_id=row.id))
+        entries = list(audit.list_entries(store, consent_id=row.id, chain=unlocked.chain))
     history = [
         (e.ts, e.action, e.object_id, e.detail) for e in entries if e.action in ACCESS_ACTIONS
     ]

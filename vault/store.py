@@ -1103,12 +1103,10 @@ class Store:
             ).fetchall()
         return [(str(i), int(r or 0)) for i, r in rows]
 
-    def signed_audit_newest_first(self, *, not_after: str) -> Iterator[AuditRow]:
-        """Entries that carry a signature, dated no later than ``not_after``, newest first."""
+    def signed_audit_newest_first(self) -> Iterator[AuditRow]:
+        """Entries that carry a signature, newest first."""
         return self._many(
-            AuditRow,
-            f"SELECT {_AUDIT_COLS} FROM audit WHERE sig IS NOT NULL AND ts <= ? ORDER BY seq DESC",
-            [not_after],
+            AuditRow, f"SELECT {_AUDIT_COLS} FROM audit WHERE sig IS NOT NULL ORDER BY seq DESC"
         )
 
     def audit_hash_at(self, seq: int) -> bytes | None:
