@@ -216,6 +216,20 @@ def test_a_wrap_left_from_before_a_rotation_is_found(people):
     assert "from before a rotation" in report.problems[0].message
 
 
+def test_wraps_deleted_from_a_consent_are_found(people, nok):
+    """A file writer deletes every wrap of a consent's key: nobody can open it any more,
+    and the signed state still names who should."""
+    u, (kari, _, _) = people
+    with raw(u) as db:
+        db.execute("DELETE FROM consent_keys WHERE consent_id = ?", [kari])
+    result = nok("verify", "--json")
+    assert result.exit_code == 13
+    problems = json.loads(result.stdout)["problems"]
+    assert {p["kind"] for p in problems} == {"wrap"}
+    assert {p["reader"] for p in problems} == {"anne", "#admin", "#job"}
+    assert all(p["id"] == kari for p in problems)
+
+
 def test_a_tombstone_that_still_holds_data_is_found(people):
     u, (kari, ola, _) = people
     erasure.withdraw(u, kari)

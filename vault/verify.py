@@ -287,8 +287,9 @@ def _check_consents(unlocked: Unlocked, report: Report, progress: Progress) -> N
                 consents.open_record(key, row)
             except (IntegrityError, UnsupportedVersion) as exc:
                 report.add_error("field", exc)
-            _check_wraps(unlocked, row, key, report)
             report.checked["ciphertexts"] = report.checked.get("ciphertexts", 0) + 1
+        # Also for a consent she cannot open: a wrap removed or added is plain to see.
+        _check_wraps(unlocked, row, key, report)
         done += 1
         if done % PROGRESS_EVERY == 0 or done == total:
             progress("consents", done, total)
@@ -296,8 +297,9 @@ def _check_consents(unlocked: Unlocked, report: Report, progress: Progress) -> N
     report.checked["consents_not_opened"] = skipped
 
 
-def _check_wraps(unlocked: Unlocked, row: ConsentRow, key: bytes, report: Report) -> None:
-    """Who the wraps are for must be who the signed state says may read."""
+def _check_wraps(unlocked: Unlocked, row: ConsentRow, key: bytes | None, report: Report) -> None:
+    """Who the wraps are for must be who the signed state says may read; with the data
+    key (``key``), the wraps the verifier holds a key for must give it."""
     readers = {r.name for r in access.readers_of(row)}
     wanted = {row.contact or "", *readers, access.ADMIN_READER, access.JOB_READER}
     if row.access == "team":
@@ -315,7 +317,7 @@ def _check_wraps(unlocked: Unlocked, row: ConsentRow, key: bytes, report: Report
                 version=version,
                 current=row.key_version,
             )
-        elif reader in access.my_readers(unlocked):
+        elif key is not None and reader in access.my_readers(unlocked):
             _check_wrap_opens(unlocked, row, key, (reader, version, how, wrapped), report)
     for extra in sorted(present - wanted):
         report.add(
@@ -332,8 +334,8 @@ def _check_wraps(unlocked: Unlocked, row: ConsentRow, key: bytes, report: Report
             id=row.id,
             reader=missing,
         )
-    job_key = _job_proof_key(unlocked, row)
-    if job_key is not None and not crypto.same(job_key, states.proof_key(key)):
+    job_key = None if key is None else _job_proof_key(unlocked, row)
+    if job_key is not None and key is not None and not crypto.same(job_key, states.proof_key(key)):
         report.add(
             "wrap",
             "the proof key of consent {id} sealed to the job is not its own: the nightly "
