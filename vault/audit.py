@@ -432,10 +432,10 @@ class _Walk:
     # Entries since the last signed one (seq, actor, epoch, action), not yet covered.
     open: list[AuditRow] = field(default_factory=list)
     upgraded: bool = False
-    # The purge's walk: problems an unsigned entry alone causes are left out, and the
-    # future date of an entry not yet known to be signed is held until its batch closes.
-    ignore_unsigned: bool = False
-    held: dict[int, dict[str, object]] = field(default_factory=dict)
+    # Leave out what only entries no signature covers show (see verify_chain).
+    signed_only: bool = False
+    # Entries dated too far ahead, reported once a signature is found to cover them.
+    ahead: list[AuditRow] = field(default_factory=list)
     limit: str = field(init=False, default="")
 
     def __post_init__(self) -> None:
@@ -482,11 +482,10 @@ def _check_row(w: _Walk, row: AuditRow) -> None:
             seq=row.seq,
         )
     if str(row.ts) > w.limit:
-        future = {"seq": row.seq, "ts": row.ts, "now": timestamp(w.now)}
-        if w.ignore_unsigned and row.sig is None:
-            w.held[row.seq] = future
+        if w.signed_only:
+            w.ahead.append(row)
         else:
-            _report_future(w, future)
+            _report_ahead(w, row)
     if is_keyless(str(row.actor)) and row.sig is not None:
         w.report(
             "keyless-claim",
@@ -499,12 +498,14 @@ def _check_row(w: _Walk, row: AuditRow) -> None:
     w.expected, w.prev, w.last_seq = row.seq + 1, digest, row.seq
 
 
-def _report_future(w: _Walk, params: dict[str, object]) -> None:
+def _report_ahead(w: _Walk, row: AuditRow) -> None:
     w.report(
         "future",
         "audit entry {seq} is dated {ts}, more than a day after this computer's clock "
         "({now}): it was planted, or written with a clock set wrong",
-        **params,
+        seq=row.seq,
+        ts=row.ts,
+        now=timestamp(w.now),
     )
 
 
@@ -515,9 +516,10 @@ def _close_batch(w: _Walk, end: AuditRow) -> None:
     covered = [r for r in w.open if r.seq >= first]
     _uncovered(w, [r for r in w.open if r.seq < first])
     w.open = []
-    for r in covered:
-        if r.seq in w.held:
-            _report_future(w, w.held.pop(r.seq))
+    for row in w.ahead:
+        if row.seq >= first:
+            _report_ahead(w, row)
+    w.ahead = []
     upgrade = end.action == UPGRADE_ACTION
     if any(
         (r.actor != end.actor or r.epoch != end.epoch)
@@ -548,10 +550,9 @@ def _close_batch(w: _Walk, end: AuditRow) -> None:
 
 
 def _uncovered(w: _Walk, rows: list[AuditRow]) -> None:
+    if w.signed_only:
+        return
     for row in rows:
-        if w.ignore_unsigned:
-            w.held.pop(row.seq, None)
-            continue
         if is_keyless(str(row.actor)) and row.action in KEYLESS_ACTIONS:
             continue
         if row.action in ERASURE_ACTIONS:
@@ -574,7 +575,7 @@ def _uncovered(w: _Walk, rows: list[AuditRow]) -> None:
 
 
 def verify_chain(
-    store: Store, chain: Chain, now: dt.datetime, *, ignore_unsigned: bool = False
+    store: Store, chain: Chain, now: dt.datetime, *, signed_only: bool = False
 ) -> list[Problem]:
     """Walk the whole trail and report what is wrong with it, first broken link first.
 
@@ -584,12 +585,12 @@ def verify_chain(
     keyless backup's. At most :data:`MAX_PROBLEMS` problems are listed, then a count of the
     rest. Reads inside one snapshot; raises only storage errors.
 
-    ``ignore_unsigned`` (the purge): leave out what an unsigned entry alone causes (that
-    it is unsigned, and its date), since nothing is ever acted on such an entry and anyone
-    who can write the file can append one: that must not stop the erasures due. What
-    breaks the chain or a signature is still reported.
+    ``signed_only`` leaves out what only entries no signature covers show (that they are
+    unsigned, and how they are dated): anyone who can write the file can add such entries
+    and nobody can take them out again (the chain would break), and nothing nok decides
+    rests on them. The purge checks the trail so, lest a planted entry stall it for good.
     """
-    w = _Walk(chain, now, ignore_unsigned=ignore_unsigned)
+    w = _Walk(chain, now, signed_only=signed_only)
     with store.read():
         for row in store.audit_entries():
             _check_row(w, row)
