@@ -102,7 +102,15 @@ def readers_of(row: ConsentRow) -> tuple[states.Reader, ...]:
 
 
 def level(unlocked: Unlocked, row: ConsentRow, today: str | None = None) -> Level:
-    """What the plaintext (signed) access columns say this member may do with ``row``."""
+    """What the signed access columns say this member may do with ``row``.
+
+    Raises states.StateForged when the columns are not those of a state a staff member
+    signed: contact person, access mode and readers are plaintext, and a file writer
+    must not decide with them who reads or who is asked for a reason.
+    """
+    from vault import consents
+
+    consents.check_state_signed(unlocked, row)
     if row.access == "team" or row.contact == unlocked.name:
         return Level.ASSIGNED
     when = today or unlocked.today()

@@ -653,7 +653,10 @@ def readable(vault: Unlocked, row: ConsentRow, *, assigned_only: bool = False) -
     part)."""
     if row.status != ACTIVE:
         return False
-    found = access.level(vault, row)
+    try:
+        found = access.level(vault, row)
+    except states.StateForged:
+        return False
     if found is access.Level.ASSIGNED:
         return True
     return not assigned_only and found is access.Level.ADMIN and vault.read_reason is not None

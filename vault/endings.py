@@ -320,8 +320,10 @@ class Log:
     bad_lines: tuple[int, ...]
 
 
-def read_log(path: Path, *, missing_ok: bool = False) -> Log:
-    """The endings recorded in ``path``, in file order, one per consent (the first). A last
+def read_log(path: Path, *, missing_ok: bool = False, chain: Chain | None = None) -> Log:
+    """The endings recorded in ``path``, in file order, one per consent: the first whose
+    signature checks out with ``chain`` (an ending countersigned when its signer's key
+    stopped counting follows the original: vault.countersign), else the first. A last
     line without its newline (torn by a crash mid-write) is skipped; any other line that
     is not an ending is counted in ``bad_lines`` (never acted on).
 
@@ -358,5 +360,11 @@ def read_log(path: Path, *, missing_ok: bool = False) -> Log:
         except (ValueError, BadInput, IntegrityError):
             bad.append(number)
             continue
-        seen.setdefault(record.consent_id, record)
+        have = seen.get(record.consent_id)
+        if have is None or (
+            chain is not None
+            and not signature_valid(chain, have)
+            and signature_valid(chain, record)
+        ):
+            seen[record.consent_id] = record
     return Log(tuple(seen.values()), tuple(bad))

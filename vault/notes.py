@@ -362,16 +362,22 @@ def pending_ad(note_id: str, consent_id: str, key_version: int) -> bytes:
     return crypto.bind("pending-note", note_id, consent_id, key_version)
 
 
-def pending_signed(vault: Unlocked, row: NoteRow) -> bool:
-    """Whether a pending note carries its author's valid signature."""
-    digest = states.pending_digest(
-        vault.vault_id,
+def pending_digest_of(vault_id: str, row: NoteRow) -> bytes:
+    """What a pending note's signature covers."""
+    return states.pending_digest(
+        vault_id,
         note_id=row.id,
         consent_id=row.consent_id,
         date=row.date,
         created=row.created,
         tag=states.record_tag(row.record),
     )
+
+
+def pending_signed(vault: Unlocked, row: NoteRow) -> bool:
+    """Whether a pending note carries its author's valid signature (or, once her key
+    stopped counting, the countersignature of an admin: vault.countersign)."""
+    digest = pending_digest_of(vault.vault_id, row)
     key = vault.chain.signer_key(str(row.signer), row.sig_epoch or 0)
     return states.signature_valid(digest, row.signer, row.sig_epoch, row.sig, key)
 

@@ -484,7 +484,7 @@ def _check_erasure_log(unlocked: Unlocked, report: Report) -> None:
     """Lines that are not endings, endings not signed, erased consents active again."""
     store = unlocked.store
     try:
-        log = endings.read_log(endings.log_path(store.path), missing_ok=True)
+        log = endings.read_log(endings.log_path(store.path), missing_ok=True, chain=unlocked.chain)
     except NokError as exc:
         report.add_error("erasure-log", exc)
         return
