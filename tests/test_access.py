@@ -8,6 +8,7 @@ personal reaches her through any command, and no key she holds opens it.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 from pathlib import Path
@@ -187,6 +188,42 @@ def test_a_note_from_a_colleague_without_access_is_hers_to_write_not_to_read(
     assert b"KARI-TOOK-A-CALL" not in vault_path.read_bytes()
 
 
+def test_a_pending_note_cannot_name_another_author(
+    private: str, team: Unlocked, vault_path: Path
+) -> None:
+    """kari seals a note to the consent's public key (anyone can) with ola's name inside
+    and signs it with her own key: the contact person is not told ola wrote it."""
+    from vault import keyring, states
+
+    team.close()
+    kari = as_(KARI, KARI_PASS, vault_path)
+    added = notes.add(kari, private, "WRITTEN-BY-KARI")
+    row = kari.store.get_note(added.id)
+    consent = kari.store.get_consent(private)
+    assert row is not None
+    assert consent is not None
+    assert isinstance(consent.consent_box, bytes)
+    record = crypto.seal_to(
+        consent.consent_box,
+        keyring.encode_record((row.date, row.created, "session", OLA, "SIGNED-AS-OLA")),
+        notes.pending_ad(row.id, private, row.key_version),
+    )
+    forged = dataclasses.replace(row, record=record)
+    sig = kari.keys.sign(
+        states.signed_message(
+            notes.pending_digest_of(kari.vault_id, forged), KARI, kari.epoch.number
+        )
+    )
+    with kari.store.write():
+        kari.store.countersign_pending(row.id, KARI, kari.epoch.number, sig)
+        kari.store.conn.execute("UPDATE notes SET record = ? WHERE id = ?", [record, row.id])
+    kari.close()
+    ola = as_(OLA, OLA_PASS, vault_path)
+    with pytest.raises(states.StateForged):
+        list(notes.list_notes(ola, consent_id=private))
+    ola.close()
+
+
 def test_an_admin_reads_outside_her_assignment_only_with_a_reason(
     private: str, team: Unlocked, env: dict[str, str]
 ) -> None:
@@ -232,6 +269,33 @@ def test_a_grant_that_ran_out_is_refused_and_then_rekeyed(
     assert row is not None
     assert row.key_version == 2
     assert access.readers_of(row) == ()
+    ola.close()
+
+
+def test_a_grant_that_ran_out_gives_no_action_before_the_rekeying(
+    private: str, team: Unlocked, vault_path: Path
+) -> None:
+    """Her wrap is still in the file until the contact person or an admin unlocks: from
+    the day after the grant's last one, nothing she does opens it (a withdrawal, an
+    extension, a correction), and an ending she signs for a day after it has no
+    authority in any copy."""
+    from vault import corrections, erasure
+
+    today = team.today()
+    grants.grant(team, private, KARI, reason="covering", until=today)
+    (note_id,) = [n.id for n in notes.list_notes(team, consent_id=private)]
+    team.close()
+    kari = as_(KARI, KARI_PASS, vault_path, days=2)
+    with pytest.raises(access.GrantExpired):
+        erasure.withdraw(kari, private)
+    with pytest.raises(access.GrantExpired):
+        erasure.extend(kari, private, 30)
+    with pytest.raises(access.GrantExpired):
+        corrections.amend_note(kari, note_id, text="REWRITTEN")
+    kari.close()
+    ola = as_(OLA, OLA_PASS, vault_path, days=3)
+    assert consents.show(ola, private).subject == SECRET_ALIAS
+    assert [n.text for n in notes.list_notes(ola, consent_id=private)] == [SECRET_TEXT]
     ola.close()
 
 

@@ -259,3 +259,33 @@ def test_a_revoked_job_key_signs_no_expiry(unlocked: Unlocked, vault_path: Path)
     assert consents.show(anne, cid).subject == "JOB-TARGET"
     anne.close()
     assert cid in erasure.reconcile(Vault.open(vault_path)).forged
+
+
+# -- a key that counts, signing what it may not ----------------------------------------------
+
+
+def test_the_job_cannot_date_an_expiry_ahead_to_make_a_consent_due(
+    unlocked: Unlocked, vault_path: Path
+) -> None:
+    """Whoever holds the job credential signs endings; the date is hers to choose. An
+    expiry dated past the consent's deadline, years ahead, erases nothing today."""
+    cid = add(unlocked, "NOT-DUE", note="NOT-DUE-NOTE")
+    credential = jobs.issue(unlocked)
+    epoch = unlocked.chain.current.number
+    vault_id = unlocked.vault_id
+    with unlocked.store.read():
+        row = unlocked.store.get_consent(cid)
+    unlocked.close()
+    assert row is not None
+    ahead = NOW + dt.timedelta(days=3650)
+    ending = states.Ending(
+        cid, "expired", row.given, row.created, timestamp(ahead), "expired", credential.name
+    )
+    keys = identity.KeySet.from_seed(credential.seed)
+    sig = keys.sign(
+        states.signed_message(states.ending_digest(vault_id, ending), credential.name, epoch)
+    )
+    endings.append_log(endings.log_path(vault_path), [endings.Signed(ending, epoch, sig)])
+    anne = as_(ADMIN, PASSPHRASE, vault_path, LATER)
+    assert consents.show(anne, cid).subject == "NOT-DUE"
+    anne.close()

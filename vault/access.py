@@ -207,6 +207,11 @@ def open_key(
     if row.consent_box is None:
         raise IntegrityError(where=f"data key of {row.id} (erased)")
     readers = [r for r in my_readers(unlocked) if admin_ok or r != ADMIN_READER]
+    # Her own wrap stays until the contact person or an admin re-keys the consent; from
+    # the grant's last day on it must open nothing, for any action.
+    ran_out = None if row.contact == unlocked.name else expired_grant(unlocked, row)
+    if ran_out is not None:
+        readers.remove(unlocked.name)
     source = store if store is not None else unlocked.store
     for reader, version, how, wrapped in source.wrap_for(row.id, readers):
         if version != row.key_version:
@@ -216,6 +221,8 @@ def open_key(
         # this member's own cannot be planted without it (and every write checks the
         # state's proof, which a planted key cannot make).
         return check_key(row, key) if how == HOW_BOX else key
+    if ran_out is not None:
+        raise GrantExpired(name=unlocked.name, id=row.id, until=ran_out, contact=row.contact or "?")
     raise NoAccess(name=unlocked.name, id=row.id, contact=row.contact or "?")
 
 
