@@ -164,6 +164,47 @@ def test_a_grant_opens_a_revocation_rekeys_and_an_old_wrap_opens_nothing_new(
     kari.close()
 
 
+def test_a_revoked_grant_put_back_from_an_older_copy_is_refused(
+    private: str, team: Unlocked, vault_path: Path
+) -> None:
+    """kari keeps a copy from while she had access; after the revocation she writes the
+    consent's rows back (its old signed state, her wrap, the old notes). Everything is
+    signed and proved, but it is older than what the trail records: nothing opens it, and
+    ola's next note is not written under the key kari holds."""
+    import sqlite3
+
+    grants.grant(team, private, KARI, reason="covering")
+    team.close()
+    old = sqlite3.connect(vault_path)
+    saved = {
+        table: old.execute(f"SELECT * FROM {table} WHERE {col} = ?", [private]).fetchall()  # noqa: S608
+        for table, col in (
+            ("consents", "id"),
+            ("consent_keys", "consent_id"),
+            ("notes", "consent_id"),
+        )
+    }
+    old.close()
+    ola = as_(OLA, OLA_PASS, vault_path)
+    grants.revoke(ola, private, KARI)
+    ola.close()
+    db = sqlite3.connect(vault_path, isolation_level=None)
+    for table, col in (("notes", "consent_id"), ("consent_keys", "consent_id"), ("consents", "id")):
+        db.execute(f"DELETE FROM {table} WHERE {col} = ?", [private])  # noqa: S608
+    for table in ("consents", "consent_keys", "notes"):
+        for values in saved[table]:
+            marks = ", ".join("?" for _ in values)
+            db.execute(f"INSERT INTO {table} VALUES ({marks})", values)  # noqa: S608
+    db.close()
+    ola = as_(OLA, OLA_PASS, vault_path, days=1)
+    with pytest.raises(states.StateRolledBack):
+        notes.add(ola, private, "MUST-NOT-BE-UNDER-THE-OLD-KEY")
+    with pytest.raises(states.StateRolledBack):
+        consents.show(ola, private)
+    ola.close()
+    assert b"MUST-NOT-BE" not in vault_path.read_bytes()
+
+
 def test_a_note_from_a_colleague_without_access_is_hers_to_write_not_to_read(
     private: str, team: Unlocked, vault_path: Path
 ) -> None:

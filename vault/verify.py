@@ -179,16 +179,6 @@ def _check_staff(unlocked: Unlocked, report: Report, progress: Progress) -> None
     report.checked["staff"] = len(listed)
 
 
-def _latest_ok(unlocked: Unlocked, row: ConsentRow, digest: bytes) -> bool:
-    latest = unlocked.store.latest_state_entry(row.id)
-    return (
-        latest is not None
-        and latest.rev == row.rev
-        and isinstance(latest.state, bytes)
-        and crypto.same(latest.state, digest)
-    )
-
-
 def _open(unlocked: Unlocked, row: ConsentRow) -> bytes | None:
     try:
         return access.open_key(unlocked, row, admin_ok=True)
@@ -212,7 +202,7 @@ def _check_consents(unlocked: Unlocked, report: Report, progress: Progress) -> N
                 "was written or changed outside nok",
                 id=row.id,
             )
-        elif not _latest_ok(unlocked, row, digest):
+        elif not consents.is_latest(unlocked.store, unlocked.chain, row, digest):
             report.add(
                 "stale",
                 "consent {id} holds an older state than the audit trail records: it was put "
