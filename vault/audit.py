@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 
 from vault import crypto, identity, ids
 from vault.dates import parse_day, timestamp
+from vault.errors import KeysRotated
 from vault.store import AuditRow, Store
 
 if TYPE_CHECKING:
@@ -206,6 +207,10 @@ def append_batch(
     ``covers_from`` (the upgrade of a format-2 vault only): the signature covers the
     trail from that entry on, vouching for the format-2 entries before this batch.
     """
+    if signer is not None and signer.epoch < store.last_epoch_number():
+        # Signed with an epoch another process replaced: the walk would take the entry for
+        # a replaced key's, and the write may hold keys of the old epoch.
+        raise KeysRotated()
     last = store.last_audit()
     name = signer.name if signer is not None else keyless_actor(actor or "nok")
     epoch = signer.epoch if signer is not None else 0
@@ -308,7 +313,7 @@ class Seals:
     def _batch_ok(self, first: int, end: AuditRow) -> bool:
         """The entries ``first`` to ``end`` are one actor's, link right, and ``end``'s
         signature checks out (an upgrade's batch also covers the format-2 entries)."""
-        key = self.chain.signer_key(end.actor, end.epoch or 0)
+        key = self.chain.listed_key(end.actor, end.epoch or 0)
         # The signature first: a forged one fails here, before any walk of its range.
         if key is None or not crypto.verify(
             key, batch_message(self.chain.current.vault_id, first, end), end.sig
@@ -326,7 +331,19 @@ class Seals:
             ):
                 return False
             prev = _blob(entry.hash)
-        return True
+        return self.chain.standing(end.actor, key) or _while_it_counted(self.chain, end, prev_row)
+
+
+def _while_it_counted(chain: Chain, end: AuditRow, before: AuditRow | None) -> bool:
+    """Whether a batch signed with a key that no longer counts (a leaver's, a revoked
+    job's, a replaced one) was written while it did: dated before the epoch that dropped
+    the key, and not after the entry it links to. Its holder can still sign, so an entry
+    appended now must either carry today's date (too late) or a date older than the entry
+    before it (out of order)."""
+    until = chain.counted_until(end.actor, end.epoch or 0)
+    if until is None or str(end.ts) >= until:
+        return False
+    return before is None or str(before.ts) <= str(end.ts)
 
 
 def _links(prev: bytes, row: AuditRow) -> bool:
@@ -424,6 +441,9 @@ class _Walk:
 
     chain: Chain
     now: dt.datetime
+    # The newest epoch a valid batch was signed in so far: a later batch naming an older
+    # one was signed with a key that had been replaced (or by someone who had left).
+    floor: int = 0
     problems: list[Problem] = field(default_factory=list)
     extra: int = 0
     expected: int = 1
@@ -537,7 +557,7 @@ def _close_batch(w: _Walk, end: AuditRow) -> None:
         return
     if upgrade:
         w.upgraded = True
-    key = w.chain.signer_key(end.actor, end.epoch or 0)
+    key = w.chain.listed_key(end.actor, end.epoch or 0)
     message = batch_message(w.chain.current.vault_id, first, end)
     if key is None or not crypto.verify(key, message, end.sig):
         w.report(
@@ -547,6 +567,21 @@ def _close_batch(w: _Walk, end: AuditRow) -> None:
             seq=end.seq,
             actor=end.actor,
         )
+        return
+    epoch = end.epoch or 0
+    until = w.chain.counted_until(end.actor, epoch)
+    if epoch < w.floor or (until is not None and str(end.ts) >= until):
+        w.report(
+            "stale-key",
+            "audit entry {seq} is signed by {actor} with the key of epoch {epoch}, which no "
+            "longer counted when the entry was written: it was added with a leaver's, a "
+            "revoked or a replaced key",
+            seq=end.seq,
+            actor=end.actor,
+            epoch=epoch,
+        )
+        return
+    w.floor = max(w.floor, epoch)
 
 
 def _uncovered(w: _Walk, rows: list[AuditRow]) -> None:
