@@ -207,6 +207,33 @@ def test_now_ahead_of_the_calendar_only_previews(unlocked, vault_path, mixed, jo
     assert sorted(json.loads(preview.stdout)["purged"]) == sorted(due + keep)
 
 
+def test_entries_a_file_writer_plants_do_not_stall_the_purge(unlocked, vault_path, mixed, job):
+    """Unsigned entries chained onto the trail (more than verify lists, one dated a year
+    ahead, one claiming an erasure): nobody can take them out again, so the purge must
+    not wait for an admin to; it erases what is due, and verify still reports them."""
+    due, keep = mixed
+    with unlocked.store.write():
+        for n in range(audit.MAX_PROBLEMS + 5):
+            audit.append(
+                unlocked.store,
+                now=NOW + dt.timedelta(days=365 if n == 0 else 0),
+                signer=None,
+                actor="eve",
+                action="consent.withdraw" if n == 1 else "note.add",
+                consent_id=keep[0] if n == 1 else None,
+            )
+    unlocked.close()
+    result = run_purge(vault_path, job, "--json")
+    assert result.returncode == 0, result.stderr
+    assert sorted(json.loads(result.stdout)["purged"]) == sorted(due)
+    check_consistent(vault_path, due, keep, 2)
+    env = {**env_without_secrets(vault_path, job), "NOK_USER": ADMIN, "NOK_PASSPHRASE": PASSPHRASE}
+    checked = run_nok("verify", "--json", env=env)
+    assert checked.returncode == 13
+    kinds = {p["kind"] for p in json.loads(checked.stdout)["problems"]}
+    assert {"no-sig", "unsigned-erasure", "future"} <= kinds
+
+
 def test_nothing_due_is_success(cli_vault, vault_path):
     result = run_purge(vault_path, Path(os.environ["NOK_JOB_CREDENTIAL"]), "--json")
     assert result.returncode == 0, result.stderr

@@ -420,6 +420,10 @@ class _Walk:
     # Entries since the last signed one (seq, actor, epoch, action), not yet covered.
     open: list[AuditRow] = field(default_factory=list)
     upgraded: bool = False
+    # Leave out what only entries no signature covers show (see verify_chain).
+    signed_only: bool = False
+    # Entries dated too far ahead, reported once a signature is found to cover them.
+    ahead: list[AuditRow] = field(default_factory=list)
     limit: str = field(init=False, default="")
 
     def __post_init__(self) -> None:
@@ -466,14 +470,10 @@ def _check_row(w: _Walk, row: AuditRow) -> None:
             seq=row.seq,
         )
     if str(row.ts) > w.limit:
-        w.report(
-            "future",
-            "audit entry {seq} is dated {ts}, more than a day after this computer's clock "
-            "({now}): it was planted, or written with a clock set wrong",
-            seq=row.seq,
-            ts=row.ts,
-            now=timestamp(w.now),
-        )
+        if w.signed_only:
+            w.ahead.append(row)
+        else:
+            _report_ahead(w, row)
     if is_keyless(str(row.actor)) and row.sig is not None:
         w.report(
             "keyless-claim",
@@ -486,6 +486,17 @@ def _check_row(w: _Walk, row: AuditRow) -> None:
     w.expected, w.prev, w.last_seq = row.seq + 1, digest, row.seq
 
 
+def _report_ahead(w: _Walk, row: AuditRow) -> None:
+    w.report(
+        "future",
+        "audit entry {seq} is dated {ts}, more than a day after this computer's clock "
+        "({now}): it was planted, or written with a clock set wrong",
+        seq=row.seq,
+        ts=row.ts,
+        now=timestamp(w.now),
+    )
+
+
 def _close_batch(w: _Walk, end: AuditRow) -> None:
     """A signed entry ends a batch: check its signature and range, and report what it
     leaves uncovered before the range."""
@@ -493,6 +504,10 @@ def _close_batch(w: _Walk, end: AuditRow) -> None:
     covered = [r for r in w.open if r.seq >= first]
     _uncovered(w, [r for r in w.open if r.seq < first])
     w.open = []
+    for row in w.ahead:
+        if row.seq >= first:
+            _report_ahead(w, row)
+    w.ahead = []
     upgrade = end.action == UPGRADE_ACTION
     if any(
         (r.actor != end.actor or r.epoch != end.epoch)
@@ -538,6 +553,8 @@ def _close_batch(w: _Walk, end: AuditRow) -> None:
 
 
 def _uncovered(w: _Walk, rows: list[AuditRow]) -> None:
+    if w.signed_only:
+        return
     for row in rows:
         if is_keyless(str(row.actor)) and row.action in KEYLESS_ACTIONS:
             continue
@@ -560,7 +577,9 @@ def _uncovered(w: _Walk, rows: list[AuditRow]) -> None:
             )
 
 
-def verify_chain(store: Store, chain: Chain, now: dt.datetime) -> list[Problem]:
+def verify_chain(
+    store: Store, chain: Chain, now: dt.datetime, *, signed_only: bool = False
+) -> list[Problem]:
     """Walk the whole trail and report what is wrong with it, first broken link first.
 
     Finds edited, deleted, inserted or reordered entries, entries dated more than
@@ -568,8 +587,13 @@ def verify_chain(store: Store, chain: Chain, now: dt.datetime) -> list[Problem]:
     signing key the epoch it names lists for its actor, and unsigned entries other than a
     keyless backup's. At most :data:`MAX_PROBLEMS` problems are listed, then a count of the
     rest. Reads inside one snapshot; raises only storage errors.
+
+    ``signed_only`` leaves out what only entries no signature covers show (that they are
+    unsigned, and how they are dated): anyone who can write the file can add such entries
+    and nobody can take them out again (the chain would break), and nothing nok decides
+    rests on them. The purge checks the trail so, lest a planted entry stall it for good.
     """
-    w = _Walk(chain, now)
+    w = _Walk(chain, now, signed_only=signed_only)
     with store.read():
         for row in store.audit_entries():
             _check_row(w, row)

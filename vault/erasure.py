@@ -396,7 +396,7 @@ def purge(
             return replace(base, purged=tuple(pending))
         return replace(base, refused=tuple(Refusal(c, "no-credential") for c in pending))
     with store.read():
-        if audit.verify_chain(store, actor.chain, _machine_clock(now)):
+        if audit.verify_chain(store, actor.chain, _machine_clock(now), signed_only=True):
             return replace(base, refused=tuple(Refusal(c, "trail") for c in pending))
         rows = {c: store.get_consent(c) for c in pending}
         verdicts = {c: check_due(actor, vault, r, today) for c, r in rows.items() if r is not None}
