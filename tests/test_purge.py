@@ -8,6 +8,7 @@ import os
 import shlex
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -232,6 +233,31 @@ def test_entries_a_file_writer_plants_do_not_stall_the_purge(unlocked, vault_pat
     assert checked.returncode == 13
     kinds = {p["kind"] for p in json.loads(checked.stdout)["problems"]}
     assert {"no-sig", "unsigned-erasure", "future"} <= kinds
+
+
+def test_a_consent_refused_makes_the_job_fail_and_the_rest_is_erased(
+    unlocked, vault_path, mixed, job
+):
+    """A file writer moves a current consent's plaintext deadline into the past: the job
+    keeps it (its signed dates say it is not due), erases the others, and exits 7 with
+    one line, so the timer's failure brings an admin to look."""
+    due, keep = mixed
+    unlocked.close()
+    db = sqlite3.connect(vault_path)
+    db.execute("UPDATE consents SET retain_until = '2001-01-01' WHERE id = ?", [keep[0]])
+    db.commit()
+    db.close()
+    result = run_purge(vault_path, job, "--json")
+    assert result.returncode == 7, result.stderr
+    doc = json.loads(result.stdout)
+    assert sorted(doc["purged"]) == sorted(due)
+    assert doc["refused"] == [{"consent_id": keep[0], "why": "not-due"}]
+    assert f"consent {keep[0]} is past its stored deadline but was not erased" in result.stderr
+    assert result.stderr.count("nok: error: ") == 1
+    check_consistent(vault_path, due, keep[1:], 2)
+    with Vault.open(vault_path) as v:
+        assert v.store.get_consent(keep[0]).status == "active"
+        assert v.store.count_notes(keep[0]) == 2
 
 
 def test_nothing_due_is_success(cli_vault, vault_path):
