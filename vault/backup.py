@@ -30,7 +30,7 @@ import stat
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from vault import audit, copies, crypto, endings, epochs, erasure, files, pins, session, slots
+from vault import audit, copies, endings, epochs, erasure, files, pins, session, slots
 from vault.dates import timestamp
 from vault.errors import (
     Conflict,
@@ -603,8 +603,10 @@ def restore(
     """Replace the live vault with a backup, then erase again what was erased since.
 
     Only an admin may restore: ``actor`` and ``passphrase`` must unlock the live vault as
-    an admin, or, when the live vault cannot be read, the backup itself; and they must
-    open the backup as an admin of its day (its keys are needed to give it new ones).
+    an admin, or, when the live vault cannot be read, the backup itself; and she must be
+    an admin of the backup's day (its keys are needed to give it new ones), whose keys
+    the live vault gave her open it (a passphrase changed since changes no key). Staff
+    who stay keep the slots, so the passphrases, of the live vault.
 
     The restored vault gets new vault seeds (a rotation), in an epoch signed with the key
     of the newest state this admin holds: the live vault's, whose chain it carries on, so
@@ -719,12 +721,8 @@ def _unlock_copy(
     """
     if live_u is not None:
         chain = copy.chain()
-        listed = chain.current.staff.get(live_u.name)
-        if (
-            listed is not None
-            and crypto.same(listed.box, live_u.keys.box_public)
-            and crypto.same(listed.sign, live_u.keys.sign_public)
-        ):
+        # Reset since the backup (other keys), or added after it: only a slot can tell.
+        with contextlib.suppress(session.StaleSlot):
             member = session._member(chain, live_u.name, live_u.keys)
             team, admin = session._open_seeds(
                 copy.store, chain, live_u.name, live_u.keys, member.role
