@@ -30,7 +30,7 @@ import stat
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from vault import audit, copies, endings, epochs, erasure, files, pins
+from vault import audit, copies, endings, epochs, erasure, files, pins, session, slots
 from vault.dates import timestamp
 from vault.errors import (
     Conflict,
@@ -603,8 +603,10 @@ def restore(
     """Replace the live vault with a backup, then erase again what was erased since.
 
     Only an admin may restore: ``actor`` and ``passphrase`` must unlock the live vault as
-    an admin, or, when the live vault cannot be read, the backup itself; and they must
-    open the backup as an admin of its day (its keys are needed to give it new ones).
+    an admin, or, when the live vault cannot be read, the backup itself; and she must be
+    an admin of the backup's day (its keys are needed to give it new ones), whose keys
+    the live vault gave her open it (a passphrase changed since changes no key). Staff
+    who stay keep the slots, so the passphrases, of the live vault.
 
     The restored vault gets new vault seeds (a rotation), in an epoch signed with the key
     of the newest state this admin holds: the live vault's, whose chain it carries on, so
@@ -651,7 +653,7 @@ def restore(
         try:
             _copy_in(backup_path, tmp, group)
             with Vault(Store.open(tmp)) as copy:
-                copy_u = copy.unlock(actor, passphrase, now=now, pin_store=None)
+                copy_u = _unlock_copy(copy, live_u, actor, passphrase, now)
                 copy_u.require_admin("nok restore")
                 changes = _new_epoch(copy_u, live_u, now)
                 with copy.store.write():
@@ -705,6 +707,47 @@ def restore(
         lost_consents=lost,
         lost_notes=lost_notes,
     )
+
+
+def _unlock_copy(
+    copy: Vault, live_u: Unlocked | None, actor: str, passphrase: bytes, now: dt.datetime
+) -> Unlocked:
+    """The backup as the restoring admin opens it: with the keys the live vault gave her,
+    when it lists her with the same keys (a passphrase changed since the backup leaves
+    them as they were, so today's passphrase restores it); else with the passphrase, which
+    must be the one of the backup's day.
+
+    Raises NoSuchStaff, WrongPassphrase, IntegrityError (seeds.KeyReplaced: a planted key).
+    """
+    if live_u is not None:
+        chain = copy.chain()
+        # Reset since the backup (other keys), or added after it: only a slot can tell.
+        with contextlib.suppress(session.StaleSlot):
+            member = session._member(chain, live_u.name, live_u.keys)
+            team, admin = session._open_seeds(
+                copy.store, chain, live_u.name, live_u.keys, member.role
+            )
+            unlocked = Unlocked(
+                copy, live_u.name, member.role, live_u.keys, chain, now, team, admin
+            )
+            unlocked.catch_up()
+            return unlocked
+    return copy.unlock(actor, passphrase, now=now, pin_store=None)
+
+
+def _live_slots(copy_u: Unlocked, live_u: Unlocked, kept: list[epochs.Member]) -> None:
+    """Give the staff who stay the key slots of the live vault (inside the caller's write
+    transaction): the same keys under the passphrase each has today, so a passphrase
+    changed since the backup (perhaps because it leaked) does not open the vault again."""
+    store = copy_u.store
+    for member in kept:
+        live_row = live_u.store.get_staff(member.name)
+        copy_row = store.get_staff(member.name)
+        if live_row is None or copy_row is None or live_row.slot == copy_row.slot:
+            continue
+        if slots.read_header(live_row.slot, name=member.name).version != slots.SLOT_V2:
+            continue
+        store.update_staff_slot(member.name, live_row.slot, was=copy_row.slot)
 
 
 @dataclass(frozen=True)
@@ -769,6 +812,8 @@ def _new_epoch(copy_u: Unlocked, live_u: Unlocked | None, now: dt.datetime) -> _
         )
         for member in staff:
             store.update_staff_role(member.name, member.role, b"")
+        if live_u is not None:
+            _live_slots(copy_u, live_u, staff)
         copy_u.record("vault.restore")
     return changes
 
