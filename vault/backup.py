@@ -462,8 +462,13 @@ def _swap(tmp: Path, live_path: Path, now: dt.datetime) -> Path | None:
     _fsync_dir(live_path.parent)
     if replaced is not None:
         # Fold its -wal in, so the file set aside is one file, like a backup that later
-        # erasures can reach.
-        Store.open_copy(replaced, writable=True).close()
+        # erasures can reach. A session still open on the old file (a nok shell) keeps
+        # SQLite from leaving WAL mode: the -wal then stays beside it and the first erasure
+        # that reaches it folds it in. The swap is done by now, so the restore must go on
+        # and record the file, or no erasure would ever reach it.
+        # A short wait: a session that holds it does not let go within seconds.
+        with contextlib.suppress(VaultBusy):
+            Store.open_copy(replaced, writable=True, busy_timeout=1.0).close()
     return replaced
 
 

@@ -1627,7 +1627,9 @@ class Store:
             self.conn.execute("VACUUM")
 
     @classmethod
-    def open_copy(cls, path: Path, *, writable: bool = False) -> Store:
+    def open_copy(
+        cls, path: Path, *, writable: bool = False, busy_timeout: float = DEFAULT_BUSY_TIMEOUT
+    ) -> Store:
         """Open a backup file read-only (no locks, no -wal), to inspect it.
 
         With ``writable``, open it to erase in it: a rollback journal instead of a WAL (so
@@ -1646,10 +1648,8 @@ class Store:
         uri = "file:" + str(path.absolute()).replace("?", "%3f").replace("#", "%23")
         mode = "?mode=rw" if writable else "?mode=ro&immutable=1"
         with sqlite_errors():
-            conn = sqlite3.connect(
-                uri + mode, uri=True, timeout=DEFAULT_BUSY_TIMEOUT, isolation_level=None
-            )
-        store = cls(path, conn, DEFAULT_BUSY_TIMEOUT)
+            conn = sqlite3.connect(uri + mode, uri=True, timeout=busy_timeout, isolation_level=None)
+        store = cls(path, conn, busy_timeout)
         try:
             applied = store._applied()
             if applied is None:
@@ -1660,7 +1660,7 @@ class Store:
             store._check_format()
             if writable:
                 # Only now that it is known to be a nok vault: these change the file.
-                with sqlite_errors():
+                with sqlite_errors(busy_timeout):
                     store._copy_pragmas()
         except BaseException:
             conn.close()
