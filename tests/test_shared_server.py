@@ -266,6 +266,10 @@ def test_a_backup_of_the_shared_vault_into_a_private_directory_is_refused(
     assert result.returncode == ExitCode.UNSAFE_PERMISSIONS, result.stderr
     assert f"chmod 2770 {private}" in result.stderr
     assert list(private.iterdir()) == []
+    status = center.nok(center.admin, "status")
+    assert f"backups of this shared vault go in a directory of the group {center.srv.group}" in (
+        status.stderr
+    )
 
 
 def test_init_refuses_a_path_with_another_vaults_files_beside_it(center: Center) -> None:

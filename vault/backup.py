@@ -109,9 +109,10 @@ def _check_private_dir(directory: Path) -> None:
         )
 
 
-def _target(store: Store, dest: Path, now: dt.datetime, *, into_directory: bool) -> Path:
+def _target(
+    store: Store, dest: Path, now: dt.datetime, *, into_directory: bool, group: str | None
+) -> Path:
     dest = dest.expanduser()
-    group = store.get_setting("group")
     if into_directory and not dest.exists():
         files.prepare_directory(dest, group)
     if dest.is_dir():
@@ -193,13 +194,16 @@ def backup(
     """
     _check_policy(keep, keep_days)
     store = _store_of(source)
-    target = _target(store, dest, now, into_directory=into_directory).absolute()
+    # The group as the signed epoch states it: a colleague who edits the plain setting
+    # must not make the next backup private, out of the others' erasures.
+    group = Vault(store).settings().group
+    target = _target(store, dest, now, into_directory=into_directory, group=group).absolute()
     keep_until = None if keep_days is None else _plus_days(timestamp(now), keep_days)
     entry = copies.BackupEntry(target, timestamp(now), keep_until, writer=os.getpid())
     _register(store, add=entry)
     try:
         _record(source, now, actor)
-        _write_copy(store, target, entry)
+        _write_copy(store, target, entry, group)
     except BaseException:
         _register(store, drop=target)
         raise
@@ -236,11 +240,13 @@ def _register(
     return entries
 
 
-def _write_copy(store: Store, target: Path, entry: copies.BackupEntry) -> None:
+def _write_copy(
+    store: Store, target: Path, entry: copies.BackupEntry, group: str | None
+) -> None:
     partial = entry.partial
     assert partial is not None
     try:
-        files.create_private_file(partial, store.get_setting("group"))
+        files.create_private_file(partial, group)
         store.vacuum_into(partial)
         fd = os.open(partial, os.O_RDONLY)
         try:

@@ -96,6 +96,8 @@ class Status:
     fingerprint: str = ""
     access: str = epochs.ACCESS_NEED_TO_KNOW
     timezone: str = DEFAULT_TIMEZONE
+    # The Unix group of a shared vault (nok init --group), as the signed epoch says.
+    group: str | None = None
 
 
 def check_retention_days(days: int) -> int:
@@ -279,6 +281,7 @@ class Vault:
                 fingerprint=identity.show_fingerprint(chain.root),
                 access=Settings.from_epoch(current).access,
                 timezone=Settings.from_epoch(current).timezone,
+                group=Settings.from_epoch(current).group,
             )
 
     def known_ids(self, kind: str, typed: str, *, limit: int = 100) -> list[str]:
