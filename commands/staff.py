@@ -208,9 +208,7 @@ def _explain(r: "Removal") -> None:
     output.info("removed the key slot of {name} ({role})", name=r.name, role=r.role)
     output.info("what {name} may still be able to read, and what closes it:", name=r.name)
     for gap in r.gaps:
-        text = _GAP_TEXT[gap.what]
-        if gap.what == "group-membership":
-            text = _GROUP_TEXT[r.in_group]
+        text = _GROUP_TEXT[r.in_group] if gap.what == "group-membership" else _GAP_TEXT[gap.what]
         output.info(
             text,
             name=r.name,

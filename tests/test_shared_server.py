@@ -353,3 +353,11 @@ def test_removing_a_leaver_still_in_the_group_says_so(center: Center) -> None:
     assert gaps["data-keys"]["closed_by"] == "nok key rotate --deep"
     assert removal["group"] == {"name": center.srv.group, "login": member, "login_in_group": True}
     assert removal["deep_rotation"]["notes"] >= 100
+    # A staff name that is a login outside the group: nok says she cannot read the file.
+    outside = center.outsider.name
+    center.ok(center.admin, "staff", "add", outside, NOK_NEW_PASSPHRASE="another passphrase")
+    told = center.nok(center.admin, "staff", "remove", outside, "--yes")
+    assert told.returncode == 0, told.stderr
+    assert f"her Unix login {outside} is not in the vault's group {center.srv.group}" in (
+        told.stderr
+    )
