@@ -109,10 +109,12 @@ def _check_private_dir(directory: Path) -> None:
         )
 
 
-def _target(store: Store, dest: Path, now: dt.datetime, *, into_directory: bool) -> Path:
+def _target(
+    store: Store, dest: Path, now: dt.datetime, *, into_directory: bool, group: str | None
+) -> Path:
     dest = dest.expanduser()
     if into_directory and not dest.exists():
-        files.prepare_directory(dest, None)
+        files.prepare_directory(dest, group)
     if dest.is_dir():
         dest = dest / default_name(store.path, now)
     if dest.is_symlink() or dest.exists():
@@ -122,10 +124,15 @@ def _target(store: Store, dest: Path, now: dt.datetime, *, into_directory: bool)
         *(p.absolute() for p in files.side_files(store.path)),
     }:
         raise Conflict("{path} is the vault itself", path=str(dest))
-    # Backups of a vault made without --group are for its owner alone.
-    group_ok = store.get_setting("group") is not None
-    files.prepare_directory(dest.parent, None, group_ok=group_ok)
-    _check_private_dir(dest.parent)
+    if group is None:
+        # Backups of a vault made without --group are for its owner alone.
+        files.prepare_directory(dest.parent, None, group_ok=False)
+        _check_private_dir(dest.parent)
+    else:
+        # Every erasure must reach the backup, whoever runs it: a colleague's withdrawal,
+        # the purge user's job. So the file is the group's (0660) in a directory of the
+        # group (2770), where SQLite can write the journal of an erasure beside it.
+        files.check_group_directory(dest.parent, group)
     return dest
 
 
@@ -162,12 +169,15 @@ def backup(
 ) -> BackupInfo:
     """Copy the vault to ``dest`` (a new file, or a directory to put a dated file in).
 
-    With ``into_directory``, a missing ``dest`` is created (0700) as that directory.
+    With ``into_directory``, a missing ``dest`` is created (0700; 2770 of the group for
+    a shared vault) as that directory.
 
     The copy is one consistent snapshot even while others write, still encrypted,
-    created 0600 in a directory other users cannot enter, and holds nothing already
-    erased. It is recorded beside the vault before it is written (so a killed backup's
-    partial file is found and removed later), and every recorded backup nok can reach is
+    created 0600 in a directory other users cannot enter (for a shared vault: 0660 of
+    the vault's group, in a 2770 directory of that group, so that every member's erasure
+    and the purge user's reach it), and holds nothing already erased. It is recorded
+    beside the vault before it is written (so a killed backup's partial file is found
+    and removed later), and every recorded backup nok can reach is
     then brought up to date with the vault's erasures. ``keep`` keeps only that many of
     the newest recorded backups, ``keep_days`` only those taken in that many days; older
     ones that nok can reach are deleted. The backup is recorded in the trail
@@ -177,19 +187,23 @@ def backup(
         BadInput: ``keep`` below 1 or ``keep_days`` below 1.
         Conflict: ``dest`` exists (a backup never overwrites).
         UnsafePermissions: other users can enter the destination directory.
+        UnsharedDirectory: a shared vault's backup in a directory its group does not share.
         StorageError: the disk is full or not writable; no partial file is left.
         VaultBusy: another process held the vault for longer than the busy timeout.
         IntegrityError: the list of backups beside the vault is damaged.
     """
     _check_policy(keep, keep_days)
     store = _store_of(source)
-    target = _target(store, dest, now, into_directory=into_directory).absolute()
+    # The group as the signed epoch states it: a colleague who edits the plain setting
+    # must not make the next backup private, out of the others' erasures.
+    group = Vault(store).settings().group
+    target = _target(store, dest, now, into_directory=into_directory, group=group).absolute()
     keep_until = None if keep_days is None else _plus_days(timestamp(now), keep_days)
     entry = copies.BackupEntry(target, timestamp(now), keep_until, writer=os.getpid())
     _register(store, add=entry)
     try:
         _record(source, now, actor)
-        _write_copy(store, target, entry)
+        _write_copy(store, target, entry, group)
     except BaseException:
         _register(store, drop=target)
         raise
@@ -226,11 +240,13 @@ def _register(
     return entries
 
 
-def _write_copy(store: Store, target: Path, entry: copies.BackupEntry) -> None:
+def _write_copy(
+    store: Store, target: Path, entry: copies.BackupEntry, group: str | None
+) -> None:
     partial = entry.partial
     assert partial is not None
     try:
-        files.create_private_file(partial, None)
+        files.create_private_file(partial, group)
         store.vacuum_into(partial)
         fd = os.open(partial, os.O_RDONLY)
         try:
@@ -419,7 +435,8 @@ def inspect(path: Path) -> BackupInfo:
 
 def _copy_in(backup_path: Path, tmp: Path, group: str | None) -> None:
     files.create_private_file(tmp, group)
-    with backup_path.open("rb") as src, tmp.open("r+b") as dst:
+    src_fd = files.open_regular(backup_path, os.O_RDONLY)
+    with os.fdopen(src_fd, "rb") as src, tmp.open("r+b") as dst:
         shutil.copyfileobj(src, dst, 1 << 20)
         dst.flush()
         os.fsync(dst.fileno())

@@ -600,14 +600,17 @@ class Store:
         migration runs until the upgrade has made its backup.
 
         Raises:
-            VaultNotFound, SymlinkRefused, UnsafePermissions: see files.check_existing and
-                files.check_directory.
+            VaultNotFound, SymlinkRefused, UnsafePermissions, OutsideGroup: see
+                files.check_existing and files.check_directory.
+            NotARegularFile: a FIFO or other non-regular file beside it (files.check_beside).
             NotAVault: the file holds no nok schema.
             UnsupportedVersion: a newer nok made the schema.
             IntegrityError: the file is not SQLite or is damaged.
             VaultBusy: another process held a lock for longer than ``busy_timeout``.
         """
         files.check_existing(path, group_ok=True)
+        # Before SQLite opens anything: a FIFO at -wal or -journal would hang it.
+        files.check_beside(path)
         store = cls._connect(path, busy_timeout, read_only=read_only and _is_copy(path))
         try:
             store._check_schema(upgrading=upgrading)
@@ -1645,6 +1648,9 @@ class Store:
         files.refuse_symlinks(path)
         if not path.is_file():
             raise VaultNotFound(path=str(path))
+        if writable:
+            # SQLite opens a -journal beside a copy it writes (a colleague may plant one).
+            files.check_beside(path)
         uri = "file:" + str(path.absolute()).replace("?", "%3f").replace("#", "%23")
         mode = "?mode=rw" if writable else "?mode=ro&immutable=1"
         with sqlite_errors():
