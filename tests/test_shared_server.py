@@ -139,14 +139,14 @@ def test_two_colleagues_adding_notes_at_once_lose_none(center: Center) -> None:
             ["sh", "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
 
-    lookers = [loop(center, u, 150, "status") for u in users]
+    lookers = [loop(center, u, 100, "status") for u in users]
     writers = [sessions(u) for u in users]
     for proc in writers:
         _, err = proc.communicate(timeout=300)
         assert "error" not in err, err
     for proc in lookers:
         codes, err = loop_codes(proc)
-        assert codes == [0] * 150, err
+        assert codes == [0] * 100, err
     for user in users:
         listed = json.loads(center.ok(user, "note", "list", "--consent", mine[user.name], "--json"))
         assert len(listed) == 100
