@@ -566,7 +566,7 @@ def decrypt(vault: Unlocked, row: ConsentRow, *, signature: bool = False) -> Con
     Raises IntegrityError or UnsupportedVersion when the record or its state were altered
     (states.StateForged, DeadlineMoved).
     """
-    if row.status != ACTIVE or row.consent_box is None:
+    if row.status != ACTIVE:
         return _tombstone(row)
     try:
         key = access.data_key(vault, row)
