@@ -490,6 +490,7 @@ def _rewrap_for(unlocked: Unlocked, name: str, keys: identity.KeySet) -> None:
     for consent_id, version, _, _ in store.wraps_of_reader(name):
         for reader, at, how, wrapped in store.wrap_for(consent_id, [access.ADMIN_READER]):
             key = access.unwrap(unlocked, consent_id, reader, at, how, wrapped)
+            rotation.check_spread(unlocked, consent_id, key)
             ad = access.wrap_ad(unlocked.vault_id, consent_id, name, version)
             store.put_wraps(
                 consent_id,
