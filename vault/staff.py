@@ -332,7 +332,8 @@ def remove(unlocked: Unlocked, name: str) -> Removal:
                 Gap(GAP_OLD_COPY, None),
                 # new_seeds above replaced every vault seed she held.
                 Gap(GAP_MASTER_KEY, CLOSE_ROTATE, closed=True),
-                Gap(GAP_DATA_KEYS, CLOSE_ROTATE_DEEP),
+                # She had no consent's data key to keep when she could unwrap none.
+                Gap(GAP_DATA_KEYS, CLOSE_ROTATE_DEEP, closed=not reachable),
             ),
             reassigned=tuple(reassigned),
             could_open=could_open,
