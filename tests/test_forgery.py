@@ -8,6 +8,7 @@ never leads to an erasure or a trusted key.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -631,3 +632,74 @@ def test_the_recovery_key_readmits_an_admin_and_accepts_a_restore(
         )
         assert back.role == "admin"
         back.close()
+
+
+def test_a_state_signed_with_the_job_credential_erases_nothing(
+    unlocked: Unlocked, vault_path: Path, env: dict[str, str], job: Path
+) -> None:
+    """A thief of the job credential holds every consent's proof key and the job's signing
+    key: she writes a state in which the consent was given years ago with one day's
+    retention, proof and signature hers, and an entry in the trail naming it. A consent's
+    state is a staff member's to sign, so the purge refuses it and erases nothing."""
+    from vault import states
+
+    cid = register(unlocked, "NOT-DUE", notes_text="MUST-STAY")
+    unlocked.close()
+    credential = jobs.read(job)
+    with Vault.open(vault_path) as vault:
+        thief = jobs.unlock(vault, credential, now=NOW, pin_store=None)
+        row = vault.store.get_consent(cid)
+        assert row is not None
+        proof_key = thief.proof_key(vault.store, row)
+        assert proof_key is not None
+        forged = dataclasses.replace(
+            row,
+            given="2020-01-01",
+            last_activity="2020-01-01",
+            retain_days=1,
+            retain_until="2020-01-02",
+            rev=(row.rev or 0) + 1,
+            state_signer=thief.name,
+            state_epoch=thief.epoch.number,
+        )
+        digest = consents.state_digest(thief.vault_id, forged)
+        signed = states.sign(
+            digest,
+            signer=thief.name,
+            keys=thief.keys,
+            epoch=thief.epoch.number,
+            proof_key_=proof_key,
+        )
+        with vault.store.write():
+            vault.store.conn.execute(
+                "UPDATE consents SET given = ?, last_activity = ?, retain_days = ?,"
+                " retain_until = ?, rev = ?, state_signer = ?, state_epoch = ?,"
+                " state_sig = ?, proof = ? WHERE id = ?",
+                [
+                    forged.given,
+                    forged.last_activity,
+                    forged.retain_days,
+                    forged.retain_until,
+                    forged.rev,
+                    signed.signer,
+                    signed.epoch,
+                    signed.sig,
+                    signed.proof,
+                    cid,
+                ],
+            )
+            audit.append(
+                vault.store,
+                now=NOW,
+                signer=thief.signer(),
+                action="consent.extend",
+                consent_id=cid,
+                rev=forged.rev,
+                state=digest,
+            )
+    result = run_nok("purge", "--json", env={**env, "NOK_JOB_CREDENTIAL": str(job)})
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["purged"] == []
+    assert report["refused"] == [{"consent_id": cid, "why": "state-forged"}]
+    assert status(env)["active_consents"] == 1

@@ -308,7 +308,7 @@ def state_digest(vault_id: str, row: ConsentRow) -> bytes:
 
 def signature_ok(vault: Unlocked, row: ConsentRow, digest: bytes) -> bool:
     """Whether ``row``'s state signature is that of a staff member the epoch it names lists."""
-    signer_key = vault.chain.signer_key(str(row.state_signer), row.state_epoch or 0)
+    signer_key = vault.chain.staff_key(str(row.state_signer), row.state_epoch or 0)
     return states.signature_valid(
         digest, row.state_signer, row.state_epoch, row.state_sig, signer_key
     )

@@ -272,6 +272,17 @@ class Chain:
             return self.epochs[offset]
         return None
 
+    def staff_key(self, name: str, epoch: int) -> bytes | None:
+        """The signing key staff member ``name`` had in epoch ``epoch``; None for a job.
+
+        What only someone who may read a consent can sign (its states, a pending note)
+        is never a job's: the job holds each consent's proof key, so a job's signature
+        and proof together would otherwise pass for a staff member's state.
+        """
+        found = self.at(epoch)
+        member = None if found is None else found.staff.get(name)
+        return None if member is None else member.sign
+
     def signer_key(self, name: str, epoch: int) -> bytes | None:
         """The signing key ``name`` (a staff member or a job) had in epoch ``epoch``."""
         found = self.at(epoch)

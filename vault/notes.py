@@ -372,7 +372,7 @@ def pending_signed(vault: Unlocked, row: NoteRow) -> bool:
         created=row.created,
         tag=states.record_tag(row.record),
     )
-    key = vault.chain.signer_key(str(row.signer), row.sig_epoch or 0)
+    key = vault.chain.staff_key(str(row.signer), row.sig_epoch or 0)
     return states.signature_valid(digest, row.signer, row.sig_epoch, row.sig, key)
 
 
