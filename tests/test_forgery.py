@@ -703,3 +703,37 @@ def test_a_state_signed_with_the_job_credential_erases_nothing(
     assert report["purged"] == []
     assert report["refused"] == [{"consent_id": cid, "why": "state-forged"}]
     assert status(env)["active_consents"] == 1
+
+
+def test_a_state_forged_with_a_proof_key_is_not_signed_over_by_the_next_note(
+    unlocked: Unlocked, vault_path: Path, job: Path
+) -> None:
+    """The thief of the job credential shortens a consent's retention to one day, with a
+    proof made with the proof key the job holds (she cannot sign as staff). If the next
+    note by a colleague took the state on its proof alone, it would sign it over, and the
+    purge erase the consent the day after. The note is refused; the retention stays."""
+    from vault import states
+
+    cid = register(unlocked, "KEEP", notes_text="MUST-STAY")
+    row = unlocked.store.get_consent(cid)
+    assert row is not None
+    with Vault.open(vault_path) as vault:
+        thief = jobs.unlock(vault, jobs.read(job), now=NOW, pin_store=None)
+        proof_key = thief.proof_key(vault.store, row)
+    assert proof_key is not None
+    forged = dataclasses.replace(
+        row, retain_days=1, retain_until=consents.deadline(row.given, row.last_activity, 1)
+    )
+    proof = states.proof(proof_key, consents.state_digest(unlocked.vault_id, forged))
+    db = raw(vault_path)
+    db.execute(
+        "UPDATE consents SET retain_days = 1, retain_until = ?, proof = ? WHERE id = ?",
+        [forged.retain_until, proof, cid],
+    )
+    db.close()
+    with pytest.raises(states.StateForged):
+        notes.add(unlocked, cid, "the next call")
+    stored = unlocked.store.get_consent(cid)
+    assert stored is not None
+    assert stored.retain_days == 1  # as she left it, never signed by anyone
+    assert stored.state_sig == row.state_sig

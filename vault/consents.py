@@ -321,10 +321,15 @@ def check_state_signed(vault: Unlocked, row: ConsentRow) -> None:
         raise states.StateForged(id=row.id)
 
 
-def check_state(vault: Unlocked, row: ConsentRow, key: bytes, *, signature: bool = False) -> None:
+def check_state(vault: Unlocked, row: ConsentRow, key: bytes, *, signature: bool = True) -> None:
     """Raises states.StateForged unless ``row``'s state carries a proof made with its data
-    key (and, with ``signature``, a valid signature of a staff member the epoch it names
-    lists); DeadlineMoved when its plaintext deadline does not follow from it."""
+    key and (unless ``signature`` is False) a valid signature of a staff member the epoch it
+    names lists; DeadlineMoved when its plaintext deadline does not follow from it.
+
+    The signature is checked by default because the proof alone is not enough before a
+    write: the job holds every proof key, and a write signs over the state it started
+    from, so a state with only a proof would come out of it signed by a colleague.
+    """
     digest = state_digest(vault.vault_id, row)
     ok = states.proof_valid(states.proof_key(key), digest, row.proof)
     if ok and signature:
