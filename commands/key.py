@@ -356,6 +356,24 @@ def read_recovery(path: Path | None) -> bytes:
     return identity.read_recovery(text)
 
 
+def check_recovery_out(out: Path | None) -> None:
+    """Before a recovery key is made: refuse where it could be neither shown nor written.
+    A key made and then not delivered would leave the vault with one nobody holds (and
+    the old one, which ``nok key recovery`` revokes, gone)."""
+    from vault.errors import BadInput, SymlinkRefused
+
+    if out is None:
+        if not (sys.stdin.isatty() and sys.stderr.isatty()):
+            raise BadInput(
+                "a recovery key is shown only at a terminal; in scripts use --recovery-file"
+            )
+        return
+    if out.is_symlink():
+        raise SymlinkRefused(path=str(out))
+    if out.exists():
+        raise BadInput("{path} exists already; nok never replaces a file", path=str(out))
+
+
 def show_recovery(seed: bytes, out: Path | None) -> None:
     """Show a new recovery key once and clear the screen, or write it to a new 0600 file."""
     from vault import identity
@@ -410,6 +428,7 @@ def recovery(
     """
     from vault import recovery as rec
 
+    check_recovery_out(recovery_file)
     with context.get(ctx).unlocked() as vault:
         vault.require_admin("making a new recovery key")
         seed = rec.renew(vault)

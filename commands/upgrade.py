@@ -37,7 +37,7 @@ def upgrade(
     import sys
     from pathlib import Path
 
-    from commands.key import show_recovery
+    from commands.key import check_recovery_out, show_recovery
     from vault import upgrade as up
     from vault.errors import BadInput
 
@@ -51,6 +51,7 @@ def upgrade(
             "the upgrade makes a recovery key, which is shown only at a terminal; in scripts "
             "give --recovery-file FILE"
         )
+    check_recovery_out(out)
     if not yes:
         if not sys.stdin.isatty():
             raise BadInput("upgrading the vault needs confirmation; pass --yes in scripts")

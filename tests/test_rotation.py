@@ -548,3 +548,30 @@ def test_a_deep_rotation_does_not_pass_by_a_consent_whose_public_key_was_blanked
         rotation.resume(unlocked)
     assert unlocked.vault.status().rotation_pending == "deep"
     assert _key_version(vault_path, second) == 1
+
+
+# -- a new recovery key ---------------------------------------------------------------------
+
+
+def test_a_new_recovery_key_is_not_made_where_it_could_not_be_delivered(cli_vault, tmp_path):
+    """Renewing revokes the old recovery key: a new one written nowhere would leave the
+    center's safe holding a key that opens nothing, and no key that does."""
+
+    def epoch():
+        return json.loads(cli_vault("status", "--json").stdout)["key_epoch"]
+
+    before = epoch()
+    taken = tmp_path / "taken.txt"
+    taken.write_text("someone else's file\n")
+    result = cli_vault("key", "recovery", "--recovery-file", str(taken))
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"nok: error: {taken} exists already")
+    assert taken.read_text() == "someone else's file\n"
+    no_terminal = cli_vault("key", "recovery")
+    assert no_terminal.exit_code == 2
+    assert "shown only at a terminal" in no_terminal.stderr
+    assert epoch() == before
+    fresh = tmp_path / "new-recovery.txt"
+    assert cli_vault("key", "recovery", "--recovery-file", str(fresh)).exit_code == 0
+    assert fresh.read_text().startswith("NOKR-")
+    assert epoch() > before
