@@ -737,3 +737,60 @@ def test_a_state_forged_with_a_proof_key_is_not_signed_over_by_the_next_note(
     assert stored is not None
     assert stored.retain_days == 1  # as she left it, never signed by anyone
     assert stored.state_sig == row.state_sig
+
+
+def test_a_note_planted_with_the_job_credential_is_not_taken_into_the_journal(
+    unlocked: Unlocked, vault_path: Path, job: Path
+) -> None:
+    """Anyone can seal a note to a consent's public key; the thief of the job credential
+    also signs it with the job's key, as if a colleague without access had written it. A
+    pending note is a staff member's to sign: the next note does not fold it into the
+    journal, and nobody reads it as written by anyone."""
+    from vault import keyring, states
+    from vault.store import NoteRow
+
+    cid = register(unlocked, "JOURNAL", notes_text="the real first note")
+    row = unlocked.store.get_consent(cid)
+    assert row is not None
+    assert row.consent_box is not None
+    with Vault.open(vault_path) as vault:
+        thief = jobs.unlock(vault, jobs.read(job), now=NOW, pin_store=None)
+        note_id = notes.new_note_id(vault.store)
+        created = "2026-11-23T09:00:00.000000Z"
+        record = crypto.seal_to(
+            row.consent_box,
+            keyring.encode_record((unlocked.today(), created, "phone", "ola", "PLANTED")),
+            notes.pending_ad(note_id, cid, row.key_version),
+        )
+        digest = states.pending_digest(
+            thief.vault_id,
+            note_id=note_id,
+            consent_id=cid,
+            date=unlocked.today(),
+            created=created,
+            tag=states.record_tag(record),
+        )
+        sig = thief.keys.sign(states.signed_message(digest, thief.name, thief.epoch.number))
+        with vault.store.write():
+            vault.store.insert_note(
+                NoteRow(
+                    id=note_id,
+                    consent_id=cid,
+                    date=unlocked.today(),
+                    created=created,
+                    key_version=row.key_version,
+                    seq=0,
+                    record=record,
+                    pending=1,
+                    signer=thief.name,
+                    sig_epoch=thief.epoch.number,
+                    sig=sig,
+                )
+            )
+    with pytest.raises(states.StateForged):
+        notes.add(unlocked, cid, "the next call")
+    with pytest.raises(states.StateForged):
+        list(notes.list_notes(unlocked, consent_id=cid))
+    planted = unlocked.store.get_note(note_id)
+    assert planted is not None
+    assert planted.pending
