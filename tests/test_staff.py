@@ -3,6 +3,7 @@ a removal or a raised slot cost does to the other slots."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 import struct
@@ -14,6 +15,7 @@ from vault import Vault, consents, crypto, grants, notes, rotation, slots, staff
 from vault.errors import (
     BadInput,
     Conflict,
+    IntegrityError,
     KeysRotated,
     NoSuchStaff,
     NotAllowed,
@@ -553,3 +555,36 @@ def test_ctrl_d_at_the_rotation_offer_is_not_reported_as_nothing_changed(
     assert "no deep rotation was run" in done.stderr
     names = [m["name"] for m in json.loads(cli_team("staff", "list", "--json").stdout)]
     assert BOB not in names
+
+
+def test_a_reset_does_not_hand_on_a_key_planted_in_the_admins_wrap(team, vault_path):
+    """A file writer seals a key of her own to the admin public key as the admins' wrap of
+    the consent bob reads, with a public key and proof to match. bob's reset wraps the data
+    key again for his new keys from that wrap: it is refused, and bob keeps the real key."""
+    from vault import access, states
+
+    (cid,) = team.store.consents_of_reader(BOB)
+    row = team.store.get_consent(cid)
+    planted = crypto.new_key()
+    forged = dataclasses.replace(row, consent_box=states.consent_box(planted)[1])
+    proof = states.proof(states.proof_key(planted), consents.state_digest(team.vault_id, forged))
+    wrap = crypto.seal_to(
+        team.epoch.keys.admin,
+        planted,
+        access.wrap_ad(team.vault_id, cid, access.ADMIN_READER, row.key_version),
+    )
+    with sqlite3.connect(vault_path) as conn:
+        conn.execute(
+            "UPDATE consents SET consent_box = ?, proof = ? WHERE id = ?",
+            [forged.consent_box, proof, cid],
+        )
+        conn.execute(
+            "UPDATE consent_keys SET how = 'box', wrapped = ? WHERE consent_id = ? AND reader = ?",
+            [wrap, cid, access.ADMIN_READER],
+        )
+    team.forget_data_key(cid)
+    bobs_wrap = team.store.wrap_for(cid, [BOB])
+    with pytest.raises(IntegrityError):
+        staff.reset(team, BOB, RESET_PASS.encode())
+    assert team.store.wrap_for(cid, [BOB]) == bobs_wrap
+    _open_as(vault_path, BOB, BOB_PASS).close()
