@@ -56,9 +56,9 @@ def rotate(
     """Make new vault keys (admins only): the admins', the team's and the job's.
 
     Every consent's admins', team and job wraps are rewrapped and the new keys sealed to
-    each holder in one transaction; staff keep their passphrases. With --deep, every personal field is also re-encrypted under
-    new data keys. A rotation that was interrupted leaves a readable vault; finish it
-    with --resume.
+    each holder in one transaction; staff keep their passphrases. With --deep, every
+    personal field is also re-encrypted under new data keys. A rotation that was
+    interrupted leaves a readable vault; finish it with --resume.
     """
     from vault.errors import BadInput
 
@@ -357,10 +357,10 @@ def read_recovery(path: Path | None) -> bytes:
 
 
 def check_recovery_out(out: Path | None) -> None:
-    """Before a recovery key is made: refuse where it could be neither shown nor written.
-    A key made and then not delivered would leave the vault with one nobody holds (and
-    the old one, which ``nok key recovery`` revokes, gone)."""
-    from vault.errors import BadInput, SymlinkRefused
+    """Before a new recovery key is made: refuse where it could be neither shown nor
+    written (as nok upgrade does). ``nok key recovery`` revokes the old key as it makes the
+    new one, so a new key not delivered would leave the vault with one nobody holds."""
+    from vault.errors import BadInput
 
     if out is None:
         if not (sys.stdin.isatty() and sys.stderr.isatty()):
@@ -368,10 +368,11 @@ def check_recovery_out(out: Path | None) -> None:
                 "a recovery key is shown only at a terminal; in scripts use --recovery-file"
             )
         return
-    if out.is_symlink():
-        raise SymlinkRefused(path=str(out))
-    if out.exists():
-        raise BadInput("{path} exists already; nok never replaces a file", path=str(out))
+    if out.exists() or out.is_symlink() or not out.parent.is_dir():
+        raise BadInput(
+            "{path} exists or its directory does not; give a new file for the recovery key",
+            path=str(out),
+        )
 
 
 def show_recovery(seed: bytes, out: Path | None) -> None:
@@ -420,6 +421,7 @@ def recovery(
             show_default=False,
         ),
     ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
 ) -> None:
     """Make a new recovery key and revoke the old one (admins only).
 
@@ -433,6 +435,12 @@ def recovery(
         vault.require_admin("making a new recovery key")
         seed = rec.renew(vault)
     show_recovery(seed, recovery_file)
+    if json_out:
+        # The key itself never goes to standard output: only where it was written.
+        output.emit_json(
+            {"recovery_file": str(recovery_file) if recovery_file is not None else None}
+        )
+        return
     output.info("the old recovery key opens nothing current any more")
 
 

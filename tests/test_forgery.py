@@ -634,6 +634,24 @@ def test_the_recovery_key_readmits_an_admin_and_accepts_a_restore(
         back.close()
 
 
+def test_a_status_edited_to_withdrawn_is_not_shown_as_a_withdrawal(
+    unlocked: Unlocked, vault_path: Path
+) -> None:
+    """The counselor must not be told that a person withdrew when only the plaintext
+    status says so: the consent is refused as altered, and every unlock names it."""
+    cid = register(unlocked, notes_text="STILL-HERE")
+    unlocked.close()
+    db = raw(vault_path)
+    db.execute("UPDATE consents SET status = 'withdrawn' WHERE id = ?", [cid])
+    db.close()
+    u = reopen(vault_path)
+    with pytest.raises(NokError) as caught:
+        consents.show(u, cid)
+    assert "not signed by a staff member" in str(caught.value)
+    assert any(cid in found.forged for found in u.reconciled)
+    u.close()
+
+
 def test_a_state_signed_with_the_job_credential_erases_nothing(
     unlocked: Unlocked, vault_path: Path, env: dict[str, str], job: Path
 ) -> None:
@@ -698,7 +716,8 @@ def test_a_state_signed_with_the_job_credential_erases_nothing(
                 state=digest,
             )
     result = run_nok("purge", "--json", env={**env, "NOK_JOB_CREDENTIAL": str(job)})
-    assert result.returncode == 0, result.stderr
+    # Kept past what its file says is its deadline, for an admin to look at (exit 7).
+    assert result.returncode == 7, result.stderr
     report = json.loads(result.stdout)
     assert report["purged"] == []
     assert report["refused"] == [{"consent_id": cid, "why": "state-forged"}]

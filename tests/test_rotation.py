@@ -565,7 +565,7 @@ def test_a_new_recovery_key_is_not_made_where_it_could_not_be_delivered(cli_vaul
     taken.write_text("someone else's file\n")
     result = cli_vault("key", "recovery", "--recovery-file", str(taken))
     assert result.exit_code == 2
-    assert result.stderr.startswith(f"nok: error: {taken} exists already")
+    assert result.stderr.startswith(f"nok: error: {taken} exists or its directory does not")
     assert taken.read_text() == "someone else's file\n"
     no_terminal = cli_vault("key", "recovery")
     assert no_terminal.exit_code == 2

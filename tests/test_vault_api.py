@@ -300,7 +300,7 @@ FORGED = "not signed by a staff member of the vault, or its proof does not match
     ("column", "message"),
     [
         ("record", FORGED),
-        ("consent_box", r"data key of C-\S+ \(missing\)"),
+        ("consent_box", FORGED),
         ("notes_hash", FORGED),
         ("proof", FORGED),
         ("state_sig", FORGED),
