@@ -211,6 +211,19 @@ def test_a_setting_planted_in_the_settings_table_changes_nothing(cli_vault, db, 
     assert json.loads(after.stdout) == before
 
 
+def test_a_group_planted_in_the_settings_table_is_refused(cli_vault, db, vault_path):
+    """The group is read before any key (which permissions an open accepts, which group
+    the erasure log is written for): a value planted there is refused before it is used
+    for anything but opening the file, and nothing is written."""
+    db.execute("INSERT INTO settings (key, value) VALUES ('group', 'x')")
+    before = vault_path.read_bytes()
+    message = refused(cli_vault("consent", "list"))
+    assert "the vault's group is x in the file, but its signed settings say (none)" in message
+    assert "group is x" in refused(cli_vault("verify"))
+    assert "group is x" in refused(cli_vault("purge"))
+    assert vault_path.read_bytes() == before
+
+
 def test_settings_changed_by_nok_stay_signed(cli_vault):
     for args in (("settings", "set", "retention-days", "400"), ("key", "kdf", "moderate")):
         assert cli_vault(*args).exit_code == 0
