@@ -56,9 +56,9 @@ def rotate(
     """Make new vault keys (admins only): the admins', the team's and the job's.
 
     Every consent's admins', team and job wraps are rewrapped and the new keys sealed to
-    each holder in one transaction; staff keep their passphrases. With --deep, every personal field is also re-encrypted under
-    new data keys. A rotation that was interrupted leaves a readable vault; finish it
-    with --resume.
+    each holder in one transaction; staff keep their passphrases. With --deep, every
+    personal field is also re-encrypted under new data keys. A rotation that was
+    interrupted leaves a readable vault; finish it with --resume.
     """
     from vault.errors import BadInput
 

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 
 from vault import crypto, identity, ids
 from vault.dates import parse_day, timestamp
+from vault.errors import KeysRotated
 from vault.store import AuditRow, Store
 
 if TYPE_CHECKING:
@@ -208,6 +209,10 @@ def append_batch(
     ``covers_from`` (the upgrade of a format-2 vault only): the signature covers the
     trail from that entry on, vouching for the format-2 entries before this batch.
     """
+    if signer is not None and signer.epoch < store.last_epoch_number():
+        # Signed with an epoch another process replaced: the walk would take the entry for
+        # a replaced key's, and the write may hold keys of the old epoch.
+        raise KeysRotated()
     last = store.last_audit()
     name = signer.name if signer is not None else keyless_actor(actor or "nok")
     epoch = signer.epoch if signer is not None else 0
@@ -277,9 +282,14 @@ def entry_signed(store: Store, chain: Chain, row: AuditRow) -> bool:
         return False
     prev_row = store.audit_entry(first - 1) if first > 1 else None
     prev = _blob(prev_row.hash) if prev_row is not None else GENESIS
+    upgrade = end.action == UPGRADE_ACTION
     for seq in range(first, row.seq):
         before = store.audit_entry(seq)
-        if before is None or before.actor != row.actor or before.epoch != row.epoch:
+        if before is None:
+            return False
+        # The upgrade's batch vouches for the format-2 entries before it (covers_from).
+        vouched = upgrade and before.epoch is None
+        if not vouched and (before.actor != row.actor or before.epoch != row.epoch):
             return False
         if not _links(prev, before):
             return False
@@ -288,10 +298,24 @@ def entry_signed(store: Store, chain: Chain, row: AuditRow) -> bool:
         if not _links(prev, entry):
             return False
         prev = _blob(entry.hash)
-    key = chain.signer_key(end.actor, end.epoch or 0)
-    return key is not None and crypto.verify(
+    key = chain.listed_key(end.actor, end.epoch or 0)
+    if key is None or not crypto.verify(
         key, batch_message(chain.current.vault_id, first, end), end.sig
-    )
+    ):
+        return False
+    return chain.standing(end.actor, key) or _while_it_counted(chain, end, prev_row)
+
+
+def _while_it_counted(chain: Chain, end: AuditRow, before: AuditRow | None) -> bool:
+    """Whether a batch signed with a key that no longer counts (a leaver's, a revoked
+    job's, a replaced one) was written while it did: dated before the epoch that dropped
+    the key, and not after the entry it links to. Its holder can still sign, so an entry
+    appended now must either carry today's date (too late) or a date older than the entry
+    before it (out of order)."""
+    until = chain.counted_until(end.actor, end.epoch or 0)
+    if until is None or str(end.ts) >= until:
+        return False
+    return before is None or str(before.ts) <= str(end.ts)
 
 
 def _links(prev: bytes, row: AuditRow) -> bool:
@@ -385,6 +409,9 @@ class _Walk:
 
     chain: Chain
     now: dt.datetime
+    # The newest epoch a valid batch was signed in so far: a later batch naming an older
+    # one was signed with a key that had been replaced (or by someone who had left).
+    floor: int = 0
     problems: list[Problem] = field(default_factory=list)
     extra: int = 0
     expected: int = 1
@@ -483,7 +510,7 @@ def _close_batch(w: _Walk, end: AuditRow) -> None:
         return
     if upgrade:
         w.upgraded = True
-    key = w.chain.signer_key(end.actor, end.epoch or 0)
+    key = w.chain.listed_key(end.actor, end.epoch or 0)
     message = batch_message(w.chain.current.vault_id, first, end)
     if key is None or not crypto.verify(key, message, end.sig):
         w.report(
@@ -493,6 +520,21 @@ def _close_batch(w: _Walk, end: AuditRow) -> None:
             seq=end.seq,
             actor=end.actor,
         )
+        return
+    epoch = end.epoch or 0
+    until = w.chain.counted_until(end.actor, epoch)
+    if epoch < w.floor or (until is not None and str(end.ts) >= until):
+        w.report(
+            "stale-key",
+            "audit entry {seq} is signed by {actor} with the key of epoch {epoch}, which no "
+            "longer counted when the entry was written: it was added with a leaver's, a "
+            "revoked or a replaced key",
+            seq=end.seq,
+            actor=end.actor,
+            epoch=epoch,
+        )
+        return
+    w.floor = max(w.floor, epoch)
 
 
 def _uncovered(w: _Walk, rows: list[AuditRow]) -> None:

@@ -559,7 +559,8 @@ def _gather(
     beside = endings.log_path(live_path)
     for path in dict.fromkeys(p for p in (beside, erasures_file) if p is not None):
         if path == erasures_file or path.exists():
-            for record in endings.read_log(path).records:
+            chain = live.chain if live is not None else None
+            for record in endings.read_log(path, chain=chain).records:
                 known.setdefault(record.consent_id, record)
             sources.append(str(path))
     if not sources:

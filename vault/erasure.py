@@ -38,6 +38,7 @@ from pathlib import Path
 from vault import access, audit, consents, copies, crypto, endings, files, states
 from vault.dates import timestamp
 from vault.endings import EXPIRED, WITHDRAWN, Actor, Signed, log_path
+from vault.epochs import Chain
 from vault.errors import BadInput, ClockError, Conflict, NokError
 from vault.session import MAX_RETENTION_DAYS, Unlocked, Vault, check_retention_days
 from vault.store import ConsentRow, Store
@@ -440,7 +441,7 @@ def _purge_batch(actor: Actor, vault: Vault, pending: list[str], *, today: str) 
 # -- erasure that reaches copies -----------------------------------------------------------
 
 
-def known_endings(store: Store, chain: object) -> dict[str, Signed]:
+def known_endings(store: Store, chain: Chain | None) -> dict[str, Signed]:
     """Every ending known beside ``store``: its signed tombstones, then its erasure log
     (signatures not yet checked: :func:`vault.endings.authentic` does).
 
@@ -452,7 +453,8 @@ def known_endings(store: Store, chain: object) -> dict[str, Signed]:
             signed = endings.from_row(row)
             if signed is not None:
                 known[row.id] = signed
-    for record in endings.read_log(log_path(store.path), missing_ok=True).records:
+    log = endings.read_log(log_path(store.path), missing_ok=True, chain=chain)
+    for record in log.records:
         known.setdefault(record.consent_id, record)
     return known
 
@@ -695,7 +697,7 @@ def reconcile(vault: Vault) -> Reconciled:
     """
     store = vault.store
     chain = vault.chain()
-    log = endings.read_log(log_path(store.path), missing_ok=True)
+    log = endings.read_log(log_path(store.path), missing_ok=True, chain=chain)
     with store.read():
         back = store.still_active(r.consent_id for r in log.records)
         forged_tombs = [

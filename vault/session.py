@@ -915,6 +915,8 @@ class Unlocked:
             raise KeysRotated()
         current = self.chain.current
         number = current.number + 1
+        staff_after = list(staff) if staff is not None else list(current.staff.values())
+        jobs_after = list(jobs) if jobs is not None else list(current.jobs.values())
         body = epochs.body_of(
             vault_id=current.vault_id,
             number=number,
@@ -923,18 +925,40 @@ class Unlocked:
             by=by or self.name,
             event=event,
             keys=keys or current.keys,
-            staff=list(staff) if staff is not None else list(current.staff.values()),
-            jobs=list(jobs) if jobs is not None else list(current.jobs.values()),
+            staff=staff_after,
+            jobs=jobs_after,
             settings=dict(settings) if settings is not None else dict(current.settings),
         )
         sig = epochs.sign(body, vault_id=current.vault_id, number=number, signer=seed)
         epoch = epochs.parse(body, sig)
         if not epochs.follows(current, epoch):
             raise IntegrityError(where="the new epoch (not signed by the current vault key)")
+        self._countersign(current, staff_after, jobs_after, epoch)
         self.store.insert_epoch(number, body, sig)
         self.chain = epochs.Chain((*self.chain.epochs, epoch))
         self.vault._chain = ((number, sig), self.chain)
         return epoch
+
+    def _countersign(
+        self,
+        before: epochs.Epoch,
+        staff: list[epochs.Member],
+        jobs: list[epochs.JobEntry],
+        epoch: epochs.Epoch,
+    ) -> None:
+        """Keep valid what keys the new epoch drops signed while they counted
+        (vault.countersign); the countersigner stands in the new epoch with her key."""
+        from vault import countersign, endings
+
+        names = countersign.dropped(before, staff, jobs)
+        me = epoch.staff.get(self.name)
+        if not names or me is None or me.sign != self.keys.sign_public:
+            return
+        ended = countersign.countersign(self, names, epoch.number)
+        if ended:
+            endings.append_log(
+                endings.log_path(self.store.path), ended, group=self.store.get_setting("group")
+            )
 
     def set_setting(self, key: str, value: object) -> None:
         """Change one signed setting: a new epoch (admins; inside the caller's write

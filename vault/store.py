@@ -1840,6 +1840,33 @@ class Store:
             )
         )
 
+    def consents_signed_by(self, names: Sequence[str]) -> list[ConsentRow]:
+        """Consents (active or ended) whose state or tombstone ``names`` signed."""
+        return list(
+            self._many(
+                ConsentRow,
+                f"SELECT {_CONSENT_COLS} FROM consents WHERE state_signer IN"
+                " (SELECT value FROM json_each(?)) ORDER BY id",
+                [json.dumps(list(names))],
+            )
+        )
+
+    def pending_notes_signed_by(self, names: Sequence[str]) -> list[NoteRow]:
+        return list(
+            self._many(
+                NoteRow,
+                f"SELECT {_NOTE_COLS} FROM notes WHERE pending = 1 AND signer IN"
+                " (SELECT value FROM json_each(?)) ORDER BY id",
+                [json.dumps(list(names))],
+            )
+        )
+
+    def countersign_pending(self, note_id: str, signer: str, epoch: int, sig: bytes) -> None:
+        self._exec(
+            "UPDATE notes SET signer = ?, sig_epoch = ?, sig = ? WHERE id = ? AND pending = 1",
+            [signer, epoch, sig, note_id],
+        )
+
     def fold_note(self, row: NoteRow) -> None:
         """A pending note sealed again under its consent's key and given its place in the
         chain (secure_delete zeroes the old cells; the caller checkpoints)."""

@@ -179,16 +179,6 @@ def _check_staff(unlocked: Unlocked, report: Report, progress: Progress) -> None
     report.checked["staff"] = len(listed)
 
 
-def _latest_ok(unlocked: Unlocked, row: ConsentRow, digest: bytes) -> bool:
-    latest = unlocked.store.latest_state_entry(row.id)
-    return (
-        latest is not None
-        and latest.rev == row.rev
-        and isinstance(latest.state, bytes)
-        and crypto.same(latest.state, digest)
-    )
-
-
 def _open(unlocked: Unlocked, row: ConsentRow, report: Report | None = None) -> bytes | None:
     """The data key of ``row``, or None. A consent the verifier holds no wrap for is only
     counted; a wrap she holds that does not open, or gives a key other than the one the
@@ -220,7 +210,7 @@ def _check_consents(unlocked: Unlocked, report: Report, progress: Progress) -> N
                 "was written or changed outside nok",
                 id=row.id,
             )
-        elif not _latest_ok(unlocked, row, digest):
+        elif not consents.is_latest(unlocked.store, unlocked.chain, row, digest):
             report.add(
                 "stale",
                 "consent {id} holds an older state than the audit trail records: it was put "
@@ -492,7 +482,7 @@ def _check_erasure_log(unlocked: Unlocked, report: Report) -> None:
     """Lines that are not endings, endings not signed, erased consents active again."""
     store = unlocked.store
     try:
-        log = endings.read_log(endings.log_path(store.path), missing_ok=True)
+        log = endings.read_log(endings.log_path(store.path), missing_ok=True, chain=unlocked.chain)
     except NokError as exc:
         report.add_error("erasure-log", exc)
         return
