@@ -9,8 +9,9 @@ empty and its ending signed; the erasure log; corrections the trail records that
 file no longer reflects; and the audit chain with its signatures. Each problem is one
 whole-sentence template with ids and column names only, never personal data.
 
-A staff member checks the consents she can open; an admin, every consent. What the
-verifier cannot open is counted (``checked["consents_not_opened"]``), not reported.
+A staff member checks the consents she can open; an admin, every consent. A consent the
+verifier holds no wrap for is counted (``checked["consents_not_opened"]``), not reported;
+a wrap she holds that does not open, or opens to a planted key, is reported.
 """
 
 from __future__ import annotations
