@@ -25,9 +25,7 @@ def upgrade(
     yes: Annotated[
         bool, typer.Option("--yes", "-y", help=_("Do not ask for confirmation (for scripts)."))
     ] = False,
-    as_json: Annotated[
-        bool, typer.Option("--json", help=_("Print what was upgraded as JSON on stdout."))
-    ] = False,
+    json_out: Annotated[bool, typer.Option("--json", help=_("Print the result as JSON."))] = False,
 ) -> None:
     """Upgrade a vault made by an older nok (format 2) to signed keys and need-to-know.
 
@@ -46,6 +44,9 @@ def upgrade(
 
     state = context.get(ctx)
     if not up.needs_upgrade(state.vault_path):
+        if json_out:
+            output.emit_json({"upgraded": False})
+            return
         output.info("the vault is in the current format already; nothing to do")
         return
     out = Path(recovery_file) if recovery_file is not None else None
@@ -72,13 +73,20 @@ def upgrade(
     secret = passphrase.current(state.passphrase_file, who=state.user)
     result = up.upgrade(state.vault_path, admin=state.user, passphrase=secret, now=state.now())
     show_recovery(result.recovery_seed, out)
-    if as_json:
+    if result.dropped_log_lines:
+        output.warn(
+            "{count} line(s) of the old erasure log named no tombstone of this vault; they "
+            "are kept aside (<vault>.erasures-format2), not in the new log",
+            count=result.dropped_log_lines,
+        )
+    if json_out:
         output.emit_json(
             {
-                "backup": str(result.backup),
+                "upgraded": True,
                 "consents": result.consents,
                 "tombstones": result.tombstones,
                 "staff": list(result.staff),
+                "backup": str(result.backup),
                 "dropped_log_lines": result.dropped_log_lines,
                 "recovery_file": None if out is None else str(out),
             }
@@ -91,9 +99,3 @@ def upgrade(
         ended=result.tombstones,
         backup=str(result.backup),
     )
-    if result.dropped_log_lines:
-        output.warn(
-            "{count} line(s) of the old erasure log named no tombstone of this vault; they "
-            "are kept aside (<vault>.erasures-format2), not in the new log",
-            count=result.dropped_log_lines,
-        )

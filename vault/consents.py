@@ -627,6 +627,8 @@ def show(vault: Unlocked, consent_id: str) -> Consent:
     """
     store = vault.store
     row = get_row(store, consent_id)
+    if row.status != ACTIVE:
+        _check_ending(vault, row)
     opened = may_open(vault, row)
     with store.write():
         row = get_row(store, consent_id)
@@ -635,6 +637,16 @@ def show(vault: Unlocked, consent_id: str) -> Consent:
     if not opened:
         return _tombstone(row, opened=row.status != ACTIVE)
     return decrypt(vault, row, signature=True)
+
+
+def _check_ending(vault: Unlocked, row: ConsentRow) -> None:
+    """Raises states.StateForged unless ``row``'s tombstone holds a signed ending: a status
+    edited in the file must not tell a counselor that a person withdrew."""
+    from vault import endings
+
+    signed = endings.from_row(row)
+    if signed is None or not endings.signature_valid(vault.chain, signed):
+        raise states.StateForged(id=row.id)
 
 
 def may_open(vault: Unlocked, row: ConsentRow) -> bool:

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from vault import access, audit, consents, copies, crypto, endings, files, states
-from vault.dates import timestamp
+from vault.dates import timestamp, utcnow
 from vault.endings import EXPIRED, WITHDRAWN, Actor, Signed, log_path
 from vault.epochs import Chain
 from vault.errors import BadInput, ClockError, Conflict, NokError
@@ -290,12 +290,18 @@ def withdraw(unlocked: Unlocked, consent_id: str, *, reason: str = WITHDRAWN) ->
 # -- the retention purge -------------------------------------------------------------------
 
 
+def _machine_clock(now: dt.datetime) -> dt.datetime:
+    """The time that tells a planted future entry from real work: this computer's clock,
+    not an earlier ``--now`` (against which all of today's work would look planted)."""
+    return max(now, utcnow())
+
+
 def check_clock(vault: Vault, now: dt.datetime) -> None:
     """Raises ClockError when ``now`` is before the vault's newest signed work
     (:func:`vault.audit.clock_floor`)."""
     chain = vault.chain()
     with vault.store.read():
-        newest = audit.clock_floor(vault.store, chain, now)
+        newest = audit.clock_floor(vault.store, chain)
     stamp = timestamp(now)
     if newest is not None and stamp < newest:
         raise ClockError(now=stamp, newest=newest)
@@ -390,7 +396,7 @@ def purge(
             return replace(base, purged=tuple(pending))
         return replace(base, refused=tuple(Refusal(c, "no-credential") for c in pending))
     with store.read():
-        if audit.verify_chain(store, actor.chain, now):
+        if audit.verify_chain(store, actor.chain, _machine_clock(now), signed_only=True):
             return replace(base, refused=tuple(Refusal(c, "trail") for c in pending))
         rows = {c: store.get_consent(c) for c in pending}
         verdicts = {c: check_due(actor, vault, r, today) for c, r in rows.items() if r is not None}

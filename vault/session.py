@@ -28,6 +28,7 @@ from vault.errors import (
     BadInput,
     IntegrityError,
     KeysRotated,
+    LeftBeside,
     NokError,
     NoSuchStaff,
     NotAllowed,
@@ -95,6 +96,8 @@ class Status:
     fingerprint: str = ""
     access: str = epochs.ACCESS_NEED_TO_KNOW
     timezone: str = DEFAULT_TIMEZONE
+    # The Unix group of a shared vault (nok init --group), as the signed epoch says.
+    group: str | None = None
 
 
 def check_retention_days(days: int) -> int:
@@ -137,6 +140,16 @@ def kdf_params(profile: str) -> crypto.KdfParams:
             profile=profile,
             choices=", ".join(crypto.KDF_PROFILES),
         ) from None
+
+
+def check_free(path: Path) -> None:
+    """Raises VaultExists when anything is at ``path``, LeftBeside when files of another
+    vault are beside it (files.beside): a new vault is made only where none was."""
+    if path.exists() or path.is_symlink():
+        raise VaultExists(path=str(path))
+    left = [p.name for p in files.beside(path) if p.exists() or p.is_symlink()]
+    if left:
+        raise LeftBeside(path=str(path), found=", ".join(left))
 
 
 def check_access_mode(mode: str) -> str:
@@ -269,6 +282,7 @@ class Vault:
                 fingerprint=identity.show_fingerprint(chain.root),
                 access=Settings.from_epoch(current).access,
                 timezone=Settings.from_epoch(current).timezone,
+                group=Settings.from_epoch(current).group,
             )
 
     def known_ids(self, kind: str, typed: str, *, limit: int = 100) -> list[str]:
@@ -308,7 +322,8 @@ class Vault:
         public keys and the admin seed sealed to it.
 
         Raises:
-            VaultExists: something is already at ``path``.
+            VaultExists: something is already at ``path``; LeftBeside: files of another
+                vault (its list of backups, erasure log, -wal...) are beside it.
             BadInput: a bad admin name, KDF profile, group, retention, time zone or
                 access setting.
             UnsafePermissions, SymlinkRefused: the directory is not private.
@@ -318,8 +333,7 @@ class Vault:
         check_retention_days(retention_days)
         zone(timezone)
         check_access_mode(access)
-        if path.exists() or path.is_symlink():
-            raise VaultExists(path=str(path))
+        check_free(path)
         if group is not None:
             files.group_id(group)
         files.prepare_directory(path.parent, group)
