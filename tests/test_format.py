@@ -146,13 +146,16 @@ def test_retention_edited_with_a_matching_deadline_is_found(
 
 
 def purge(vault_path: Path, credential: Path) -> dict:
+    """The nightly purge with its credential, when it refuses to erase: it names the
+    consent and fails (exit 7), so that the timer's failure is seen."""
     result = run_nok(
         "purge",
         "--json",
         env={"NOK_VAULT": str(vault_path), "NOK_JOB_CREDENTIAL": str(credential)},
         input="",
     )
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 7, result.stderr
+    assert "cannot be erased" in result.stderr
     return json.loads(result.stdout)
 
 
