@@ -378,7 +378,7 @@ def pending_signed(vault: Unlocked, row: NoteRow) -> bool:
     """Whether a pending note carries its author's valid signature (or, once her key
     stopped counting, the countersignature of an admin: vault.countersign)."""
     digest = pending_digest_of(vault.vault_id, row)
-    key = vault.chain.signer_key(str(row.signer), row.sig_epoch or 0)
+    key = vault.chain.staff_key(str(row.signer), row.sig_epoch or 0)
     return states.signature_valid(digest, row.signer, row.sig_epoch, row.sig, key)
 
 
