@@ -236,6 +236,7 @@ class Vault:
                 if stored and stored[-1][2] == cached.current.sig:
                     return cached
             chain = epochs.verify(self.store.epoch_rows(), vault_id=self.vault_id)
+            _check_group(self.store, chain)
         self._chain = ((chain.current.number, chain.current.sig), chain)
         return chain
 
@@ -545,6 +546,27 @@ def _sealer(store: Store, vault_id: str) -> Any:
         )
 
     return seal
+
+
+class GroupChanged(IntegrityError):
+    template = (
+        "the vault's group is {stored} in the file, but its signed settings say {signed}: "
+        "it was changed outside nok"
+    )
+
+
+def _check_group(store: Store, chain: epochs.Chain) -> None:
+    """The plaintext ``group`` setting must be the signed one. It is read before any key
+    (which permissions a keyless open accepts, which group the erasure log and the
+    copies registry are written for), so a value planted there would widen who may read
+    those files.
+
+    Raises GroupChanged.
+    """
+    stored = store.get_setting("group")
+    signed = chain.current.settings.get("group")
+    if stored != signed:
+        raise GroupChanged(stored=stored or "(none)", signed=signed or "(none)")
 
 
 class StaleSlot(IntegrityError):
