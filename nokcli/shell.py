@@ -201,6 +201,7 @@ def run(state: Context, idle: float, root: Any) -> int:
     session = Session(state)
     state.session = session
     prompt = Prompt(root, state)
+    output.INSIDE_SHELL = True
     try:
         session.current()
         output.info(
@@ -209,6 +210,7 @@ def run(state: Context, idle: float, root: Any) -> int:
         )
         _loop(session, prompt, idle, lambda words: _run(session, root, words, state))
     finally:
+        output.INSIDE_SHELL = False
         state.session = None
         session.lock()
         prompt.close()

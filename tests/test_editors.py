@@ -1,0 +1,137 @@
+"""What a counselor types in the editor is never lost, and never left behind in plaintext.
+
+The adversaries: nok itself, refusing a note after the counselor spent ten minutes writing
+it (a date before the consent, a note over the hard limit), and a later reader of the
+machine's files (a colleague at the same account, a stolen laptop) looking for a note's
+text in the editors' own files: vim's viminfo, swap and undo files, nano's backups,
+anything under $HOME, /tmp, /var/tmp and /dev/shm. The editors are the real vim and nano
+of this machine, driven in a pseudo-terminal as a person would; a missing editor skips.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import PASSPHRASE
+from test_cli_core import Checked, add_consent, ok, private_files, run_on_a_terminal, state
+
+from vault.errors import ExitCode
+
+
+@pytest.fixture
+def cli(cli_vault: Checked) -> Checked:
+    return Checked(cli_vault, [PASSPHRASE])
+
+
+def logging_editor(tmp_path: Path, *bodies: str) -> tuple[Path, Path]:
+    """An editor that appends what it was opened on to a log, then writes the next of
+    ``bodies`` over the file (the first run the first body, and so on)."""
+    log = tmp_path / "opened.log"
+    script = tmp_path / "editor"
+    lines = ["#!/bin/sh", f'log="{log}"', 'n=$(cat "$log" 2>/dev/null | grep -c "^--- opened")']
+    lines.append('echo "--- opened $n" >> "$log"; cat "$1" >> "$log"')
+    for number, body in enumerate(bodies):
+        lines.append(f"[ \"$n\" = {number} ] && printf '%s\\n' '{body}' > \"$1\"")
+    lines.append("exit 0")
+    script.write_text("\n".join(lines) + "\n")
+    script.chmod(0o700)
+    return script, log
+
+
+def openings(log: Path) -> list[str]:
+    """What the editor showed at each opening."""
+    if not log.exists():
+        return []
+    return log.read_text().split("--- opened ")[1:]
+
+
+# -- never lose what was typed ------------------------------------------------------------
+
+
+def test_a_date_before_the_consent_is_refused_before_the_editor_opens(
+    cli: Checked, nok_env: dict[str, str], tmp_path: Path
+) -> None:
+    consent = add_consent(cli)  # given today
+    script, log = logging_editor(tmp_path, "Ti minutter med skriving.")
+    for date in ("i går", "yesterday"):
+        result = run_on_a_terminal(
+            "note", "add", consent, "--date", date, env={**nok_env, "EDITOR": str(script)}
+        )
+        assert result.returncode == ExitCode.USAGE, result.stderr
+        assert "before the consent was given" in result.stderr
+    assert openings(log) == [], "the editor opened for a note nok was going to refuse"
+    assert state(cli) == (1, 0, 0)
+
+
+def test_an_ended_consent_or_unknown_kind_is_refused_before_the_editor_opens(
+    cli: Checked, nok_env: dict[str, str], tmp_path: Path
+) -> None:
+    consent = add_consent(cli)
+    script, log = logging_editor(tmp_path, "Ti minutter med skriving.")
+    env = {**nok_env, "EDITOR": str(script)}
+    assert run_on_a_terminal("note", "add", "C-0000-0000", env=env).returncode != 0
+    assert run_on_a_terminal("note", "add", consent, "--kind", "nonsense", env=env).returncode
+    ok(cli("consent", "withdraw", consent, "--yes"))
+    withdrawn = run_on_a_terminal("note", "add", consent, env=env)
+    assert withdrawn.returncode != 0
+    assert openings(log) == []
+
+
+def test_a_note_over_the_limit_reopens_the_editor_with_the_text(
+    cli: Checked, nok_env: dict[str, str], tmp_path: Path
+) -> None:
+    consent = add_consent(cli)
+    ok(cli("settings", "set", "note-guideline", "100"))
+    ok(cli("settings", "set", "note-limit", "100"))
+    long = "LONG-MARKER " + "ord " * 40
+    script, log = logging_editor(tmp_path, long, "Kort: avtalt ny samtale.")
+    # Yes to opening it again.
+    result = run_on_a_terminal(
+        "note", "add", consent, "--json", env={**nok_env, "EDITOR": str(script)}, answer="\n"
+    )
+    assert result.returncode == 0, result.stderr
+    assert "the limit is 100" in result.stderr
+    shown = openings(log)
+    assert len(shown) == 2
+    assert "LONG-MARKER" in shown[1], "the second opening lost what was written"
+    note = json.loads(result.stdout)["id"]
+    assert json.loads(ok(cli("note", "show", note, "--json")).stdout)["text"] == (
+        "Kort: avtalt ny samtale."
+    )
+    assert private_files() == []
+
+
+def test_letting_a_refused_note_go_leaves_no_copy(
+    cli: Checked, nok_env: dict[str, str], tmp_path: Path
+) -> None:
+    consent = add_consent(cli)
+    ok(cli("settings", "set", "note-guideline", "100"))
+    ok(cli("settings", "set", "note-limit", "100"))
+    script, log = logging_editor(tmp_path, "LONG-MARKER " + "ord " * 40)
+    result = run_on_a_terminal(
+        "note", "add", consent, env={**nok_env, "EDITOR": str(script)}, answer="n\n"
+    )
+    assert result.returncode == ExitCode.INTERRUPTED, result.stderr
+    assert "nothing was saved" in result.stderr
+    assert len(openings(log)) == 1
+    assert state(cli) == (1, 0, 0)
+    assert private_files() == []
+
+
+def test_a_long_note_declined_can_be_shortened_in_the_editor(
+    cli: Checked, nok_env: dict[str, str], tmp_path: Path
+) -> None:
+    consent = add_consent(cli)
+    ok(cli("settings", "set", "note-guideline", "100"))
+    script, log = logging_editor(tmp_path, "LONG-MARKER " + "ord " * 40, "Kortere nå.")
+    # No to saving it as it is, yes to opening the editor again.
+    result = run_on_a_terminal(
+        "note", "add", consent, env={**nok_env, "EDITOR": str(script)}, answer="n\ny\n"
+    )
+    assert result.returncode == 0, result.stderr
+    shown = openings(log)
+    assert len(shown) == 2
+    assert "LONG-MARKER" in shown[1]
+    assert state(cli) == (1, 0, 1)
