@@ -103,14 +103,30 @@ class Context:
             self.vault_path, busy_timeout=self.busy_timeout, read_only=read_only, report=False
         )
         try:
-            secret = passphrase.current(self.passphrase_file, who=self.user)
-            unlocked = vault.unlock(self.user, secret, now=self.now())
+            unlocked = self._unlock_with_tries(vault)
         except BaseException:
             vault.close()
             raise
         self.report_unlock(unlocked)
         unlocked.read_reason = self.reason
         return unlocked
+
+    def _unlock_with_tries(self, vault: Vault) -> Unlocked:
+        """Unlock as ``self.user``; a person typing at a terminal may mistype twice (every
+        wrong try is recorded in the trail as one), a file or variable is tried once."""
+        from nokcli import output
+        from vault.errors import WrongPassphrase
+
+        tries = passphrase.TRIES if passphrase.prompted(self.passphrase_file) else 1
+        for attempt in range(1, tries + 1):
+            secret = passphrase.current(self.passphrase_file, who=self.user)
+            try:
+                return vault.unlock(self.user, secret, now=self.now())
+            except WrongPassphrase:
+                if attempt == tries:
+                    raise
+                output.info("the passphrase for {name} is wrong; try again", name=self.user)
+        raise AssertionError("unreachable: the last try returns or raises")
 
     def report_unlock(self, unlocked: Unlocked) -> None:
         from nokcli import reach

@@ -14,8 +14,9 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import PASSPHRASE
+from conftest import PASSPHRASE, run_nok
 from test_cli_core import Checked, add_consent, ok, private_files, run_on_a_terminal, state
+from test_shell import Terminal, terminal_env
 
 from vault.errors import ExitCode
 
@@ -135,3 +136,116 @@ def test_a_long_note_declined_can_be_shortened_in_the_editor(
     assert len(shown) == 2
     assert "LONG-MARKER" in shown[1]
     assert state(cli) == (1, 0, 1)
+
+
+# -- a mistyped passphrase ----------------------------------------------------------------
+
+
+def at_a_terminal(args: list[str], nok_env: dict[str, str], home: Path) -> Terminal:
+    """nok on a pseudo-terminal, with no passphrase in its environment: it asks."""
+    return Terminal(args, terminal_env(nok_env, home, passphrase=False))
+
+
+def test_the_shell_gives_three_tries_at_the_start(
+    cli: Checked, nok_env: dict[str, str], tmp_path: Path
+) -> None:
+    term = at_a_terminal(["shell"], nok_env, tmp_path)
+    try:
+        for wrong in ("feil passordfrase", "en til feil"):
+            term.expect("Passphrase for anne:")
+            term.type_hidden(wrong + "\n")
+            term.expect("wrong; try again")
+        term.expect("Passphrase for anne:")
+        term.type_hidden(PASSPHRASE + "\n")
+        term.expect("nok> ")
+        term.type("exit\n")
+        assert term.close() == 0
+    finally:
+        if term.proc.poll() is None:
+            term.proc.kill()
+
+
+def test_three_wrong_passphrases_end_the_shell(
+    cli: Checked, nok_env: dict[str, str], tmp_path: Path
+) -> None:
+    term = at_a_terminal(["shell"], nok_env, tmp_path)
+    try:
+        for _ in range(3):
+            term.expect("Passphrase for anne:")
+            term.type_hidden("feil passordfrase\n")
+        assert term.close() == ExitCode.WRONG_PASSPHRASE
+    finally:
+        if term.proc.poll() is None:
+            term.proc.kill()
+    # Each wrong try is in the trail, as three separate attempts would be.
+    trail = json.loads(ok(cli("audit", "list", "--json")).stdout)
+    assert sum(e["action"] == "unlock.failed" for e in trail) == 3
+
+
+def test_after_the_idle_lock_a_mistyped_passphrase_is_asked_again(
+    cli: Checked, nok_env: dict[str, str], tmp_path: Path
+) -> None:
+    consent = add_consent(cli)
+    term = at_a_terminal(["shell", "--idle-minutes", "0.05"], nok_env, tmp_path)
+    try:
+        term.expect("Passphrase for anne:")
+        term.type_hidden(PASSPHRASE + "\n")
+        term.expect("nok> ")
+        term.expect("nok (locked)> ", timeout=20)
+        term.type("consent list\n")
+        term.expect("Passphrase for anne:")
+        term.type_hidden("feil passordfrase\n")
+        term.expect("wrong; try again")
+        term.type_hidden(PASSPHRASE + "\n")
+        assert consent in term.expect("nok> ")
+        term.type("exit\n")
+        assert term.close() == 0
+    finally:
+        if term.proc.poll() is None:
+            term.proc.kill()
+
+
+def test_init_refuses_a_short_passphrase_at_once_and_asks_again(
+    nok_env: dict[str, str], tmp_path: Path, vault_path: Path
+) -> None:
+    recovery = tmp_path / "recovery.txt"
+    args = ["init", "--kdf", "interactive", "--recovery-file", str(recovery)]
+    term = at_a_terminal(args, nok_env, tmp_path)
+    try:
+        term.expect("New passphrase for anne:")
+        term.type_hidden("kort\n")
+        # Refused before it is asked for a second time.
+        refused = term.expect("New passphrase for anne:")
+        assert "at least 8 characters" in refused
+        assert "Repeat" not in refused
+        term.type_hidden(PASSPHRASE + "\n")
+        term.expect("Repeat the passphrase:")
+        term.type_hidden("noe annet enn det\n")
+        assert "differ" in term.expect("New passphrase for anne:")
+        term.type_hidden(PASSPHRASE + "\n")
+        term.expect("Repeat the passphrase:")
+        term.type_hidden(PASSPHRASE + "\n")
+        assert term.close() == 0, term.seen
+    finally:
+        if term.proc.poll() is None:
+            term.proc.kill()
+    assert vault_path.exists()
+    opened = run_nok("status", "--json", env={**nok_env, "NOK_PASSPHRASE": PASSPHRASE})
+    assert opened.returncode == 0, opened.stderr
+
+
+def test_init_gives_up_after_three_short_passphrases(
+    nok_env: dict[str, str], tmp_path: Path, vault_path: Path
+) -> None:
+    args = ["init", "--kdf", "interactive", "--recovery-file", str(tmp_path / "r.txt")]
+    term = at_a_terminal(args, nok_env, tmp_path)
+    try:
+        for _ in range(3):
+            term.expect("New passphrase for anne:")
+            term.type_hidden("kort\n")
+        term.expect("at least 8 characters")
+        assert term.close() == ExitCode.USAGE
+    finally:
+        if term.proc.poll() is None:
+            term.proc.kill()
+    assert not vault_path.exists()
