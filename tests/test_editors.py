@@ -11,6 +11,13 @@ of this machine, driven in a pseudo-terminal as a person would; a missing editor
 from __future__ import annotations
 
 import json
+import os
+import pwd
+import re
+import shutil
+import stat
+import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -249,3 +256,119 @@ def test_init_gives_up_after_three_short_passphrases(
         if term.proc.poll() is None:
             term.proc.kill()
     assert not vault_path.exists()
+
+
+# -- never leak what was typed: the real editors ------------------------------------------
+
+SEARCHED = (Path("/tmp"), Path("/var/tmp"), Path("/dev/shm"))
+
+
+def files_holding(marker: bytes, home: Path, since: float) -> list[Path]:
+    """Every regular file under ``home``, /tmp, /var/tmp and /dev/shm written since
+    ``since`` that holds ``marker``, as a later reader of the machine would find it.
+
+    Also under the home directory the password database names: nano run as root takes
+    its home from there, not from $HOME (and Debian's /etc/nanorc keeps search history)."""
+    found = []
+    real_home = Path(pwd.getpwuid(os.geteuid()).pw_dir)
+    for top in dict.fromkeys((home, real_home, *SEARCHED)):
+        for directory, _dirs, names in os.walk(top):
+            for name in names:
+                path = Path(directory) / name
+                try:
+                    st = path.lstat()
+                    if not stat.S_ISREG(st.st_mode) or st.st_size > 20_000_000:
+                        continue
+                    if max(st.st_mtime, st.st_ctime) < since:
+                        continue
+                    if marker in path.read_bytes():
+                        found.append(path)
+                except OSError:
+                    continue
+    return found
+
+
+def needs(program: str) -> str:
+    found = shutil.which(program)
+    if found is None:
+        pytest.skip(f"{program} is not installed here (apt-get install {program})")
+    return found
+
+
+@pytest.fixture
+def marker() -> str:
+    # New for each run, so that a file left by an earlier run cannot be mistaken for a leak.
+    return f"NOTAT-{uuid.uuid4().hex[:12].upper()}"
+
+
+def edit_a_note(
+    cli: Checked, nok_env: dict[str, str], home: Path, editor_program: str, keys: list[str]
+) -> tuple[str, str]:
+    """``nok note add`` at a terminal with the real ``editor_program``, typed at with
+    ``keys`` (a pause after each group, as a person types); returns the note's text and
+    what the screen showed."""
+    consent = add_consent(cli)
+    env = {**terminal_env(nok_env, home, passphrase=True), "EDITOR": editor_program}
+    term = Terminal(["note", "add", consent, "--json"], env)
+    try:
+        term.expect("Write a short note")
+        for group in keys:
+            time.sleep(0.3)
+            term.type(group)
+        shown = term.expect('"access"', timeout=30)
+        assert term.close() == 0, shown
+    finally:
+        if term.proc.poll() is None:
+            term.proc.kill()
+    found = re.search(r'"id": "(N-[^"]+)"', shown)
+    assert found is not None, shown
+    return json.loads(ok(cli("note", "show", found[1], "--json")).stdout)["text"], shown
+
+
+def test_vim_keeps_nothing_of_the_note_outside_nok(
+    cli: Checked, nok_env: dict[str, str], tmp_path: Path, marker: str
+) -> None:
+    vim = needs("vim")
+    home = tmp_path / "home"
+    home.mkdir()
+    # A counselor's own vimrc keeping undo files, backups and a long viminfo: nok's run
+    # turns them off after it is read.
+    (home / ".vimrc").write_text(
+        "set undofile undodir=~/.vim/undo backup writebackup backupdir=~/.vim/backup\n"
+        "set viminfo='100,<500,s100,h\n"
+    )
+    (home / ".vim" / "undo").mkdir(parents=True)
+    (home / ".vim" / "backup").mkdir(parents=True)
+    since = time.time() - 1
+    keys = [
+        f"i{marker} samtale om søvn", "\x1b",
+        "yy", "p", "dd", "u",  # yank, put, delete, undo: all of it in registers
+        f"o/{marker}", "\x1b", ":w\r", "oandre linje", "\x1b", ":wq\r",
+    ]  # fmt: skip
+    text, _shown = edit_a_note(cli, nok_env, home, vim, keys)
+    assert marker in text
+    assert files_holding(marker.encode(), home, since) == []
+    assert not (home / ".viminfo").exists()
+
+
+def test_nano_keeps_nothing_of_the_note_outside_nok(
+    cli: Checked, nok_env: dict[str, str], tmp_path: Path, marker: str
+) -> None:
+    nano = needs("nano")
+    home = tmp_path / "home"
+    home.mkdir()
+    # A nanorc keeping backups in a directory of their own, search history and positions.
+    (home / ".nanorc").write_text(
+        'set backup\nset backupdir "~/nano-backups"\nset historylog\nset positionlog\n'
+    )
+    (home / "nano-backups").mkdir()
+    since = time.time() - 1
+    keys = [
+        f"{marker} samtale om søvn\r", "\x0b", "\x15", "\x15",  # cut the line, paste twice
+        "\x17", f"{marker}\r",  # search for it: the search history
+        "\x0f", "\r",  # write it once (the next write makes a backup of this one)
+        "andre linje", "\x18", "y", "\r",  # exit, saving again
+    ]  # fmt: skip
+    text, _shown = edit_a_note(cli, nok_env, home, nano, keys)
+    assert marker in text
+    assert files_holding(marker.encode(), home, since) == []
