@@ -34,7 +34,9 @@ if TYPE_CHECKING:
 
 DEFAULT_IDLE_MINUTES = 10.0
 MAX_IDLE_MINUTES = 24 * 60.0
-LEAVE = ("exit", "quit")
+# The words that leave and that ask for help, in English and Norwegian (any language).
+LEAVE = ("exit", "quit", "avslutt")
+HELP = ("help", "hjelp", "?")
 # Commands that make no sense inside a session.
 REFUSED = ("init", "shell")
 # Commands that change who can open the vault ask for the passphrase again even inside, so
@@ -233,7 +235,7 @@ def _loop(
         except Idle:
             session.lock()
             prompt.forget()
-            typer.echo("", err=True)
+            clear_screen()
             output.info(
                 "locked after {minutes:g} minutes without a command; the keys are dropped "
                 "and the next command asks for the passphrase",
@@ -248,6 +250,22 @@ def _loop(
         run_words(words)
 
 
+# Home, erase the screen, erase the scrollback (xterm's E3, which most terminals follow):
+# the notes and names shown must not stay on a screen left unattended.
+CLEAR = "\x1b[H\x1b[2J\x1b[3J"
+
+
+def clear_screen() -> None:
+    """Clear the terminal the session writes to, scrollback included (nothing when
+    neither output is a terminal: a script's output is its own)."""
+    for stream in (sys.stdout, sys.stderr):
+        if stream.isatty():
+            stream.write(CLEAR)
+            stream.flush()
+            return
+    typer.echo("", err=True)
+
+
 def _words(line: str) -> list[str] | None:
     try:
         words = shlex.split(line)
@@ -256,7 +274,7 @@ def _words(line: str) -> list[str] | None:
         return None
     if words[:1] == ["nok"]:
         words = words[1:]
-    if words[:1] == ["help"]:
+    if words[:1] and words[0] in HELP:
         words = [*words[1:], "--help"]
     return words
 

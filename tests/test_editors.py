@@ -372,3 +372,50 @@ def test_nano_keeps_nothing_of_the_note_outside_nok(
     text, _shown = edit_a_note(cli, nok_env, home, nano, keys)
     assert marker in text
     assert files_holding(marker.encode(), home, since) == []
+
+
+# -- nok shell: what the screen and the warnings say ---------------------------------------
+
+
+def test_the_idle_lock_clears_the_screen_and_its_scrollback(
+    cli: Checked, nok_env: dict[str, str], tmp_path: Path, marker: str
+) -> None:
+    consent = add_consent(cli)
+    ok(cli("note", "add", consent, "--text", f"{marker} om søvn"))
+    term = Terminal(
+        ["shell", "--idle-minutes", "0.05"], terminal_env(nok_env, tmp_path, passphrase=True)
+    )
+    try:
+        term.expect("nok> ")
+        term.type(f"note list --consent {consent}\n")
+        term.expect(marker)
+        term.expect("nok> ")
+        locked = term.expect("nok (locked)> ", timeout=20)
+        term.type("exit\n")
+        assert term.close() == 0
+    finally:
+        if term.proc.poll() is None:
+            term.proc.kill()
+    # Erase the display and the scrollback (E3) before the lock says anything.
+    assert "\x1b[2J" in locked
+    assert "\x1b[3J" in locked
+    assert locked.index("\x1b[3J") < locked.index("locked after")
+
+
+def test_text_typed_inside_the_shell_is_not_warned_about(
+    cli: Checked, nok_env: dict[str, str], tmp_path: Path
+) -> None:
+    consent = add_consent(cli)
+    term = Terminal(["shell"], terminal_env(nok_env, tmp_path, passphrase=True))
+    try:
+        term.expect("nok> ")
+        term.type(f"note add {consent} --text 'Kort notat.'\n")
+        shown = term.expect("nok> ")
+        term.type("exit\n")
+        assert term.close() == 0
+    finally:
+        if term.proc.poll() is None:
+            term.proc.kill()
+    assert re.search(r"N-[0-9A-Z]{4}-", shown), shown
+    # Inside the shell the line reaches neither the process list nor a history file.
+    assert "process list" not in shown
