@@ -454,21 +454,45 @@ def amend(
     _report_wal(result.wal_clean, note.id)
 
 
+def _delete_reason(typed: str | None) -> str:
+    """The stored reason for a deletion: --reason in either language, else asked for at a
+    terminal with the reasons in the user's words.
+
+    Raises BadInput: an unknown reason, or none given in a script."""
+    if typed is not None:
+        return vocab.note_reason(typed)
+    if not sys.stdin.isatty():
+        raise BadInput(
+            "say why the note is deleted: --reason {choices}",
+            choices=" | ".join(vocab.note_reason_shown(r) for r in vocab.NOTE_REASON_WORDS),
+        )
+    while True:
+        answer = typer.prompt(
+            render("Why is the note deleted ({choices})?", choices=vocab.note_reasons_shown()),
+            err=True,
+        )
+        try:
+            return vocab.note_reason(answer)
+        except BadInput as exc:
+            output.report(exc)
+
+
 @app.command("delete")
 def delete(
     ctx: typer.Context,
     note_id: Annotated[str, typer.Argument(metavar="ID", help=NOTE_ID_HELP)],
     reason: Annotated[
-        str,
+        str | None,
         typer.Option(
             metavar="REASON",
             help=_(
                 "Why: wrong-person (filed under the wrong person), person-asked (the "
                 "person asked for it to go), or mistake. A fixed word only: the tombstone "
-                "keeps no free text."
+                "keeps no free text. Asked for at a terminal."
             ),
+            show_default=False,
         ),
-    ],
+    ] = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help=YES_HELP)] = False,
     json_out: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
 ) -> None:
@@ -480,7 +504,7 @@ def delete(
     """
     from vault import corrections, notes
 
-    corrections.check_note_reason(reason)
+    reason = _delete_reason(reason)
     with context.get(ctx).unlocked() as vault:
         current = notes.show(vault, note_id)
         corrections.check_may_change(vault, current)

@@ -1,0 +1,180 @@
+"""nok as a Norwegian counselor uses it: her words for help and leaving in the shell, her
+words for why a note goes, the person's alias before a withdrawal, a question before a
+typo becomes a category of its own, and counts that agree with their nouns.
+
+The adversary here is a mistake, not an attacker: the wrong person withdrawn because the
+question showed only an id, a consent registered under ``samtalenotatr`` that matches no
+form, a note's deletion refused because the reason had to be typed in English.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from conftest import ADMIN, CLOCK_ENV, PASSPHRASE, Nok, days_ago, run_nok
+from test_cli_core import Checked, add_consent, ok, run_on_a_terminal
+
+from nokcli import i18n_tools, vocab
+from vault import corrections
+from vault.errors import ExitCode
+
+
+@pytest.fixture
+def cli(cli_vault: Nok) -> Checked:
+    return Checked(cli_vault, [])
+
+
+@pytest.fixture
+def nb_vault(tmp_path: Path) -> dict[str, str]:
+    """A vault made by a real nok, and the environment of a Norwegian counselor using it."""
+    env = {
+        "LANG": "nb_NO.UTF-8",
+        **CLOCK_ENV,
+        "NOK_VAULT": str(tmp_path / "vaultdir" / "vault.db"),
+        "NOK_USER": ADMIN,
+        "NOK_PASSPHRASE": PASSPHRASE,
+        "XDG_CONFIG_HOME": str(tmp_path / "config"),
+        "XDG_STATE_HOME": str(tmp_path / "state"),
+        "XDG_RUNTIME_DIR": str(tmp_path / "runtime"),
+    }
+    recovery = str(tmp_path / "recovery.txt")
+    made = run_nok("init", "--kdf", "interactive", "--recovery-file", recovery, env=env)
+    assert made.returncode == 0, made.stderr
+    return env
+
+
+# -- the shell ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("word", ["hjelp", "?", "help"])
+def test_help_in_the_shell_takes_her_word(cli: Checked, word: str) -> None:
+    result = cli("shell", input=f"{word}\n{word} note\n")
+    assert result.exit_code == 0, result.stderr
+    assert "nok: error" not in result.stderr
+    # The root's help, then the note group's.
+    assert "consent" in result.stdout
+    assert "amend" in result.stdout
+
+
+def test_avslutt_leaves_the_shell(cli: Checked) -> None:
+    consent = add_consent(cli)
+    result = cli("shell", input=f"avslutt\nconsent show {consent}\n")
+    assert result.exit_code == 0, result.stderr
+    assert "nok: error" not in result.stderr
+    assert consent not in result.stdout
+
+
+# -- the questions ------------------------------------------------------------------------
+
+
+def test_withdraw_names_the_person_by_her_alias_before_it_asks(
+    cli: Checked, nok_env: dict[str, str]
+) -> None:
+    consent = add_consent(cli)
+    ok(cli("note", "add", consent, "--text", "Ett notat."))
+    asked = run_on_a_terminal("consent", "withdraw", consent, env=nok_env, answer="n\n")
+    assert asked.returncode == ExitCode.INTERRUPTED, asked.stderr
+    alias = json.loads(ok(cli("consent", "show", consent, "--json")).stdout)["subject"]
+    assert alias
+    question = next(line for line in asked.stderr.splitlines() if "Withdraw consent" in line)
+    assert alias in question
+    # One note is one note, not "1 note(s)".
+    assert "its 1 note," in question
+
+
+def test_a_category_a_letter_off_is_refused_in_a_script(nb_vault: dict[str, str]) -> None:
+    base = ["consent", "add", "--subject", "K.H.", "--purpose", "Samtaler"]
+    refused = run_nok(*base, "--category", "samtalenotatr", env=nb_vault)
+    assert refused.returncode == ExitCode.USAGE, refused.stderr
+    assert "samtalenotater" in refused.stderr
+    # A center's own category, on purpose.
+    kept = run_nok(*base, "--category", "samtalenotatr", "--yes", "--json", env=nb_vault)
+    assert kept.returncode == 0, kept.stderr
+    shown = run_nok("consent", "show", json.loads(kept.stdout)["id"], "--json", env=nb_vault)
+    assert json.loads(shown.stdout)["categories"] == ["samtalenotatr"]
+    # A new word far from every known one is the center's own without a question.
+    own = run_nok(*base, "--category", "økonomi", env=nb_vault)
+    assert own.returncode == 0, own.stderr
+
+
+def test_a_category_a_letter_off_is_asked_about_at_a_terminal(
+    nb_vault: dict[str, str],
+) -> None:
+    base = ["consent", "add", "--subject", "K.H.", "--purpose", "Samtaler", "--duties-told"]
+    meant = run_on_a_terminal(
+        *base, "--category", "sikkerhett", "--json", env=nb_vault, answer="\n"
+    )
+    assert meant.returncode == 0, meant.stderr
+    assert "sikkerhet" in meant.stderr
+    shown = run_nok("consent", "show", json.loads(meant.stdout)["id"], "--json", env=nb_vault)
+    assert json.loads(shown.stdout)["categories"] == ["safety"]
+    own = run_on_a_terminal(*base, "--category", "sikkerhett", "--json", env=nb_vault, answer="n\n")
+    assert own.returncode == 0, own.stderr
+    shown = run_nok("consent", "show", json.loads(own.stdout)["id"], "--json", env=nb_vault)
+    assert json.loads(shown.stdout)["categories"] == ["sikkerhett"]
+
+
+@pytest.mark.parametrize(
+    ("typed", "stored"),
+    [
+        ("feil person", "wrong-person"),
+        ("personen ba om det", "person-asked"),
+        ("mistake", "mistake"),
+    ],
+)
+def test_note_delete_asks_why_at_a_terminal_in_her_words(
+    nb_vault: dict[str, str],
+    typed: str,
+    stored: str,
+) -> None:
+    consent = run_nok(
+        "consent", "add", "--subject", "K.H.", "--purpose", "Samtaler", "--category",
+        "samtalenotater", "--given", days_ago(7), env=nb_vault,
+    ).stdout.strip()  # fmt: skip
+    note = run_nok("note", "add", consent, "--text", "Feilført.", env=nb_vault).stdout.strip()
+    deleted = run_on_a_terminal(
+        "note", "delete", note, "--json", env=nb_vault, answer=f"{typed}\nj\n"
+    )
+    assert deleted.returncode == 0, deleted.stderr
+    # Typed in Norwegian, stored without a language.
+    assert json.loads(deleted.stdout)["reason"] == stored
+
+
+def test_note_delete_in_a_script_says_which_reasons_there_are(
+    nb_vault: dict[str, str],
+) -> None:
+    refused = run_nok("note", "delete", "N-0000-0000-0", "--yes", env=nb_vault)
+    assert refused.returncode == ExitCode.USAGE
+    assert "--reason" in refused.stderr
+    # One line of nok's own, not the option parser's "Missing option".
+    assert refused.stderr.startswith("nok: ")
+    typed = run_nok("note", "delete", "N-0000-0000-0", "--reason", "tull", "--yes", env=nb_vault)
+    assert typed.returncode == ExitCode.USAGE
+    assert "tull" in typed.stderr
+
+
+def test_every_delete_reason_has_norwegian_words() -> None:
+    assert tuple(vocab.NOTE_REASON_WORDS) == corrections.NOTE_DELETE_REASONS
+    for value, words in vocab.NOTE_REASON_WORDS.items():
+        assert words, value
+        assert vocab.note_reason(words[0]) == value
+
+
+# -- plurals ------------------------------------------------------------------------------
+
+PLURAL_PATCH = re.compile(r"\w\((s|er|r|ene|ne)\)")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="messages outside note add, consent withdraw and note list still say 'note(s)'; "
+    "strict: once they are all converted this passes and the mark must go",
+)
+def test_counted_messages_use_plural_forms_not_patches() -> None:
+    """A count's noun comes from ngettext ("1 note", "2 notes"; "1 notat", "2 notater"),
+    never "note(s)", which reads as translated in either language."""
+    patched = sorted({m.msgid for m in i18n_tools.extract()[0] if PLURAL_PATCH.search(m.msgid)})
+    assert patched == [], "\n".join(patched)
