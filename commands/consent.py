@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from nokcli import context, dates, output, reach, reasons, records, vocab
-from nokcli.i18n import _, ngettext, render
+from nokcli.i18n import _, ngettext, notes_counted, render
 
 if TYPE_CHECKING:
     from vault import erasure
@@ -406,10 +406,9 @@ def withdraw(
         if not yes:
             if not sys.stdin.isatty():
                 raise BadInput(
-                    "withdrawing consent {id} erases {notes} note(s) for good; "
-                    "pass --yes to confirm",
+                    "withdrawing consent {id} erases {notes} for good; pass --yes to confirm",
                     id=preview.consent_id,
-                    notes=preview.notes,
+                    notes=notes_counted(preview.notes),
                 )
             output.confirm(_withdraw_question(vault, preview))
         result = erasure.withdraw(vault, preview.consent_id, reason=reason)
@@ -427,10 +426,9 @@ def withdraw(
         )
     else:
         output.info(
-            "consent {id} withdrawn: {notes} note(s) and its personal data erased; "
-            "a tombstone remains",
+            "consent {id} withdrawn: {notes} and its personal data erased; a tombstone remains",
             id=e.consent_id,
-            notes=e.notes,
+            notes=notes_counted(e.notes),
         )
     reach.copies(result.copies)
     if not result.wal_clean:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from nokcli import context, dates, output, reasons, records, stdin, vocab
-from nokcli.i18n import _, render
+from nokcli.i18n import _, consents_counted, notes_counted, render
 from vault.errors import BadInput, ExitCode, NokError, VaultBusy
 
 if TYPE_CHECKING:
@@ -232,9 +232,9 @@ def list_(
             hidden, people = notes.hidden(vault, since=since)
             if hidden:
                 output.info(
-                    "{notes} note(s) under {consents} consent(s) you may not open are not shown",
-                    notes=hidden,
-                    consents=people,
+                    "{notes} under {consents} you may not open are not shown",
+                    notes=notes_counted(hidden),
+                    consents=consents_counted(people),
                 )
 
 
