@@ -178,3 +178,27 @@ def test_counted_messages_use_plural_forms_not_patches() -> None:
     never "note(s)", which reads as translated in either language."""
     patched = sorted({m.msgid for m in i18n_tools.extract()[0] if PLURAL_PATCH.search(m.msgid)})
     assert patched == [], "\n".join(patched)
+
+
+# -- the consent form ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("lang", "who", "not_all"),
+    [
+        ("nb", ("kontaktpersonen din", "administratorer", "tilgang"), "bare de ansatte"),
+        ("en", ("your contact person", "administrators", "access"), "only the center's staff"),
+    ],
+)
+def test_the_form_says_who_really_can_read_the_notes(
+    lang: str, who: tuple[str, ...], not_all: str
+) -> None:
+    """Format 3 wraps a consent's key to its contact person, the staff granted access and
+    the admins, not to every member: the form the person signs must say so."""
+    from vault import form
+    from vault.session import Settings
+
+    text = " ".join(form.render(form.blank(Settings(center_name="X")), lang=lang).split())
+    for words in who:
+        assert words in text, words
+    assert not_all not in text

@@ -145,8 +145,10 @@ TEXT: dict[str, dict[str, str]] = {
         "other": "Annet",
         "keep_h": "3. Hvor lenge vi tar vare på dem",
         "keep": (
-            "Notatene lagres kryptert, og bare de ansatte ved senteret kan lese dem. De "
-            "slettes for godt {period} etter siste kontakt med deg (eller etter at du skrev "
+            "Notatene lagres kryptert. Bare kontaktpersonen din, ansatte som får tilgang "
+            "fordi arbeidet med deg krever det (for eksempel når de er vikar for "
+            "kontaktpersonen din), og senterets administratorer kan lese dem. De slettes for "
+            "godt {period} etter siste kontakt med deg (eller etter at du skrev "
             "under, om vi ikke har hatt kontakt siden), eller straks du trekker samtykket "
             "tilbake."
         ),
@@ -242,10 +244,11 @@ TEXT: dict[str, dict[str, str]] = {
         "other": "Other",
         "keep_h": "3. How long we keep them",
         "keep": (
-            "The notes are stored encrypted, and only the center's staff can read them. "
-            "They are erased for good {period} after our last contact with you (or after "
-            "you signed, if we have had no contact since), or as soon as you withdraw your "
-            "consent."
+            "The notes are stored encrypted. Only your contact person, staff given access "
+            "because their work with you needs it (when covering for your contact person, "
+            "for example), and the center's administrators can read them. They are erased "
+            "for good {period} after our last contact with you (or after you signed, if we "
+            "have had no contact since), or as soon as you withdraw your consent."
         ),
         "days": "{days} days",
         "year": "{days} days ({years} year)",
