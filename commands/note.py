@@ -1,7 +1,7 @@
 """``nok note``: add, list and read short journal notes under a consent."""
 
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -324,12 +324,15 @@ NOTE_ID_HELP = _("Note id, e.g. N-3XH8-P2DW-5.")
 YES_HELP = _("Do not ask for confirmation (for scripts).")
 
 
-def _new_text(old: str, *, terminal: bool, keep: bool) -> str | None:
+def _new_text(
+    old: str, *, terminal: bool, keep: bool, check: "Callable[[str], object]"
+) -> str | None:
     """The corrected text, or None to keep the old one.
 
     From standard input when it is not a terminal (empty input keeps the text when
     --kind or --date changes); else from $EDITOR on the old text, unless --kind or
-    --date alone was asked for.
+    --date alone was asked for. An edit that ``check`` refuses (over the length limit)
+    is not dropped: nok says why and opens the editor again on it.
     """
     if not terminal:
         piped = stdin.read()
@@ -344,11 +347,21 @@ def _new_text(old: str, *, terminal: bool, keep: bool) -> str | None:
             "this note has lines starting with #, which the editor would drop; pipe the "
             "corrected text to 'nok note amend ID --yes' on standard input instead"
         )
-    edited = editor.compose(AMEND_HEADER, initial=old)
-    if not edited.strip() or edited.strip() == old:
-        output.info("nothing was changed")
-        raise typer.Exit(ExitCode.INTERRUPTED)
-    return edited
+    draft = old
+    while True:
+        edited = editor.compose(AMEND_HEADER, initial=draft)
+        if not edited.strip() or edited.strip() == old:
+            output.info("nothing was changed")
+            raise typer.Exit(ExitCode.INTERRUPTED)
+        try:
+            check(edited)
+            return edited
+        except NokError as exc:
+            output.report(exc)
+        if not output.ask(_("Open the editor again with your text?"), default=True):
+            output.info("nothing was saved, and nok kept no copy of the text")
+            raise typer.Exit(ExitCode.INTERRUPTED)
+        draft = edited
 
 
 def _report_wal(clean: bool, note_id: str) -> None:
@@ -406,7 +419,12 @@ def amend(
                 "amending note {id} erases its old text for good; pass --yes to confirm",
                 id=current.id,
             )
-        text = _new_text(current.text, terminal=terminal, keep=keep)
+        text = _new_text(
+            current.text,
+            terminal=terminal,
+            keep=keep,
+            check=lambda edited: notes.check_length(vault, edited),
+        )
         long = text is not None and notes.check_length(vault, text) is notes.Length.LONG
         if long:
             output.warn(

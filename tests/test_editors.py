@@ -419,3 +419,24 @@ def test_text_typed_inside_the_shell_is_not_warned_about(
     assert re.search(r"N-[0-9A-Z]{4}-", shown), shown
     # Inside the shell the line reaches neither the process list nor a history file.
     assert "process list" not in shown
+
+
+def test_an_amendment_over_the_limit_reopens_the_editor_with_it(
+    cli: Checked, nok_env: dict[str, str], tmp_path: Path
+) -> None:
+    consent = add_consent(cli)
+    note = ok(cli("note", "add", consent, "--text", "Første versjon.")).stdout.strip()
+    ok(cli("settings", "set", "note-guideline", "100"))
+    ok(cli("settings", "set", "note-limit", "100"))
+    script, log = logging_editor(tmp_path, "LONG-MARKER " + "ord " * 40, "Rettet versjon.")
+    # Yes to opening it again, yes to replacing the note.
+    result = run_on_a_terminal(
+        "note", "amend", note, env={**nok_env, "EDITOR": str(script)}, answer="\ny\n"
+    )
+    assert result.returncode == 0, result.stderr
+    shown = openings(log)
+    assert len(shown) == 2
+    assert "LONG-MARKER" in shown[1], "the second opening lost the corrected text"
+    text = json.loads(ok(cli("note", "show", note, "--json")).stdout)["text"]
+    assert text == "Rettet versjon."
+    assert private_files() == []
