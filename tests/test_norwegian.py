@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import ADMIN, CLOCK_ENV, PASSPHRASE, Nok, days_ago, run_nok
@@ -202,3 +203,57 @@ def test_the_form_says_who_really_can_read_the_notes(
     for words in who:
         assert words in text, words
     assert not_all not in text
+
+
+# -- placeholders in --help ---------------------------------------------------------------
+
+
+def _commands() -> list[tuple[str, Any]]:
+    import typer
+
+    from nokcli.app import app
+
+    found = []
+
+    def walk(command: Any, path: str) -> None:
+        found.append((path, command))
+        for name, sub in getattr(command, "commands", {}).items():
+            walk(sub, f"{path} {name}")
+
+    walk(typer.main.get_command(app), "nok")
+    return found
+
+
+def test_every_placeholder_in_help_can_be_translated() -> None:
+    """Every word --help puts after an option or names an argument with is one the
+    catalogue translates (FIL, NAVN, DATO...): a new metavar= must join the table."""
+    from nokcli import helpfmt
+
+    known = set(helpfmt._placeholders()) | {"N", "ID", "D"}
+    untranslatable = set()
+    for path, command in _commands():
+        for param in command.params:
+            if param.param_type_name == "option":
+                if getattr(param, "is_flag", False):
+                    continue
+                word = helpfmt._option_word(param)
+            else:
+                word = str(param.metavar or param.name).upper()
+            if "|" not in word and word.strip("[]") not in known:
+                untranslatable.add(f"{path}: {word}")
+    assert sorted(untranslatable) == []
+
+
+def test_placeholders_show_in_the_users_language(
+    cli: Checked, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from nokcli import helpfmt
+
+    words = {"CONSENT_ID": "SAMTYKKE-ID", "TEXT": "TEKST", "DATE": "DATO", "KIND": "TYPE"}
+    monkeypatch.setattr(helpfmt, "_placeholders", lambda: words)
+    shown = ok(cli("note", "add", "--help")).stdout
+    assert re.search(r"nok note add \S+ SAMTYKKE-ID", shown), shown
+    assert re.search(r"^\s+SAMTYKKE-ID\s", shown, re.M), "the Arguments column"
+    assert "--text TEKST" in shown
+    assert "--date DATO" in shown
+    assert "CONSENT_ID" not in shown
