@@ -257,3 +257,51 @@ def test_placeholders_show_in_the_users_language(
     assert "--text TEKST" in shown
     assert "--date DATO" in shown
     assert "CONSENT_ID" not in shown
+
+
+def _form(lang: str, *, under_16: bool = False) -> str:
+    from vault import form
+    from vault.session import Settings
+
+    fields = form.blank(Settings(center_name="X"), under_16=under_16)
+    return " ".join(form.render(fields, lang=lang).split())
+
+
+def test_the_duties_are_stated_in_the_words_of_the_law_with_their_sources() -> None:
+    text = _form("nb")
+    assert "blir eller vil bli mishandlet" in text
+    assert "barnevernsloven § 13-2" in text
+    assert "straffeloven § 196" in text
+    assert "uten hinder av taushetsplikten" in text
+    # The old, unclear clause.
+    assert "eller når et barn er rammet" not in text
+
+
+@pytest.mark.parametrize(
+    ("lang", "exception", "source", "why"),
+    [
+        (
+            "nb",
+            "tungtveiende hensyn til barnet",
+            "pasient- og brukerrettighetsloven § 3-4",
+            "Hvorfor foresatte ikke er informert",
+        ),
+        (
+            "en",
+            "weighty concerns for the child",
+            "Patients' and Users' Rights Act section 3-4",
+            "Why no guardian was informed",
+        ),
+    ],
+)
+def test_the_under_16_form_states_when_a_guardian_is_not_told_and_records_why(
+    lang: str, exception: str, source: str, why: str
+) -> None:
+    """At a center against incest the guardian may be the abuser: the form must not say
+    a guardian is always told, and the exception, with its source and the honest doubt
+    about whether that law reaches a center, is on the paper the child signs."""
+    text = _form(lang, under_16=True)
+    assert exception in text
+    assert source in text
+    assert why in text
+    assert ("ikke en helsetjeneste" if lang == "nb" else "not a health service") in text

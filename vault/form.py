@@ -179,17 +179,18 @@ TEXT: dict[str, dict[str, str]] = {
         ),
         "duty_child_lead": "Opplysningsplikt til barnevernet",
         "duty_child": (
-            "Får vi grunn til å tro at et barn blir mishandlet, utsatt for alvorlig "
-            "omsorgssvikt eller seksuelle overgrep, må vi melde fra til barnevernstjenesten "
-            "(barnevernsloven). Det gjelder også når du selv har omsorg for barn, eller når "
-            "et barn er rammet."
+            "Er det grunn til å tro at et barn blir eller vil bli mishandlet, for eksempel "
+            "utsatt for seksuelle overgrep, eller utsatt for alvorlig omsorgssvikt, må vi "
+            "melde fra til barnevernstjenesten uten hinder av taushetsplikten "
+            "(barnevernsloven § 13-2). Det gjelder barn du forteller om, også dine egne, og "
+            "deg selv om du er under 18 år."
         ),
         "duty_avert_lead": "Avvergeplikt",
         "duty_avert": (
             "Får vi vite at et alvorlig lovbrudd, for eksempel seksuelle overgrep eller "
             "alvorlig vold, pågår eller vil skje, må vi prøve å hindre det eller følgene av "
-            "det, ved å varsle politiet eller barnevernet (straffeloven § 196). Plikten "
-            "gjelder så lenge det fortsatt er mulig å hindre."
+            "det, ved å varsle politiet eller på annen måte, uten hinder av taushetsplikten "
+            "(straffeloven § 196). Plikten gjelder så lenge det fortsatt er mulig å hindre."
         ),
         "duty_after": (
             "Så langt det er mulig snakker vi med deg først og forteller deg hva vi gjør. "
@@ -203,9 +204,23 @@ TEXT: dict[str, dict[str, str]] = {
         "child_h": "7. Barn under 16 år",
         "child": (
             "Er barnet under 16 år, skal senteret som hovedregel informere foreldrene eller "
-            "andre med foreldreansvar. Samtykket gis eller skrives under av en av dem "
-            "sammen med barnet."
+            "andre med foreldreansvar, og samtykket gis eller skrives under av en av dem "
+            "sammen med barnet. Unntak: Vi informerer dem ikke når barnet er mellom 12 og 16 "
+            "år og av grunner som bør respekteres ikke vil det, og heller ikke når "
+            "tungtveiende hensyn til barnet taler mot det, for eksempel når den som har "
+            "foreldreansvar kan være den som har utsatt barnet for overgrep "
+            "(pasient- og brukerrettighetsloven § 3-4 andre og tredje ledd). Senteret er "
+            "ikke en helsetjeneste, og det er ikke avklart at denne loven gjelder for oss; "
+            "vi følger likevel hovedregelen og unntakene. Gjelder et av unntakene, gir barnet "
+            "selv samtykket, og vi skriver ned her hvem som ga det og hvorfor foresatte ikke "
+            "ble informert. Er "
+            "barnet utsatt for overgrep, melder vi fra til barnevernstjenesten "
+            "(barnevernsloven § 13-2)."
         ),
+        "given_by_child": (
+            "Barnet ga samtykket uten foresatte, og foresatte er ikke informert (unntaket over)"
+        ),
+        "not_informed_why": "Hvorfor foresatte ikke er informert",
         "guardian_name": "Foresattes navn",
         "guardian_relation": "Forhold til barnet",
         "guardian_sign": "Foresattes underskrift",
@@ -278,17 +293,19 @@ TEXT: dict[str, dict[str, str]] = {
         ),
         "duty_child_lead": "Duty to inform child welfare",
         "duty_child": (
-            "If we have reason to believe that a child is being abused, seriously neglected "
-            "or sexually abused, we must inform the child welfare service (the Child Welfare "
-            "Act). This also applies when you care for children yourself, or when a child is "
-            "affected."
+            "If there is reason to believe that a child is being or will be abused, sexually "
+            "abused for example, or seriously neglected, we must inform the child welfare "
+            "service, whatever our duty of confidentiality (Child Welfare Act section 13-2). "
+            "This applies to children you tell us about, your own among them, and to you if "
+            "you are under 18."
         ),
         "duty_avert_lead": "Duty to avert serious crimes",
         "duty_avert": (
             "If we learn that a serious crime, such as sexual abuse or serious violence, is "
             "going on or will happen, we must try to prevent it or its consequences, by "
-            "alerting the police or child welfare (Penal Code section 196). The duty applies "
-            "as long as it is still possible to prevent it."
+            "alerting the police or in another way, whatever our duty of confidentiality "
+            "(Penal Code section 196). The duty applies as long as it is still possible to "
+            "prevent it."
         ),
         "duty_after": (
             "As far as we can, we talk with you first and tell you what we do. Do ask if "
@@ -302,9 +319,23 @@ TEXT: dict[str, dict[str, str]] = {
         "child_h": "7. Children under 16",
         "child": (
             "When the child is under 16, the center must as a rule inform the parents or "
-            "others with parental responsibility. The consent is given or signed by one of "
-            "them together with the child."
+            "others with parental responsibility, and the consent is given or signed by one "
+            "of them together with the child. Exceptions: we do not inform them when the "
+            "child is between 12 and 16 and, for reasons that should be respected, does not "
+            "want it, nor when weighty concerns for the child speak against it, for example "
+            "when the one with parental responsibility may be the one who abused the child "
+            "(Patients' and Users' Rights Act section 3-4, second and third paragraphs). The "
+            "center is not a health service, and whether that act applies to us is not "
+            "settled; we follow its main rule and exceptions all the same. Where an exception "
+            "applies, the child gives the consent, and we record here who gave it and why no "
+            "guardian was informed. If the child is abused, we inform the child welfare "
+            "service (Child Welfare Act section 13-2)."
         ),
+        "given_by_child": (
+            "The child gave the consent without a guardian, and no guardian was informed "
+            "(the exception above)"
+        ),
+        "not_informed_why": "Why no guardian was informed",
         "guardian_name": "Guardian's name",
         "guardian_relation": "Relation to the child",
         "guardian_sign": "Guardian's signature",
@@ -393,6 +424,10 @@ def document(fields: FormFields, lang: str) -> list[Block]:
                     (t["guardian_sign"], None),
                 )
             ),
+            # The exception recorded where it applies: who gave consent, and why no one
+            # with parental responsibility was told (never a reason left unwritten).
+            Boxes(((False, t["given_by_child"]),)),
+            Fields(((t["not_informed_why"], None),)),
         ]
     blocks += [
         Heading(t["sign_h"]),
