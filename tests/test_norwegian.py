@@ -305,3 +305,28 @@ def test_the_under_16_form_states_when_a_guardian_is_not_told_and_records_why(
     assert source in text
     assert why in text
     assert ("ikke en helsetjeneste" if lang == "nb" else "not a health service") in text
+
+
+@pytest.mark.parametrize("under_16", [False, True])
+def test_every_page_names_the_consent_and_the_signature_stays_with_what_it_signs(
+    under_16: bool,
+) -> None:
+    """A page that comes loose still says which consent it belongs to, and the signature
+    lines never stand alone on a page without the statement they sign."""
+    from vault import form
+
+    fields = form.FormFields("X", 730, under_16=under_16, consent_id="C-7K2M-9Q4F")
+    page = form.render(fields, lang="nb", fmt="html")
+    # Repeated at the top of each printed page (a fixed element in print).
+    assert re.search(r'<div class="pageid">Samtykke-ID: C-7K2M-9Q4F</div>', page)
+    assert re.search(r"@media print \{ \.pageid \{ position: fixed", page)
+    keeps = re.findall(r'<div class="keep">(.*?)</div>\n?(?=<div class="keep">|<p>)', page, re.S)
+    signed = [k for k in keeps if "Jeg samtykker til" in k]
+    assert len(signed) == 1
+    assert "Underskrift" in signed[0]
+    assert "C-7K2M-9Q4F" in signed[0]
+    assert re.search(r"^\.keep \{ break-inside: avoid; \}$", page, re.M)
+    # In Markdown (no pages), the id is beside the signature too.
+    text = form.render(fields, lang="nb")
+    signature = text[text.index("## Underskrift") :]
+    assert "Samtykke-ID: **C-7K2M-9Q4F**" in signature

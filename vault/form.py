@@ -98,7 +98,15 @@ class Fields:
     items: tuple[tuple[str, str | None], ...]
 
 
-Block = Heading | Para | Lines | Bullets | Boxes | Fields
+@dataclass(frozen=True)
+class Keep:
+    """Blocks printed on one page: a signature with the statement it signs, never the
+    signature lines alone at the top of a page."""
+
+    blocks: tuple[Heading | Para | Lines | Bullets | Boxes | Fields, ...]
+
+
+Block = Heading | Para | Lines | Bullets | Boxes | Fields | Keep
 
 # Category descriptions for the suggested categories (consents.SUGGESTED_CATEGORIES);
 # any other category is printed as the staff typed it.
@@ -372,6 +380,12 @@ def _category_boxes(fields: FormFields, lang: str) -> Iterator[tuple[bool, str]]
             yield True, code
 
 
+def _consent_id_field(fields: FormFields, t: dict[str, str]) -> tuple[str, str | None]:
+    if fields.consent_id:
+        return (t["consent_id"], fields.consent_id)
+    return (t["consent_id_blank"], None)
+
+
 def document(fields: FormFields, lang: str) -> list[Block]:
     """The form as blocks of plain text (nothing escaped yet).
 
@@ -386,11 +400,7 @@ def document(fields: FormFields, lang: str) -> list[Block]:
     t = TEXT[lang]
     blocks: list[Block] = [
         Fields(((t["center"], fields.center_name),)),
-        Fields(
-            ((t["consent_id"], fields.consent_id),)
-            if fields.consent_id
-            else ((t["consent_id_blank"], None),)
-        ),
+        Fields((_consent_id_field(fields, t),)),
         Para(t["intro"]),
         Heading(t["purpose_h"]),
         Para(t["purpose"]),
@@ -415,26 +425,36 @@ def document(fields: FormFields, lang: str) -> list[Block]:
     ]
     if fields.under_16:
         blocks += [
-            Heading(t["child_h"]),
-            Para(t["child"]),
-            Fields(
+            Keep(
                 (
-                    (t["guardian_name"], None),
-                    (t["guardian_relation"], None),
-                    (t["guardian_sign"], None),
+                    Heading(t["child_h"]),
+                    Para(t["child"]),
+                    Fields(
+                        (
+                            (t["guardian_name"], None),
+                            (t["guardian_relation"], None),
+                            (t["guardian_sign"], None),
+                        )
+                    ),
+                    # The exception recorded where it applies: who gave consent, and why
+                    # no one with parental responsibility was told.
+                    Boxes(((False, t["given_by_child"]),)),
+                    Fields(((t["not_informed_why"], None),)),
                 )
-            ),
-            # The exception recorded where it applies: who gave consent, and why no one
-            # with parental responsibility was told (never a reason left unwritten).
-            Boxes(((False, t["given_by_child"]),)),
-            Fields(((t["not_informed_why"], None),)),
+            )
         ]
     blocks += [
-        Heading(t["sign_h"]),
-        Para(t["sign"], strong=True),
-        Fields(((t["place_date"], None), (t["signature"], None), (t["print_name"], None))),
-        Heading(t["staff_h"]),
-        Fields(((t["staff_name"], None), (t["staff_sign"], None))),
+        Keep(
+            (
+                Heading(t["sign_h"]),
+                Para(t["sign"], strong=True),
+                # The page that is signed names the consent it signs.
+                Fields((_consent_id_field(fields, t),)),
+                Fields(((t["place_date"], None), (t["signature"], None), (t["print_name"], None))),
+                Heading(t["staff_h"]),
+                Fields(((t["staff_name"], None), (t["staff_sign"], None))),
+            )
+        ),
         Para(t["keep_note"]),
     ]
     return blocks
@@ -452,7 +472,8 @@ def render(fields: FormFields, *, lang: str = "nb", fmt: str = "markdown") -> st
     blocks = document(fields, lang)
     title = TEXT[lang]["title"]
     if fmt == "html":
-        return to_html(blocks, title=title, lang=lang)
+        field = _consent_id_field(fields, TEXT[lang])
+        return to_html(blocks, title=title, lang=lang, page_id=f"{field[0]}: {field[1] or ''}")
     return to_markdown(blocks, title=title)
 
 
@@ -474,6 +495,11 @@ def md_escape_line(text: str) -> str:
 
 
 def _md_block(block: Block) -> list[str]:
+    if isinstance(block, Keep):
+        lines: list[str] = []
+        for inner in block.blocks:
+            lines += [*([""] if lines else []), *_md_block(inner)]
+        return lines
     if isinstance(block, Heading):
         return ["#" * block.level + " " + md_escape(block.text)]
     if isinstance(block, Para):
@@ -521,6 +547,9 @@ body { font-family: "Source Sans 3", "Helvetica Neue", Arial, sans-serif; font-s
 h1 { font-size: 18pt; margin: 0 0 0.6em; }
 h2 { font-size: 12.5pt; margin: 1.3em 0 0.4em; break-after: avoid; }
 p, ul, .field, .lines { break-inside: avoid; }
+.keep { break-inside: avoid; }
+.pageid { text-align: right; font-size: 9pt; }
+@media print { .pageid { position: fixed; top: 0; right: 0; } }
 ul.boxes { list-style: none; padding-left: 0; }
 ul.boxes li { margin: 0.25em 0; }
 .box { display: inline-block; width: 1.3em; font-size: 13pt; }
@@ -537,6 +566,8 @@ def _h(text: str) -> str:
 
 
 def _html_block(block: Block) -> str:
+    if isinstance(block, Keep):
+        return '<div class="keep">' + "\n".join(_html_block(b) for b in block.blocks) + "</div>"
     if isinstance(block, Heading):
         return f"<h{block.level}>{_h(block.text)}</h{block.level}>"
     if isinstance(block, Para):
@@ -569,7 +600,9 @@ def _html_block(block: Block) -> str:
     )
 
 
-def to_html(blocks: Sequence[Block], *, title: str, lang: str) -> str:
+def to_html(blocks: Sequence[Block], *, title: str, lang: str, page_id: str = "") -> str:
+    """``page_id`` (the consent's id) is repeated at the top of every printed page: a page
+    that comes loose still says which consent it belongs to."""
     body = "\n".join(_html_block(b) for b in blocks)
     return (
         "<!DOCTYPE html>\n"
@@ -577,5 +610,6 @@ def to_html(blocks: Sequence[Block], *, title: str, lang: str) -> str:
         '<meta http-equiv="Content-Security-Policy" '
         "content=\"default-src 'none'; style-src 'unsafe-inline'\">\n"
         f"<title>{_h(title)}</title>\n<style>\n{_CSS}\n</style>\n</head>\n<body>\n"
+        f'<div class="pageid">{_h(page_id)}</div>\n'
         f"<h1>{_h(title)}</h1>\n{body}\n</body>\n</html>\n"
     )
