@@ -15,6 +15,7 @@ wipe memory: dropping the keys means closing the vault and letting go of every r
 from __future__ import annotations
 
 import gc
+import os
 import shlex
 import signal
 import sys
@@ -205,11 +206,12 @@ def run(state: Context, idle: float, root: Any) -> int:
     prompt = Prompt(root, state)
     output.INSIDE_SHELL = True
     try:
-        session.current()
-        output.info(
-            "unlocked as {name}; type nok commands without 'nok' (help, exit or Ctrl-D)",
-            name=state.user,
-        )
+        if os.environ.pop(RELOCKED, None) is None:
+            session.current()
+            output.info(
+                "unlocked as {name}; type nok commands without 'nok' (help, exit or Ctrl-D)",
+                name=state.user,
+            )
         _loop(session, prompt, idle, lambda words: _run(session, root, words, state))
     finally:
         output.INSIDE_SHELL = False
@@ -241,6 +243,7 @@ def _loop(
                 "and the next command asks for the passphrase",
                 minutes=idle / 60,
             )
+            start_afresh()
             continue
         words = _words(line)
         if not words:
@@ -264,6 +267,25 @@ def clear_screen() -> None:
             stream.flush()
             return
     typer.echo("", err=True)
+
+
+# Set for the process that replaces a locked session (start_afresh): it starts locked.
+RELOCKED = "NOK_SHELL_LOCKED"
+
+
+def start_afresh() -> None:
+    """Replace this process with a new, locked ``nok shell`` (the same process id, the same
+    terminal), at a terminal only.
+
+    Python cannot wipe its objects: after the lock, the keys and every note shown would
+    stay in freed memory that /proc/PID/mem, a core dump or swap still hold. A process
+    that replaces itself keeps none of its memory. Piped input is left alone: its unread
+    lines sit in this process's buffer and would be lost."""
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(sys.executable, sys.orig_argv, {**os.environ, RELOCKED: "1"})  # noqa: S606
 
 
 def _words(line: str) -> list[str] | None:

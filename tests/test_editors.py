@@ -440,3 +440,53 @@ def test_an_amendment_over_the_limit_reopens_the_editor_with_it(
     text = json.loads(ok(cli("note", "show", note, "--json")).stdout)["text"]
     assert text == "Rettet versjon."
     assert private_files() == []
+
+
+def readable_memory(pid: int) -> bytes:
+    """Everything a process has mapped readable and writable (its heap, its stacks, its
+    anonymous memory), as its parent reads it through /proc/PID/mem."""
+    chunks = []
+    with open(f"/proc/{pid}/maps") as maps, open(f"/proc/{pid}/mem", "rb", 0) as mem:
+        for line in maps:
+            span, perms = line.split()[:2]
+            if not perms.startswith("rw"):
+                continue
+            start, end = (int(x, 16) for x in span.split("-"))
+            try:
+                mem.seek(start)
+                chunks.append(mem.read(end - start))
+            except (OSError, ValueError, OverflowError):
+                continue
+    return b"".join(chunks)
+
+
+def test_after_the_idle_lock_no_note_or_passphrase_is_left_in_memory(
+    cli: Checked, nok_env: dict[str, str], tmp_path: Path, marker: str
+) -> None:
+    consent = add_consent(cli)
+    for n in range(6):
+        ok(cli("note", "add", consent, "--text", f"{marker} notat {n}"))
+    term = Terminal(
+        ["shell", "--idle-minutes", "0.05"], terminal_env(nok_env, tmp_path, passphrase=False)
+    )
+    try:
+        term.expect("Passphrase for anne:")
+        term.type_hidden(PASSPHRASE + "\n")
+        term.expect("nok> ")
+        term.type(f"note list --consent {consent}\n")
+        term.expect(marker)
+        term.expect("nok> ")
+        try:
+            before = readable_memory(term.proc.pid)
+        except PermissionError:
+            pytest.skip("this machine does not let a parent read its child's memory")
+        assert marker.encode() in before, "the test must see the notes while unlocked"
+        term.expect("nok (locked)> ", timeout=20)
+        after = readable_memory(term.proc.pid)
+        term.type("exit\n")
+        assert term.close() == 0
+    finally:
+        if term.proc.poll() is None:
+            term.proc.kill()
+    assert marker.encode() not in after
+    assert PASSPHRASE.encode() not in after
