@@ -193,12 +193,18 @@ def _vault_file(path: Path) -> Path:
 
 
 def parse_now(text: str | None) -> dt.datetime:
-    """``--now YYYY-MM-DD`` for purges run on behalf of another day; noon UTC of that day."""
+    """``--now YYYY-MM-DD`` for purges run on behalf of another day; noon UTC of that day.
+
+    Today (as a date or a word) is now: noon would be before the entries of this
+    afternoon, which the clock check refuses."""
+    now = utcnow()
     if text is None:
-        return utcnow()
+        return now
     from nokcli import dates
 
-    day = parse_day(dates.resolve(text, utcnow(), field="--now") or text, field="--now")
+    day = parse_day(dates.resolve(text, now, field="--now") or text, field="--now")
+    if day == now.astimezone().date():
+        return now
     return dt.datetime(day.year, day.month, day.day, 12, tzinfo=dt.UTC)
 
 

@@ -330,3 +330,39 @@ def test_every_page_names_the_consent_and_the_signature_stays_with_what_it_signs
     text = form.render(fields, lang="nb")
     signature = text[text.index("## Underskrift") :]
     assert "Samtykke-ID: **C-7K2M-9Q4F**" in signature
+
+
+# -- a date given for today means today ---------------------------------------------------
+
+
+def test_purge_now_today_in_the_afternoon_means_today(tmp_path: Path) -> None:
+    """``purge --now 2026-11-23`` run that afternoon is now, not noon: noon is before
+    the afternoon's entries, and the clock check refuses a purge dated before them."""
+    import time
+
+    afternoon = f"2026-11-23T14:28:00+00:00@{time.time()!r}"
+    env = {
+        "LANG": "C.UTF-8",
+        "NOKTEST_CLOCK": afternoon,
+        "PYTHONPATH": CLOCK_ENV["PYTHONPATH"],
+        "NOK_VAULT": str(tmp_path / "vaultdir" / "vault.db"),
+        "NOK_USER": ADMIN,
+        "NOK_PASSPHRASE": PASSPHRASE,
+        "XDG_CONFIG_HOME": str(tmp_path / "config"),
+        "XDG_STATE_HOME": str(tmp_path / "state"),
+        "XDG_RUNTIME_DIR": str(tmp_path / "runtime"),
+    }
+    recovery = str(tmp_path / "recovery.txt")
+    assert (
+        run_nok("init", "--kdf", "interactive", "--recovery-file", recovery, env=env).returncode
+        == 0
+    )
+    added = run_nok(
+        "consent", "add", "--subject", "K.H.", "--purpose", "Samtaler", "--category",
+        "samtalenotater", "--duties-told", env=env,
+    )  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    for today in ("2026-11-23", "today", "i dag"):
+        dry = run_nok("purge", "--now", today, "--dry-run", env=env)
+        assert dry.returncode == 0, dry.stderr
+        assert "the clock says" not in dry.stderr
