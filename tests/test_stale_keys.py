@@ -323,3 +323,42 @@ def test_revoking_the_job_countersigns_nothing_the_job_forged(
     assert after.signer == credential.name
     with pytest.raises(states.StateForged):
         list(notes.list_notes(unlocked, consent_id=cid))
+
+
+def test_a_state_forged_with_the_job_key_cannot_stop_its_revocation(
+    unlocked: Unlocked, vault_path: Path
+) -> None:
+    """A thief of the job credential forges a consent state (the job holds every proof
+    key), hoping the admin's revocation stops at it. The revocation goes through; the
+    forged consent is never spread to the new keys, is closed to the old ones, and is
+    refused and named by verify."""
+    cid = add(unlocked, "FORGED-BY-JOB", note="NOTE")
+    credential = jobs.issue(unlocked)
+    epoch = unlocked.chain.current.number
+    with unlocked.store.read():
+        row = unlocked.store.get_consent(cid)
+    assert row is not None
+    proof_key = states.proof_key(unlocked.data_key(row))
+    row.retain_days = 1
+    digest = consents.state_digest(unlocked.vault_id, row)
+    keys = identity.KeySet.from_seed(credential.seed)
+    db = raw(vault_path)
+    db.execute(
+        "UPDATE consents SET retain_days = 1, state_signer = ?, state_epoch = ?, state_sig = ?,"
+        " proof = ? WHERE id = ?",
+        [
+            credential.name,
+            epoch,
+            keys.sign(states.signed_message(digest, credential.name, epoch)),
+            states.proof(proof_key, digest),
+            cid,
+        ],
+    )
+    db.close()
+    jobs.revoke(unlocked, credential.name)
+    assert credential.name not in unlocked.chain.current.jobs
+    with unlocked.store.read():
+        assert unlocked.store.wrap_for(cid, ["#admin", "#job"]) == []
+    with pytest.raises(states.StateForged):
+        consents.show(unlocked, cid)
+    assert any(cid in p.message for p in verify.verify(unlocked).problems)

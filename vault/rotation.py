@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 from vault import access, consents, crypto, epochs, identity, keyring, notes, seeds, states
 from vault.dates import timestamp
-from vault.errors import Conflict, NokError
+from vault.errors import Conflict, IntegrityError, NokError
 from vault.session import Unlocked, Vault
 from vault.store import ConsentRow, NoteRow, RotationRow, Store
 
@@ -255,8 +255,18 @@ def _rewrap_consents(
     vault_id = unlocked.vault_id
     count = 0
     for consent_id, version, how, wrapped in store.wraps_of_reader(access.ADMIN_READER):
-        key = access.unwrap(unlocked, consent_id, access.ADMIN_READER, version, how, wrapped)
-        check_spread(unlocked, consent_id, key)
+        try:
+            key = access.unwrap(unlocked, consent_id, access.ADMIN_READER, version, how, wrapped)
+            check_spread(unlocked, consent_id, key)
+        except IntegrityError:
+            # Never spread to the new seeds, and closed to the old ones: a rotation (a
+            # removal, a revoked credential) must not be stopped by whoever planted a key
+            # or forged a state. verify names the consent (its wraps are missing).
+            store.delete_wraps(
+                consent_id, [access.ADMIN_READER, access.TEAM_READER, access.JOB_READER]
+            )
+            unlocked.forget_data_key(consent_id)
+            continue
         rows = []
 
         def ad(reader: str, consent_id: str = consent_id, version: int = version) -> bytes:
