@@ -9,7 +9,7 @@ from typing import IO, TYPE_CHECKING, Annotated
 import typer
 
 from nokcli import context, output
-from nokcli.i18n import _, consents_counted, notes_counted, render_vault
+from nokcli.i18n import _, consents_counted, ngettext, notes_counted, render_vault
 
 if TYPE_CHECKING:
     from vault.importer import ImportRejected, Progress, Summary
@@ -62,14 +62,23 @@ def _warnings(summary: "Summary") -> None:
             when=summary.imported_before,
         )
     if summary.long_notes:
+        # ngettext has translated the template already; output renders it as it is.
         output.warn(
-            "{count} note(s) are longer than the guideline (a short note is enough)",
+            ngettext(
+                "{count} note is longer than the guideline (a short note is enough)",
+                "{count} notes are longer than the guideline (a short note is enough)",
+                summary.long_notes,
+            ),
             count=summary.long_notes,
         )
     if summary.past_retention:
         output.warn(
-            "{count} consent(s) are past their retention deadline; "
-            "the next 'nok purge' erases them",
+            ngettext(
+                "{count} consent is past its retention deadline; the next 'nok purge' erases it",
+                "{count} consents are past their retention deadline; "
+                "the next 'nok purge' erases them",
+                summary.past_retention,
+            ),
             count=summary.past_retention,
         )
 

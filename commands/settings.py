@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from nokcli import context, output
-from nokcli.i18n import _, render
+from nokcli.i18n import _, ngettext, render
 
 app = typer.Typer(
     help=_(
@@ -96,13 +96,23 @@ def set_(
         return
     output.info("{key} changed from {old} to {new}", key=change.key, old=change.old, new=change.new)
     if spec.key == "retention-days":
+        # ngettext has translated the template already; output renders it as it is.
         output.info(
-            "moved the deadline of {count} consent(s) that follow the vault default",
+            ngettext(
+                "moved the deadline of {count} consent that follows the vault default",
+                "moved the deadline of {count} consents that follow the vault default",
+                change.recomputed,
+            ),
             count=change.recomputed,
         )
         if change.now_due:
             output.warn(
-                "{count} consent(s) are now past their deadline; the next 'nok purge' erases them",
+                ngettext(
+                    "{count} consent is now past its deadline; the next 'nok purge' erases it",
+                    "{count} consents are now past their deadline; the next 'nok purge' "
+                    "erases them",
+                    change.now_due,
+                ),
                 count=change.now_due,
             )
 
@@ -114,14 +124,24 @@ def _confirm_retention(due_now: int, days: int) -> None:
         return
     if not sys.stdin.isatty():
         raise BadInput(
-            "retention-days {days} puts {count} consent(s) past their deadline, so the next "
-            "purge erases them; pass --yes to confirm",
+            ngettext(
+                "retention-days {days} puts {count} consent past its deadline, so the next "
+                "purge erases it; pass --yes to confirm",
+                "retention-days {days} puts {count} consents past their deadline, so the next "
+                "purge erases them; pass --yes to confirm",
+                due_now,
+            ),
             days=days,
             count=due_now,
         )
     question = render(
-        "With retention-days {days}, {count} consent(s) are past their deadline and the next "
-        "purge erases them for good. Change it?",
+        ngettext(
+            "With retention-days {days}, {count} consent is past its deadline and the next "
+            "purge erases it for good. Change it?",
+            "With retention-days {days}, {count} consents are past their deadline and the "
+            "next purge erases them for good. Change it?",
+            due_now,
+        ),
         days=days,
         count=due_now,
     )

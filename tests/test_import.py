@@ -234,4 +234,4 @@ def test_past_retention_is_warned(cli_vault, tmp_path):
     old = {**KARI, "given": "2015-01-01", "notes": [], "retain_days": 30}
     result = cli_vault("import", str(write(tmp_path, jsonl(old))))
     assert result.exit_code == 0, result.stderr
-    assert "1 consent(s) are past their retention deadline" in result.stderr
+    assert "1 consent is past its retention deadline" in result.stderr

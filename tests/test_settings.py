@@ -112,14 +112,14 @@ def test_shorter_retention_asks_and_then_the_purge_erases(unlocked, vault_path, 
 
     refused = run_nok("settings", "set", "retention-days", "30", env=env, input="")
     assert refused.returncode == 2
-    assert "1 consent(s)" in refused.stderr
+    assert "puts 1 consent past its deadline" in refused.stderr
     with Vault.open(vault_path) as v:
         assert v.settings().retention_days == 730
         assert v.store.due_consents(TODAY.isoformat()) == []
 
     done = run_nok("settings", "set", "retention-days", "30", "--yes", env=env)
     assert done.returncode == 0, done.stderr
-    assert "past their deadline" in done.stderr
+    assert "1 consent is now past its deadline" in done.stderr
     # The nightly job, with its credential and no passphrase.
     job = {"NOK_VAULT": str(vault_path), "NOK_JOB_CREDENTIAL": str(credential)}
     purge = run_nok("purge", "--json", env=job, input="")
