@@ -190,8 +190,13 @@ def checkpoint(store: Store) -> bool:
 def _erase(store: Store, actor: Actor, signed: Signed, row: ConsentRow, *, action: str) -> Erasure:
     """Tombstone one active consent with ``signed`` as its ending and record ``action``
     (inside the caller's write transaction)."""
+    from vault import report  # builds on the consents this module erases
+
     notes = store.count_notes(row.id)
     e = signed.ending
+    # Before the data goes: what the person contributed to the yearly figures is kept
+    # without her (docs/report.md).
+    report.on_erase(store, actor, row, reason=e.reason)
     store.tombstone_consent(
         row.id,
         status=e.status,
