@@ -35,7 +35,7 @@ from functools import cache
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
-from vault import access, audit, consents, crypto, ids, keyring, notes, suppression
+from vault import access, audit, consents, crypto, ids, keyring, notes, report_form, suppression
 from vault.errors import BadInput, IntegrityError, NotFound
 from vault.session import Unlocked
 
@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from vault.endings import Actor
     from vault.store import ConsentRow, Store
 
-FORM = "bufdir-2026"
+FORM = report_form.FORM
 LOG = "report.log"
 DELETE = "report.delete"
 KEEP = "report.keep"
@@ -906,3 +906,28 @@ def year_report(vault: Unlocked, year: int) -> Report:
         staff_fte=str(fte) if fte is not None else None,
         lost=lost,
     )
+
+
+def title(table: str, language: str) -> str:
+    """A table's heading in ``language`` (en or nb), from the form."""
+    return str(form()["tables"][table][language])
+
+
+def label(table: str, cell: str, language: str) -> str:
+    """A cell's label in ``language``, from the form."""
+    f = form()
+    if table.startswith("users_by_"):
+        values = f["profile"][table.removeprefix("users_by_")]["values"]
+        found = values.get(cell) or f["answers"].get(cell)
+    elif table.endswith("_by_month"):
+        found = f["months"].get(cell)
+    else:
+        section = {
+            "contacts_by_channel": "channels",
+            "contacts_by_role": "contact_roles",
+            "contacts_by_new": "new_returning",
+            "visits_by_kind": "visit_kinds",
+            "outreach_by_audience": "audiences",
+        }.get(table, "activity_kinds")
+        found = f[section].get(cell)
+    return str(found[language]) if found else cell
