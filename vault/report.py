@@ -200,6 +200,9 @@ def _store_event(vault: Unlocked, event: Event) -> Event:
             key, plain, _event_ad(vault.vault_id, event_id, event.consent_id, version)
         )
         store.insert_report_event(event_id, event.consent_id, version, record)
+        if row is not None:
+            # The share the job would keep at an erasure must count this contact too.
+            refresh_share(vault, row, key)
         vault.record(
             LOG,
             consent_id=event.consent_id,
@@ -301,9 +304,11 @@ def delete_event(vault: Unlocked, event_id: str) -> Event:
         if not found:
             raise NotFound("no contact or activity {id}", id=canonical)
         _, consent_id, version, record = found[0]
-        key, _, _ = _event_key(vault, consent_id)
+        key, _, row = _event_key(vault, consent_id)
         event, _ = _open_event(vault, canonical, consent_id, version, record, key)
         store.delete_report_event(canonical)
+        if row is not None:
+            refresh_share(vault, row, key)
         vault.record(DELETE, consent_id=consent_id, object_id=canonical, detail=event.kind)
     return event
 
