@@ -565,3 +565,28 @@ def test_the_html_report_prints_on_one_or_two_a4_pages(cli_vault, tmp_path):
     )
     pages = pdf.read_bytes().count(b"/Type /Page") - pdf.read_bytes().count(b"/Type /Pages")
     assert 1 <= pages <= 2
+
+
+def test_the_figures_survive_rotating_the_vault_keys_and_new_data_keys(unlocked, vault_path):
+    """A new admin seed: what was kept is folded, the live shares and totals are sealed
+    again to the new admin key; a consent given a new data key (access revoked) keeps its
+    contacts. The figures stay what they were, and the job still keeps a share."""
+    from vault import grants, rotation
+
+    staff.add(unlocked, "kari", passphrase=b"kari horse battery staple")
+    one, two = small_year(unlocked), small_year(unlocked)
+    report.log_contact(unlocked, channel="letter", consent_id=two)
+    grants.grant(unlocked, two, "kari", reason="covering")
+    erasure.withdraw(unlocked, one)
+    before = report.year_report(unlocked, NOW.year).shown(exact=True)
+    erasure.withdraw(unlocked, small_year(unlocked))  # kept, not folded yet
+    rotation.rotate(unlocked)
+    grants.revoke(unlocked, two, "kari")
+    assert unlocked.store.get_consent(two).key_version == 2
+    after = report.year_report(unlocked, NOW.year).shown(exact=True)
+    # The letter came the day of her phone note: one contact that day, and its row still
+    # opens under the consent's new data key.
+    assert [e.channel for e in report.check_events(unlocked) if e.consent_id == two] == ["letter"]
+    assert after["contacts_by_channel"]["total"] == before["contacts_by_channel"]["total"] + 7
+    assert after["users_by_gender"]["cells"]["woman"] == 3
+    assert report._valid_share(unlocked.store, unlocked, unlocked.store.get_consent(two))

@@ -769,7 +769,9 @@ def rotate_admin(vault: Unlocked, old: Any) -> None:
     store = vault.store
     fold(vault, admin=old)
     keys = vault.chain.current.keys
-    for consent_id, _, sealed in store.all_report_shares():
+    for consent_id, version, sealed in store.all_report_shares():
+        if version == keys.admin_version:
+            continue
         found = store.report_share(consent_id)
         assert found is not None
         rev = int(found[0])
@@ -794,7 +796,8 @@ def rotate_admin(vault: Unlocked, old: Any) -> None:
             kept=0,
         )
     stored = store.report_totals()
-    if stored is not None:
+    # The fold above may have sealed them to the new key already.
+    if stored is not None and stored[0] != keys.admin_version:
         plain = crypto.open_sealed(
             old.box_secret, stored[1], _totals_ad(vault.vault_id, stored[0]), where="report totals"
         )
