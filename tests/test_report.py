@@ -590,3 +590,23 @@ def test_the_figures_survive_rotating_the_vault_keys_and_new_data_keys(unlocked,
     assert after["contacts_by_channel"]["total"] == before["contacts_by_channel"]["total"] + 7
     assert after["users_by_gender"]["cells"]["woman"] == 3
     assert report._valid_share(unlocked.store, unlocked, unlocked.store.get_consent(two))
+
+
+def test_a_backup_loses_the_share_of_a_consent_erased_since(unlocked, tmp_path):
+    """The share is the person's contribution; the live vault keeps it (to fold), but the
+    withdrawal reaching a backup erases it there like the rest of her data."""
+    from vault import backup
+
+    cid = small_year(unlocked)
+    backups = tmp_path / "backups"
+    backups.mkdir(mode=0o700)
+    info = backup.backup(unlocked, backups, now=NOW, actor=ADMIN)
+    copy = raw(info.path)
+    assert copy.execute("SELECT count(*) FROM report_shares").fetchone() == (1,)
+    copy.close()
+    done = erasure.withdraw(unlocked, cid)
+    assert info.path in done.copies.updated
+    copy = raw(info.path)
+    assert copy.execute("SELECT count(*) FROM report_shares").fetchone() == (0,)
+    copy.close()
+    assert unlocked.store.kept_report_shares()

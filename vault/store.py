@@ -1460,8 +1460,9 @@ class Store:
         sig: bytes | None = None,
         retain_until: str | None = None,
     ) -> None:
-        """Delete every note, note tombstone and key wrap under the consent and null its
-        personal columns in place; the row keeps the signed ending (``epoch``, ``sig``).
+        """Delete every note, note tombstone, key wrap and report row under the consent (and
+        a report share its erasure did not keep) and null its personal columns in place;
+        the row keeps the signed ending (``epoch``, ``sig``).
 
         With secure_delete on, SQLite zeroes the freed cells; the caller checkpoints the WAL.
         """
@@ -1469,6 +1470,8 @@ class Store:
         self._exec("DELETE FROM note_tombstones WHERE consent_id = ?", [consent_id])
         self._exec("DELETE FROM consent_keys WHERE consent_id = ?", [consent_id])
         self._exec("DELETE FROM report_events WHERE consent_id = ?", [consent_id])
+        # A share the erasure did not keep (in a copy: the live vault kept its own).
+        self._exec("DELETE FROM report_shares WHERE consent_id = ? AND kept = 0", [consent_id])
         nulls = ", ".join(f"{col} = NULL" for col in _PERSONAL_CONSENT_COLS)
         self._exec(
             f"UPDATE consents SET status = ?, ended = ?, end_reason = ?, ended_by = ?, {nulls},"
