@@ -706,6 +706,47 @@ def _put_totals(vault: Unlocked, totals: Mapping[str, Any]) -> None:
     vault.record(FOLD, state=crypto.digest(sealed))
 
 
+def _erased_years(vault: Unlocked, seed: Any) -> tuple[dict[int, Cells], list[str]]:
+    """The totals plus every kept share not yet folded in, by year; and those shares'
+    consent ids (admins: ``seed`` opens them).
+
+    Raises ReportRolledBack (totals, or a kept share, removed, changed or planted).
+    """
+    store = vault.store
+    current = vault.admin
+    vault.admin = seed
+    try:
+        totals = _load_totals(vault)
+    finally:
+        vault.admin = current
+    through = int(totals.get("through", 0))
+    expected = {
+        e.consent_id: e.state
+        for e in store.entries_of([KEEP])
+        if e.seq > through and e.consent_id is not None
+    }
+    kept = {c: s for c, _, s in store.kept_report_shares()}
+    if set(kept) != set(expected):
+        odd = sorted(set(kept) ^ set(expected))[0]
+        raise ReportRolledBack(what=f"the kept share of {odd}")
+    years: dict[int, Cells] = {}
+    _merge(years, {int(y): t for y, t in totals.get("years", {}).items()})
+    for consent_id, sealed in kept.items():
+        digest = expected[consent_id]
+        if digest is None or not crypto.same(crypto.digest(sealed), bytes(digest)):
+            raise ReportRolledBack(what=f"the kept share of {consent_id}")
+        found = store.report_share(consent_id)
+        assert found is not None
+        plain = crypto.open_sealed(
+            seed.box_secret,
+            sealed,
+            _share_ad(vault.vault_id, consent_id, int(found[0])),
+            where=f"report share of {consent_id}",
+        )
+        _merge(years, person_cells(_decode(plain, f"report share of {consent_id}")))
+    return years, sorted(kept)
+
+
 def fold(vault: Unlocked, *, admin: Any = None) -> int:
     """Add the kept shares of erased consents to the sealed yearly totals and delete them
     (admins; ``admin``: the admin seed to open them with, during a rotation). Returns how
@@ -716,39 +757,10 @@ def fold(vault: Unlocked, *, admin: Any = None) -> int:
     seed = admin or vault.admin_seed("nok stats")
     store = vault.store
     with store.write():
-        current = vault.admin
-        vault.admin = seed
-        try:
-            totals = _load_totals(vault)
-        finally:
-            vault.admin = current
-        through = int(totals.get("through", 0))
-        expected = {
-            e.consent_id: e.state
-            for e in store.entries_of([KEEP])
-            if e.seq > through and e.consent_id is not None
-        }
-        kept = {c: (v, s) for c, v, s in store.kept_report_shares()}
-        if set(kept) != set(expected):
-            odd = sorted(set(kept) ^ set(expected))[0]
-            raise ReportRolledBack(what=f"the kept share of {odd}")
+        years, kept = _erased_years(vault, seed)
         if not kept:
             return 0
-        years: dict[int, Cells] = {}
-        _merge(years, {int(y): t for y, t in totals.get("years", {}).items()})
-        for consent_id, (_, sealed) in kept.items():
-            digest = expected[consent_id]
-            if digest is None or not crypto.same(crypto.digest(sealed), bytes(digest)):
-                raise ReportRolledBack(what=f"the kept share of {consent_id}")
-            found = store.report_share(consent_id)
-            assert found is not None
-            plain = crypto.open_sealed(
-                seed.box_secret,
-                sealed,
-                _share_ad(vault.vault_id, consent_id, int(found[0])),
-                where=f"report share of {consent_id}",
-            )
-            _merge(years, person_cells(_decode(plain, f"report share of {consent_id}")))
+        for consent_id in kept:
             store.delete_report_share(consent_id)
         last = store.last_audit()
         _put_totals(
@@ -876,7 +888,7 @@ def year_report(vault: Unlocked, year: int) -> Report:
     Raises ReportRolledBack, IntegrityError (a consent's state or notes altered).
     """
     full = vault.admin is not None and vault.role == "admin"
-    if full:
+    if full and not vault.store.read_only:
         fold(vault)
     store = vault.store
     years: dict[int, Cells] = {}
@@ -892,8 +904,8 @@ def year_report(vault: Unlocked, year: int) -> Report:
             consents.check_notes(vault, row, key)
             _merge(years, person_cells(facts(vault, row, key)))
         if full:
-            totals = _load_totals(vault)
-            _merge(years, {int(y): t for y, t in totals.get("years", {}).items()})
+            # Folded above; in a read-only copy, what is kept is counted without folding.
+            _merge(years, _erased_years(vault, vault.admin)[0])
         lost = len(store.entries_of([LOST]))
     counted = years.get(year, {})
     tables = {
