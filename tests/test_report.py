@@ -610,3 +610,18 @@ def test_a_backup_loses_the_share_of_a_consent_erased_since(unlocked, tmp_path):
     assert copy.execute("SELECT count(*) FROM report_shares").fetchone() == (0,)
     copy.close()
     assert unlocked.store.kept_report_shares()
+
+
+@pytest.mark.parametrize(
+    ("lang", "box"),
+    [("nb", "Ja, svarene mine kan brukes"), ("en", "Yes, my answers may be used")],
+)
+def test_the_consent_form_asks_for_statistics_apart(cli_vault, lang, box):
+    """A box of its own, after the duties and before the signature: ticking it or not
+    is a choice apart from the consent to notes."""
+    result = cli_vault("consent", "form", "--lang", lang)
+    assert result.exit_code == 0, result.stderr
+    text = result.stdout
+    assert box in text
+    assert text.index(box) > text.index("196")
+    assert text.index(box) < text.index("\n## ", text.index(box))  # the signature follows
