@@ -178,7 +178,7 @@ def expected(year: Year, *, erased: bool) -> dict[str, dict[str, int]]:
             t["contacts_by_channel"][channel] += 1
             t["contacts_by_role"][role] += 1
             t["contacts_by_new"][new] += 1
-            t["contacts_by_month"][f"{d.month:02d}"] += 1
+            t["contacts_monthly"][f"{d.month:02d}"] += 1
     for d, act, n, audience in year.activities:
         if d.year != YEAR:
             continue
@@ -213,10 +213,10 @@ def expected(year: Year, *, erased: bool) -> dict[str, dict[str, int]]:
             t["contacts_by_channel"][channel] += 1
             t["contacts_by_role"][r] += 1
             t["contacts_by_new"][nw] += 1
-            t["contacts_by_month"][f"{d.month:02d}"] += 1
+            t["contacts_monthly"][f"{d.month:02d}"] += 1
         for d, kind in first_visit.items():
             t["visits_by_kind"][kind] += 1
-            t["visits_by_month"][f"{d.month:02d}"] += 1
+            t["visits_monthly"][f"{d.month:02d}"] += 1
         t["outreach_events"]["outreach"] += len(outreach_days)
         if first_contact or first_visit or p.profile is not None:
             for f in FIELDS:
@@ -625,3 +625,21 @@ def test_the_consent_form_asks_for_statistics_apart(cli_vault, lang, box):
     assert box in text
     assert text.index(box) > text.index("196")
     assert text.index(box) < text.index("\n## ", text.index(box))  # the signature follows
+
+
+def test_the_json_keeps_todays_keys_beside_the_tables(cli_vault):
+    """Scripts reading `nok stats --json` from before keep every key and value; the report's
+    tables come beside them, each with its cells and total."""
+    nok = cli_vault
+    assert nok("contact", "log", "--channel", "phone").exit_code == 0
+    shown = json.loads(nok("stats", "--json", "--exact").stdout)
+    before = (
+        "year consents_new consents_active ended_withdrawn ended_expired registered_in_error "
+        "under_16 under_16_unknown contacts contacts_by_kind contacts_by_month "
+        "people_with_contact"
+    ).split()
+    assert all(k in shown for k in before)
+    assert all(k.startswith(f"{NOW.year}-") for k in shown["contacts_by_month"])
+    for name, _ in report.TABLES:
+        assert set(shown[name]) == {"cells", "total"}
+    assert shown["contacts_by_channel"]["cells"]["phone"] == 1

@@ -73,10 +73,6 @@ class ReportRolledBack(IntegrityError):
     )
 
 
-class NoProfile(BadInput):
-    template = "consent {id} has no statistics profile"
-
-
 @cache
 def form(name: str = FORM) -> dict[str, Any]:
     """The year's registration form: its fields, values and labels (vault/forms/)."""
@@ -523,12 +519,12 @@ def person_cells(person: Mapping[str, Any]) -> dict[int, Cells]:
         _add(out, y, "contacts_by_channel", channel)
         _add(out, y, "contacts_by_role", role)
         _add(out, y, "contacts_by_new", new)
-        _add(out, y, "contacts_by_month", date[5:7])
+        _add(out, y, "contacts_monthly", date[5:7])
     for date, kind in person.get("visits", []):
         y = int(date[:4])
         years.add(y)
         _add(out, y, "visits_by_kind", kind)
-        _add(out, y, "visits_by_month", date[5:7])
+        _add(out, y, "visits_monthly", date[5:7])
     for date in person.get("outreach", []):
         _add(out, int(date[:4]), "outreach_events", "outreach")
     profile = person.get("profile")
@@ -547,7 +543,7 @@ def event_cells(event: Event) -> dict[int, Cells]:
         _add(out, y, "contacts_by_channel", event.channel or "phone")
         _add(out, y, "contacts_by_role", event.role or UNKNOWN)
         _add(out, y, "contacts_by_new", event.new or UNKNOWN)
-        _add(out, y, "contacts_by_month", event.date[5:7])
+        _add(out, y, "contacts_monthly", event.date[5:7])
     elif event.activity in OUTREACH_KINDS:
         _add(out, y, "outreach_events", event.activity)
         _add(out, y, "outreach_by_audience", event.audience or "other")
@@ -831,9 +827,9 @@ def _table_cells(name: str) -> tuple[str, ...]:
         "contacts_by_channel": tuple(f["channels"]),
         "contacts_by_role": tuple(f["contact_roles"]),
         "contacts_by_new": tuple(f["new_returning"]),
-        "contacts_by_month": months,
+        "contacts_monthly": months,
         "visits_by_kind": tuple(f["visit_kinds"]),
-        "visits_by_month": months,
+        "visits_monthly": months,
         "activities_by_kind": activities,
         "participants_by_kind": activities,
         "outreach_events": outreach,
@@ -847,9 +843,9 @@ TABLES: tuple[tuple[str, str], ...] = (
     ("contacts_by_channel", "contacts"),
     ("contacts_by_role", "contacts"),
     ("contacts_by_new", "contacts"),
-    ("contacts_by_month", "contacts"),
+    ("contacts_monthly", "contacts"),
     ("visits_by_kind", "visits"),
-    ("visits_by_month", "visits"),
+    ("visits_monthly", "visits"),
     ("activities_by_kind", "activities"),
     ("participants_by_kind", "participants"),
     *((f"users_by_{f}", "users") for f in form()["profile"]),
@@ -939,7 +935,7 @@ def label(table: str, cell: str, language: str) -> str:
     if table.startswith("users_by_"):
         values = f["profile"][table.removeprefix("users_by_")]["values"]
         found = values.get(cell) or f["answers"].get(cell)
-    elif table.endswith("_by_month"):
+    elif table.endswith("_monthly"):
         found = f["months"].get(cell)
     else:
         section = {
