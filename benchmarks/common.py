@@ -227,7 +227,8 @@ def vault_for(work: Path, notes: int) -> Built:
     jsonl = write_jsonl(base / "import.jsonl", notes)
     vault = base / "vault" / "vault.db"
     env = env_for(vault)
-    run([*NOK, "init", "--kdf", KDF, "--admin", ADMIN], env=env)
+    recovery = base / "recovery.txt"
+    run([*NOK, "init", "--kdf", KDF, "--admin", ADMIN, "--recovery-file", str(recovery)], env=env)
     imported = run([*NOK, "import", str(jsonl), "--json"], env=env)
     _BUILT[notes] = Built(vault, jsonl, notes, imported)
     return _BUILT[notes]

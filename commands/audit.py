@@ -78,9 +78,9 @@ def list_(
 
 def _sealed_label(entry: "Entry") -> str:
     if entry.keyless:
-        # Sealed or not, it was written without a passphrase: it vouches for no one.
-        return _("yes, keyless") if entry.sealed else _("not yet, keyless")
-    return _("yes") if entry.sealed else _("not yet")
+        # Written without a passphrase or credential: nobody signed it, and nobody will.
+        return _("no, keyless")
+    return _("yes") if entry.sealed else _("no")
 
 
 @app.command("verify")
@@ -154,7 +154,7 @@ def reset_anchor(
         recovery.accept_here(vault)
         with vault.store.read():
             last = vault.store.last_audit()
-            signed = next(vault.store.signed_audit_newest_first(not_after="9999"), None)
+            signed = next(vault.store.signed_audit_newest_first(), None)
     seq = last.seq if last is not None else 0
     head = signed.seq if signed is not None else 0
     if json_out:

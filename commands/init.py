@@ -78,10 +78,11 @@ def init(
 
     from commands.key import show_recovery
     from vault.dates import zone
-    from vault.errors import BadInput, VaultExists
+    from vault.errors import BadInput
     from vault.session import (
         Vault,
         check_access_mode,
+        check_free,
         check_retention_days,
         check_staff_name,
         kdf_params,
@@ -93,8 +94,7 @@ def init(
     check_retention_days(retain_days)
     zone(timezone)
     check_access_mode(access)
-    if state.vault_path.exists() or state.vault_path.is_symlink():
-        raise VaultExists(path=str(state.vault_path))
+    check_free(state.vault_path)
     if recovery_file is None and not (sys.stdin.isatty() and sys.stderr.isatty()):
         raise BadInput(
             "nok init makes a recovery key, which is shown only at a terminal; in scripts "

@@ -56,9 +56,9 @@ def rotate(
     """Make new vault keys (admins only): the admins', the team's and the job's.
 
     Every consent's admins', team and job wraps are rewrapped and the new keys sealed to
-    each holder in one transaction; staff keep their passphrases. With --deep, every personal field is also re-encrypted under
-    new data keys. A rotation that was interrupted leaves a readable vault; finish it
-    with --resume.
+    each holder in one transaction; staff keep their passphrases. With --deep, every
+    personal field is also re-encrypted under new data keys. A rotation that was
+    interrupted leaves a readable vault; finish it with --resume.
     """
     from vault.errors import BadInput
 
@@ -402,6 +402,7 @@ def recovery(
             show_default=False,
         ),
     ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
 ) -> None:
     """Make a new recovery key and revoke the old one (admins only).
 
@@ -414,6 +415,12 @@ def recovery(
         vault.require_admin("making a new recovery key")
         seed = rec.renew(vault)
     show_recovery(seed, recovery_file)
+    if json_out:
+        # The key itself never goes to standard output: only where it was written.
+        output.emit_json(
+            {"recovery_file": str(recovery_file) if recovery_file is not None else None}
+        )
+        return
     output.info("the old recovery key opens nothing current any more")
 
 

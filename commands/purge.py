@@ -7,7 +7,7 @@ import typer
 
 from nokcli import context, output, reach
 from nokcli.i18n import N_, _, render
-from vault.errors import PassphraseUnavailable
+from vault.errors import ExitCode, NokError, PassphraseUnavailable
 
 if TYPE_CHECKING:
     import datetime as dt
@@ -104,6 +104,10 @@ def purge(
     _refusals(result.refused)
     if job is None and result.refused:
         raise NoCredential(count=len(result.refused))
+    if result.refused:
+        # Exit 0 would tell cron and systemd all is well, and a consent kept past its
+        # deadline because its records were altered must reach an admin.
+        raise Refused(count=len(result.refused))
     if not result.wal_clean:
         raise VaultBusy(
             "erased {count} consent(s), but another process kept an old snapshot open, so "
@@ -121,6 +125,15 @@ class NoCredential(PassphraseUnavailable):
         "an admin makes one with 'nok key job-credential --output FILE'; the job passes it "
         "with --job-credential FILE or NOK_JOB_CREDENTIAL (examples/ shows how)"
     )
+
+
+class Refused(NokError):
+    exit_code = ExitCode.INTEGRITY
+    template = (
+        "{count} consent(s) past their stored deadline cannot be erased: their records do "
+        "not check out (named above)"
+    )
+    hint_template = "an admin should run 'nok verify' and look at each one named"
 
 
 REFUSAL_TEXTS = {

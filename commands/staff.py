@@ -180,6 +180,16 @@ def _offer_rotation(r: "Removal") -> str | None:
                 "Give every consent new data keys now (a deep rotation; needed if {name} "
                 "may have kept keys)?",
                 name=r.name,
+            )
+            if r.group is None
+            else render(
+                "Give every consent new data keys now (a deep rotation of {notes} note(s), "
+                "about {seconds:.0f} s)? It is what shuts {name} out of the file for good "
+                "once she is out of the group {group}.",
+                name=r.name,
+                notes=r.vault_notes,
+                seconds=r.deep_rotation_seconds,
+                group=r.group,
             ),
             default=False,
         )
@@ -198,13 +208,17 @@ def _explain(r: "Removal") -> None:
     output.info("removed the key slot of {name} ({role})", name=r.name, role=r.role)
     output.info("what {name} may still be able to read, and what closes it:", name=r.name)
     for gap in r.gaps:
+        text = _GROUP_TEXT[r.in_group] if gap.what == "group-membership" else _GAP_TEXT[gap.what]
         output.info(
-            _GAP_TEXT[gap.what],
+            text,
             name=r.name,
             consents=r.consents,
             notes=r.notes,
             version=r.master_version,
             created=r.master_created,
+            group=r.group,
+            all_notes=r.vault_notes,
+            seconds=r.deep_rotation_seconds,
         )
 
 
@@ -227,6 +241,34 @@ _GAP_TEXT = {
 }
 
 
+# The group gap, by what nok found of her Unix login: still in the group, out of it, or
+# no login of that name here (the staff name may not be her login).
+_GROUP_TEXT = {
+    True: N_(
+        "  - her Unix login {name} is still in the vault's group {group}: she can still "
+        "read the live file, and with data keys she kept, every note under the consents "
+        "she could open, new ones too; take her out (gpasswd -d {name} {group}), then run "
+        "'nok key rotate --deep' ({all_notes} note(s), about {seconds:.0f} s)"
+    ),
+    False: N_(
+        "  - her Unix login {name} is not in the vault's group {group}: she cannot read "
+        "the live file any more; 'nok key rotate --deep' ({all_notes} note(s), about "
+        "{seconds:.0f} s) still closes what a copy she made beforehand would open"
+    ),
+    None: N_(
+        "  - there is no Unix login {name} here to check: make sure her own login is out "
+        "of the vault's group {group} (gpasswd -d LOGIN {group}), then run 'nok key rotate "
+        "--deep' ({all_notes} note(s), about {seconds:.0f} s)"
+    ),
+}
+
+
+def _closer(r: "Removal", closed_by: str | None) -> str | None:
+    if closed_by == "leave-group":
+        return f"gpasswd -d {r.name} {r.group}"
+    return CLOSERS.get(closed_by or "")
+
+
 def _removal_json(r: "Removal", rotated: str | None) -> dict[str, Any]:
     return {
         "removed": r.name,
@@ -235,9 +277,13 @@ def _removal_json(r: "Removal", rotated: str | None) -> dict[str, Any]:
         "consents": r.consents,
         "notes": r.notes,
         "gaps": [
-            {"what": g.what, "closed_by": CLOSERS.get(g.closed_by or ""), "closed": g.closed}
+            {"what": g.what, "closed_by": _closer(r, g.closed_by), "closed": g.closed}
             for g in r.gaps
         ],
+        "group": None
+        if r.group is None
+        else {"name": r.group, "login": r.name, "login_in_group": r.in_group},
+        "deep_rotation": {"notes": r.vault_notes, "seconds": round(r.deep_rotation_seconds)},
         "rotated": rotated,
     }
 

@@ -34,6 +34,7 @@ LABELS = {
     "fingerprint": N_("fingerprint"),
     "access": N_("who reads new consents"),
     "timezone": N_("calendar time zone"),
+    "group": N_("shared with the group"),
     "backups_recorded": N_("backups recorded"),
 }
 # Datatilsynet expects erasure within a month: a copy out of reach longer than this may
@@ -74,6 +75,7 @@ def status(
         "fingerprint": st.fingerprint,
         "access": st.access,
         "timezone": st.timezone,
+        "group": st.group,
     }
     aside = set_aside(st.path)
     backups = copies_status(st.path)
@@ -90,7 +92,16 @@ def status(
         )
         return
     data["backups_recorded"] = backups.recorded
+    if st.group is None:
+        del data["group"]
     output.emit_record([(_(LABELS.get(k, k)), v) for k, v in data.items()])
+    if st.group is not None:
+        output.info(
+            "backups of this shared vault go in a directory of the group {group} (chgrp "
+            "{group} DIR && chmod 2770 DIR; nok backup DIR/ makes a new one so): there, "
+            "every member's withdrawals and the purge user's erase in them too",
+            group=st.group,
+        )
     if found.any:
         reach.reconciled(found)
     for u in long_kept:

@@ -25,6 +25,7 @@ def upgrade(
     yes: Annotated[
         bool, typer.Option("--yes", "-y", help=_("Do not ask for confirmation (for scripts)."))
     ] = False,
+    json_out: Annotated[bool, typer.Option("--json", help=_("Print the result as JSON."))] = False,
 ) -> None:
     """Upgrade a vault made by an older nok (format 2) to signed keys and need-to-know.
 
@@ -43,9 +44,18 @@ def upgrade(
 
     state = context.get(ctx)
     if not up.needs_upgrade(state.vault_path):
+        if json_out:
+            output.emit_json({"upgraded": False})
+            return
         output.info("the vault is in the current format already; nothing to do")
         return
     out = Path(recovery_file) if recovery_file is not None else None
+    if out is not None and (out.exists() or out.is_symlink() or not out.parent.is_dir()):
+        # Checked before anything changes: the key is made once, with the upgrade.
+        raise BadInput(
+            "{path} exists or its directory does not; give a new file for the recovery key",
+            path=str(out),
+        )
     if out is None and not (sys.stdin.isatty() and sys.stderr.isatty()):
         raise BadInput(
             "the upgrade makes a recovery key, which is shown only at a terminal; in scripts "
@@ -63,6 +73,25 @@ def upgrade(
     secret = passphrase.current(state.passphrase_file, who=state.user)
     result = up.upgrade(state.vault_path, admin=state.user, passphrase=secret, now=state.now())
     show_recovery(result.recovery_seed, out)
+    if result.dropped_log_lines:
+        output.warn(
+            "{count} line(s) of the old erasure log named no tombstone of this vault; they "
+            "are kept aside (<vault>.erasures-format2), not in the new log",
+            count=result.dropped_log_lines,
+        )
+    if json_out:
+        output.emit_json(
+            {
+                "upgraded": True,
+                "consents": result.consents,
+                "tombstones": result.tombstones,
+                "staff": list(result.staff),
+                "backup": str(result.backup),
+                "dropped_log_lines": result.dropped_log_lines,
+                "recovery_file": None if out is None else str(out),
+            }
+        )
+        return
     output.info(
         "upgraded: {consents} consent(s) and {ended} tombstone(s) signed; the format-2 file "
         "is kept at {backup}",
@@ -70,9 +99,3 @@ def upgrade(
         ended=result.tombstones,
         backup=str(result.backup),
     )
-    if result.dropped_log_lines:
-        output.warn(
-            "{count} line(s) of the old erasure log named no tombstone of this vault; they "
-            "are kept aside (<vault>.erasures-format2), not in the new log",
-            count=result.dropped_log_lines,
-        )

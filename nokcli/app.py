@@ -21,6 +21,7 @@ from nokcli.context import Context
 from nokcli.i18n import _, render, render_vault
 from nokcli.main import quiet_stdout
 from vault.errors import ExitCode, NokError
+from vault.files import umask_for
 
 # Each module defines ``app = typer.Typer()``; a name registers it as a group
 # (``nok consent ...``), None merges its commands into the root (``nok init``).
@@ -221,6 +222,8 @@ def root(
     if isinstance(ctx.obj, Context):
         return  # a command typed in `nok shell`, which brings its session's Context
     ctx.obj = Context.build(vault, as_user, passphrase_file, busy_timeout, job_credential)
+    # On a shared vault, what SQLite makes beside it must be the group's from the start.
+    os.umask(umask_for(ctx.obj.vault_path))
 
 
 def _translate_docstrings(sub: typer.Typer) -> None:

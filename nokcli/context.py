@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import getpass
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -167,7 +168,9 @@ def _vault_file(path: Path) -> Path:
     from vault.errors import BadInput
 
     path = path.expanduser()
-    if path.name in ("", "..") or path.is_dir():
+    # os.path.isdir, not Path.is_dir: a directory closed to this user (a shared vault of
+    # a group she is not in) is not an error here; opening the vault says what it is.
+    if path.name in ("", "..") or os.path.isdir(path):
         raise BadInput(
             "--vault names the vault file, not a directory: {path!r} (for example {example})",
             path=str(path),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import unicodedata
 
+from nokcli.i18n import pgettext
 from vault.dates import DEFAULT_TIMEZONE, day
 from vault.errors import BadInput
 
@@ -67,5 +68,6 @@ def resolve(
             "{field} {text!r} is not a date: use YYYY-MM-DD, today, {near} or a weekday",
             field=field,
             text=text,
-            near="tomorrow" if ahead else "yesterday",
+            # Phrases, as a vault error's are: the hint names the word that works here.
+            near=pgettext("phrase", "tomorrow") if ahead else pgettext("phrase", "yesterday"),
         ) from None

@@ -44,7 +44,9 @@ LANGUAGES = ("nb",)
 TOOL = "python -m nokcli.i18n_tools"
 FIRST_ARG = {"_", "N_", "render", "info", "warn", "t", "translate"}
 PROBLEM_CALLS = {"report", "add", "Problem"}
-PHRASE_CALLS = {"require_admin"}
+# Their first argument, and their keyword arguments, are phrases (vault/grants.py passes
+# the action it refuses as ``what=``).
+PHRASE_CALLS = {"require_admin", "_may_manage"}
 # The context of the English phrases vault passes as parameters (nokcli.i18n.render_vault).
 PHRASE = "phrase"
 TEMPLATE_ATTRS = {"template", "hint_template"}
@@ -54,6 +56,8 @@ TEMPLATE_CONSTANTS = {
     "KEYLESS_ACTOR",
     "DELETE_SENTENCES",
     "OTHER_DELETE",
+    "ACCESS_SENTENCES",
+    "ACCESS_REASONS",
 }
 # Typer's modules that mark their texts for gettext (its vendored click does not: those
 # texts are translated by template in nokcli/usage.py).
@@ -167,8 +171,11 @@ def _visit(tree: ast.Module, where: str, errors: set[str], found: Found) -> None
                     add(_literal(args[0]))
                 for kw in node.keywords:
                     add(_literal(kw.value), context=PHRASE)
-            elif name in PHRASE_CALLS and args:
-                add(_literal(args[0]), context=PHRASE)
+            elif name in PHRASE_CALLS:
+                if args:
+                    add(_literal(args[0]), context=PHRASE)
+                for kw in node.keywords:
+                    add(_literal(kw.value), context=PHRASE)
             elif name in PROBLEM_CALLS and len(args) >= 2:
                 add(_literal(args[1]))
             for kw in node.keywords:

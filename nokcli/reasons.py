@@ -10,14 +10,14 @@ from typing import TYPE_CHECKING, Annotated, TypeVar
 import typer
 
 from nokcli import context, output, vocab
-from nokcli.i18n import N_, render
+from nokcli.i18n import _, render
 
 if TYPE_CHECKING:
     from vault.session import Unlocked
 
 T = TypeVar("T")
 
-REASON_HELP = N_(
+REASON_HELP = _(
     "For an admin reading consents she is not assigned to: why (covering, shared-follow-up, "
     "person-asked, emergency or other), recorded with each read. Asked on a terminal when "
     "needed; without it a listing shows those consents without their personal data."

@@ -201,3 +201,88 @@ def keys_that_open(
                 except (NokError, ValueError, TypeError):
                     continue
     return opened
+
+
+# -- format-3 helpers for the audit, verify and copies tests --------------------------------
+
+
+def job_of(unlocked: Unlocked, directory: Path) -> Path:
+    """The scheduled job's credential for ``unlocked``'s vault, as an admin makes it
+    (``nok key job-credential``), written to ``directory``; ``unlocked`` is an admin's."""
+    from vault import jobs
+
+    path = directory / "job.credential"
+    jobs.write(path, jobs.issue(unlocked))
+    return path
+
+
+# -- tests-c: the job credential and bulk consents (purge, erasure, backup, stats) --------
+
+
+def job_credential_file(unlocked: Unlocked, tmp_path: Path, name: str = "purge") -> Path:
+    """The scheduled job's credential as an admin makes it (nok key job-credential), in a
+    new 0600 file of the test's."""
+    from vault import jobs
+
+    path = tmp_path / f"{name}.credential"
+    jobs.write(path, jobs.issue(unlocked, name))
+    return path
+
+
+def as_job(vault: Vault, credential: Path, now: dt.datetime) -> Any:
+    """The vault as the scheduled job of ``credential`` holds it (vault.jobs.JobUnlocked),
+    keeping no pins of its own."""
+    from vault import jobs
+
+    return jobs.unlock(vault, jobs.read(credential), now=now, pin_store=None)
+
+
+def insert_consents(
+    unlocked: Unlocked,
+    data: Any,
+    count: int,
+    *,
+    notes_each: int,
+    text: str,
+    date: str,
+) -> list[str]:
+    """``count`` consents of ``data`` (a vault.consents.ConsentInput), each with
+    ``notes_each`` notes of ``text`` dated ``date``, written in one transaction as
+    consents.add and notes.add write them: signed states, key wraps, one signed trail
+    entry each. Fast enough for thousands; returns their ids."""
+    from vault import consents, crypto, ids, notes
+
+    data = consents.validate(data, unlocked.today())
+    made = []
+    with unlocked.store.write():
+        for _ in range(count):
+            consent_id = consents.new_consent_id(unlocked.store)
+            key = crypto.new_key()
+            rows = [
+                notes.build_row(
+                    key,
+                    note_id=ids.new_id(ids.NOTE_PREFIX),
+                    consent_id=consent_id,
+                    key_version=consents.FIRST_KEY_VERSION,
+                    seq=seq,
+                    date=date,
+                    kind="phone",
+                    text=text,
+                    author=unlocked.name,
+                    now=unlocked.now,
+                )
+                for seq in range(1, notes_each + 1)
+            ]
+            row, wraps = consents.new_row(unlocked, data, consent_id, key, unlocked.now, notes=rows)
+            unlocked.store.insert_consent(row)
+            unlocked.store.insert_notes(rows)
+            unlocked.store.put_wraps(consent_id, [w.row() for w in wraps])
+            unlocked.record(
+                "consent.add",
+                consent_id=consent_id,
+                object_id=row.contact,
+                rev=row.rev,
+                state=consents.state_digest(unlocked.vault_id, row),
+            )
+            made.append(consent_id)
+    return made

@@ -8,6 +8,7 @@ personal reaches her through any command, and no key she holds opens it.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 from pathlib import Path
@@ -16,7 +17,7 @@ import pytest
 
 from nokcli import dates
 from tests.conftest import ADMIN, CLOCK_ENV, NOW, keys_that_open, run_nok
-from vault import Vault, access, consents, crypto, grants, notes, seeds, staff
+from vault import Vault, access, consents, crypto, grants, notes, seeds, staff, states
 from vault.errors import NokError
 from vault.session import Unlocked
 
@@ -163,6 +164,47 @@ def test_a_grant_opens_a_revocation_rekeys_and_an_old_wrap_opens_nothing_new(
     kari.close()
 
 
+def test_a_revoked_grant_put_back_from_an_older_copy_is_refused(
+    private: str, team: Unlocked, vault_path: Path
+) -> None:
+    """kari keeps a copy from while she had access; after the revocation she writes the
+    consent's rows back (its old signed state, her wrap, the old notes). Everything is
+    signed and proved, but it is older than what the trail records: nothing opens it, and
+    ola's next note is not written under the key kari holds."""
+    import sqlite3
+
+    grants.grant(team, private, KARI, reason="covering")
+    team.close()
+    old = sqlite3.connect(vault_path)
+    saved = {
+        table: old.execute(f"SELECT * FROM {table} WHERE {col} = ?", [private]).fetchall()  # noqa: S608
+        for table, col in (
+            ("consents", "id"),
+            ("consent_keys", "consent_id"),
+            ("notes", "consent_id"),
+        )
+    }
+    old.close()
+    ola = as_(OLA, OLA_PASS, vault_path)
+    grants.revoke(ola, private, KARI)
+    ola.close()
+    db = sqlite3.connect(vault_path, isolation_level=None)
+    for table, col in (("notes", "consent_id"), ("consent_keys", "consent_id"), ("consents", "id")):
+        db.execute(f"DELETE FROM {table} WHERE {col} = ?", [private])  # noqa: S608
+    for table in ("consents", "consent_keys", "notes"):
+        for values in saved[table]:
+            marks = ", ".join("?" for _ in values)
+            db.execute(f"INSERT INTO {table} VALUES ({marks})", values)  # noqa: S608
+    db.close()
+    ola = as_(OLA, OLA_PASS, vault_path, days=1)
+    with pytest.raises(states.StateRolledBack):
+        notes.add(ola, private, "MUST-NOT-BE-UNDER-THE-OLD-KEY")
+    with pytest.raises(states.StateRolledBack):
+        consents.show(ola, private)
+    ola.close()
+    assert b"MUST-NOT-BE" not in vault_path.read_bytes()
+
+
 def test_a_note_from_a_colleague_without_access_is_hers_to_write_not_to_read(
     private: str, team: Unlocked, vault_path: Path
 ) -> None:
@@ -185,6 +227,42 @@ def test_a_note_from_a_colleague_without_access_is_hers_to_write_not_to_read(
     assert not folded.pending
     ola.close()
     assert b"KARI-TOOK-A-CALL" not in vault_path.read_bytes()
+
+
+def test_a_pending_note_cannot_name_another_author(
+    private: str, team: Unlocked, vault_path: Path
+) -> None:
+    """kari seals a note to the consent's public key (anyone can) with ola's name inside
+    and signs it with her own key: the contact person is not told ola wrote it."""
+    from vault import keyring, states
+
+    team.close()
+    kari = as_(KARI, KARI_PASS, vault_path)
+    added = notes.add(kari, private, "WRITTEN-BY-KARI")
+    row = kari.store.get_note(added.id)
+    consent = kari.store.get_consent(private)
+    assert row is not None
+    assert consent is not None
+    assert isinstance(consent.consent_box, bytes)
+    record = crypto.seal_to(
+        consent.consent_box,
+        keyring.encode_record((row.date, row.created, "session", OLA, "SIGNED-AS-OLA")),
+        notes.pending_ad(row.id, private, row.key_version),
+    )
+    forged = dataclasses.replace(row, record=record)
+    sig = kari.keys.sign(
+        states.signed_message(
+            notes.pending_digest_of(kari.vault_id, forged), KARI, kari.epoch.number
+        )
+    )
+    with kari.store.write():
+        kari.store.countersign_pending(row.id, KARI, kari.epoch.number, sig)
+        kari.store.conn.execute("UPDATE notes SET record = ? WHERE id = ?", [record, row.id])
+    kari.close()
+    ola = as_(OLA, OLA_PASS, vault_path)
+    with pytest.raises(states.StateForged):
+        list(notes.list_notes(ola, consent_id=private))
+    ola.close()
 
 
 def test_an_admin_reads_outside_her_assignment_only_with_a_reason(
@@ -235,6 +313,33 @@ def test_a_grant_that_ran_out_is_refused_and_then_rekeyed(
     ola.close()
 
 
+def test_a_grant_that_ran_out_gives_no_action_before_the_rekeying(
+    private: str, team: Unlocked, vault_path: Path
+) -> None:
+    """Her wrap is still in the file until the contact person or an admin unlocks: from
+    the day after the grant's last one, nothing she does opens it (a withdrawal, an
+    extension, a correction), and an ending she signs for a day after it has no
+    authority in any copy."""
+    from vault import corrections, erasure
+
+    today = team.today()
+    grants.grant(team, private, KARI, reason="covering", until=today)
+    (note_id,) = [n.id for n in notes.list_notes(team, consent_id=private)]
+    team.close()
+    kari = as_(KARI, KARI_PASS, vault_path, days=2)
+    with pytest.raises(access.GrantExpired):
+        erasure.withdraw(kari, private)
+    with pytest.raises(access.GrantExpired):
+        erasure.extend(kari, private, 30)
+    with pytest.raises(access.GrantExpired):
+        corrections.amend_note(kari, note_id, text="REWRITTEN")
+    kari.close()
+    ola = as_(OLA, OLA_PASS, vault_path, days=3)
+    assert consents.show(ola, private).subject == SECRET_ALIAS
+    assert [n.text for n in notes.list_notes(ola, consent_id=private)] == [SECRET_TEXT]
+    ola.close()
+
+
 def test_the_team_setting_opens_new_consents_to_everyone_and_old_ones_stay(
     private: str, team: Unlocked, vault_path: Path
 ) -> None:
@@ -267,8 +372,9 @@ def test_removing_a_member_removes_her_access_and_reassigns_her_consents(
 def test_a_reader_list_edited_in_the_file_gives_no_access(
     private: str, team: Unlocked, vault_path: Path
 ) -> None:
-    """Naming herself a reader in the plaintext column opens nothing: no wrap, and the
-    state's proof no longer matches for those who can check it."""
+    """Naming herself a reader in the plaintext column opens nothing: the columns are no
+    longer those of a signed state, so nok refuses to decide anything with them (her
+    listing shows the consent without its personal fields)."""
     import sqlite3
 
     team.close()
@@ -279,9 +385,11 @@ def test_a_reader_list_edited_in_the_file_gives_no_access(
     )
     db.close()
     kari = as_(KARI, KARI_PASS, vault_path)
-    shown = consents.show(kari, private)
-    assert shown.access is False
-    assert shown.subject is None
+    with pytest.raises(states.StateForged):
+        consents.show(kari, private)
+    (listed,) = [c for c in consents.list_all(kari) if c.id == private]
+    assert listed.access is False
+    assert listed.subject is None
     kari.close()
     ola = as_(OLA, OLA_PASS, vault_path)
     with pytest.raises(NokError):

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ADMIN, PASSPHRASE, TODAY, Nok, Result, run_nok
+from conftest import ADMIN, PASSPHRASE, TODAY, Nok, Result, init_args, run_nok
 
 from nokcli import editor
 
@@ -101,8 +101,8 @@ def add_note(cli: Nok, consent_id: str, text: str, *extra: str) -> str:
 # -- init and status ---------------------------------------------------------------------
 
 
-def test_init_creates_a_private_vault(fresh: Checked, vault_path: Path) -> None:
-    result = ok(fresh("init", "--kdf", "interactive", "--json"))
+def test_init_creates_a_private_vault(fresh: Checked, vault_path: Path, tmp_path: Path) -> None:
+    result = ok(fresh(*init_args(tmp_path, "--json")))
     assert json.loads(result.stdout) == {
         "vault": str(vault_path),
         "admin": ADMIN,
@@ -112,17 +112,18 @@ def test_init_creates_a_private_vault(fresh: Checked, vault_path: Path) -> None:
     assert "interactive" in result.stderr
     assert stat.S_IMODE(vault_path.stat().st_mode) == 0o600
     assert stat.S_IMODE(vault_path.parent.stat().st_mode) == 0o700
+    assert stat.S_IMODE((tmp_path / "recovery-0.txt").stat().st_mode) == 0o600
 
 
-def test_init_twice_is_refused(cli: Checked, vault_path: Path) -> None:
+def test_init_twice_is_refused(cli: Checked, vault_path: Path, tmp_path: Path) -> None:
     before = vault_path.read_bytes()
-    line = fails(cli("init", "--kdf", "interactive"), 9)
+    line = fails(cli(*init_args(tmp_path)), 9)
     assert "already exists" in line
     assert vault_path.read_bytes() == before
 
 
-def test_init_human_output_and_admin_name(fresh: Checked, vault_path: Path) -> None:
-    result = ok(fresh("init", "--kdf", "interactive", "--admin", "berit"))
+def test_init_human_output_and_admin_name(fresh: Checked, tmp_path: Path) -> None:
+    result = ok(fresh(*init_args(tmp_path, "--admin", "berit")))
     assert result.stdout == ""
     assert "berit" in result.stderr
     data = json.loads(ok(fresh("--as", "berit", "consent", "list", "--json")).stdout)
@@ -133,25 +134,26 @@ def test_init_human_output_and_admin_name(fresh: Checked, vault_path: Path) -> N
     "args", [("--kdf", "fast"), ("--admin", "two words"), ("--retain-days", "0")]
 )
 def test_init_bad_values_create_nothing(
-    fresh: Checked, vault_path: Path, args: tuple[str, ...]
+    fresh: Checked, vault_path: Path, tmp_path: Path, args: tuple[str, ...]
 ) -> None:
-    fails(fresh("init", *args), 2)
+    fails(fresh(*init_args(tmp_path, *args)), 2)
     assert not vault_path.parent.exists()
+    assert not list(tmp_path.glob("recovery-*"))
 
 
 def test_init_with_a_short_passphrase_creates_nothing(
-    fresh: Checked, vault_path: Path, monkeypatch: pytest.MonkeyPatch
+    fresh: Checked, vault_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("NOK_PASSPHRASE", "short")
-    fails(fresh("init", "--kdf", "interactive"), 2)
+    assert "at least" in fails(fresh(*init_args(tmp_path)), 2)
     assert not vault_path.exists()
 
 
-def test_init_with_group(fresh: Checked, vault_path: Path) -> None:
+def test_init_with_group(fresh: Checked, vault_path: Path, tmp_path: Path) -> None:
     import grp
 
     group = grp.getgrgid(os.getgid()).gr_name
-    ok(fresh("init", "--kdf", "interactive", "--group", group))
+    ok(fresh(*init_args(tmp_path, "--group", group)))
     assert stat.S_IMODE(vault_path.stat().st_mode) == 0o660
     assert stat.S_IMODE(vault_path.parent.stat().st_mode) == 0o2770
     add_consent(fresh)
@@ -750,7 +752,7 @@ def test_done_when_path(nok_env: dict[str, str], vault_path: Path, tmp_path: Pat
         assert PASSPHRASE not in result.stdout + result.stderr
         return result
 
-    nok("init", "--kdf", "interactive")
+    nok(*init_args(tmp_path))
     consent = json.loads(
         nok(
             "consent",

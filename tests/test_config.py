@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from conftest import init_args
+
 
 def _write_config(nok_env, text):
     path = Path(nok_env["XDG_CONFIG_HOME"]) / "nok" / "config.toml"
@@ -18,7 +20,7 @@ def test_config_names_the_vault_and_user(nok, nok_env, monkeypatch, tmp_path):
     _write_config(nok_env, f'vault = "{other}"\nuser = "bodil"\n')
     monkeypatch.delenv("NOK_VAULT")
     monkeypatch.delenv("NOK_USER")
-    made = nok("init", "--kdf", "interactive", "--json")
+    made = nok(*init_args(tmp_path, "--json"))
     assert made.exit_code == 0, made.stderr
     assert json.loads(made.stdout) == {"vault": str(other), "admin": "bodil", "kdf": "interactive"}
     assert other.exists()

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import CLOCK_ENV, NOW, days_ago, run_nok
+from tests.conftest import CLOCK_ENV, NOW, days_ago, job_of, run_nok
 from tests.test_backup import found_in, secrets_of
 from vault import backup, consents, copies, erasure, notes
 from vault.session import Unlocked
@@ -107,9 +107,10 @@ def test_purge_erases_from_every_reachable_backup(unlocked, env, tmp_path, vault
     ).id
     notes.add(unlocked, due, "MARKER-due " + "y" * 3000, date=days_ago(400))
     gone = secrets_of(unlocked, due)
+    job = job_of(unlocked, tmp_path)
     unlocked.close()
     first, second = make_backups(env, tmp_path)
-    doc = json.loads(nok("purge", "--json", env=env).stdout)
+    doc = json.loads(nok("purge", "--json", env={**env, "NOK_JOB_CREDENTIAL": str(job)}).stdout)
     assert doc["purged"] == [due]
     assert doc["backups_updated"] == 3
     assert found_in(all_files(first, second), gone) == []
@@ -117,6 +118,7 @@ def test_purge_erases_from_every_reachable_backup(unlocked, env, tmp_path, vault
 
 def test_a_backup_out_of_reach_is_named_with_its_window(unlocked, people, env, tmp_path):
     gone = secrets_of(unlocked, people["Kari"])
+    job = job_of(unlocked, tmp_path)
     unlocked.close()
     usb = tmp_path / "usb"
     nok("backup", f"{usb}/", "--keep-days", "30", env=env)
@@ -140,10 +142,11 @@ def test_a_backup_out_of_reach_is_named_with_its_window(unlocked, people, env, t
     assert status["unreachable_backups"][0]["may_hold_erased_data_until"] == until
     assert until in nok("status", env=env).stderr
 
-    # The disk comes back: the next backup (or erasure) brings it up to date.
+    # The disk comes back: the next backup run with the job's credential (or the next
+    # erasure, or staff unlock) brings it up to date.
     shutil.move(away, usb)
     assert found_in([made], gone) == [made.name]
-    nok("backup", f"{tmp_path / 'nightly'}/", env=env)
+    nok("backup", f"{tmp_path / 'nightly'}/", env={**env, "NOK_JOB_CREDENTIAL": str(job)})
     assert found_in([made], gone) == []
     assert json.loads(nok("status", "--json", env=env).stdout)["unreachable_backups"] == []
 
@@ -209,6 +212,14 @@ def test_a_pre_withdrawal_copy_put_back_is_erased_again_and_reported(
     shutil.copyfile(old, vault_path)  # put back by hand
     assert found_in(vault_dir(vault_path), gone)
 
+    # Whoever saw the newer vault is refused the older one (her pin), and nothing is
+    # written; without a key nok only says what the signed erasure record names.
+    refused = nok("verify", env=env, code=7)
+    assert "this vault is older than the one you last used" in refused.stderr
+    keyless = json.loads(nok("status", "--json", env=env).stdout)
+    assert keyless["waiting_for_a_key"] == [kari]
+    # She looks into it and accepts the file as it is: her next unlock erases again.
+    nok("audit", "reset-anchor", "--yes", env=env)
     checked = nok("verify", env=env, code=13)
     assert kari in checked.stderr
     assert "erased again" in checked.stderr
@@ -218,19 +229,15 @@ def test_a_pre_withdrawal_copy_put_back_is_erased_again_and_reported(
     assert shown["status"] == "withdrawn"
     assert shown["subject"] is None
     trail = nok("audit", "list", "--consent", kari, "--json", env=env).stdout
-    again = [e for e in json.loads(trail) if e["action"] == "consent.withdraw"][-1]
-    assert (again["actor"], again["keyless"]) == ("nok (keyless)", True)
-    # The rollback itself stays reported (the audit anchor) until an admin accepts it.
-    rolled_back = nok("verify", env=env, code=13)
-    assert "the anchor beside the vault records" in rolled_back.stdout
-    nok("audit", "reset-anchor", "--yes", env=env)
+    again = [e for e in json.loads(trail) if e["action"] == erasure.AGAIN_ACTION][-1]
+    assert (again["actor"], again["sealed"], again["keyless"]) == ("anne", True, False)
     assert nok("verify", env=env).returncode == 0
 
 
-def test_rows_pasted_back_with_the_log_gone_are_erased_by_the_sealed_trail(
+def test_rows_pasted_back_with_the_log_gone_are_erased_by_the_signed_trail(
     unlocked, people, env, vault_path, tmp_path
 ):
-    """The erasure log is deleted too; the sealed consent.withdraw entry still tells."""
+    """The erasure log is deleted too; the signed consent.withdraw entry still tells."""
     kari = people["Kari"]
     gone = secrets_of(unlocked, kari)
     unlocked.store.checkpoint()
@@ -244,6 +251,9 @@ def test_rows_pasted_back_with_the_log_gone_are_erased_by_the_sealed_trail(
     conn.execute("DELETE FROM consents WHERE id = ?", [kari])
     conn.execute("INSERT INTO consents SELECT * FROM old.consents WHERE id = ?", [kari])
     conn.execute("INSERT INTO notes SELECT * FROM old.notes WHERE consent_id = ?", [kari])
+    conn.execute(
+        "INSERT INTO consent_keys SELECT * FROM old.consent_keys WHERE consent_id = ?", [kari]
+    )
     conn.commit()
     conn.close()
     assert found_in(vault_dir(vault_path), gone)
@@ -263,26 +273,26 @@ WITHDRAW_CHILD = r"""
 import os, signal, sys
 from pathlib import Path
 os.umask(0o077)
-from vault import Vault, dates, erasure, store
+from vault import Vault, dates, endings, erasure, store
 path, consent_id, point = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
 
 def die(*_a, **_k):
     os.kill(os.getpid(), signal.SIGKILL)
 
 if point == "after-log-line":
-    original = erasure.append_erasure_log
+    original = endings.append_log
     def append(*a, **k):
         original(*a, **k)
         die()
-    erasure.append_erasure_log = append
+    endings.append_log = append
 elif point == "before-checkpoint":
     erasure.checkpoint = die
 elif point == "inside-a-backup":
-    erasure._erase_again_original = erasure._erase_again
-    def erase_again(s, records, *, now):
-        erasure._erase_again_original(s, records, now=now)
+    original = erasure.erase_in_copy
+    def erase_in_copy(*a, **k):
+        original(*a, **k)
         die()
-    erasure._erase_again = erase_again
+    erasure.erase_in_copy = erase_in_copy
 u = Vault.open(path).unlock(os.environ["NOK_USER"], os.environ["NOK_PASSPHRASE"].encode(),
                             now=dates.utcnow())
 erasure.withdraw(u, consent_id)
@@ -385,13 +395,16 @@ def test_notes_pasted_under_a_tombstone_are_deleted_again_at_open(
     conn.close()
     assert found_in(vault_dir(vault_path), gone)
 
-    opened = nok("status", env=env)
+    # The next unlock, whatever the command, empties it again (only a key holder may:
+    # without one nok changes nothing).
+    opened = nok("consent", "list", env=env)
     assert "emptied again 1 tombstone(s)" in opened.stderr
     assert kari in opened.stderr
     assert sqlite_rows(vault_path, "SELECT count(*) FROM notes WHERE consent_id = ?", kari) == [
         (0,)
     ]
-    nok("status", env=env)  # a second open finds nothing left to do
+    again = nok("consent", "list", env=env)  # a second unlock finds nothing left to do
+    assert "emptied again" not in again.stderr
     assert found_in(vault_dir(vault_path), gone) == []
 
 

@@ -14,7 +14,7 @@ import pytest
 from conftest import ADMIN, NOW, PASSPHRASE, days_ago
 from test_erasure import BIG, WINDOW, on_terminal, remains
 
-from vault import Vault, consents, corrections, erasure, export, notes, staff, verify
+from vault import Vault, consents, corrections, erasure, export, grants, notes, staff, verify
 from vault.errors import (
     BadInput,
     Conflict,
@@ -183,7 +183,8 @@ def test_a_planted_note_tombstone_under_an_ended_consent_is_reported(unlocked, v
     erasure.withdraw(unlocked, cid)
     with sqlite3.connect(vault_path) as db:
         db.execute(
-            "INSERT INTO note_tombstones VALUES ('N-0000-0000-0', ?, 'x', 'mistake', 'anne')",
+            "INSERT INTO note_tombstones (id, consent_id, deleted, reason, deleted_by)"
+            " VALUES ('N-0000-0000-0', ?, 'x', 'mistake', 'anne')",
             [cid],
         )
     db.close()
@@ -235,6 +236,9 @@ def test_only_the_author_or_an_admin_changes_a_note(unlocked, vault_path):
     staff.add(unlocked, BOB, passphrase=BOB_PASS.encode())
     staff.add(unlocked, "cara", passphrase=b"cara's own passphrase")
     cid = add_consent(unlocked, "K")
+    # Both may read and write under it (need to know): what they may change is the point.
+    for name in (BOB, "cara"):
+        grants.grant(unlocked, cid, name, reason="shared-follow-up")
     annes = notes.add(unlocked, cid, "ANNE-NOTE").id
     with Vault.open(vault_path) as v:
         bob = v.unlock(BOB, BOB_PASS.encode(), now=NOW)

@@ -21,8 +21,9 @@ from hypothesis import strategies as st
 
 from vault import Vault, consents, crypto, keyring, notes, slots
 from vault.errors import ExitCode, IntegrityError, UnsupportedVersion, WrongPassphrase
-from vault.upgrade import SEALED_SETTINGS_V2 as SEALED_SETTINGS, Unlocked, new_staff_row
 from vault.store import NoteRow
+from vault.upgrade import SEALED_SETTINGS_V2 as SEALED_SETTINGS
+from vault.upgrade import Unlocked, new_staff_row
 
 VECTORS = json.loads((Path(__file__).parent / "vectors" / "v2.json").read_text("utf-8"))
 FAST = crypto.KDF_PROFILES["interactive"]

@@ -6,6 +6,8 @@ import datetime as dt
 import hashlib
 import json
 import os
+import shutil
+import sqlite3
 import stat
 import subprocess
 import sys
@@ -13,10 +15,17 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
-from conftest import ADMIN, NOW, PASSPHRASE
+from conftest import ADMIN, NOW, PASSPHRASE, as_job, job_credential_file
 
-from vault import Vault, consents, dates, erasure, notes
-from vault.errors import BadInput, Conflict, InactiveConsent, IntegrityError, NotFound
+from vault import Vault, audit, consents, dates, endings, erasure, notes, states
+from vault.errors import (
+    BadInput,
+    Conflict,
+    InactiveConsent,
+    NotFound,
+    SymlinkRefused,
+    UnsafePermissions,
+)
 from vault.session import Unlocked
 from vault.store import ConsentRow
 
@@ -142,8 +151,11 @@ def test_without_the_checkpoint_the_wal_would_still_hold_them(
     assert "vault.db-wal" in remains(vault_path, secrets)
 
 
-def test_blocked_checkpoint_is_reported_and_a_later_purge_wipes(vault_path, two_people):
+def test_blocked_checkpoint_is_reported_and_a_later_purge_wipes(
+    unlocked, vault_path, two_people, tmp_path
+):
     gone, _ = two_people
+    credential = job_credential_file(unlocked, tmp_path)
     reader = Vault.open(vault_path)
     quick = Vault.open(vault_path, busy_timeout=0.2)
     me = quick.unlock(ADMIN, PASSPHRASE.encode(), now=NOW)
@@ -154,7 +166,9 @@ def test_blocked_checkpoint_is_reported_and_a_later_purge_wipes(vault_path, two_
             result = erasure.withdraw(me, gone)
         assert not result.wal_clean
         assert_tombstone(me.store.get_consent(gone), "withdrawn")
-        assert erasure.purge(quick, NOW, dry_run=False).wal_clean
+        # The nightly purge, with nothing due, still checkpoints.
+        job = as_job(quick, credential, NOW)
+        assert erasure.purge(quick, NOW, dry_run=False, actor=job).wal_clean
         assert remains(vault_path, secrets) == []
     finally:
         reader.close()
@@ -273,8 +287,11 @@ def test_withdrawal_is_audited_without_personal_data(unlocked, two_people):
     gone, _ = two_people
     erasure.withdraw(unlocked, gone)
     entries = [a for a in unlocked.store.iter_audit() if a.action == "consent.withdraw"]
-    assert [(a.actor, a.consent_id) for a in entries] == [(ADMIN, gone)]
-    assert entries[0].mac is not None
+    assert [(a.actor, a.consent_id, a.detail) for a in entries] == [(ADMIN, gone, "withdrawn")]
+    # Signed by her: nobody else can record (or deny) that she withdrew it.
+    assert audit.entry_signed(unlocked.store, unlocked.chain, entries[0])
+    fields = " ".join(str(v) for v in vars(entries[0]).values() if isinstance(v, str))
+    assert "MARKER" not in fields
 
 
 # -- the erasure log ------------------------------------------------------------------------
@@ -283,63 +300,107 @@ def test_withdrawal_is_audited_without_personal_data(unlocked, two_people):
 def test_erasure_log_records_each_erasure(unlocked, vault_path, two_people):
     gone, _ = two_people
     erasure.withdraw(unlocked, gone)
-    path = erasure.log_path(vault_path)
+    path = endings.log_path(vault_path)
     assert path.name == "vault.db.erasures"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     lines = [json.loads(x) for x in path.read_text().splitlines()]
     tomb = unlocked.store.get_consent(gone)
-    assert lines == [{"consent_id": gone, "ended": tomb.ended, "reason": "withdrawn"}]
+    assert len(lines) == 1
+    line = lines[0]
+    assert {k: line[k] for k in ("consent_id", "status", "ended", "reason", "ended_by")} == {
+        "consent_id": gone,
+        "status": "withdrawn",
+        "ended": tomb.ended,
+        "reason": "withdrawn",
+        "ended_by": ADMIN,
+    }
+    assert (line["given"], line["created"]) == (tomb.given, tomb.created)
     assert b"MARKER" not in path.read_bytes()
-    assert erasure.read_erasure_log(path) == [
-        erasure.ErasureRecord(consent_id=gone, ended=tomb.ended, reason="withdrawn")
-    ]
+    (record,) = endings.read_log(path).records
+    assert record == endings.from_row(tomb)
+    # Signed by the one who withdrew it, so a restore can trust it without the vault.
+    assert endings.signature_valid(unlocked.chain, record)
 
 
-def test_erasure_log_survives_a_torn_line(tmp_path):
+def _signed(u: Unlocked, consent_id: str, ended: str, status: str) -> endings.Signed:
+    ending = states.Ending(
+        consent_id, status, "2026-01-01", "2026-01-01T00:00:00Z", ended, status, u.name
+    )
+    return endings.sign(u, ending)
+
+
+def test_erasure_log_survives_a_torn_line(unlocked, tmp_path):
     path = tmp_path / "v.db.erasures"
-    first = erasure.ErasureRecord("C-AAAA-AAAA", "2026-01-01T00:00:00.000000Z", "expired")
-    second = erasure.ErasureRecord("C-BBBB-BBBB", "2026-01-02T00:00:00.000000Z", "withdrawn")
-    erasure.append_erasure_log(path, [first])
+    first = _signed(unlocked, "C-AAAA-AAAA", "2026-01-01T00:00:00.000000Z", "expired")
+    second = _signed(unlocked, "C-BBBB-BBBB", "2026-01-02T00:00:00.000000Z", "withdrawn")
+    endings.append_log(path, [first])
     with path.open("ab") as f:
         f.write(b'{"consent_id":"C-CC')
-    assert erasure.read_erasure_log(path) == [first]
-    erasure.append_erasure_log(path, [second])
-    with pytest.raises(IntegrityError, match="line 2"):
-        erasure.read_erasure_log(path)
+    # A crash mid-write: the torn last line is skipped.
+    assert endings.read_log(path) == endings.Log((first,), ())
+    # The next erasure starts on a line of its own: the torn line never swallows it, and
+    # stays counted as a line that is not an ending.
+    endings.append_log(path, [second])
+    assert endings.read_log(path) == endings.Log((first, second), (2,))
     path.write_text(path.read_text().replace('{"consent_id":"C-CC\n', ""))
-    assert erasure.read_erasure_log(path) == [first, second]
+    assert endings.read_log(path) == endings.Log((first, second), ())
 
 
-def test_erasure_log_refuses_unsafe_or_missing_files(tmp_path):
-    record = erasure.ErasureRecord("C-AAAA-AAAA", "2026-01-01T00:00:00.000000Z", "expired")
+def test_erasure_log_refuses_unsafe_or_missing_files(unlocked, tmp_path):
+    record = _signed(unlocked, "C-AAAA-AAAA", "2026-01-01T00:00:00.000000Z", "expired")
     with pytest.raises(NotFound):
-        erasure.read_erasure_log(tmp_path / "missing")
-    assert erasure.read_erasure_log(tmp_path / "missing", missing_ok=True) == []
+        endings.read_log(tmp_path / "missing")
+    assert endings.read_log(tmp_path / "missing", missing_ok=True) == endings.Log((), ())
     target = tmp_path / "elsewhere"
     target.write_text("")
     link = tmp_path / "link.erasures"
     link.symlink_to(target)
-    with pytest.raises(Exception, match="symbolic link"):
-        erasure.append_erasure_log(link, [record])
+    with pytest.raises(SymlinkRefused, match="symbolic link"):
+        endings.append_log(link, [record])
     loose = tmp_path / "loose.erasures"
     loose.write_text("")
     os.chmod(loose, 0o644)
-    with pytest.raises(Exception, match="accessible"):
-        erasure.append_erasure_log(loose, [record])
+    with pytest.raises(UnsafePermissions, match="accessible"):
+        endings.append_log(loose, [record])
     assert target.read_text() == loose.read_text() == ""
 
 
-def test_reapply_erases_again_what_a_restore_brought_back(unlocked, vault_path, two_people):
+def test_unlock_erases_again_what_an_older_copy_brought_back(
+    unlocked, vault_path, two_people, tmp_path
+):
+    """An older copy's rows put back after a withdrawal (a restore by hand, rows pasted
+    in): the signed ending in the log is enough to erase them again, to the last byte."""
     gone, kept = two_people
-    record = erasure.ErasureRecord(gone, "2026-11-01T08:00:00.000000Z", "withdrawn")
     secrets = consent_secrets(unlocked, gone)
-    assert erasure.reapply(unlocked.vault, [record], now=NOW, actor="restore") == [gone]
-    tomb = unlocked.store.get_consent(gone)
-    assert_tombstone(tomb, "withdrawn")
-    assert tomb.ended == record.ended
-    assert remains(vault_path, secrets) == []
-    assert erasure.reapply(unlocked.vault, [record], now=NOW, actor="restore") == []
-    assert unlocked.store.count_notes(kept) == 3
+    unlocked.store.checkpoint()
+    unlocked.close()
+    old = tmp_path / "old.db"
+    shutil.copyfile(vault_path, old)
+    with Vault.open(vault_path) as v:
+        erasure.withdraw(v.unlock(ADMIN, PASSPHRASE.encode(), now=NOW), gone)
+    (record,) = endings.read_log(endings.log_path(vault_path)).records
+    db = sqlite3.connect(vault_path, isolation_level=None)
+    db.execute("ATTACH ? AS old", [str(old)])
+    db.execute("DELETE FROM consents WHERE id = ?", [gone])
+    db.execute("INSERT INTO consents SELECT * FROM old.consents WHERE id = ?", [gone])
+    db.execute(
+        "INSERT INTO consent_keys SELECT * FROM old.consent_keys WHERE consent_id = ?", [gone]
+    )
+    db.execute("INSERT INTO notes SELECT * FROM old.notes WHERE consent_id = ?", [gone])
+    db.close()
+    assert remains(vault_path, secrets)
+
+    me = Vault.open(vault_path).unlock(ADMIN, PASSPHRASE.encode(), now=NOW)
+    try:
+        assert [r.erased_again for r in me.reconciled] == [(gone,)]
+        tomb = me.store.get_consent(gone)
+        assert_tombstone(tomb, "withdrawn")
+        assert tomb.ended == record.ending.ended
+        assert remains(vault_path, secrets) == []
+        assert erasure.replay(me, me.vault).erased_again == ()
+        assert me.store.count_notes(kept) == 3
+    finally:
+        me.close()
 
 
 # -- extending retention --------------------------------------------------------------------

@@ -95,7 +95,7 @@ def test_export_is_recorded(two, unlocked):
     data = export.export_consent(unlocked, kari)
     assert data.entries[-1].action == "export.consent"
     assert data.entries[-1].actor == unlocked.name
-    last = list(audit.list_entries(unlocked.store, consent_id=kari))[-1]
+    last = list(audit.list_entries(unlocked.store, consent_id=kari, chain=unlocked.chain))[-1]
     assert last.action == "export.consent"
 
 

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from tests.conftest import ADMIN, CLOCK_ENV, PASSPHRASE, run_nok
+from tests.conftest import ADMIN, CLOCK_ENV, PASSPHRASE, init_args, run_nok
 
 
 def _env(vault_path, tmp_path):
@@ -20,6 +20,7 @@ def _env(vault_path, tmp_path):
         "NOK_USER": ADMIN,
         "NOK_PASSPHRASE": PASSPHRASE,
         "XDG_RUNTIME_DIR": str(tmp_path),
+        "XDG_STATE_HOME": str(tmp_path / "state"),
         **CLOCK_ENV,
     }
 
@@ -36,7 +37,7 @@ def _file_size_limit(limit: int):
 @pytest.mark.slow
 def test_full_disk_fails_cleanly_and_loses_nothing(vault_path, tmp_path):
     env = _env(vault_path, tmp_path)
-    assert run_nok("init", "--kdf", "interactive", env=env).returncode == 0
+    assert run_nok(*init_args(tmp_path), env=env).returncode == 0
     added = run_nok(
         "consent", "add", "--subject", "S", "--purpose", "P", "--category", "c", "--json", env=env
     )

@@ -631,3 +631,21 @@ def test_the_recovery_key_readmits_an_admin_and_accepts_a_restore(
         )
         assert back.role == "admin"
         back.close()
+
+
+def test_a_status_edited_to_withdrawn_is_not_shown_as_a_withdrawal(
+    unlocked: Unlocked, vault_path: Path
+) -> None:
+    """The counselor must not be told that a person withdrew when only the plaintext
+    status says so: the consent is refused as altered, and every unlock names it."""
+    cid = register(unlocked, notes_text="STILL-HERE")
+    unlocked.close()
+    db = raw(vault_path)
+    db.execute("UPDATE consents SET status = 'withdrawn' WHERE id = ?", [cid])
+    db.close()
+    u = reopen(vault_path)
+    with pytest.raises(NokError) as caught:
+        consents.show(u, cid)
+    assert "not signed by a staff member" in str(caught.value)
+    assert any(cid in found.forged for found in u.reconciled)
+    u.close()

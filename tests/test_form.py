@@ -16,6 +16,7 @@ from conftest import ADMIN, PASSPHRASE
 
 from vault import Vault, consents, form, staff
 from vault.dates import utcnow
+from vault.errors import ExitCode
 from vault.session import Settings
 
 # Words each required part is recognised by, per language.
@@ -193,15 +194,37 @@ def test_markdown_shows_purpose_as_typed():
     assert "C \\& \\<b\\>" in text
 
 
-def test_file_writer_markup_in_the_center_name_is_escaped(center, vault_path):
-    """A file writer (no passphrase) sets the plaintext setting to markup."""
+MARKUP = '</span><script src="http://evil/x.js"></script> forged'
+
+
+def test_file_writer_markup_in_the_center_name_does_not_reach_the_form(center, vault_path):
+    """A file writer (no passphrase) plants markup as the center's name, in the plaintext
+    settings table (where format 2 kept it) and in the newest epoch: the first is not
+    read, the second breaks the admins' signature, and no markup reaches a page."""
     db = sqlite3.connect(vault_path)
     with db:
-        db.execute(
-            "UPDATE settings SET value = ? WHERE key = 'center_name'",
-            ['</span><script src="http://evil/x.js"></script>\nforged'],
-        )
+        db.execute("INSERT OR REPLACE INTO settings VALUES ('center_name', ?)", [MARKUP])
+    page = center("consent", "form", "--format", "html")
+    assert page.exit_code == 0, page.stderr
+    assert "SMISO Testby" in page.stdout
+    assert "evil" not in page.stdout
+    with db:
+        number, body = db.execute(
+            "SELECT number, body FROM epochs ORDER BY number DESC LIMIT 1"
+        ).fetchone()
+        forged = bytes(body).replace(b"SMISO Testby", json.dumps(MARKUP)[1:-1].encode())
+        assert forged != bytes(body)
+        db.execute("UPDATE epochs SET body = ? WHERE number = ?", [forged, number])
     db.close()
+    page = center("consent", "form", "--format", "html")
+    assert page.exit_code == ExitCode.INTEGRITY, page.stderr
+    assert "changed outside nok" in page.stderr
+    assert "evil" not in page.stdout + page.stderr
+
+
+def test_markup_in_the_center_name_an_admin_set_is_escaped(center):
+    """An admin's name with markup (pasted from a web page) prints as text, never runs."""
+    assert center("settings", "set", "center-name", MARKUP).exit_code == 0
     page = center("consent", "form", "--format", "html")
     assert page.exit_code == 0, page.stderr
     assert "<script" not in page.stdout

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 import typer.main
-from conftest import Nok
+from conftest import Nok, init_args
 
 import nokcli.app as app_module
 from nokcli import helpfmt
@@ -197,9 +197,10 @@ def test_daily_commands_import_neither_pydantic_nor_sqlite_utils(tmp_path: Path)
         "NOK_VAULT": str(tmp_path / "v" / "vault.db"),
         "NOK_USER": "anne",
         "NOK_PASSPHRASE": "correct horse battery staple",
+        "XDG_STATE_HOME": str(tmp_path / "state"),
     }
     made = subprocess.run(
-        [sys.executable, "-m", "nokcli", "init", "--kdf", "interactive"],
+        [sys.executable, "-m", "nokcli", *init_args(tmp_path)],
         env={**os.environ, **env},
         capture_output=True,
         text=True,

@@ -15,7 +15,7 @@ import shlex
 from pathlib import Path
 
 import pytest
-from conftest import ADMIN, CLOCK_ENV, PASSPHRASE, TODAY, days_ago, run_nok
+from conftest import ADMIN, CLOCK_ENV, PASSPHRASE, TODAY, days_ago, init_args, run_nok
 from test_erasure import on_terminal
 
 from nokcli import i18n, i18n_tools, usage, vocab
@@ -302,8 +302,9 @@ def nb_vault(tmp_path: Path) -> dict[str, str]:
         "NOK_PASSPHRASE": PASSPHRASE,
         "XDG_CONFIG_HOME": str(tmp_path / "config"),
         "XDG_RUNTIME_DIR": str(tmp_path / "runtime"),
+        "XDG_STATE_HOME": str(tmp_path / "state"),
     }
-    made = run_nok("init", "--kdf", "interactive", env=env)
+    made = run_nok(*init_args(tmp_path), env=env)
     assert made.returncode == 0, made.stderr
     return env
 

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import PASSPHRASE, Nok, Result, days_ago
+from conftest import PASSPHRASE, Nok, Result, days_ago, init_args
 
 # OSC 52 writes the terminal's clipboard; OSC 0 sets the window title; 0x9b is the C1 CSI.
 CLIPBOARD = "\x1b]52;c;cm0gLXJmIH4K\x07"
@@ -200,7 +200,7 @@ def test_init_refuses_a_directory_its_group_can_write(nok: Nok, tmp_path: Path) 
     shared = tmp_path / "shared"
     shared.mkdir(mode=0o770)
     shared.chmod(0o770)
-    result = nok("--vault", str(shared / "vault.db"), "init", "--kdf", "interactive")
+    result = nok("--vault", str(shared / "vault.db"), *init_args(tmp_path))
     assert result.exit_code == 10, result.stderr
     assert not (shared / "vault.db").exists()
 
@@ -208,7 +208,7 @@ def test_init_refuses_a_directory_its_group_can_write(nok: Nok, tmp_path: Path) 
 def test_a_group_vault_keeps_its_group_writable_directory(nok: Nok, tmp_path: Path) -> None:
     group = grp.getgrgid(os.getgid()).gr_name
     path = tmp_path / "center" / "vault.db"
-    ok(nok("--vault", str(path), "init", "--kdf", "interactive", "--group", group))
+    ok(nok("--vault", str(path), *init_args(tmp_path, "--group", group)))
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o2770
     ok(nok("--vault", str(path), "status"))
 

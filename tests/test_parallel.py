@@ -267,7 +267,11 @@ def test_an_import_on_every_core_writes_what_one_core_writes(
         assert len(content(many)) == COUNT
         assert verify.verify(many).ok
         assert verify.verify(other).ok
-        entries = [e for e in audit.list_entries(many.store) if e.action == importer.AUDIT_ACTION]
+        entries = [
+            e
+            for e in audit.list_entries(many.store, chain=many.chain)
+            if e.action == importer.AUDIT_ACTION
+        ]
         assert len(entries) == 64
         assert children() == set()
     finally:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import PASSPHRASE, Nok, Result, days_ago
+from conftest import PASSPHRASE, Nok, Result, days_ago, init_args
 
 from nokcli.app import app
 
@@ -210,7 +210,7 @@ def test_init_into_a_read_only_directory(nok: Nok, tmp_path: Path) -> None:
     locked.mkdir(mode=0o700)
     with read_only(locked):
         for target in (locked / "vault.db", locked / "sub" / "vault.db"):
-            line = one_error(nok("--vault", str(target), "init", "--kdf", "interactive"), 12)
+            line = one_error(nok("--vault", str(target), *init_args(tmp_path)), 12)
             assert "could not create" in line
     assert list(locked.iterdir()) == []
 

@@ -27,7 +27,7 @@ import pytest
 from conftest import ADMIN, CLOCK_ENV, NOW, PASSPHRASE, Nok, run_nok
 
 from nokcli import complete
-from vault import consents, crypto, notes, rotation, staff
+from vault import consents, copies, crypto, notes, rotation, staff
 from vault.errors import KeysRotated, SlotChanged, VaultReplaced
 from vault.session import Unlocked, Vault
 
@@ -296,7 +296,9 @@ def test_a_restored_vault_outdates_a_held_unlock(unlocked: Unlocked, vault_path:
     copy = backup.backup(unlocked, vault_path.parent / "copy.db", now=NOW, actor=ADMIN).path
     held = Vault.open(vault_path).unlock(ADMIN, PASSPHRASE.encode(), now=NOW)
     try:
-        backup.restore(
+        # The session open on the old file does not stop the restore half-way: the file set
+        # aside is recorded, so later withdrawals reach it.
+        restored = backup.restore(
             copy,
             vault_path,
             erasures_file=None,
@@ -304,6 +306,8 @@ def test_a_restored_vault_outdates_a_held_unlock(unlocked: Unlocked, vault_path:
             actor=ADMIN,
             passphrase=PASSPHRASE.encode(),
         )
+        assert restored.replaced is not None
+        assert restored.replaced.absolute() in {e.path for e in copies.read(vault_path)}
         with pytest.raises(VaultReplaced):
             held.resume(NOW)
     finally:
@@ -553,7 +557,7 @@ def completion_env(nok_env: dict[str, str], line: str) -> dict[str, str]:
     [
         ("nok no", ["note"]),
         ("nok note ", ["add", "amend", "delete", "list", "search", "show"]),
-        ("nok note list --", ["--consent", "--help", "--json", "--since"]),
+        ("nok note list --", ["--consent", "--help", "--json", "--reason", "--since"]),
         ("nok --as anne consent sh", ["show"]),
         ("nok nothing ", []),
         ("nok note add C-7K2M-9Q4F --kind ph", ["phone"]),

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from conftest import ADMIN, NOW, PASSPHRASE, TODAY
 
-from vault import Vault, consents, erasure, notes, staff, stats
+from vault import Vault, consents, erasure, jobs, notes, staff, stats
 from vault.errors import BadInput, NotAllowed
 from vault.session import Unlocked
 
@@ -83,7 +83,8 @@ def plan_vault(rng: random.Random, count: int = 48) -> list[Plan]:
 
 
 def build(path: Path, plans: list[Plan]) -> None:
-    """Replay the plans through the API in time order, as staff and the purge would."""
+    """Replay the plans through the API in time order, as staff and the purge (the
+    scheduled job, with its credential) would."""
     base = Vault.create(
         path,
         admin=ADMIN,
@@ -98,6 +99,7 @@ def build(path: Path, plans: list[Plan]) -> None:
         if plan.end is not None and plan.fate != "expire":
             events.append((plan.end, 2, n, ("withdraw", plan)))
     events += [(p, 3, 0, ("purge",)) for p in PURGE_DAYS]
+    credential = jobs.issue(base)
     try:
         for when, _, _, event in sorted(events, key=lambda e: e[:3]):
             at = dataclasses.replace(base, now=noon(when))
@@ -123,7 +125,8 @@ def build(path: Path, plans: list[Plan]) -> None:
                 reason = "registered-in-error" if plan.fate == "error" else "withdrawn"
                 erasure.withdraw(at, plan.id, reason=reason)
             else:
-                erasure.purge(base.vault, noon(when), dry_run=False)
+                job = jobs.unlock(base.vault, credential, now=noon(when), pin_store=None)
+                erasure.purge(base.vault, noon(when), dry_run=False, actor=job)
     finally:
         base.close()
 

@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from vault import consents, erasure, notes, verify
+from vault import settings as vault_settings
 from vault.session import Unlocked
 
 
@@ -71,14 +72,30 @@ def test_swapped_note_records_are_found(people, nok):
     assert {p["kind"] for p in problems} == {"field", "notes"}
 
 
-def test_swapped_consent_fields_and_data_keys_are_found(people, nok):
+def test_swapped_consent_records_are_found(people, nok):
     u, (kari, ola, _) = people
     with raw(u) as db:
-        for column in ("record", "data_key"):
-            x = db.execute(f"SELECT {column} FROM consents WHERE id = ?", [kari]).fetchone()[0]  # noqa: S608
-            y = db.execute(f"SELECT {column} FROM consents WHERE id = ?", [ola]).fetchone()[0]  # noqa: S608
-            db.execute(f"UPDATE consents SET {column} = ? WHERE id = ?", [y, kari])  # noqa: S608
-            db.execute(f"UPDATE consents SET {column} = ? WHERE id = ?", [x, ola])  # noqa: S608
+        x = db.execute("SELECT record FROM consents WHERE id = ?", [kari]).fetchone()[0]
+        y = db.execute("SELECT record FROM consents WHERE id = ?", [ola]).fetchone()[0]
+        db.execute("UPDATE consents SET record = ? WHERE id = ?", [y, kari])
+        db.execute("UPDATE consents SET record = ? WHERE id = ?", [x, ola])
+    result = nok("verify", "--json")
+    assert result.exit_code == 13
+    problems = json.loads(result.stdout)["problems"]
+    # The record's tag is in the signed state, and the record is bound to its consent.
+    assert {p["kind"] for p in problems} == {"state", "field"}
+    for kind in ("state", "field"):
+        named = " ".join(p["message"] for p in problems if p["kind"] == kind)
+        assert kari in named
+        assert ola in named
+
+
+def test_swapped_data_key_wraps_are_found(people, nok):
+    u, (kari, ola, _) = people
+    with raw(u) as db:
+        db.execute("UPDATE consent_keys SET consent_id = 'swap' WHERE consent_id = ?", [kari])
+        db.execute("UPDATE consent_keys SET consent_id = ? WHERE consent_id = ?", [kari, ola])
+        db.execute("UPDATE consent_keys SET consent_id = ? WHERE consent_id = 'swap'", [ola])
     result = nok("verify", "--json")
     assert result.exit_code == 13
     problems = json.loads(result.stdout)["problems"]
@@ -86,17 +103,13 @@ def test_swapped_consent_fields_and_data_keys_are_found(people, nok):
     assert {kari, ola} <= {p["where"].split()[-1] for p in problems}
 
 
-def flip(u: Unlocked, table: str, column: str, row_id: str, position: int) -> None:
-    blob = bytearray(
-        u.store.conn.execute(
-            f"SELECT {column} FROM {table} WHERE id = ?",  # noqa: S608
-            [row_id],
-        ).fetchone()[0]
-    )
+def flip(u: Unlocked, table: str, column: str, where: str, params: list, position: int) -> None:
+    select = f"SELECT {column} FROM {table} WHERE {where}"  # noqa: S608 (fixed names)
+    blob = bytearray(u.store.conn.execute(select, params).fetchone()[0])
     blob[position % len(blob)] ^= 0x01
     u.store.conn.execute(
-        f"UPDATE {table} SET {column} = ? WHERE id = ?",  # noqa: S608
-        [bytes(blob), row_id],
+        f"UPDATE {table} SET {column} = ? WHERE {where}",  # noqa: S608
+        [bytes(blob), *params],
     )
 
 
@@ -120,7 +133,7 @@ def verify_with(u: Unlocked, change) -> verify.Report:
 def test_a_flipped_byte_anywhere_in_a_note_is_found(people, which, position):
     u, _ = people
     note_id = note_ids(u)[which]
-    report = verify_with(u, lambda: flip(u, "notes", "record", note_id, position))
+    report = verify_with(u, lambda: flip(u, "notes", "record", "id = ?", [note_id], position))
     assert report.problems[0].kind == "field"
     assert note_id in report.problems[0].message
     # A flip in the record's tag also changes what its consent's note seal covers.
@@ -133,35 +146,88 @@ def test_a_flipped_byte_anywhere_in_a_note_is_found(people, which, position):
 )
 @given(
     which=st.integers(min_value=0, max_value=2),
-    column=st.sampled_from(("record", "data_key", "retention_tag", "notes_tag")),
+    column=st.sampled_from(
+        (
+            ("consents", "record", None),
+            ("consents", "consent_box", None),
+            ("consents", "notes_hash", None),
+            ("consents", "proof", None),
+            ("consents", "state_sig", None),
+            ("consent_keys", "wrapped", "anne"),
+            ("consent_keys", "wrapped", "#admin"),
+            ("consent_keys", "wrapped", "#job"),
+        )
+    ),
     position=st.integers(min_value=0, max_value=10_000),
 )
 def test_a_flipped_byte_in_a_consent_or_its_key_is_found(people, which, column, position):
     u, ids = people
-    report = verify_with(u, lambda: flip(u, "consents", column, ids[which], position))
+    table, name, reader = column
+    if reader is None:
+        where, params = "id = ?", [ids[which]]
+    else:
+        where, params = "consent_id = ? AND reader = ?", [ids[which], reader]
+    report = verify_with(u, lambda: flip(u, table, name, where, params, position))
     assert report.problems
     assert ids[which] in report.problems[0].message
 
 
-def test_damaged_slots_and_vault_keys_are_found(people):
+def test_damaged_slots_seeds_and_vault_keys_are_found(people):
     u, _ = people
+    u.vault_key("import")  # made by the first import
     report = verify_with(
         u,
         lambda: u.store.conn.execute("UPDATE staff SET slot = substr(slot, 1, 50)"),
     )
     assert [p.kind for p in report.problems] == ["staff"]
-    report = verify_with(
-        u,
-        lambda: u.store.conn.execute(
-            "UPDATE staff SET sealed_master = substr(sealed_master, 1, 40)"
-        ),
-    )
-    assert [p.kind for p in report.problems] == ["staff"]
+    for holder, purpose in (("anne", "team"), ("anne", "admin"), ("#admin", "job")):
+        report = verify_with(
+            u,
+            lambda h=holder, p=purpose: u.store.conn.execute(
+                "UPDATE sealed_keys SET sealed = substr(sealed, 1, 40)"
+                " WHERE holder = ? AND purpose = ?",
+                [h, p],
+            ),
+        )
+        assert [p.kind for p in report.problems] == ["key"], (holder, purpose)
+        assert holder in report.problems[0].message
     report = verify_with(
         u,
         lambda: u.store.conn.execute("UPDATE vault_keys SET wrapped = zeroblob(length(wrapped))"),
     )
-    assert "key" in [p.kind for p in report.problems]
+    assert [p.kind for p in report.problems] == ["key"]
+
+
+def test_a_wrap_left_from_before_a_rotation_is_found(people):
+    """A file writer puts back an older wrap next to the current ones (say, of a reader
+    whose access ended): its key version names it."""
+    u, (kari, _, _) = people
+    report = verify_with(
+        u,
+        lambda: u.store.conn.execute(
+            "INSERT INTO consent_keys (consent_id, reader, key_version, how, wrapped)"
+            " SELECT consent_id, 'bob', key_version - 1, how, wrapped FROM consent_keys"
+            " WHERE consent_id = ? AND reader = 'anne'",
+            [kari],
+        ),
+    )
+    assert [p.kind for p in report.problems] == ["wrap"]
+    assert kari in report.problems[0].message
+    assert "from before a rotation" in report.problems[0].message
+
+
+def test_wraps_deleted_from_a_consent_are_found(people, nok):
+    """A file writer deletes every wrap of a consent's key: nobody can open it any more,
+    and the signed state still names who should."""
+    u, (kari, _, _) = people
+    with raw(u) as db:
+        db.execute("DELETE FROM consent_keys WHERE consent_id = ?", [kari])
+    result = nok("verify", "--json")
+    assert result.exit_code == 13
+    problems = json.loads(result.stdout)["problems"]
+    assert {p["kind"] for p in problems} == {"wrap"}
+    assert {p["reader"] for p in problems} == {"anne", "#admin", "#job"}
+    assert all(p["id"] == kari for p in problems)
 
 
 def test_a_tombstone_that_still_holds_data_is_found(people):
@@ -213,7 +279,7 @@ def test_deadlines_kept_by_nok_pass(people):
     notes.add(u, c.id, "a note from June, long enough to matter", date="2026-06-01")
     notes.add(u, c.id, "a note written late about March, long enough", date="2026-03-01")
     erasure.extend(u, ola, 30)
-    erasure.change_setting(u, "retention-days", "400")
+    vault_settings.change_setting(u, "retention-days", "400")
     assert verify.verify(u).ok
 
 
@@ -246,12 +312,12 @@ def test_a_last_activity_beyond_the_newest_note_is_found(people):
         )
 
     report = verify_with(u, move_both)
-    assert {p.kind for p in report.problems} == {"retention"}
+    assert {p.kind for p in report.problems} == {"retention", "state"}
     messages = [p.message for p in report.problems]
     assert all(kari in m for m in messages)
     assert any("newest note is dated" in m for m in messages)
-    # The last activity is sealed too: the edit shows even without looking at the notes.
-    assert any("no longer match its seal" in m for m in messages)
+    # The last activity is in the signed state too: the edit shows without the notes.
+    assert any("is not signed by a staff member" in m for m in messages)
 
     report = verify_with(
         u,
@@ -259,7 +325,7 @@ def test_a_last_activity_beyond_the_newest_note_is_found(people):
             "UPDATE consents SET last_activity = NULL WHERE id = ?", [per]
         ),
     )
-    assert {p.kind for p in report.problems} == {"retention"}
+    assert {p.kind for p in report.problems} == {"retention", "state"}
     assert any("no last activity is stored" in p.message for p in report.problems)
 
 
@@ -271,7 +337,8 @@ def test_a_deadline_that_is_not_a_date_is_found(people):
             "UPDATE consents SET retain_days = 'forever' WHERE id = ?", [kari]
         ),
     )
-    assert {p.kind for p in report.problems} == {"retention"}
+    # Its retention period is in the signed state too.
+    assert {p.kind for p in report.problems} == {"retention", "state"}
     assert any("not valid dates" in p.message for p in report.problems)
     assert kari in report.problems[0].message
 
@@ -289,8 +356,9 @@ def test_a_trigger_planted_after_opening_is_reported(people):
     ("column", "message"),
     [
         ("record", "(missing)"),
-        ("retention_tag", "dates or retention period"),
-        ("notes_tag", "a note was deleted, added or put back"),
+        ("proof", "its proof fails"),
+        ("state_sig", "is not signed by a staff member"),
+        ("notes_hash", "a note was deleted, added or put back"),
     ],
 )
 def test_a_blanked_record_or_seal_is_found(people, nok, column, message):

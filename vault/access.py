@@ -102,7 +102,15 @@ def readers_of(row: ConsentRow) -> tuple[states.Reader, ...]:
 
 
 def level(unlocked: Unlocked, row: ConsentRow, today: str | None = None) -> Level:
-    """What the plaintext (signed) access columns say this member may do with ``row``."""
+    """What the signed access columns say this member may do with ``row``.
+
+    Raises states.StateForged when the columns are not those of a state a staff member
+    signed: contact person, access mode and readers are plaintext, and a file writer
+    must not decide with them who reads or who is asked for a reason.
+    """
+    from vault import consents
+
+    consents.check_state_signed(unlocked, row)
     if row.access == "team" or row.contact == unlocked.name:
         return Level.ASSIGNED
     when = today or unlocked.today()
@@ -199,6 +207,11 @@ def open_key(
     if row.consent_box is None:
         raise IntegrityError(where=f"data key of {row.id} (erased)")
     readers = [r for r in my_readers(unlocked) if admin_ok or r != ADMIN_READER]
+    # Her own wrap stays until the contact person or an admin re-keys the consent; from
+    # the grant's last day on it must open nothing, for any action.
+    ran_out = None if row.contact == unlocked.name else expired_grant(unlocked, row)
+    if ran_out is not None:
+        readers.remove(unlocked.name)
     source = store if store is not None else unlocked.store
     for reader, version, how, wrapped in source.wrap_for(row.id, readers):
         if version != row.key_version:
@@ -208,6 +221,8 @@ def open_key(
         # this member's own cannot be planted without it (and every write checks the
         # state's proof, which a planted key cannot make).
         return check_key(row, key) if how == HOW_BOX else key
+    if ran_out is not None:
+        raise GrantExpired(name=unlocked.name, id=row.id, until=ran_out, contact=row.contact or "?")
     raise NoAccess(name=unlocked.name, id=row.id, contact=row.contact or "?")
 
 

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 
 from vault import crypto, identity, ids
 from vault.dates import parse_day, timestamp
+from vault.errors import KeysRotated
 from vault.store import AuditRow, Store
 
 if TYPE_CHECKING:
@@ -48,10 +49,8 @@ FIRST_ACTION = "vault.init"
 UPGRADE_ACTION = "vault.upgrade"
 MAX_PROBLEMS = 50
 # nok stamps each entry with the writing process's clock; one dated further ahead of the
-# reader's clock than this came from a clock set wrong, or was planted (see clock_floor).
+# reader's clock than this came from a clock set wrong, or was planted.
 FUTURE_SKEW = dt.timedelta(days=1)
-# How many signed-looking entries, newest first, clock_floor tries before it gives up.
-FLOOR_TRIES = 100
 
 
 @dataclass(frozen=True)
@@ -208,6 +207,10 @@ def append_batch(
     ``covers_from`` (the upgrade of a format-2 vault only): the signature covers the
     trail from that entry on, vouching for the format-2 entries before this batch.
     """
+    if signer is not None and signer.epoch < store.last_epoch_number():
+        # Signed with an epoch another process replaced: the walk would take the entry for
+        # a replaced key's, and the write may hold keys of the old epoch.
+        raise KeysRotated()
     last = store.last_audit()
     name = signer.name if signer is not None else keyless_actor(actor or "nok")
     epoch = signer.epoch if signer is not None else 0
@@ -264,52 +267,101 @@ def entry_signed(store: Store, chain: Chain, row: AuditRow) -> bool:
     ends with a signed entry whose range holds it, every entry of that range names the same
     actor and links right, and the signature checks out. For one entry (a purge relying on
     it), not for walking the trail: :func:`verify_chain` does that."""
-    end = row
-    entries = [row]
-    while end.sig is None:
-        nxt = store.audit_entry(end.seq + 1)
-        if nxt is None or nxt.actor != row.actor or nxt.epoch != row.epoch:
+    return Seals(store, chain).sealed(row)
+
+
+class Seals:
+    """Which entries are covered by a valid batch signature, for reading entries one by
+    one (a purge, a listing): each batch is checked once, however many of its entries are
+    asked about, so a listing of the whole trail costs one pass over it."""
+
+    def __init__(self, store: Store, chain: Chain) -> None:
+        self.store = store
+        self.chain = chain
+        # seq -> the signed entry that ends its batch (None: no signed entry follows).
+        self._ends: dict[int, AuditRow | None] = {}
+        self._valid: dict[int, bool] = {}
+
+    def sealed(self, row: AuditRow) -> bool:
+        if is_keyless(str(row.actor)):
+            return False  # no staff member or job signs a keyless actor's work
+        end = self._end(row)
+        if end is None:
             return False
-        entries.append(nxt)
-        end = nxt
-    first = end.batch_start
-    if not isinstance(first, int) or first > row.seq:
+        first = end.batch_start
+        if not isinstance(first, int) or first > row.seq:
+            return False
+        if end.seq not in self._valid:
+            self._valid[end.seq] = self._batch_ok(first, end)
+        return self._valid[end.seq]
+
+    def _end(self, row: AuditRow) -> AuditRow | None:
+        walked: list[int] = []
+        current: AuditRow | None = row
+        while current is not None and current.sig is None:
+            if current.seq in self._ends:
+                end = self._ends[current.seq]
+                break
+            walked.append(current.seq)
+            current = self.store.audit_entry(current.seq + 1)
+        else:
+            end = current
+        for seq in walked:
+            self._ends[seq] = end
+        return end
+
+    def _batch_ok(self, first: int, end: AuditRow) -> bool:
+        """The entries ``first`` to ``end`` are one actor's, link right, and ``end``'s
+        signature checks out (an upgrade's batch also covers the format-2 entries)."""
+        key = self.chain.listed_key(end.actor, end.epoch or 0)
+        # The signature first: a forged one fails here, before any walk of its range.
+        if key is None or not crypto.verify(
+            key, batch_message(self.chain.current.vault_id, first, end), end.sig
+        ):
+            return False
+        prev_row = self.store.audit_entry(first - 1) if first > 1 else None
+        prev = _blob(prev_row.hash) if prev_row is not None else GENESIS
+        upgrade = end.action == UPGRADE_ACTION
+        for seq in range(first, end.seq + 1):
+            entry = end if seq == end.seq else self.store.audit_entry(seq)
+            if entry is None or not _links(prev, entry):
+                return False
+            if (entry.actor != end.actor or entry.epoch != end.epoch) and not (
+                upgrade and entry.epoch is None
+            ):
+                return False
+            prev = _blob(entry.hash)
+        return self.chain.standing(end.actor, key) or _while_it_counted(self.chain, end, prev_row)
+
+
+def _while_it_counted(chain: Chain, end: AuditRow, before: AuditRow | None) -> bool:
+    """Whether a batch signed with a key that no longer counts (a leaver's, a revoked
+    job's, a replaced one) was written while it did: dated before the epoch that dropped
+    the key, and not after the entry it links to. Its holder can still sign, so an entry
+    appended now must either carry today's date (too late) or a date older than the entry
+    before it (out of order)."""
+    until = chain.counted_until(end.actor, end.epoch or 0)
+    if until is None or str(end.ts) >= until:
         return False
-    prev_row = store.audit_entry(first - 1) if first > 1 else None
-    prev = _blob(prev_row.hash) if prev_row is not None else GENESIS
-    for seq in range(first, row.seq):
-        before = store.audit_entry(seq)
-        if before is None or before.actor != row.actor or before.epoch != row.epoch:
-            return False
-        if not _links(prev, before):
-            return False
-        prev = _blob(before.hash)
-    for entry in entries:
-        if not _links(prev, entry):
-            return False
-        prev = _blob(entry.hash)
-    key = chain.signer_key(end.actor, end.epoch or 0)
-    return key is not None and crypto.verify(
-        key, batch_message(chain.current.vault_id, first, end), end.sig
-    )
+    return before is None or str(before.ts) <= str(end.ts)
 
 
 def _links(prev: bytes, row: AuditRow) -> bool:
     return _blob(row.prev) == prev and crypto.same(entry_hash(prev, row), _blob(row.hash))
 
 
-def clock_floor(store: Store, chain: Chain, now: dt.datetime) -> str | None:
-    """The time the clock must not be behind: the newest entry covered by a valid
-    signature and not dated more than :data:`FUTURE_SKEW` ahead of ``now``.
+def clock_floor(store: Store, chain: Chain) -> str | None:
+    """The time the clock must not be behind: the date of the newest entry covered by a
+    valid signature, however it is dated (only a staff member's or the job's key makes
+    one, so a clock found behind it is a clock set back, or one of theirs set wrong).
 
     Unsigned entries and signatures that do not check out never count, so a planted
-    future entry cannot stall the purge; a clock set back is still caught.
+    entry cannot stall the purge; and every signed-looking entry is tried, however many
+    were planted after the real work.
     """
-    limit = _future_limit(now)
-    for tries, row in enumerate(store.signed_audit_newest_first(not_after=limit)):
-        if tries >= FLOOR_TRIES:
-            return None
-        if entry_signed(store, chain, row):
+    seals = Seals(store, chain)
+    for row in store.signed_audit_newest_first():
+        if seals.sealed(row):
             return row.ts
     return None
 
@@ -336,10 +388,13 @@ def list_entries(
     since: str | None = None,
     actor: str | None = None,
     consent_id: str | None = None,
+    *,
+    chain: Chain,
 ) -> Iterator[Entry]:
     """Entries in order; ``since`` is a day (YYYY-MM-DD, compared with UTC timestamps);
     ``actor`` also matches that name's keyless entries. ``sealed`` says whether an entry
-    ends in (or belongs to a batch with) a signature; :func:`verify_chain` checks them.
+    is covered by a valid signature of its actor (checked with ``chain``'s keys), so a
+    listing never shows an entry added without its author's key as hers.
 
     Raises:
         BadInput: a malformed date or consent id.
@@ -351,7 +406,8 @@ def list_entries(
         canonical = ids.parse_id(consent_id, ids.CONSENT_PREFIX, "consent")
     actors = None if actor is None else (actor, keyless_actor(actor))
     rows = store.audit_entries(since=since, actor=actors, consent_id=canonical)
-    return (_entry(row, not is_keyless(row.actor)) for row in rows)
+    seals = Seals(store, chain)
+    return (_entry(row, seals.sealed(row)) for row in rows)
 
 
 def read_trail(
@@ -367,7 +423,7 @@ def read_trail(
         BadInput: a malformed date or consent id.
     """
     unlocked.require_admin("reading the audit trail")
-    entries = list_entries(unlocked.store, since, actor, consent_id)
+    entries = list_entries(unlocked.store, since, actor, consent_id, chain=unlocked.chain)
     canonical = None
     if consent_id is not None:
         canonical = ids.parse_id(consent_id, ids.CONSENT_PREFIX, "consent")
@@ -385,6 +441,9 @@ class _Walk:
 
     chain: Chain
     now: dt.datetime
+    # The newest epoch a valid batch was signed in so far: a later batch naming an older
+    # one was signed with a key that had been replaced (or by someone who had left).
+    floor: int = 0
     problems: list[Problem] = field(default_factory=list)
     extra: int = 0
     expected: int = 1
@@ -393,6 +452,10 @@ class _Walk:
     # Entries since the last signed one (seq, actor, epoch, action), not yet covered.
     open: list[AuditRow] = field(default_factory=list)
     upgraded: bool = False
+    # Leave out what only entries no signature covers show (see verify_chain).
+    signed_only: bool = False
+    # Entries dated too far ahead, reported once a signature is found to cover them.
+    ahead: list[AuditRow] = field(default_factory=list)
     limit: str = field(init=False, default="")
 
     def __post_init__(self) -> None:
@@ -439,14 +502,10 @@ def _check_row(w: _Walk, row: AuditRow) -> None:
             seq=row.seq,
         )
     if str(row.ts) > w.limit:
-        w.report(
-            "future",
-            "audit entry {seq} is dated {ts}, more than a day after this computer's clock "
-            "({now}): it was planted, or written with a clock set wrong",
-            seq=row.seq,
-            ts=row.ts,
-            now=timestamp(w.now),
-        )
+        if w.signed_only:
+            w.ahead.append(row)
+        else:
+            _report_ahead(w, row)
     if is_keyless(str(row.actor)) and row.sig is not None:
         w.report(
             "keyless-claim",
@@ -459,6 +518,17 @@ def _check_row(w: _Walk, row: AuditRow) -> None:
     w.expected, w.prev, w.last_seq = row.seq + 1, digest, row.seq
 
 
+def _report_ahead(w: _Walk, row: AuditRow) -> None:
+    w.report(
+        "future",
+        "audit entry {seq} is dated {ts}, more than a day after this computer's clock "
+        "({now}): it was planted, or written with a clock set wrong",
+        seq=row.seq,
+        ts=row.ts,
+        now=timestamp(w.now),
+    )
+
+
 def _close_batch(w: _Walk, end: AuditRow) -> None:
     """A signed entry ends a batch: check its signature and range, and report what it
     leaves uncovered before the range."""
@@ -466,6 +536,10 @@ def _close_batch(w: _Walk, end: AuditRow) -> None:
     covered = [r for r in w.open if r.seq >= first]
     _uncovered(w, [r for r in w.open if r.seq < first])
     w.open = []
+    for row in w.ahead:
+        if row.seq >= first:
+            _report_ahead(w, row)
+    w.ahead = []
     upgrade = end.action == UPGRADE_ACTION
     if any(
         (r.actor != end.actor or r.epoch != end.epoch)
@@ -483,7 +557,7 @@ def _close_batch(w: _Walk, end: AuditRow) -> None:
         return
     if upgrade:
         w.upgraded = True
-    key = w.chain.signer_key(end.actor, end.epoch or 0)
+    key = w.chain.listed_key(end.actor, end.epoch or 0)
     message = batch_message(w.chain.current.vault_id, first, end)
     if key is None or not crypto.verify(key, message, end.sig):
         w.report(
@@ -493,9 +567,26 @@ def _close_batch(w: _Walk, end: AuditRow) -> None:
             seq=end.seq,
             actor=end.actor,
         )
+        return
+    epoch = end.epoch or 0
+    until = w.chain.counted_until(end.actor, epoch)
+    if epoch < w.floor or (until is not None and str(end.ts) >= until):
+        w.report(
+            "stale-key",
+            "audit entry {seq} is signed by {actor} with the key of epoch {epoch}, which no "
+            "longer counted when the entry was written: it was added with a leaver's, a "
+            "revoked or a replaced key",
+            seq=end.seq,
+            actor=end.actor,
+            epoch=epoch,
+        )
+        return
+    w.floor = max(w.floor, epoch)
 
 
 def _uncovered(w: _Walk, rows: list[AuditRow]) -> None:
+    if w.signed_only:
+        return
     for row in rows:
         if is_keyless(str(row.actor)) and row.action in KEYLESS_ACTIONS:
             continue
@@ -518,7 +609,9 @@ def _uncovered(w: _Walk, rows: list[AuditRow]) -> None:
             )
 
 
-def verify_chain(store: Store, chain: Chain, now: dt.datetime) -> list[Problem]:
+def verify_chain(
+    store: Store, chain: Chain, now: dt.datetime, *, signed_only: bool = False
+) -> list[Problem]:
     """Walk the whole trail and report what is wrong with it, first broken link first.
 
     Finds edited, deleted, inserted or reordered entries, entries dated more than
@@ -526,8 +619,13 @@ def verify_chain(store: Store, chain: Chain, now: dt.datetime) -> list[Problem]:
     signing key the epoch it names lists for its actor, and unsigned entries other than a
     keyless backup's. At most :data:`MAX_PROBLEMS` problems are listed, then a count of the
     rest. Reads inside one snapshot; raises only storage errors.
+
+    ``signed_only`` leaves out what only entries no signature covers show (that they are
+    unsigned, and how they are dated): anyone who can write the file can add such entries
+    and nobody can take them out again (the chain would break), and nothing nok decides
+    rests on them. The purge checks the trail so, lest a planted entry stall it for good.
     """
-    w = _Walk(chain, now)
+    w = _Walk(chain, now, signed_only=signed_only)
     with store.read():
         for row in store.audit_entries():
             _check_row(w, row)

@@ -30,7 +30,7 @@ import stat
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from vault import audit, copies, endings, epochs, erasure, files, pins
+from vault import audit, copies, endings, epochs, erasure, files, pins, session, slots
 from vault.dates import timestamp
 from vault.errors import (
     Conflict,
@@ -109,10 +109,12 @@ def _check_private_dir(directory: Path) -> None:
         )
 
 
-def _target(store: Store, dest: Path, now: dt.datetime, *, into_directory: bool) -> Path:
+def _target(
+    store: Store, dest: Path, now: dt.datetime, *, into_directory: bool, group: str | None
+) -> Path:
     dest = dest.expanduser()
     if into_directory and not dest.exists():
-        files.prepare_directory(dest, None)
+        files.prepare_directory(dest, group)
     if dest.is_dir():
         dest = dest / default_name(store.path, now)
     if dest.is_symlink() or dest.exists():
@@ -122,10 +124,15 @@ def _target(store: Store, dest: Path, now: dt.datetime, *, into_directory: bool)
         *(p.absolute() for p in files.side_files(store.path)),
     }:
         raise Conflict("{path} is the vault itself", path=str(dest))
-    # Backups of a vault made without --group are for its owner alone.
-    group_ok = store.get_setting("group") is not None
-    files.prepare_directory(dest.parent, None, group_ok=group_ok)
-    _check_private_dir(dest.parent)
+    if group is None:
+        # Backups of a vault made without --group are for its owner alone.
+        files.prepare_directory(dest.parent, None, group_ok=False)
+        _check_private_dir(dest.parent)
+    else:
+        # Every erasure must reach the backup, whoever runs it: a colleague's withdrawal,
+        # the purge user's job. So the file is the group's (0660) in a directory of the
+        # group (2770), where SQLite can write the journal of an erasure beside it.
+        files.check_group_directory(dest.parent, group)
     return dest
 
 
@@ -162,12 +169,15 @@ def backup(
 ) -> BackupInfo:
     """Copy the vault to ``dest`` (a new file, or a directory to put a dated file in).
 
-    With ``into_directory``, a missing ``dest`` is created (0700) as that directory.
+    With ``into_directory``, a missing ``dest`` is created (0700; 2770 of the group for
+    a shared vault) as that directory.
 
     The copy is one consistent snapshot even while others write, still encrypted,
-    created 0600 in a directory other users cannot enter, and holds nothing already
-    erased. It is recorded beside the vault before it is written (so a killed backup's
-    partial file is found and removed later), and every recorded backup nok can reach is
+    created 0600 in a directory other users cannot enter (for a shared vault: 0660 of
+    the vault's group, in a 2770 directory of that group, so that every member's erasure
+    and the purge user's reach it), and holds nothing already erased. It is recorded
+    beside the vault before it is written (so a killed backup's partial file is found
+    and removed later), and every recorded backup nok can reach is
     then brought up to date with the vault's erasures. ``keep`` keeps only that many of
     the newest recorded backups, ``keep_days`` only those taken in that many days; older
     ones that nok can reach are deleted. The backup is recorded in the trail
@@ -177,19 +187,23 @@ def backup(
         BadInput: ``keep`` below 1 or ``keep_days`` below 1.
         Conflict: ``dest`` exists (a backup never overwrites).
         UnsafePermissions: other users can enter the destination directory.
+        UnsharedDirectory: a shared vault's backup in a directory its group does not share.
         StorageError: the disk is full or not writable; no partial file is left.
         VaultBusy: another process held the vault for longer than the busy timeout.
         IntegrityError: the list of backups beside the vault is damaged.
     """
     _check_policy(keep, keep_days)
     store = _store_of(source)
-    target = _target(store, dest, now, into_directory=into_directory).absolute()
+    # The group as the signed epoch states it: a colleague who edits the plain setting
+    # must not make the next backup private, out of the others' erasures.
+    group = Vault(store).settings().group
+    target = _target(store, dest, now, into_directory=into_directory, group=group).absolute()
     keep_until = None if keep_days is None else _plus_days(timestamp(now), keep_days)
     entry = copies.BackupEntry(target, timestamp(now), keep_until, writer=os.getpid())
     _register(store, add=entry)
     try:
         _record(source, now, actor)
-        _write_copy(store, target, entry)
+        _write_copy(store, target, entry, group)
     except BaseException:
         _register(store, drop=target)
         raise
@@ -226,11 +240,13 @@ def _register(
     return entries
 
 
-def _write_copy(store: Store, target: Path, entry: copies.BackupEntry) -> None:
+def _write_copy(
+    store: Store, target: Path, entry: copies.BackupEntry, group: str | None
+) -> None:
     partial = entry.partial
     assert partial is not None
     try:
-        files.create_private_file(partial, None)
+        files.create_private_file(partial, group)
         store.vacuum_into(partial)
         fd = os.open(partial, os.O_RDONLY)
         try:
@@ -419,7 +435,8 @@ def inspect(path: Path) -> BackupInfo:
 
 def _copy_in(backup_path: Path, tmp: Path, group: str | None) -> None:
     files.create_private_file(tmp, group)
-    with backup_path.open("rb") as src, tmp.open("r+b") as dst:
+    src_fd = files.open_regular(backup_path, os.O_RDONLY)
+    with os.fdopen(src_fd, "rb") as src, tmp.open("r+b") as dst:
         shutil.copyfileobj(src, dst, 1 << 20)
         dst.flush()
         os.fsync(dst.fileno())
@@ -462,8 +479,13 @@ def _swap(tmp: Path, live_path: Path, now: dt.datetime) -> Path | None:
     _fsync_dir(live_path.parent)
     if replaced is not None:
         # Fold its -wal in, so the file set aside is one file, like a backup that later
-        # erasures can reach.
-        Store.open_copy(replaced, writable=True).close()
+        # erasures can reach. A session still open on the old file (a nok shell) keeps
+        # SQLite from leaving WAL mode: the -wal then stays beside it and the first erasure
+        # that reaches it folds it in. The swap is done by now, so the restore must go on
+        # and record the file, or no erasure would ever reach it.
+        # A short wait: a session that holds it does not let go within seconds.
+        with contextlib.suppress(VaultBusy):
+            Store.open_copy(replaced, writable=True, busy_timeout=1.0).close()
     return replaced
 
 
@@ -559,7 +581,8 @@ def _gather(
     beside = endings.log_path(live_path)
     for path in dict.fromkeys(p for p in (beside, erasures_file) if p is not None):
         if path == erasures_file or path.exists():
-            for record in endings.read_log(path).records:
+            chain = live.chain if live is not None else None
+            for record in endings.read_log(path, chain=chain).records:
                 known.setdefault(record.consent_id, record)
             sources.append(str(path))
     if not sources:
@@ -602,8 +625,10 @@ def restore(
     """Replace the live vault with a backup, then erase again what was erased since.
 
     Only an admin may restore: ``actor`` and ``passphrase`` must unlock the live vault as
-    an admin, or, when the live vault cannot be read, the backup itself; and they must
-    open the backup as an admin of its day (its keys are needed to give it new ones).
+    an admin, or, when the live vault cannot be read, the backup itself; and she must be
+    an admin of the backup's day (its keys are needed to give it new ones), whose keys
+    the live vault gave her open it (a passphrase changed since changes no key). Staff
+    who stay keep the slots, so the passphrases, of the live vault.
 
     The restored vault gets new vault seeds (a rotation), in an epoch signed with the key
     of the newest state this admin holds: the live vault's, whose chain it carries on, so
@@ -650,7 +675,7 @@ def restore(
         try:
             _copy_in(backup_path, tmp, group)
             with Vault(Store.open(tmp)) as copy:
-                copy_u = copy.unlock(actor, passphrase, now=now, pin_store=None)
+                copy_u = _unlock_copy(copy, live_u, actor, passphrase, now)
                 copy_u.require_admin("nok restore")
                 changes = _new_epoch(copy_u, live_u, now)
                 with copy.store.write():
@@ -704,6 +729,47 @@ def restore(
         lost_consents=lost,
         lost_notes=lost_notes,
     )
+
+
+def _unlock_copy(
+    copy: Vault, live_u: Unlocked | None, actor: str, passphrase: bytes, now: dt.datetime
+) -> Unlocked:
+    """The backup as the restoring admin opens it: with the keys the live vault gave her,
+    when it lists her with the same keys (a passphrase changed since the backup leaves
+    them as they were, so today's passphrase restores it); else with the passphrase, which
+    must be the one of the backup's day.
+
+    Raises NoSuchStaff, WrongPassphrase, IntegrityError (seeds.KeyReplaced: a planted key).
+    """
+    if live_u is not None:
+        chain = copy.chain()
+        # Reset since the backup (other keys), or added after it: only a slot can tell.
+        with contextlib.suppress(session.StaleSlot):
+            member = session._member(chain, live_u.name, live_u.keys)
+            team, admin = session._open_seeds(
+                copy.store, chain, live_u.name, live_u.keys, member.role
+            )
+            unlocked = Unlocked(
+                copy, live_u.name, member.role, live_u.keys, chain, now, team, admin
+            )
+            unlocked.catch_up()
+            return unlocked
+    return copy.unlock(actor, passphrase, now=now, pin_store=None)
+
+
+def _live_slots(copy_u: Unlocked, live_u: Unlocked, kept: list[epochs.Member]) -> None:
+    """Give the staff who stay the key slots of the live vault (inside the caller's write
+    transaction): the same keys under the passphrase each has today, so a passphrase
+    changed since the backup (perhaps because it leaked) does not open the vault again."""
+    store = copy_u.store
+    for member in kept:
+        live_row = live_u.store.get_staff(member.name)
+        copy_row = store.get_staff(member.name)
+        if live_row is None or copy_row is None or live_row.slot == copy_row.slot:
+            continue
+        if slots.read_header(live_row.slot, name=member.name).version != slots.SLOT_V2:
+            continue
+        store.update_staff_slot(member.name, live_row.slot, was=copy_row.slot)
 
 
 @dataclass(frozen=True)
@@ -768,6 +834,8 @@ def _new_epoch(copy_u: Unlocked, live_u: Unlocked | None, now: dt.datetime) -> _
         )
         for member in staff:
             store.update_staff_role(member.name, member.role, b"")
+        if live_u is not None:
+            _live_slots(copy_u, live_u, staff)
         copy_u.record("vault.restore")
     return changes
 

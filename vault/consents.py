@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from vault import access, audit, crypto, ids, keyring, states
 from vault.dates import add_days, parse_day, timestamp
+from vault.epochs import Chain
 from vault.errors import BadInput, InactiveConsent, IntegrityError, NotFound
 from vault.session import Unlocked, check_retention_days
 from vault.store import ConsentRow, NoteRow, Store
@@ -322,11 +323,28 @@ def signature_ok(vault: Unlocked, row: ConsentRow, digest: bytes) -> bool:
     )
 
 
+def is_latest(store: Store, chain: Chain, row: ConsentRow, digest: bytes) -> bool:
+    """Whether ``row`` holds the newest state the signed trail records for it: a state
+    that was valid once (an old grant, an old data key) put back from a copy is not."""
+    latest = store.latest_state_entry(row.id)
+    return (
+        latest is not None
+        and latest.rev == row.rev
+        and isinstance(latest.state, bytes)
+        and crypto.same(latest.state, digest)
+        and audit.entry_signed(store, chain, latest)
+    )
+
+
 def check_state_signed(vault: Unlocked, row: ConsentRow) -> None:
     """Raises states.StateForged unless ``row``'s state is signed by a staff member (for
-    a member who cannot check its proof: a pending note's author)."""
-    if not signature_ok(vault, row, state_digest(vault.vault_id, row)):
+    a member who cannot check its proof: a pending note's author), StateRolledBack when
+    it is not the newest the trail records."""
+    digest = state_digest(vault.vault_id, row)
+    if not signature_ok(vault, row, digest):
         raise states.StateForged(id=row.id)
+    if not is_latest(vault.store, vault.chain, row, digest):
+        raise states.StateRolledBack(id=row.id)
 
 
 def check_state(vault: Unlocked, row: ConsentRow, key: bytes, *, signature: bool = False) -> None:
@@ -339,6 +357,8 @@ def check_state(vault: Unlocked, row: ConsentRow, key: bytes, *, signature: bool
         ok = signature_ok(vault, row, digest)
     if not ok:
         raise states.StateForged(id=row.id)
+    if not is_latest(vault.store, vault.chain, row, digest):
+        raise states.StateRolledBack(id=row.id)
     expected = deadline(row.given, row.last_activity, row.retain_days or _default_days(vault))
     if row.retain_until != expected:
         raise states.DeadlineMoved(id=row.id, stored=row.retain_until, expected=expected)
@@ -620,6 +640,8 @@ def show(vault: Unlocked, consent_id: str) -> Consent:
     """
     store = vault.store
     row = get_row(store, consent_id)
+    if row.status != ACTIVE:
+        _check_ending(vault, row)
     opened = may_open(vault, row)
     with store.write():
         row = get_row(store, consent_id)
@@ -628,6 +650,16 @@ def show(vault: Unlocked, consent_id: str) -> Consent:
     if not opened:
         return _tombstone(row, opened=row.status != ACTIVE)
     return decrypt(vault, row, signature=True)
+
+
+def _check_ending(vault: Unlocked, row: ConsentRow) -> None:
+    """Raises states.StateForged unless ``row``'s tombstone holds a signed ending: a status
+    edited in the file must not tell a counselor that a person withdrew."""
+    from vault import endings
+
+    signed = endings.from_row(row)
+    if signed is None or not endings.signature_valid(vault.chain, signed):
+        raise states.StateForged(id=row.id)
 
 
 def may_open(vault: Unlocked, row: ConsentRow) -> bool:
@@ -666,7 +698,10 @@ def readable(vault: Unlocked, row: ConsentRow, *, assigned_only: bool = False) -
     part)."""
     if row.status != ACTIVE:
         return False
-    found = access.level(vault, row)
+    try:
+        found = access.level(vault, row)
+    except states.StateForged:
+        return False
     if found is access.Level.ASSIGNED:
         return True
     return not assigned_only and found is access.Level.ADMIN and vault.read_reason is not None

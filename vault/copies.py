@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from vault import files
-from vault.errors import IntegrityError, NokError, StorageError, SymlinkRefused
+from vault.errors import IntegrityError, NokError, StorageError
 
 REGISTRY_SUFFIX = ".backups"
 
@@ -87,26 +87,23 @@ def read(vault_path: Path) -> list[BackupEntry]:
 
     Raises:
         SymlinkRefused: the list is a symbolic link.
+        NotARegularFile: a FIFO or other non-regular file in its place.
         UnsafePermissions: other users can read it.
         IntegrityError: a line is not a backup record.
         StorageError: it cannot be read.
     """
     path = registry_path(vault_path)
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-    except FileNotFoundError:
-        return []
+        data = files.read_regular(path)
     except OSError as exc:
-        if path.is_symlink():
-            raise SymlinkRefused(path=str(path)) from None
         raise StorageError(
             "could not read the list of backups {path}: {reason}",
             path=str(path),
             reason=exc.strerror or type(exc).__name__,
         ) from None
-    with os.fdopen(fd, "rb") as handle:
-        files.check_mode(path, os.fstat(handle.fileno()).st_mode, group_ok=True)
-        text = handle.read().decode("utf-8", errors="replace")
+    if data is None:
+        return []
+    text = data.decode("utf-8", errors="replace")
     entries: dict[Path, BackupEntry] = {}
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():

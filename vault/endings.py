@@ -161,15 +161,26 @@ def signature_valid(chain: Chain, signed: Signed) -> bool:
     return states.signature_valid(digest, signed.signer, signed.epoch, signed.sig, key)
 
 
-def _authority(chain: Chain, signed: Signed, target: ConsentRow, zone: str) -> bool:
-    """Whether ``signed``'s signer could end ``target`` as its (authentic) state stands."""
+def _authority(chain: Chain, signed: Signed, target: ConsentRow, zone: str, today: str) -> bool:
+    """Whether ``signed``'s signer could end ``target`` as its (authentic) state stands,
+    on the day it says (a grant that had run out by then gave none), no later than
+    ``today``: whoever signs an ending chooses its date."""
     e = signed.ending
     at = chain.at(signed.epoch)
     if at is None:
         return False
-    readers = {r.name for r in states.decode_readers(target.readers or "[]", consent_id=target.id)}
+    ended_on = _day_of(e.ended, zone)
+    readers = {
+        r.name
+        for r in states.decode_readers(target.readers or "[]", consent_id=target.id)
+        if r.until is None or (ended_on is not None and ended_on <= r.until)
+    }
     who = signed.signer
     member = at.staff.get(who)
+    if who != e.ended_by and (member is None or member.role != "admin"):
+        # Only an admin vouches for an ending someone else made (an upgrade, a
+        # countersignature); anyone else signs her own.
+        return False
     staff_ok = member is not None and (
         member.role == "admin" or who == target.contact or who in readers
     )
@@ -183,6 +194,7 @@ def _authority(chain: Chain, signed: Signed, target: ConsentRow, zone: str) -> b
     ended_day = _day_of(e.ended, zone)
     return (
         ended_day is not None
+        and ended_day <= today
         and deadline(target.given, target.last_activity, target.retain_days or retention)
         < ended_day
     )
@@ -224,7 +236,7 @@ def authentic(actor: Actor, store: Store, signed: Signed, target: ConsentRow, zo
         return False
     if not state_authentic(actor, store, target):
         return False
-    return _authority(actor.chain, signed, target, zone)
+    return _authority(actor.chain, signed, target, zone, actor.today())
 
 
 # -- the erasure log ------------------------------------------------------------------------
@@ -320,8 +332,10 @@ class Log:
     bad_lines: tuple[int, ...]
 
 
-def read_log(path: Path, *, missing_ok: bool = False) -> Log:
-    """The endings recorded in ``path``, in file order, one per consent (the first). A last
+def read_log(path: Path, *, missing_ok: bool = False, chain: Chain | None = None) -> Log:
+    """The endings recorded in ``path``, in file order, one per consent: the first whose
+    signature checks out with ``chain`` (an ending countersigned when its signer's key
+    stopped counting follows the original: vault.countersign), else the first. A last
     line without its newline (torn by a crash mid-write) is skipped; any other line that
     is not an ending is counted in ``bad_lines`` (never acted on).
 
@@ -358,5 +372,11 @@ def read_log(path: Path, *, missing_ok: bool = False) -> Log:
         except (ValueError, BadInput, IntegrityError):
             bad.append(number)
             continue
-        seen.setdefault(record.consent_id, record)
+        have = seen.get(record.consent_id)
+        if have is None or (
+            chain is not None
+            and not signature_valid(chain, have)
+            and signature_valid(chain, record)
+        ):
+            seen[record.consent_id] = record
     return Log(tuple(seen.values()), tuple(bad))

@@ -272,8 +272,10 @@ class Chain:
             return self.epochs[offset]
         return None
 
-    def signer_key(self, name: str, epoch: int) -> bytes | None:
-        """The signing key ``name`` (a staff member or a job) had in epoch ``epoch``."""
+    def listed_key(self, name: str, epoch: int) -> bytes | None:
+        """The signing key ``name`` (a staff member or a job) had in epoch ``epoch``, whether
+        or not it still stands: for walking the trail in order (vault.audit), where what
+        came later shows when a key stopped counting."""
         found = self.at(epoch)
         if found is None:
             return None
@@ -282,6 +284,38 @@ class Chain:
             return member.sign
         job = found.jobs.get(name)
         return None if job is None else job.sign
+
+    def signer_key(self, name: str, epoch: int) -> bytes | None:
+        """The signing key ``name`` had in epoch ``epoch``, if it still stands: the current
+        epoch lists her (or the job) with that same key.
+
+        A leaver, a revoked job credential or a replaced key keeps the secret key it had,
+        so a signature naming an older epoch proves nothing about when it was made. What
+        such a key signed while it counted stays valid only where an admin countersigned it
+        when the key stopped counting (Unlocked.publish, vault.countersign).
+        """
+        key = self.listed_key(name, epoch)
+        if key is None:
+            return None
+        now = self.listed_key(name, self.current.number)
+        return key if now is not None and crypto.same(now, key) else None
+
+    def counted_until(self, name: str, epoch: int) -> str | None:
+        """When the key ``name`` had in ``epoch`` stopped counting: the ``made`` time of the
+        first later epoch that no longer lists her with it (None while it still counts)."""
+        key = self.listed_key(name, epoch)
+        if key is None:
+            return None
+        for later in self.epochs[epoch - self.first.number + 1 :]:
+            now = self.listed_key(name, later.number)
+            if now is None or not crypto.same(now, key):
+                return later.made
+        return None
+
+    def standing(self, name: str, key: bytes) -> bool:
+        """Whether ``name`` signs with ``key`` in the current epoch."""
+        now = self.listed_key(name, self.current.number)
+        return now is not None and crypto.same(now, key)
 
 
 def verify(rows: Iterable[tuple[object, object, object]], *, vault_id: str) -> Chain:

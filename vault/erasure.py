@@ -36,8 +36,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from vault import access, audit, consents, copies, crypto, endings, files, states
-from vault.dates import timestamp
+from vault.dates import timestamp, utcnow
 from vault.endings import EXPIRED, WITHDRAWN, Actor, Signed, log_path
+from vault.epochs import Chain
 from vault.errors import BadInput, ClockError, Conflict, NokError
 from vault.session import MAX_RETENTION_DAYS, Unlocked, Vault, check_retention_days
 from vault.store import ConsentRow, Store
@@ -304,12 +305,18 @@ def withdraw(unlocked: Unlocked, consent_id: str, *, reason: str = WITHDRAWN) ->
 # -- the retention purge -------------------------------------------------------------------
 
 
+def _machine_clock(now: dt.datetime) -> dt.datetime:
+    """The time that tells a planted future entry from real work: this computer's clock,
+    not an earlier ``--now`` (against which all of today's work would look planted)."""
+    return max(now, utcnow())
+
+
 def check_clock(vault: Vault, now: dt.datetime) -> None:
     """Raises ClockError when ``now`` is before the vault's newest signed work
     (:func:`vault.audit.clock_floor`)."""
     chain = vault.chain()
     with vault.store.read():
-        newest = audit.clock_floor(vault.store, chain, now)
+        newest = audit.clock_floor(vault.store, chain)
     stamp = timestamp(now)
     if newest is not None and stamp < newest:
         raise ClockError(now=stamp, newest=newest)
@@ -404,7 +411,7 @@ def purge(
             return replace(base, purged=tuple(pending))
         return replace(base, refused=tuple(Refusal(c, "no-credential") for c in pending))
     with store.read():
-        if audit.verify_chain(store, actor.chain, now):
+        if audit.verify_chain(store, actor.chain, _machine_clock(now), signed_only=True):
             return replace(base, refused=tuple(Refusal(c, "trail") for c in pending))
         rows = {c: store.get_consent(c) for c in pending}
         verdicts = {c: check_due(actor, vault, r, today) for c, r in rows.items() if r is not None}
@@ -455,7 +462,7 @@ def _purge_batch(actor: Actor, vault: Vault, pending: list[str], *, today: str) 
 # -- erasure that reaches copies -----------------------------------------------------------
 
 
-def known_endings(store: Store, chain: object) -> dict[str, Signed]:
+def known_endings(store: Store, chain: Chain | None) -> dict[str, Signed]:
     """Every ending known beside ``store``: its signed tombstones, then its erasure log
     (signatures not yet checked: :func:`vault.endings.authentic` does).
 
@@ -467,7 +474,8 @@ def known_endings(store: Store, chain: object) -> dict[str, Signed]:
             signed = endings.from_row(row)
             if signed is not None:
                 known[row.id] = signed
-    for record in endings.read_log(log_path(store.path), missing_ok=True).records:
+    log = endings.read_log(log_path(store.path), missing_ok=True, chain=chain)
+    for record in log.records:
         known.setdefault(record.consent_id, record)
     return known
 
@@ -710,7 +718,7 @@ def reconcile(vault: Vault) -> Reconciled:
     """
     store = vault.store
     chain = vault.chain()
-    log = endings.read_log(log_path(store.path), missing_ok=True)
+    log = endings.read_log(log_path(store.path), missing_ok=True, chain=chain)
     with store.read():
         back = store.still_active(r.consent_id for r in log.records)
         forged_tombs = [

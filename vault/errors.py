@@ -80,6 +80,18 @@ class VaultExists(NokError):
     hint_template = "nok init never overwrites a vault; choose another --vault path"
 
 
+class LeftBeside(VaultExists):
+    """``nok init`` at a path whose neighbours belong to another vault (one moved aside
+    without them): the new vault would take over its list of backups, its erasure log
+    and its -wal, and a colleague would meet another vault under the old name."""
+
+    template = "{path} is free, but files of another vault are still beside it: {found}"
+    hint_template = (
+        "nothing was made; move them along with the vault they belong to, or choose "
+        "another --vault path"
+    )
+
+
 class NotAVault(NokError):
     exit_code = ExitCode.NO_VAULT
     template = "{path} is not a nok vault"
@@ -96,6 +108,30 @@ class UnsafePermissions(NokError):
     exit_code = ExitCode.UNSAFE_PERMISSIONS
     template = "{path} is accessible to {who} (mode {mode})"
     hint_template = "restrict it: chmod {fix} {path}"
+
+
+class NotARegularFile(UnsafePermissions):
+    """A FIFO, device or directory where nok expects one of its files: opening it would
+    block every command (a FIFO) or read something else."""
+
+    template = "{path} is not a regular file (a FIFO, device or directory); nok will not use it"
+    hint_template = (
+        "nothing was read or changed; remove it (rm {path}), or ask who manages the machine "
+        "why it is there"
+    )
+
+
+class UnsharedDirectory(UnsafePermissions):
+    """A backup of a shared vault would be out of the reach of colleagues' erasures."""
+
+    template = (
+        "{path} is not a directory the vault's group {group} shares (mode {mode}, group "
+        "{owner}): erasures by colleagues and by the purge could not reach a backup there"
+    )
+    hint_template = (
+        "make it the group's: chgrp {group} {path} && chmod 2770 {path} (or give a new "
+        "directory ending in /, which nok makes so)"
+    )
 
 
 class ForeignFile(UnsafePermissions):
@@ -133,6 +169,17 @@ class NoAccess(NokError):
     template = "you have no permission to open {path}"
     hint_template = (
         "a shared vault needs you in its group (ls -l shows it); else check the --vault path"
+    )
+
+
+class OutsideGroup(NoAccess):
+    """The vault's directory is closed to this user: a shared vault whose group she is
+    not in (or a colleague's private vault)."""
+
+    template = "you may not open this vault: {path} is closed to you"
+    hint_template = (
+        "ask the vault's admin to add your login to its group (ls -ld {directory} shows "
+        "it), then log in again"
     )
 
 

@@ -110,7 +110,7 @@ def export_consent(unlocked: Unlocked, consent_id: str) -> Export:
         held = [notes.decrypt(unlocked, n, row) for n in store.iter_notes(consent_id=row.id)]
         held = corrections.with_amendments(store, row.id, held)
         deleted = corrections.note_tombstones(store, row.id)
-        entries = list(audit.list_entries(store, consent_id=row.id))
+        entries = list(audit.list_entries(store, consent_id=row.id, chain=unlocked.chain))
     history = [
         (e.ts, e.action, e.object_id, e.detail) for e in entries if e.action in ACCESS_ACTIONS
     ]
@@ -257,6 +257,14 @@ ACCESS_SENTENCES = {
     "access.expire": "Access given to {staff} ran out.",
     "vault.upgrade": "The journal was upgraded; from then on only those named here could read it.",
 }
+# Why a colleague was given access (the codes of nokcli.vocab), as the person reads it.
+ACCESS_REASONS = {
+    "covering": "covering for a colleague",
+    "shared-follow-up": "shared follow-up",
+    "person-asked": "you asked for it",
+    "emergency": "an emergency",
+    "other": "another reason",
+}
 
 
 def _access_lines(export: Export, t: Translate) -> list[str]:
@@ -276,7 +284,7 @@ def _access_lines(export: Export, t: Translate) -> list[str]:
     lines.append("")
     for ts, action, name, reason in export.access:
         sentence = t(ACCESS_SENTENCES[action]).format(
-            staff=_inline(name or ""), reason=t(reason or "")
+            staff=_inline(name or ""), reason=t(ACCESS_REASONS.get(reason or "", reason or ""))
         )
         lines.append(t("- {when}: {sentence}").format(when=_when(ts), sentence=sentence))
     return lines

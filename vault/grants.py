@@ -85,7 +85,7 @@ def grant(
     store = unlocked.store
     with store.write():
         row = consents.get_active_row(store, consent_id)
-        key = _may_manage(unlocked, row, "grant access")
+        key = _may_manage(unlocked, row, what="grant access")
         member = unlocked.epoch.staff.get(name)
         if member is None:
             raise NotAllowed(
@@ -122,7 +122,7 @@ def revoke(unlocked: Unlocked, consent_id: str, name: str) -> ConsentRow:
     store = unlocked.store
     with store.write():
         row = consents.get_active_row(store, consent_id)
-        _may_manage(unlocked, row, "revoke access")
+        _may_manage(unlocked, row, what="revoke access")
         readers = access.readers_of(row)
         if name not in {r.name for r in readers}:
             raise BadInput("{name} has no access granted to consent {id}", name=name, id=row.id)
@@ -185,7 +185,7 @@ def set_contact(unlocked: Unlocked, consent_id: str, name: str) -> ConsentRow:
     store = unlocked.store
     with store.write():
         row = consents.get_active_row(store, consent_id)
-        key = _may_manage(unlocked, row, "change the contact person")
+        key = _may_manage(unlocked, row, what="change the contact person")
         member = unlocked.epoch.staff.get(name)
         if member is None:
             raise NotAllowed(

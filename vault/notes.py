@@ -362,16 +362,22 @@ def pending_ad(note_id: str, consent_id: str, key_version: int) -> bytes:
     return crypto.bind("pending-note", note_id, consent_id, key_version)
 
 
-def pending_signed(vault: Unlocked, row: NoteRow) -> bool:
-    """Whether a pending note carries its author's valid signature."""
-    digest = states.pending_digest(
-        vault.vault_id,
+def pending_digest_of(vault_id: str, row: NoteRow) -> bytes:
+    """What a pending note's signature covers."""
+    return states.pending_digest(
+        vault_id,
         note_id=row.id,
         consent_id=row.consent_id,
         date=row.date,
         created=row.created,
         tag=states.record_tag(row.record),
     )
+
+
+def pending_signed(vault: Unlocked, row: NoteRow) -> bool:
+    """Whether a pending note carries its author's valid signature (or, once her key
+    stopped counting, the countersignature of an admin: vault.countersign)."""
+    digest = pending_digest_of(vault.vault_id, row)
     key = vault.chain.signer_key(str(row.signer), row.sig_epoch or 0)
     return states.signature_valid(digest, row.signer, row.sig_epoch, row.sig, key)
 
@@ -392,6 +398,9 @@ def open_pending(vault: Unlocked, consent_row: ConsentRow, key: bytes, row: Note
     )
     fields = keyring.decode_record(plain, _FIELDS, where=f"note {row.id}")
     note = _checked(row.id, row.consent_id, row.date, row.created, fields)
+    must = _author_must_be(vault, row)
+    if must is not None and note.author != must:
+        raise states.StateForged(id=consent_row.id)
     return replace(note, pending=True)
 
 
@@ -598,8 +607,9 @@ def decrypt_stream(
     """
     consent_rows: dict[str, ConsentRow] = {}
 
-    def keyed(r: KeyedNoteRow) -> tuple[bytes, Sealed, tuple[str, str | None] | None, bool]:
+    def keyed(r: KeyedNoteRow) -> _Keyed:
         key = _key_for(vault, r, consent_rows)
+        author = None
         if r.pending:
             note_row = NoteRow(
                 r.id,
@@ -617,8 +627,9 @@ def decrypt_stream(
             if not pending_signed(vault, note_row):
                 raise states.StateForged(id=r.consent_id)
             key = states.consent_box(key)[0]
+            author = _author_must_be(vault, note_row)
         amended = None if r.amended is None else (r.amended, r.amended_by)
-        return key, sealed(r), amended, bool(r.pending)
+        return key, sealed(r), amended, bool(r.pending), author
 
     opener = functools.partial(_open_batch, test)
     batches = parallel.batches(keyed(r) for r in rows)
@@ -629,23 +640,42 @@ def decrypt_stream(
 
 
 _Opened = tuple[str, str, str, str, str, str, str | None, str | None, str | None, bool, bool]
+# (key, sealed note, amendment, pending, the author a pending note must name or None)
+_Keyed = tuple[bytes, Sealed, tuple[str, str | None] | None, bool, str | None]
+
+
+def _author_must_be(vault: Unlocked, row: NoteRow) -> str | None:
+    """Who a pending note's sealed author must be: its signer, unless an admin signed it
+    (a countersignature: vault.countersign). Anyone can seal to the consent's public key,
+    so the name inside proves nothing unless the signature does."""
+    signer = vault.chain.current.staff.get(str(row.signer))
+    return None if signer is not None and signer.role == "admin" else str(row.signer)
 
 
 def _open_batch(
     test: Callable[[str], bool] | None,
-    batch: list[tuple[bytes, Sealed, tuple[str, str | None] | None, bool]],
+    batch: list[_Keyed],
 ) -> list[_Opened]:
     """The notes of ``batch`` that pass ``test``, as the fields of :class:`Note`. Every
     record is authenticated; the plaintext date and created time are compared only for
     the notes returned (search shows no other, and verify compares all of them). A
     pending note comes with its consent's box secret instead of the data key."""
     opened = []
-    for key, (note_id, consent_id, key_version, record, date, created), amended, pending in batch:
+    for key, (
+        note_id,
+        consent_id,
+        key_version,
+        record,
+        date,
+        created,
+    ), amended, pending, must in batch:
         if pending:
             plain = crypto.open_sealed(
                 key, record, pending_ad(note_id, consent_id, key_version), where=f"note {note_id}"
             )
             fields = keyring.decode_record(plain, _FIELDS, where=f"note {note_id}")
+            if must is not None and fields[3] != must:
+                raise states.StateForged(id=consent_id)
         else:
             fields = _open_fields(key, note_id, consent_id, key_version, record)
         if test is not None and not test(fields[4]):

@@ -28,6 +28,7 @@ from vault.errors import (
     BadInput,
     IntegrityError,
     KeysRotated,
+    LeftBeside,
     NokError,
     NoSuchStaff,
     NotAllowed,
@@ -95,6 +96,8 @@ class Status:
     fingerprint: str = ""
     access: str = epochs.ACCESS_NEED_TO_KNOW
     timezone: str = DEFAULT_TIMEZONE
+    # The Unix group of a shared vault (nok init --group), as the signed epoch says.
+    group: str | None = None
 
 
 def check_retention_days(days: int) -> int:
@@ -137,6 +140,16 @@ def kdf_params(profile: str) -> crypto.KdfParams:
             profile=profile,
             choices=", ".join(crypto.KDF_PROFILES),
         ) from None
+
+
+def check_free(path: Path) -> None:
+    """Raises VaultExists when anything is at ``path``, LeftBeside when files of another
+    vault are beside it (files.beside): a new vault is made only where none was."""
+    if path.exists() or path.is_symlink():
+        raise VaultExists(path=str(path))
+    left = [p.name for p in files.beside(path) if p.exists() or p.is_symlink()]
+    if left:
+        raise LeftBeside(path=str(path), found=", ".join(left))
 
 
 def check_access_mode(mode: str) -> str:
@@ -268,6 +281,7 @@ class Vault:
                 fingerprint=identity.show_fingerprint(chain.root),
                 access=Settings.from_epoch(current).access,
                 timezone=Settings.from_epoch(current).timezone,
+                group=Settings.from_epoch(current).group,
             )
 
     def known_ids(self, kind: str, typed: str, *, limit: int = 100) -> list[str]:
@@ -307,7 +321,8 @@ class Vault:
         public keys and the admin seed sealed to it.
 
         Raises:
-            VaultExists: something is already at ``path``.
+            VaultExists: something is already at ``path``; LeftBeside: files of another
+                vault (its list of backups, erasure log, -wal...) are beside it.
             BadInput: a bad admin name, KDF profile, group, retention, time zone or
                 access setting.
             UnsafePermissions, SymlinkRefused: the directory is not private.
@@ -317,8 +332,7 @@ class Vault:
         check_retention_days(retention_days)
         zone(timezone)
         check_access_mode(access)
-        if path.exists() or path.is_symlink():
-            raise VaultExists(path=str(path))
+        check_free(path)
         if group is not None:
             files.group_id(group)
         files.prepare_directory(path.parent, group)
@@ -893,6 +907,8 @@ class Unlocked:
             raise KeysRotated()
         current = self.chain.current
         number = current.number + 1
+        staff_after = list(staff) if staff is not None else list(current.staff.values())
+        jobs_after = list(jobs) if jobs is not None else list(current.jobs.values())
         body = epochs.body_of(
             vault_id=current.vault_id,
             number=number,
@@ -901,18 +917,40 @@ class Unlocked:
             by=by or self.name,
             event=event,
             keys=keys or current.keys,
-            staff=list(staff) if staff is not None else list(current.staff.values()),
-            jobs=list(jobs) if jobs is not None else list(current.jobs.values()),
+            staff=staff_after,
+            jobs=jobs_after,
             settings=dict(settings) if settings is not None else dict(current.settings),
         )
         sig = epochs.sign(body, vault_id=current.vault_id, number=number, signer=seed)
         epoch = epochs.parse(body, sig)
         if not epochs.follows(current, epoch):
             raise IntegrityError(where="the new epoch (not signed by the current vault key)")
+        self._countersign(current, staff_after, jobs_after, epoch)
         self.store.insert_epoch(number, body, sig)
         self.chain = epochs.Chain((*self.chain.epochs, epoch))
         self.vault._chain = ((number, sig), self.chain)
         return epoch
+
+    def _countersign(
+        self,
+        before: epochs.Epoch,
+        staff: list[epochs.Member],
+        jobs: list[epochs.JobEntry],
+        epoch: epochs.Epoch,
+    ) -> None:
+        """Keep valid what keys the new epoch drops signed while they counted
+        (vault.countersign); the countersigner stands in the new epoch with her key."""
+        from vault import countersign, endings
+
+        names = countersign.dropped(before, staff, jobs)
+        me = epoch.staff.get(self.name)
+        if not names or me is None or me.sign != self.keys.sign_public:
+            return
+        ended = countersign.countersign(self, names, epoch.number)
+        if ended:
+            endings.append_log(
+                endings.log_path(self.store.path), ended, group=self.store.get_setting("group")
+            )
 
     def set_setting(self, key: str, value: object) -> None:
         """Change one signed setting: a new epoch (admins; inside the caller's write

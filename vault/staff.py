@@ -18,6 +18,8 @@ and read back inside one transaction, so a failure leaves the old slot in place.
 from __future__ import annotations
 
 import dataclasses
+import grp
+import pwd
 from dataclasses import dataclass
 
 from vault import access, crypto, epochs, identity, rotation, seeds, slots, states
@@ -38,8 +40,16 @@ ADMIN = "admin"
 GAP_OLD_COPY = "old-copy"
 GAP_MASTER_KEY = "master-key"
 GAP_DATA_KEYS = "data-keys"
+# On a shared server: her Unix login is still in the vault's group, so she can still
+# read the live file; with the data keys she may have kept, that is every note under the
+# consents she could open, also notes written after she left (issue 22).
+GAP_GROUP = "group-membership"
 CLOSE_ROTATE = "rotate"
 CLOSE_ROTATE_DEEP = "rotate-deep"
+CLOSE_LEAVE_GROUP = "leave-group"
+# A deep rotation's speed, from benchmarks/RESULTS.md (1,000,000 notes in 46 s on two
+# shared cores), rounded up: what nok tells an admin to expect before she runs one.
+DEEP_ROTATION_SECONDS_PER_NOTE = 50e-6
 
 
 @dataclass(frozen=True)
@@ -80,6 +90,28 @@ class Removal:
     reassigned: tuple[str, ...] = ()
     # Consents she could open (her own wraps), which a deep rotation gives new keys.
     could_open: tuple[str, ...] = ()
+    # A shared vault's group, and whether a Unix login of her name is still in it
+    # (None: no login of that name on this machine, so nok cannot tell).
+    group: str | None = None
+    in_group: bool | None = None
+    # Every note in the vault (a deep rotation re-encrypts them all), and about how long
+    # that takes.
+    vault_notes: int = 0
+
+    @property
+    def deep_rotation_seconds(self) -> float:
+        return max(1.0, self.vault_notes * DEEP_ROTATION_SECONDS_PER_NOTE)
+
+
+def login_in_group(login: str, group: str) -> bool | None:
+    """Whether the Unix account ``login`` is a member of ``group`` (as its primary group
+    or a supplementary one); None when there is no such account or group here."""
+    try:
+        entry = grp.getgrnam(group)
+        account = pwd.getpwnam(login)
+    except KeyError:
+        return None
+    return account.pw_gid == entry.gr_gid or login in entry.gr_mem
 
 
 def profile_name(params: crypto.KdfParams) -> str:
@@ -320,6 +352,17 @@ def remove(unlocked: Unlocked, name: str) -> Removal:
             staff=with_member(staff, None, drop=member.name),
         )
         unlocked.record("staff.remove", object_id=member.name)
+        group = store.get_setting("group")
+        gaps = [
+            Gap(GAP_OLD_COPY, None),
+            # new_seeds above replaced every vault seed she held.
+            Gap(GAP_MASTER_KEY, CLOSE_ROTATE, closed=True),
+            Gap(GAP_DATA_KEYS, CLOSE_ROTATE_DEEP),
+        ]
+        in_group = None
+        if group is not None:
+            in_group = login_in_group(member.name, group)
+            gaps.append(Gap(GAP_GROUP, CLOSE_LEAVE_GROUP, closed=in_group is False))
         report = Removal(
             name=member.name,
             role=member.role,
@@ -328,14 +371,12 @@ def remove(unlocked: Unlocked, name: str) -> Removal:
             notes=sum(store.count_notes(c) for c in reachable),
             master_version=unlocked.master_version,
             master_created=unlocked.epoch.made,
-            gaps=(
-                Gap(GAP_OLD_COPY, None),
-                # new_seeds above replaced every vault seed she held.
-                Gap(GAP_MASTER_KEY, CLOSE_ROTATE, closed=True),
-                Gap(GAP_DATA_KEYS, CLOSE_ROTATE_DEEP),
-            ),
+            gaps=tuple(gaps),
             reassigned=tuple(reassigned),
             could_open=could_open,
+            group=group,
+            in_group=in_group,
+            vault_notes=store.count_notes(),
         )
     return report
 

@@ -43,6 +43,13 @@ class StateForged(IntegrityError):
     )
 
 
+class StateRolledBack(IntegrityError):
+    template = (
+        "consent {id} is in an older state than the newest one the audit trail records for "
+        "it: its rows were put back from an older copy"
+    )
+
+
 class NotesChanged(IntegrityError):
     template = (
         "the notes of consent {id} no longer match its signed state: a note was deleted, "

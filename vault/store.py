@@ -654,14 +654,17 @@ class Store:
         migration runs until the upgrade has made its backup.
 
         Raises:
-            VaultNotFound, SymlinkRefused, UnsafePermissions: see files.check_existing and
-                files.check_directory.
+            VaultNotFound, SymlinkRefused, UnsafePermissions, OutsideGroup: see
+                files.check_existing and files.check_directory.
+            NotARegularFile: a FIFO or other non-regular file beside it (files.check_beside).
             NotAVault: the file holds no nok schema.
             UnsupportedVersion: a newer nok made the schema.
             IntegrityError: the file is not SQLite or is damaged.
             VaultBusy: another process held a lock for longer than ``busy_timeout``.
         """
         files.check_existing(path, group_ok=True)
+        # Before SQLite opens anything: a FIFO at -wal or -journal would hang it.
+        files.check_beside(path)
         store = cls._connect(path, busy_timeout, read_only=read_only and _is_copy(path))
         try:
             store._check_schema(upgrading=upgrading)
@@ -1157,12 +1160,10 @@ class Store:
             ).fetchall()
         return [(str(i), int(r or 0)) for i, r in rows]
 
-    def signed_audit_newest_first(self, *, not_after: str) -> Iterator[AuditRow]:
-        """Entries that carry a signature, dated no later than ``not_after``, newest first."""
+    def signed_audit_newest_first(self) -> Iterator[AuditRow]:
+        """Entries that carry a signature, newest first."""
         return self._many(
-            AuditRow,
-            f"SELECT {_AUDIT_COLS} FROM audit WHERE sig IS NOT NULL AND ts <= ? ORDER BY seq DESC",
-            [not_after],
+            AuditRow, f"SELECT {_AUDIT_COLS} FROM audit WHERE sig IS NOT NULL ORDER BY seq DESC"
         )
 
     def audit_hash_at(self, seq: int) -> bytes | None:
@@ -1687,7 +1688,9 @@ class Store:
             self.conn.execute("VACUUM")
 
     @classmethod
-    def open_copy(cls, path: Path, *, writable: bool = False) -> Store:
+    def open_copy(
+        cls, path: Path, *, writable: bool = False, busy_timeout: float = DEFAULT_BUSY_TIMEOUT
+    ) -> Store:
         """Open a backup file read-only (no locks, no -wal), to inspect it.
 
         With ``writable``, open it to erase in it: a rollback journal instead of a WAL (so
@@ -1703,13 +1706,14 @@ class Store:
         files.refuse_symlinks(path)
         if not path.is_file():
             raise VaultNotFound(path=str(path))
+        if writable:
+            # SQLite opens a -journal beside a copy it writes (a colleague may plant one).
+            files.check_beside(path)
         uri = "file:" + str(path.absolute()).replace("?", "%3f").replace("#", "%23")
         mode = "?mode=rw" if writable else "?mode=ro&immutable=1"
         with sqlite_errors():
-            conn = sqlite3.connect(
-                uri + mode, uri=True, timeout=DEFAULT_BUSY_TIMEOUT, isolation_level=None
-            )
-        store = cls(path, conn, DEFAULT_BUSY_TIMEOUT)
+            conn = sqlite3.connect(uri + mode, uri=True, timeout=busy_timeout, isolation_level=None)
+        store = cls(path, conn, busy_timeout)
         try:
             applied = store._applied()
             if applied is None:
@@ -1720,7 +1724,7 @@ class Store:
             store._check_format()
             if writable:
                 # Only now that it is known to be a nok vault: these change the file.
-                with sqlite_errors():
+                with sqlite_errors(busy_timeout):
                     store._copy_pragmas()
         except BaseException:
             conn.close()
@@ -1896,6 +1900,33 @@ class Store:
                 " ORDER BY created, id",
                 [consent_id],
             )
+        )
+
+    def consents_signed_by(self, names: Sequence[str]) -> list[ConsentRow]:
+        """Consents (active or ended) whose state or tombstone ``names`` signed."""
+        return list(
+            self._many(
+                ConsentRow,
+                f"SELECT {_CONSENT_COLS} FROM consents WHERE state_signer IN"
+                " (SELECT value FROM json_each(?)) ORDER BY id",
+                [json.dumps(list(names))],
+            )
+        )
+
+    def pending_notes_signed_by(self, names: Sequence[str]) -> list[NoteRow]:
+        return list(
+            self._many(
+                NoteRow,
+                f"SELECT {_NOTE_COLS} FROM notes WHERE pending = 1 AND signer IN"
+                " (SELECT value FROM json_each(?)) ORDER BY id",
+                [json.dumps(list(names))],
+            )
+        )
+
+    def countersign_pending(self, note_id: str, signer: str, epoch: int, sig: bytes) -> None:
+        self._exec(
+            "UPDATE notes SET signer = ?, sig_epoch = ?, sig = ? WHERE id = ? AND pending = 1",
+            [signer, epoch, sig, note_id],
         )
 
     def fold_note(self, row: NoteRow) -> None:

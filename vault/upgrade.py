@@ -25,6 +25,7 @@ import contextlib
 import datetime as dt
 import json
 import os
+import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -171,6 +172,16 @@ def _check_format2(store: Store, master: bytes, version: int) -> bytes:
     return audit_key
 
 
+def _put_back(backup: Path, path: Path) -> None:
+    """The format-2 file as it was (its backup copied over it; no WAL left beside it)."""
+    for suffix in ("-wal", "-shm"):
+        path.with_name(path.name + suffix).unlink(missing_ok=True)
+    tmp = path.with_name(path.name + ".format2-back")
+    shutil.copyfile(backup, tmp)
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
+
+
 def audit_key_purpose() -> str:
     return "audit"
 
@@ -214,13 +225,22 @@ def upgrade(
             raise UnsupportedVersion(what="the vault", version=store.get_setting("format") or 1)
         master, version = _master(store, admin, passphrase)
         with store.read():
-            _check_format2(store, master, version)
+            _check_never_upgraded(path, store.get_setting("vault_id") or "", pin_store)
     finally:
         store.close()
     backup = _backup(path, now)
     store = Store.open(path, upgrading=True)
     try:
+        # nok reads rows with format 3's columns: the format-2 check runs on the file with
+        # the new (still empty) columns added, and a file that fails it is put back whole.
         store.apply_migrations()
+        try:
+            with store.read():
+                _check_format2(store, master, version)
+        except Format2Damaged:
+            store.close()
+            _put_back(backup, path)
+            raise
         with store.write():
             result = _convert(store, master, version, admin=admin, passphrase=passphrase, now=now)
         store.checkpoint()
@@ -442,6 +462,41 @@ def _convert(
     return Upgraded(Path(), count, tombstones, tuple(sorted(old_rows)), 0, recovery.seed)
 
 
+class AlreadyUpgraded(IntegrityError):
+    template = (
+        "this format-2 vault was upgraded before ({why}): the file is an older copy put "
+        "back, and upgrading it again would lose what happened since; nothing was changed"
+    )
+    hint_template = "use the upgraded vault, or restore its newest backup: nok restore BACKUP"
+
+
+def _check_never_upgraded(path: Path, vault_id: str, pin_store: PinsArg) -> None:
+    """Raises AlreadyUpgraded when the erasure log holds format-3 endings (written only
+    after an upgrade) or this user's pins know the vault in format 3: a format-2 copy put
+    back in place of the upgraded file, whose upgrade would drop every ending since."""
+    log = endings.log_path(path)
+    if log.exists():
+        for line in log.read_text(encoding="utf-8", errors="replace").splitlines():
+            with contextlib.suppress(ValueError, AttributeError):
+                if json.loads(line).get("v") == endings.LOG_VERSION:
+                    raise AlreadyUpgraded(why="its erasure log holds format-3 endings")
+    from vault.session import _pins
+
+    known = _pins(pin_store)
+    if vault_id and known is not None and known.get(vault_id) is not None:
+        raise AlreadyUpgraded(why="you have used it in format 3 on this computer")
+
+
+def _aside(log: Path) -> Path:
+    """A name beside ``log`` for its format-2 lines that no earlier upgrade left there."""
+    aside = log.with_name(log.name + "-format2")
+    number = 1
+    while aside.exists() or aside.is_symlink():
+        number += 1
+        aside = log.with_name(f"{log.name}-format2.{number}")
+    return aside
+
+
 def _rewrite_log(path: Path) -> int:
     """Write the erasure log again with the endings the upgraded vault's tombstones sign;
     returns how many format-2 lines named no tombstone (left out, and kept aside)."""
@@ -465,7 +520,7 @@ def _rewrite_log(path: Path) -> int:
                 kept.append(signed)
                 continue
         dropped += bool(line.strip())
-    aside = log.with_name(log.name + "-format2")
+    aside = _aside(log)
     os.replace(log, aside)
     try:
         endings.append_log(log, kept, group=group)

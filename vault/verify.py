@@ -28,9 +28,11 @@ from vault import (
     crypto,
     endings,
     epochs,
+    keyring,
     notes,
     parallel,
     pins,
+    seeds,
     slots,
     states,
 )
@@ -171,22 +173,56 @@ def _check_staff(unlocked: Unlocked, report: Report, progress: Progress) -> None
                 name=name,
                 role=member.role,
             )
-        if store.get_sealed(name, "team") is None:
+        if store.get_sealed(name, seeds.TEAM) is None:
             report.add(
                 "staff", "the team key sealed to {name} is missing: {name} cannot unlock", name=name
             )
+        if member.role == "admin" and store.get_sealed(name, seeds.ADMIN) is None:
+            report.add(
+                "staff",
+                "the admin key sealed to {name} is missing: {name} cannot unlock",
+                name=name,
+            )
         progress("staff", done, len(listed))
     report.checked["staff"] = len(listed)
+    _check_seeds(unlocked, report)
 
 
-def _latest_ok(unlocked: Unlocked, row: ConsentRow, digest: bytes) -> bool:
-    latest = unlocked.store.latest_state_entry(row.id)
-    return (
-        latest is not None
-        and latest.rev == row.rev
-        and isinstance(latest.state, bytes)
-        and crypto.same(latest.state, digest)
-    )
+def _check_seeds(unlocked: Unlocked, report: Report) -> None:
+    """The seeds the verifier holds (and, for an admin, those sealed to the admins) open
+    and are the ones the signed epoch lists; every vault-wide key opens under the team
+    key. Seeds sealed to colleagues open only with their keys: that they are there is
+    checked above, and each unlock checks them."""
+    k = unlocked.epoch.keys
+    mine = unlocked.keys.box_secret
+    held = [(seeds.TEAM, unlocked.name, mine, k.team, k.team_version)]
+    if unlocked.admin is not None:
+        admins = unlocked.admin.box_secret
+        held += [
+            (seeds.ADMIN, unlocked.name, mine, k.admin, k.admin_version),
+            (seeds.TEAM, seeds.HOLDER_ADMIN, admins, k.team, k.team_version),
+            (seeds.JOB, seeds.HOLDER_ADMIN, admins, k.job, k.job_version),
+        ]
+    for purpose, holder, secret, expect, version in held:
+        try:
+            seeds.open_seed(
+                unlocked.store,
+                vault_id=unlocked.vault_id,
+                purpose=purpose,
+                holder=holder,
+                box_secret=secret,
+                expect=expect,
+                version=version,
+            )
+        except IntegrityError as exc:
+            report.add_error("key", exc)
+    for purpose, version, wrapped in unlocked.store.list_vault_keys():
+        try:
+            keyring.unwrap_vault_key(
+                unlocked.team.wrap, wrapped, purpose=purpose, master_version=version
+            )
+        except (IntegrityError, UnsupportedVersion) as exc:
+            report.add_error("key", exc)
 
 
 def _open(unlocked: Unlocked, row: ConsentRow) -> bytes | None:
@@ -212,17 +248,23 @@ def _check_consents(unlocked: Unlocked, report: Report, progress: Progress) -> N
                 "was written or changed outside nok",
                 id=row.id,
             )
-        elif not _latest_ok(unlocked, row, digest):
+        elif not consents.is_latest(unlocked.store, unlocked.chain, row, digest):
             report.add(
                 "stale",
                 "consent {id} holds an older state than the audit trail records: it was put "
                 "back from an older copy",
                 id=row.id,
             )
-        key = _open(unlocked, row)
-        if key is None:
+        try:
+            key: bytes | None = access.open_key(unlocked, row, admin_ok=True)
+        except access.NoAccess:
+            key = None
             skipped += 1
-        else:
+        except (IntegrityError, UnsupportedVersion) as exc:
+            # She holds a wrap for it, and it does not open: altered, moved or planted.
+            key = None
+            report.add_error("key", exc)
+        if key is not None:
             opened += 1
             if not states.proof_valid(states.proof_key(key), digest, row.proof):
                 report.add(
@@ -235,8 +277,9 @@ def _check_consents(unlocked: Unlocked, report: Report, progress: Progress) -> N
                 consents.open_record(key, row)
             except (IntegrityError, UnsupportedVersion) as exc:
                 report.add_error("field", exc)
-            _check_wraps(unlocked, row, key, report)
             report.checked["ciphertexts"] = report.checked.get("ciphertexts", 0) + 1
+        # Also for a consent she cannot open: a wrap removed or added is plain to see.
+        _check_wraps(unlocked, row, key, report)
         done += 1
         if done % PROGRESS_EVERY == 0 or done == total:
             progress("consents", done, total)
@@ -244,13 +287,28 @@ def _check_consents(unlocked: Unlocked, report: Report, progress: Progress) -> N
     report.checked["consents_not_opened"] = skipped
 
 
-def _check_wraps(unlocked: Unlocked, row: ConsentRow, key: bytes, report: Report) -> None:
-    """Who the wraps are for must be who the signed state says may read."""
+def _check_wraps(unlocked: Unlocked, row: ConsentRow, key: bytes | None, report: Report) -> None:
+    """Who the wraps are for must be who the signed state says may read; with the data
+    key (``key``), the wraps the verifier holds a key for must give it."""
     readers = {r.name for r in access.readers_of(row)}
     wanted = {row.contact or "", *readers, access.ADMIN_READER, access.JOB_READER}
     if row.access == "team":
         wanted.add(access.TEAM_READER)
-    present = {reader for reader, *_ in unlocked.store.wraps(row.id)}
+    stored = unlocked.store.wraps(row.id)
+    present = {reader for reader, version, *_ in stored if version == row.key_version}
+    for reader, version, how, wrapped in stored:
+        if version != row.key_version:
+            report.add(
+                "wrap",
+                "consent {id} has a key wrap for {reader} at key version {version}, but its "
+                "signed state is at version {current}: it was put back from before a rotation",
+                id=row.id,
+                reader=reader,
+                version=version,
+                current=row.key_version,
+            )
+        elif key is not None and reader in access.my_readers(unlocked):
+            _check_wrap_opens(unlocked, row, key, (reader, version, how, wrapped), report)
     for extra in sorted(present - wanted):
         report.add(
             "wrap",
@@ -266,13 +324,37 @@ def _check_wraps(unlocked: Unlocked, row: ConsentRow, key: bytes, report: Report
             id=row.id,
             reader=missing,
         )
-    job_key = _job_proof_key(unlocked, row)
-    if job_key is not None and not crypto.same(job_key, states.proof_key(key)):
+    job_key = None if key is None else _job_proof_key(unlocked, row)
+    if job_key is not None and key is not None and not crypto.same(job_key, states.proof_key(key)):
         report.add(
             "wrap",
             "the proof key of consent {id} sealed to the job is not its own: the nightly "
             "purge would refuse it",
             id=row.id,
+        )
+
+
+def _check_wrap_opens(
+    unlocked: Unlocked,
+    row: ConsentRow,
+    key: bytes,
+    wrap: tuple[str, int, str, bytes],
+    report: Report,
+) -> None:
+    """A wrap the verifier holds a key for must give the data key itself: the one she
+    opened may be another of hers, and a colleague (or an admin) relies on this one."""
+    reader, version, how, wrapped = wrap
+    try:
+        opened = access.unwrap(unlocked, row.id, reader, version, how, wrapped)
+    except IntegrityError:
+        opened = b""
+    if not crypto.same(opened, key):
+        report.add(
+            "key",
+            "the key wrap of consent {id} for {reader} does not give its data key: it was "
+            "altered or replaced outside nok",
+            id=row.id,
+            reader=reader,
         )
 
 
@@ -336,6 +418,8 @@ class _Group:
     key: _Key | None = None
     entries: list[tuple[str, int, bytes]] = field(default_factory=list)
     newest: str | None = None
+    # Pending notes too: the last activity may follow one folded in since.
+    newest_any: str | None = None
 
 
 def _key_of(unlocked: Unlocked, consent_id: str) -> _Key | None:
@@ -368,6 +452,7 @@ def _check_notes(unlocked: Unlocked, report: Report, progress: Progress) -> None
             state["rows"] += 1
             if group.key is None:
                 continue
+            group.newest_any = max(group.newest_any or row.date, row.date)
             if row.pending:
                 _check_pending(unlocked, group.key, row, report)
                 continue
@@ -420,28 +505,40 @@ def _close_group(unlocked: Unlocked, group: _Group | None, report: Report) -> No
     if row.last_activity != group.newest and not (
         group.newest is None and row.last_activity is None
     ):
-        _last_activity(row, group.newest, report)
+        _last_activity(row, group.newest, group.newest_any, report)
     expected = consents.notes_hash(unlocked.vault_id, row, group.entries)
     if not isinstance(row.notes_hash, bytes) or not crypto.same(expected, row.notes_hash):
         report.add_error("notes", states.NotesChanged(id=row.id))
 
 
-def _last_activity(row: ConsentRow, newest: str | None, report: Report) -> None:
-    if newest is None:
+def _last_activity(
+    row: ConsentRow, newest: str | None, newest_any: str | None, report: Report
+) -> None:
+    if newest_any is None:
         report.add(
             "retention",
             "consent {id} has no notes, but its last activity is stored as {stored}",
             id=row.id,
             stored=row.last_activity,
         )
-    elif row.last_activity is None or row.last_activity < newest:
+    elif row.last_activity is None:
+        report.add(
+            "retention",
+            "consent {id} has notes, the newest dated {newest}, but no last activity is "
+            "stored: its deadline runs from the day it was given",
+            id=row.id,
+            newest=newest_any,
+        )
+    elif (newest is not None and row.last_activity < newest) or row.last_activity > newest_any:
+        # Later than every note keeps the data longer than its notes allow; earlier,
+        # shorter than the person was told.
         report.add(
             "retention",
             "the last activity of consent {id} is stored as {stored}, but its newest "
             "note is dated {newest}",
             id=row.id,
             stored=row.last_activity,
-            newest=newest,
+            newest=newest_any,
         )
 
 
@@ -484,7 +581,7 @@ def _check_erasure_log(unlocked: Unlocked, report: Report) -> None:
     """Lines that are not endings, endings not signed, erased consents active again."""
     store = unlocked.store
     try:
-        log = endings.read_log(endings.log_path(store.path), missing_ok=True)
+        log = endings.read_log(endings.log_path(store.path), missing_ok=True, chain=unlocked.chain)
     except NokError as exc:
         report.add_error("erasure-log", exc)
         return
