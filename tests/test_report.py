@@ -157,6 +157,9 @@ def build(path: Path, year: Year, *, erase: bool) -> Unlocked:
         else:
             report.log_contact(me, channel=event[2], consent_id=event[1].id, date=when.isoformat())
     after = dt.datetime(YEAR + 1, 1, 15, 9, tzinfo=dt.UTC)
+    # The center leader makes the year's report in January (it also brings every
+    # consent's share up to date, for the job that may erase it later).
+    report.year_report(at(base, after - dt.timedelta(days=5)), YEAR)
     if erase:
         for n, p in enumerate(x for x in year.people if x.fate in ("withdraw", "error")):
             reason = "registered-in-error" if p.fate == "error" else "withdrawn"
@@ -456,8 +459,10 @@ def test_the_job_keeps_no_share_a_file_writer_made(unlocked, vault_path):
         consents.ConsentInput(subject="S", purpose="P", categories=("contact",), retain_days=1),
     )
     notes.add(unlocked, c.id, "x", kind="phone")
+    report.year_report(unlocked, NOW.year)  # the share is sealed for the current state
     row = unlocked.store.get_consent(c.id)
     assert row is not None
+    assert report._valid_share(unlocked.store, unlocked, row) is not None
     forged = {
         "profile": None,
         "contacts": [[f"{NOW.year}-01-{d:02d}", "phone", "survivor", "new"] for d in range(1, 29)],
@@ -583,7 +588,7 @@ def test_the_figures_survive_rotating_the_vault_keys_and_new_data_keys(unlocked,
     rotation.rotate(unlocked)
     grants.revoke(unlocked, two, "kari")
     assert unlocked.store.get_consent(two).key_version == 2
-    after = report.year_report(unlocked, NOW.year).shown(exact=True)
+    after = report.year_report(unlocked, NOW.year).shown(exact=True)  # refreshes shares
     # The letter came the day of her phone note: one contact that day, and its row still
     # opens under the consent's new data key.
     assert [e.channel for e in report.check_events(unlocked) if e.consent_id == two] == ["letter"]
@@ -598,6 +603,7 @@ def test_a_backup_loses_the_share_of_a_consent_erased_since(unlocked, tmp_path):
     from vault import backup
 
     cid = small_year(unlocked)
+    report.year_report(unlocked, NOW.year)  # brings the consent's share up to date
     backups = tmp_path / "backups"
     backups.mkdir(mode=0o700)
     info = backup.backup(unlocked, backups, now=NOW, actor=ADMIN)
@@ -643,3 +649,38 @@ def test_the_json_keeps_todays_keys_beside_the_tables(cli_vault):
     for name, _ in report.TABLES:
         assert set(shown[name]) == {"cells", "total"}
     assert shown["contacts_by_channel"]["cells"]["phone"] == 1
+
+
+def purge_later(vault_path: Path, credential: object, days: int = 5) -> None:
+    later = NOW + dt.timedelta(days=days)
+    with Vault.open(vault_path) as vault:
+        holder = jobs.unlock(vault, credential, now=later, pin_store=None)
+        assert erasure.purge(vault, later, dry_run=False, actor=holder).purged
+
+
+@pytest.mark.parametrize("unlocked_since", [True, False], ids=["unlocked since", "not since"])
+def test_the_job_keeps_what_the_last_unlock_brought_up_to_date(
+    unlocked, vault_path, unlocked_since
+):
+    """Writing a note seals one record; the consent's share is brought up to date at the
+    next unlock of someone who may open it. Purged before that, its figures are counted
+    as lost, never silently dropped."""
+    credential = jobs.issue(unlocked)
+    c = consents.add(
+        unlocked,
+        consents.ConsentInput(subject="S", purpose="P", categories=("contact",), retain_days=1),
+    )
+    report.set_profile(unlocked, c.id, {"gender": "man"})
+    notes.add(unlocked, c.id, "x", kind="phone")
+    unlocked.close()
+    if unlocked_since:
+        Vault.open(vault_path).unlock(ADMIN, PASSPHRASE.encode(), now=NOW).close()
+    purge_later(vault_path, credential)
+    u = Vault.open(vault_path).unlock(ADMIN, PASSPHRASE.encode(), now=NOW + dt.timedelta(days=6))
+    try:
+        made = report.year_report(u, NOW.year)
+        assert made.lost == (0 if unlocked_since else 1)
+        assert made.tables["users_by_gender"].cells["man"] == (1 if unlocked_since else 0)
+        assert made.tables["contacts_by_channel"].cells["phone"] == (1 if unlocked_since else 0)
+    finally:
+        u.close()

@@ -240,9 +240,7 @@ def _register(
     return entries
 
 
-def _write_copy(
-    store: Store, target: Path, entry: copies.BackupEntry, group: str | None
-) -> None:
+def _write_copy(store: Store, target: Path, entry: copies.BackupEntry, group: str | None) -> None:
     partial = entry.partial
     assert partial is not None
     try:

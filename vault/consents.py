@@ -425,13 +425,8 @@ def commit_state(
 ) -> ConsentRow:
     """Sign ``row``'s next state, store it and record ``action`` with it (inside the
     caller's write transaction). Returns the row as stored."""
-    from vault import report  # builds on this module
-
     signed, digest = sign_state(vault, row, key)
     vault.store.update_consent_state(row.id, {col: getattr(signed, col) for col in STATE_COLUMNS})
-    # What this consent gives the yearly report, kept current for the job that may erase
-    # it later without being able to read it.
-    report.refresh_share(vault, signed, key)
     vault.record(
         action,
         consent_id=row.id,

@@ -36,7 +36,7 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 from vault import access, audit, consents, crypto, ids, keyring, notes, report_form, suppression
-from vault.errors import BadInput, IntegrityError, NotFound
+from vault.errors import BadInput, IntegrityError, NokError, NotFound
 from vault.session import Unlocked
 
 if TYPE_CHECKING:
@@ -197,8 +197,9 @@ def _store_event(vault: Unlocked, event: Event) -> Event:
         )
         store.insert_report_event(event_id, event.consent_id, version, record)
         if row is not None:
-            # The share the job would keep at an erasure must count this contact too.
-            refresh_share(vault, row, key)
+            # The consent's share no longer counts everything: sealed again at the next
+            # refresh (:func:`refresh_stale`).
+            store.delete_report_share(row.id)
         vault.record(
             LOG,
             consent_id=event.consent_id,
@@ -304,7 +305,7 @@ def delete_event(vault: Unlocked, event_id: str) -> Event:
         event, _ = _open_event(vault, canonical, consent_id, version, record, key)
         store.delete_report_event(canonical)
         if row is not None:
-            refresh_share(vault, row, key)
+            store.delete_report_share(row.id)
         vault.record(DELETE, consent_id=consent_id, object_id=canonical, detail=event.kind)
     return event
 
@@ -597,10 +598,41 @@ def _seal_share(vault: Unlocked, row: ConsentRow, person: Mapping[str, Any], *, 
     return sealed
 
 
-def refresh_share(vault: Unlocked, row: ConsentRow, key: bytes) -> None:
-    """Seal ``row``'s contribution (as of its newly signed state) to the admin key, signed
-    by this member (vault.consents.commit_state calls it inside its transaction)."""
-    _seal_share(vault, row, facts(vault, row, key), kept=0)
+# At most this many shares are sealed again at one unlock: the first unlock of an
+# imported or upgraded vault must not read every note; the admin's report does the rest.
+REFRESH_AT_UNLOCK = 50
+
+
+def refresh_stale(
+    vault: Unlocked, *, limit: int | None = REFRESH_AT_UNLOCK, admin_ok: bool = False
+) -> int:
+    """Seal again, to the admin key and signed by this member, the share of every active
+    consent she can open whose share is missing or older than its state (an unlock does
+    it, vault.session.catch_up, for her own and team consents; an admin's report, with
+    ``admin_ok``, for all). Returns how many.
+
+    Writing a note stays one sealed record: the share of its consent is brought up to
+    date at the next unlock of someone who may open it, so that the job, which cannot
+    read, finds it current when it erases the consent after its retention period.
+    A consent that does not check out keeps its stale share (its reads and verify report
+    it; the job records its figures as lost).
+    """
+    store = vault.store
+    done = 0
+    with store.write():
+        readers = [r for r in access.my_readers(vault) if admin_ok or r != access.ADMIN_READER]
+        for consent_id in store.stale_report_shares(readers, limit):
+            row = store.get_consent(consent_id)
+            if row is None:
+                continue
+            try:
+                key = access.open_key(vault, row, admin_ok=admin_ok)
+                consents.check_notes(vault, row, key)
+                _seal_share(vault, row, facts(vault, row, key), kept=0)
+            except NokError:
+                continue
+            done += 1
+    return done
 
 
 def on_erase(store: Store, actor: Actor, row: ConsentRow, *, reason: str) -> None:
@@ -884,8 +916,10 @@ def year_report(vault: Unlocked, year: int) -> Report:
     Raises ReportRolledBack, IntegrityError (a consent's state or notes altered).
     """
     full = vault.admin is not None and vault.role == "admin"
-    if full and not vault.store.read_only:
-        fold(vault)
+    if not vault.store.read_only:
+        refresh_stale(vault, limit=None, admin_ok=full)
+        if full:
+            fold(vault)
     store = vault.store
     years: dict[int, Cells] = {}
     with store.read():

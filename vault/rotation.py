@@ -37,7 +37,8 @@ PENDING_SETTING = "rotation_pending"
 DEFAULT_BATCH_NOTES = 5000
 MAX_BATCH_CONSENTS = 500
 # The tables whose fields sit under consent data keys and that a deep rotation rewrites.
-REKEYED_TABLES = frozenset({"consents", "notes", "consent_keys"})
+# report_events: a contact logged under a consent is sealed again by rekey_row.
+REKEYED_TABLES = frozenset({"consents", "notes", "consent_keys", "report_events"})
 
 Progress = Callable[[int, int], None]
 """Called as ``progress(done, total)`` in records (consents + notes) after each batch."""

@@ -2066,6 +2066,21 @@ class Store:
             ).fetchone()
         return None if row is None else tuple(row)
 
+    def stale_report_shares(self, readers: Sequence[str], limit: int | None = None) -> list[str]:
+        """Active consents with a wrap for one of ``readers`` whose report share is missing
+        or older than their signed state."""
+        marks = ", ".join("?" for _ in readers)
+        sql = (
+            "SELECT DISTINCT c.id FROM consents c JOIN consent_keys k ON k.consent_id = c.id"
+            " LEFT JOIN report_shares s ON s.consent_id = c.id"
+            f" WHERE c.status = 'active' AND k.reader IN ({marks})"
+            " AND (s.rev IS NULL OR s.rev != coalesce(c.rev, 0)) ORDER BY c.id"
+        )
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        with sqlite_errors(self.busy_timeout):
+            return [str(i) for (i,) in self.conn.execute(sql, list(readers)).fetchall()]
+
     def kept_report_shares(self) -> list[tuple[str, int, bytes]]:
         """(consent id, admin version, sealed) of the shares of erased consents."""
         with sqlite_errors(self.busy_timeout):
