@@ -2104,12 +2104,6 @@ class Store:
             ).fetchall()
         return [(str(c), int(v), s) for c, v, s in rows]
 
-    def reseal_report_share(self, consent_id: str, admin_version: int, sealed: bytes) -> None:
-        self._exec(
-            "UPDATE report_shares SET admin_version = ?, sealed = ? WHERE consent_id = ?",
-            [admin_version, sealed, consent_id],
-        )
-
     def report_totals(self) -> tuple[int, bytes] | None:
         with sqlite_errors(self.busy_timeout):
             row = self.conn.execute(
