@@ -618,10 +618,17 @@ def refresh_stale(
     it; the job records its figures as lost).
     """
     store = vault.store
+    if store.read_only:
+        return 0
+    readers = [r for r in access.my_readers(vault) if admin_ok or r != access.ADMIN_READER]
+    # Looked up first: most unlocks find nothing and must not wait for the write lock.
+    with store.read():
+        stale = store.stale_report_shares(readers, limit)
+    if not stale:
+        return 0
     done = 0
     with store.write():
-        readers = [r for r in access.my_readers(vault) if admin_ok or r != access.ADMIN_READER]
-        for consent_id in store.stale_report_shares(readers, limit):
+        for consent_id in stale:
             row = store.get_consent(consent_id)
             if row is None:
                 continue
