@@ -8,11 +8,13 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from nokcli import context, dates, output, reach, reasons, records, vocab
-from nokcli.i18n import _, render
+from nokcli.i18n import _, ngettext, notes_counted, render
 
 if TYPE_CHECKING:
+    from vault import erasure
     from vault.consents import ConsentInput
     from vault.form import FormFields
+    from vault.session import Unlocked
 
 app = typer.Typer(
     help=_("Written consent declarations: every note hangs off one."), no_args_is_help=True
@@ -145,7 +147,10 @@ def add(
         typer.Option(
             "--yes",
             "-y",
-            help=_("Register it even if --given puts its retention deadline in the past."),
+            help=_(
+                "Register it even if --given puts its retention deadline in the past, or "
+                "with a category close to a known one kept as the center's own."
+            ),
         ),
     ] = False,
     json_out: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
@@ -206,7 +211,7 @@ def add(
     data = consents.ConsentInput(
         subject=_asked(subject, "--subject", _("Alias of the person")),
         purpose=_asked(purpose, "--purpose", _("Purpose, as in the signed form")),
-        categories=tuple(vocab.category_value(c) for c in category),
+        categories=tuple(_category(c, yes=yes) for c in category),
         under_16=under_16,
         guardian=guardian,
         form_ref=form_ref,
@@ -298,6 +303,74 @@ def show(
     output.emit_record(records.consent_pairs(consent))
 
 
+def _category(typed: str, *, yes: bool) -> str:
+    """The stored category for a typed one. A word a letter or two from a known category
+    (samtalenotatr) is asked about at a terminal and refused in a script without --yes:
+    a typo kept as a center's own category would not match the form the person signed.
+
+    Raises BadInput: a near miss in a script."""
+    import sys
+
+    from vault.errors import BadInput
+
+    value = vocab.category_value(typed)
+    near = vocab.near_category(typed)
+    if near is None or yes:
+        return value
+    known = vocab.category_shown(near)
+    if not sys.stdin.isatty():
+        raise BadInput(
+            "the category {typed!r} is close to {known!r}: write --category {known}, or pass "
+            "--yes to keep {typed!r} as a category of the center's own",
+            typed=typed,
+            known=known,
+        )
+    question = render(
+        "Did you mean {known}? (no: {typed!r} is kept as a category of the center's own)",
+        known=known,
+        typed=typed,
+    )
+    return near if output.ask(question, default=True) else value
+
+
+def _withdraw_question(vault: "Unlocked", preview: "erasure.Preview") -> str:
+    """The question before a withdrawal, naming the person by her alias when this member
+    may open the consent: the counselor confirms whom she erases, not an id."""
+    from vault import consents
+    from vault.errors import NokError
+
+    try:
+        alias = consents.show(vault, preview.consent_id).subject
+    except NokError:
+        alias = None
+    if alias:
+        template = ngettext(
+            "Withdraw consent {id} for {alias} (given {given})? This erases its {notes} "
+            "note, the personal details of the declaration and its key, for good. Only a "
+            "tombstone without personal data stays.",
+            "Withdraw consent {id} for {alias} (given {given})? This erases its {notes} "
+            "notes, the personal details of the declaration and its key, for good. Only a "
+            "tombstone without personal data stays.",
+            preview.notes,
+        )
+    else:
+        template = ngettext(
+            "Withdraw consent {id} (given {given})? This erases its {notes} note, the "
+            "personal details of the declaration and its key, for good. Only a tombstone "
+            "without personal data stays.",
+            "Withdraw consent {id} (given {given})? This erases its {notes} notes, the "
+            "personal details of the declaration and its key, for good. Only a tombstone "
+            "without personal data stays.",
+            preview.notes,
+        )
+    return template.format(
+        id=preview.consent_id,
+        alias=output.safe(alias),
+        given=preview.given,
+        notes=preview.notes,
+    )
+
+
 @app.command("withdraw")
 def withdraw(
     ctx: typer.Context,
@@ -333,20 +406,11 @@ def withdraw(
         if not yes:
             if not sys.stdin.isatty():
                 raise BadInput(
-                    "withdrawing consent {id} erases {notes} note(s) for good; "
-                    "pass --yes to confirm",
+                    "withdrawing consent {id} erases {notes} for good; pass --yes to confirm",
                     id=preview.consent_id,
-                    notes=preview.notes,
+                    notes=notes_counted(preview.notes),
                 )
-            question = render(
-                "Withdraw consent {id} (given {given})? This erases its {notes} note(s), the "
-                "personal details of the declaration and its key, for good. Only a tombstone "
-                "without personal data stays.",
-                id=preview.consent_id,
-                given=preview.given,
-                notes=preview.notes,
-            )
-            output.confirm(question)
+            output.confirm(_withdraw_question(vault, preview))
         result = erasure.withdraw(vault, preview.consent_id, reason=reason)
     e = result.erasure
     if json_out:
@@ -362,10 +426,9 @@ def withdraw(
         )
     else:
         output.info(
-            "consent {id} withdrawn: {notes} note(s) and its personal data erased; "
-            "a tombstone remains",
+            "consent {id} withdrawn: {notes} and its personal data erased; a tombstone remains",
             id=e.consent_id,
-            notes=e.notes,
+            notes=notes_counted(e.notes),
         )
     reach.copies(result.copies)
     if not result.wal_clean:

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from nokcli import context, output, reasons, vocab
-from nokcli.i18n import _
+from nokcli.i18n import _, notes_counted
 
 app = typer.Typer()
 
@@ -97,9 +97,9 @@ def export(
         )
         return
     output.info(
-        "wrote the copy of consent {id} to {path} ({notes} note(s)); hand it over safely and "
+        "wrote the copy of consent {id} to {path} ({notes}); hand it over safely and "
         "delete it afterwards",
         id=data.consent.id,
         path=str(out),
-        notes=len(data.notes),
+        notes=notes_counted(len(data.notes)),
     )

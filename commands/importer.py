@@ -9,7 +9,7 @@ from typing import IO, TYPE_CHECKING, Annotated
 import typer
 
 from nokcli import context, output
-from nokcli.i18n import _, render_vault
+from nokcli.i18n import _, consents_counted, notes_counted, render_vault
 
 if TYPE_CHECKING:
     from vault.importer import ImportRejected, Progress, Summary
@@ -156,13 +156,13 @@ def import_(
         return
     if dry_run:
         output.info(
-            "the file is valid: {consents} consent(s) with {notes} note(s); nothing was imported",
-            consents=summary.consents,
-            notes=summary.notes,
+            "the file is valid: {consents} with {notes}; nothing was imported",
+            consents=consents_counted(summary.consents),
+            notes=notes_counted(summary.notes),
         )
         return
     output.info(
-        "imported {consents} consent(s) with {notes} note(s)",
-        consents=summary.consents,
-        notes=summary.notes,
+        "imported {consents} with {notes}",
+        consents=consents_counted(summary.consents),
+        notes=notes_counted(summary.notes),
     )

@@ -356,6 +356,25 @@ def read_recovery(path: Path | None) -> bytes:
     return identity.read_recovery(text)
 
 
+def check_recovery_out(out: Path | None) -> None:
+    """Before a new recovery key is made: refuse where it could be neither shown nor
+    written (as nok upgrade does). ``nok key recovery`` revokes the old key as it makes the
+    new one, so a new key not delivered would leave the vault with one nobody holds."""
+    from vault.errors import BadInput
+
+    if out is None:
+        if not (sys.stdin.isatty() and sys.stderr.isatty()):
+            raise BadInput(
+                "a recovery key is shown only at a terminal; in scripts use --recovery-file"
+            )
+        return
+    if out.exists() or out.is_symlink() or not out.parent.is_dir():
+        raise BadInput(
+            "{path} exists or its directory does not; give a new file for the recovery key",
+            path=str(out),
+        )
+
+
 def show_recovery(seed: bytes, out: Path | None) -> None:
     """Show a new recovery key once and clear the screen, or write it to a new 0600 file."""
     from vault import identity
@@ -411,6 +430,7 @@ def recovery(
     """
     from vault import recovery as rec
 
+    check_recovery_out(recovery_file)
     with context.get(ctx).unlocked() as vault:
         vault.require_admin("making a new recovery key")
         seed = rec.renew(vault)

@@ -1,17 +1,18 @@
 """``nok note``: add, list and read short journal notes under a consent."""
 
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from nokcli import context, dates, output, reasons, records, stdin, vocab
-from nokcli.i18n import _, render
-from vault.errors import BadInput, ExitCode, VaultBusy
+from nokcli.i18n import _, consents_counted, notes_counted, render
+from vault.errors import BadInput, ExitCode, NokError, VaultBusy
 
 if TYPE_CHECKING:
-    from vault.notes import Note
+    from vault.notes import Note, Plan
+    from vault.session import Unlocked
 
 app = typer.Typer(
     help=_("Short journal notes, each under an active consent."), no_args_is_help=True
@@ -26,21 +27,6 @@ EDITOR_HEADER = _(
     "# The guidelines ask for a brief note: what matters for safety and follow-up.\n"
     "# Save and close the editor to store it encrypted; leave it empty to cancel.\n"
 )
-
-
-def _read_text(text: str | None) -> str:
-    if text is not None:
-        return text
-    if not sys.stdin.isatty():
-        return stdin.read()
-    from nokcli import editor
-    from vault.errors import ExitCode
-
-    composed = editor.compose(EDITOR_HEADER)
-    if not composed:
-        output.info("the note was empty; nothing was saved")
-        raise typer.Exit(ExitCode.INTERRUPTED)
-    return composed
 
 
 @app.command("add")
@@ -81,45 +67,32 @@ def add(
     ] = False,
     json_out: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
 ) -> None:
-    """Add a note under an active consent; prints its id."""
+    """Add a note under an active consent; prints its id.
+
+    Everything that does not depend on the text (the consent, the date, the kind) is
+    checked before the editor opens; if saving still fails, nok offers to open the
+    editor again with the text.
+    """
     from vault import consents, notes
-    from vault.errors import KeysRotated
 
     kind = vocab.kind(kind)
     output.exposed_option("--text", text)
     state = context.get(ctx)
     date = dates.resolve(date, state.now(), field="--date")
     with state.unlocked() as vault:
+        planned = notes.plan(vault, consent_id, kind=kind, date=date)
         overdue = consents.overdue(vault, consent_id)
         if overdue is not None and not yes:
             _confirm_revival(consent_id, overdue)
-        body = _read_text(text)
-        if notes.check_length(vault, body) is notes.Length.LONG and not yes:
-            guideline = vault.settings().note_guideline
-            size = len(body.strip())
-            if sys.stdin.isatty():
-                question = render(
-                    "The note is {size} characters; the guideline is {guideline}. Save it anyway?",
-                    size=size,
-                    guideline=guideline,
-                )
-                output.confirm(question, declined="nothing was saved")
-            else:
-                output.warn(
-                    "the note is {size} characters; the guideline is {guideline} "
-                    "(a short note is enough)",
-                    size=size,
-                    guideline=guideline,
-                )
-        try:
-            note = notes.add(vault, consent_id, body, kind=kind, date=date)
-        except KeysRotated:
-            note = None
-    if note is None:
-        # Minutes in an editor can span an admin's key rotation; the text must not be lost.
-        output.info("the vault's keys were rotated while you wrote; unlock again to save the note")
-        with state.unlocked() as vault:
-            note = notes.add(vault, consent_id, body, kind=kind, date=date)
+        if text is None and sys.stdin.isatty():
+            note = _compose_and_save(state, vault, planned, yes=yes)
+        else:
+            body = text if text is not None else stdin.read()
+            # The text is the caller's (--text, a pipe): a refusal leaves it with her.
+            if not _check_long(vault, body, yes=yes, terminal=sys.stdin.isatty()):
+                output.info("nothing was saved")
+                raise typer.Exit(ExitCode.INTERRUPTED)
+            note = _save(state, vault, planned, body)
     if json_out:
         output.emit_json({"id": note.id, "consent_id": note.consent_id, "access": note.access})
         return
@@ -130,6 +103,72 @@ def add(
             "you as its author; you cannot read it back",
             id=note.consent_id,
         )
+
+
+def _compose_and_save(
+    state: "context.Context", vault: "Unlocked", planned: "Plan", *, yes: bool
+) -> "Note":
+    """Write the note in $EDITOR and save it; when saving fails, the text is not dropped:
+    nok says why and opens the editor again on it (in nok's private, wiped file), until
+    it is saved or the counselor lets it go."""
+    from nokcli import editor
+
+    body = ""
+    while True:
+        body = editor.compose(EDITOR_HEADER, initial=body)
+        if not body:
+            output.info("the note was empty; nothing was saved")
+            raise typer.Exit(ExitCode.INTERRUPTED)
+        try:
+            if _check_long(vault, body, yes=yes, terminal=True):
+                return _save(state, vault, planned, body)
+            question = _("Open the editor again to shorten it?")
+        except NokError as exc:
+            output.report(exc)
+            question = _("Open the editor again with your text?")
+        if not output.ask(question, default=True):
+            output.info("nothing was saved, and nok kept no copy of the text")
+            raise typer.Exit(ExitCode.INTERRUPTED)
+
+
+def _check_long(vault: "Unlocked", body: str, *, yes: bool, terminal: bool) -> bool:
+    """Whether to save ``body``: a note over the guideline is asked about at a terminal
+    (False: she wants to shorten it) and warned about in a script.
+
+    Raises BadInput when it is empty or over the hard limit."""
+    from vault import notes
+
+    if notes.check_length(vault, body) is not notes.Length.LONG or yes:
+        return True
+    guideline = vault.settings().note_guideline
+    size = len(body.strip())
+    if terminal:
+        return output.ask(
+            render(
+                "The note is {size} characters; the guideline is {guideline}. Save it anyway?",
+                size=size,
+                guideline=guideline,
+            )
+        )
+    output.warn(
+        "the note is {size} characters; the guideline is {guideline} (a short note is enough)",
+        size=size,
+        guideline=guideline,
+    )
+    return True
+
+
+def _save(state: "context.Context", vault: "Unlocked", planned: "Plan", body: str) -> "Note":
+    from vault import notes
+    from vault.errors import KeysRotated
+
+    try:
+        return notes.add(vault, planned.consent_id, body, kind=planned.kind, date=planned.date)
+    except KeysRotated:
+        # Minutes in an editor can span an admin's key rotation; the text must not be lost.
+        output.info("the vault's keys were rotated while you wrote; unlock again to save the note")
+    with state.unlocked() as again:
+        return notes.add(again, planned.consent_id, body, kind=planned.kind, date=planned.date)
 
 
 def _confirm_revival(consent_id: str, deadline: str) -> None:
@@ -193,9 +232,9 @@ def list_(
             hidden, people = notes.hidden(vault, since=since)
             if hidden:
                 output.info(
-                    "{notes} note(s) under {consents} consent(s) you may not open are not shown",
-                    notes=hidden,
-                    consents=people,
+                    "{notes} under {consents} you may not open are not shown",
+                    notes=notes_counted(hidden),
+                    consents=consents_counted(people),
                 )
 
 
@@ -285,12 +324,15 @@ NOTE_ID_HELP = _("Note id, e.g. N-3XH8-P2DW-5.")
 YES_HELP = _("Do not ask for confirmation (for scripts).")
 
 
-def _new_text(old: str, *, terminal: bool, keep: bool) -> str | None:
+def _new_text(
+    old: str, *, terminal: bool, keep: bool, check: "Callable[[str], object]"
+) -> str | None:
     """The corrected text, or None to keep the old one.
 
     From standard input when it is not a terminal (empty input keeps the text when
     --kind or --date changes); else from $EDITOR on the old text, unless --kind or
-    --date alone was asked for.
+    --date alone was asked for. An edit that ``check`` refuses (over the length limit)
+    is not dropped: nok says why and opens the editor again on it.
     """
     if not terminal:
         piped = stdin.read()
@@ -305,11 +347,21 @@ def _new_text(old: str, *, terminal: bool, keep: bool) -> str | None:
             "this note has lines starting with #, which the editor would drop; pipe the "
             "corrected text to 'nok note amend ID --yes' on standard input instead"
         )
-    edited = editor.compose(AMEND_HEADER, initial=old)
-    if not edited.strip() or edited.strip() == old:
-        output.info("nothing was changed")
-        raise typer.Exit(ExitCode.INTERRUPTED)
-    return edited
+    draft = old
+    while True:
+        edited = editor.compose(AMEND_HEADER, initial=draft)
+        if not edited.strip() or edited.strip() == old:
+            output.info("nothing was changed")
+            raise typer.Exit(ExitCode.INTERRUPTED)
+        try:
+            check(edited)
+            return edited
+        except NokError as exc:
+            output.report(exc)
+        if not output.ask(_("Open the editor again with your text?"), default=True):
+            output.info("nothing was saved, and nok kept no copy of the text")
+            raise typer.Exit(ExitCode.INTERRUPTED)
+        draft = edited
 
 
 def _report_wal(clean: bool, note_id: str) -> None:
@@ -367,7 +419,12 @@ def amend(
                 "amending note {id} erases its old text for good; pass --yes to confirm",
                 id=current.id,
             )
-        text = _new_text(current.text, terminal=terminal, keep=keep)
+        text = _new_text(
+            current.text,
+            terminal=terminal,
+            keep=keep,
+            check=lambda edited: notes.check_length(vault, edited),
+        )
         long = text is not None and notes.check_length(vault, text) is notes.Length.LONG
         if long:
             output.warn(
@@ -415,21 +472,45 @@ def amend(
     _report_wal(result.wal_clean, note.id)
 
 
+def _delete_reason(typed: str | None) -> str:
+    """The stored reason for a deletion: --reason in either language, else asked for at a
+    terminal with the reasons in the user's words.
+
+    Raises BadInput: an unknown reason, or none given in a script."""
+    if typed is not None:
+        return vocab.note_reason(typed)
+    if not sys.stdin.isatty():
+        raise BadInput(
+            "say why the note is deleted: --reason {choices}",
+            choices=" | ".join(vocab.note_reason_shown(r) for r in vocab.NOTE_REASON_WORDS),
+        )
+    while True:
+        answer = typer.prompt(
+            render("Why is the note deleted ({choices})?", choices=vocab.note_reasons_shown()),
+            err=True,
+        )
+        try:
+            return vocab.note_reason(answer)
+        except BadInput as exc:
+            output.report(exc)
+
+
 @app.command("delete")
 def delete(
     ctx: typer.Context,
     note_id: Annotated[str, typer.Argument(metavar="ID", help=NOTE_ID_HELP)],
     reason: Annotated[
-        str,
+        str | None,
         typer.Option(
             metavar="REASON",
             help=_(
                 "Why: wrong-person (filed under the wrong person), person-asked (the "
                 "person asked for it to go), or mistake. A fixed word only: the tombstone "
-                "keeps no free text."
+                "keeps no free text. Asked for at a terminal."
             ),
+            show_default=False,
         ),
-    ],
+    ] = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help=YES_HELP)] = False,
     json_out: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
 ) -> None:
@@ -441,7 +522,7 @@ def delete(
     """
     from vault import corrections, notes
 
-    corrections.check_note_reason(reason)
+    reason = _delete_reason(reason)
     with context.get(ctx).unlocked() as vault:
         current = notes.show(vault, note_id)
         corrections.check_may_change(vault, current)

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from nokcli import context, output, reach
-from nokcli.i18n import N_, _, render
+from nokcli.i18n import N_, _, consents_counted, notes_counted, render
 from vault.errors import ExitCode, NokError, PassphraseUnavailable
 
 if TYPE_CHECKING:
@@ -110,9 +110,9 @@ def purge(
         raise Refused(count=len(result.refused))
     if not result.wal_clean:
         raise VaultBusy(
-            "erased {count} consent(s), but another process kept an old snapshot open, so "
+            "erased {consents}, but another process kept an old snapshot open, so "
             "erased pages may remain in the vault's -wal file until the next purge",
-            count=len(result.purged),
+            consents=consents_counted(len(result.purged)),
         )
 
 
@@ -176,10 +176,9 @@ def _run(
 
 def _confirm(plan: "PurgeResult") -> None:
     question = render(
-        "{count} consent(s) with {notes} note(s) are past their retention deadline. "
-        "Erase them for good now?",
-        count=len(plan.purged),
-        notes=plan.notes,
+        "{consents} with {notes} are past their retention deadline. Erase them for good now?",
+        consents=consents_counted(len(plan.purged)),
+        notes=notes_counted(plan.notes),
     )
     output.confirm(question)
 
@@ -187,9 +186,9 @@ def _confirm(plan: "PurgeResult") -> None:
 def _lines(batch: "Sequence[Erasure]") -> None:
     for e in batch:
         output.info(
-            "erased consent {id}: retention expired, {notes} note(s) deleted",
+            "erased consent {id}: retention expired, {notes} deleted",
             id=e.consent_id,
-            notes=e.notes,
+            notes=notes_counted(e.notes),
         )
 
 
@@ -198,17 +197,17 @@ def _summary(dry_run: bool, purged: "Sequence[str]", notes: int, today: str) -> 
         for consent_id in purged:
             typer.echo(consent_id)
         output.info(
-            "dry run: {count} consent(s) with {notes} note(s) are past their deadline on {date}; "
+            "dry run: {consents} with {notes} are past their deadline on {date}; "
             "nothing was changed",
-            count=len(purged),
-            notes=notes,
+            consents=consents_counted(len(purged)),
+            notes=notes_counted(notes),
             date=today,
         )
     elif purged:
         output.info(
-            "purge done: {count} consent(s) erased, {notes} note(s) deleted",
-            count=len(purged),
-            notes=notes,
+            "purge done: {consents} erased, {notes} deleted",
+            consents=consents_counted(len(purged)),
+            notes=notes_counted(notes),
         )
     else:
         output.info("nothing is past its retention deadline on {date}", date=today)

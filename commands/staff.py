@@ -208,7 +208,11 @@ def _explain(r: "Removal") -> None:
     output.info("removed the key slot of {name} ({role})", name=r.name, role=r.role)
     output.info("what {name} may still be able to read, and what closes it:", name=r.name)
     for gap in r.gaps:
-        text = _GROUP_TEXT[r.in_group] if gap.what == "group-membership" else _GAP_TEXT[gap.what]
+        if gap.what == "group-membership":
+            text = _GROUP_TEXT[r.in_group]
+        else:
+            shown = DATA_KEYS_CLOSED if gap.what == "data-keys" and gap.closed else gap.what
+            text = _GAP_TEXT[shown]
         output.info(
             text,
             name=r.name,
@@ -223,6 +227,7 @@ def _explain(r: "Removal") -> None:
 
 
 # Templates, translated when output.info renders them.
+DATA_KEYS_CLOSED = "data-keys-closed"
 _GAP_TEXT = {
     "old-copy": N_(
         "  - an old copy of the vault file (a backup, a copy on a laptop) still opens with "
@@ -237,6 +242,9 @@ _GAP_TEXT = {
         "  - {name} could open {consents} consent(s) with {notes} note(s) and may have kept "
         "their data keys; with them and a later copy of the file they could read those "
         "consents' notes, new ones too; close this with 'nok key rotate --deep'"
+    ),
+    DATA_KEYS_CLOSED: N_(
+        "  - {name} could open no consent, so there are no data keys they may have kept"
     ),
 }
 

@@ -104,14 +104,30 @@ class Context:
             self.vault_path, busy_timeout=self.busy_timeout, read_only=read_only, report=False
         )
         try:
-            secret = passphrase.current(self.passphrase_file, who=self.user)
-            unlocked = vault.unlock(self.user, secret, now=self.now())
+            unlocked = self._unlock_with_tries(vault)
         except BaseException:
             vault.close()
             raise
         self.report_unlock(unlocked)
         unlocked.read_reason = self.reason
         return unlocked
+
+    def _unlock_with_tries(self, vault: Vault) -> Unlocked:
+        """Unlock as ``self.user``; a person typing at a terminal may mistype twice (every
+        wrong try is recorded in the trail as one), a file or variable is tried once."""
+        from nokcli import output
+        from vault.errors import WrongPassphrase
+
+        tries = passphrase.TRIES if passphrase.prompted(self.passphrase_file) else 1
+        for attempt in range(1, tries + 1):
+            secret = passphrase.current(self.passphrase_file, who=self.user)
+            try:
+                return vault.unlock(self.user, secret, now=self.now())
+            except WrongPassphrase:
+                if attempt == tries:
+                    raise
+                output.info("the passphrase for {name} is wrong; try again", name=self.user)
+        raise AssertionError("unreachable: the last try returns or raises")
 
     def report_unlock(self, unlocked: Unlocked) -> None:
         from nokcli import reach
@@ -180,12 +196,18 @@ def _vault_file(path: Path) -> Path:
 
 
 def parse_now(text: str | None) -> dt.datetime:
-    """``--now YYYY-MM-DD`` for purges run on behalf of another day; noon UTC of that day."""
+    """``--now YYYY-MM-DD`` for purges run on behalf of another day; noon UTC of that day.
+
+    Today (as a date or a word) is now: noon would be before the entries of this
+    afternoon, which the clock check refuses."""
+    now = utcnow()
     if text is None:
-        return utcnow()
+        return now
     from nokcli import dates
 
-    day = parse_day(dates.resolve(text, utcnow(), field="--now") or text, field="--now")
+    day = parse_day(dates.resolve(text, now, field="--now") or text, field="--now")
+    if day == now.astimezone().date():
+        return now
     return dt.datetime(day.year, day.month, day.day, 12, tzinfo=dt.UTC)
 
 

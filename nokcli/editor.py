@@ -14,6 +14,7 @@ import contextlib
 import os
 import re
 import shlex
+import shutil
 import stat
 import subprocess
 import tempfile
@@ -153,6 +154,51 @@ def editor_command() -> list[str]:
     return shlex.split(editor)
 
 
+# What each editor nok knows keeps of a file beyond the file itself, turned off for the
+# note's run: vim's viminfo (registers with yanked and deleted text, every file name),
+# swap, backup and undo files; neovim's shada file; nano's backups, search history and
+# position log (its rc files); emacs's backups, auto-saves, lock files and saved
+# minibuffer history; micro's backups, undo files and history. Given after the user's
+# own configuration is read (vim's -c, emacs's --eval), so a vimrc turning undo files
+# on does not turn them back on. Other editors run as configured (docs/security.md).
+_VIM = ["-n", "-i", "NONE", "-c", "set nobackup nowritebackup", "-c", "silent! set noundofile"]
+_NANO = ["--ignorercfiles"]
+_EMACS = [
+    "--eval",
+    "(progn (setq make-backup-files nil backup-inhibited t auto-save-default nil "
+    "create-lockfiles nil) (when (fboundp 'savehist-mode) (savehist-mode -1)))",
+]
+_MICRO = ["-backup", "false", "-saveundo", "false", "-savehistory", "false"]
+_MICRO += ["-savecursor", "false"]
+KNOWN = {
+    "vim": _VIM,
+    "gvim": _VIM,
+    "nvim": _VIM,
+    "nano": _NANO,
+    "rnano": _NANO,
+    "emacs": _EMACS,
+    "micro": _MICRO,
+}
+
+
+def private_flags(command: list[str]) -> list[str]:
+    """The options that keep the editor ``command`` from saving any of the note outside
+    nok's private directory (none for an editor nok does not know).
+
+    Known by the program it runs, not the name it is called by: ``vi`` and ``view`` are
+    vim when they lead to vim.basic (as Debian installs them), but busybox's or a
+    traditional vi takes none of vim's options."""
+    if not command:
+        return []
+    found = shutil.which(command[0])
+    name = Path(os.path.realpath(found)).name if found else Path(command[0]).name
+    # vim.basic, vim.tiny, vim.gtk3; emacs-nox, emacs-gtk, emacs-29.1 (not emacsclient).
+    base = name.split(".", 1)[0]
+    if base.startswith("emacs-"):
+        base = "emacs"
+    return list(KNOWN.get(base, []))
+
+
 def editor_environment() -> dict[str, str]:
     """This process's environment without nok's secrets: editor plugins, language servers
     and shell escapes run with the editor's environment."""
@@ -177,8 +223,11 @@ def compose(header: str, initial: str = "") -> str:
         os.write(fd, (lead + header).encode("utf-8"))
         os.close(fd)
         try:
+            command = editor_command()
             result = subprocess.run(
-                [*editor_command(), str(path)], check=False, env=editor_environment()
+                [*command, *private_flags(command), str(path)],
+                check=False,
+                env=editor_environment(),
             )
         except OSError as exc:
             raise BadInput(

@@ -12,6 +12,8 @@ from typing import Any
 
 from typer import core
 
+from nokcli.i18n import pgettext
+
 # One word per kind of value, the same in every command.
 BY_OPTION = {
     "--actor": "NAME",
@@ -41,8 +43,45 @@ BY_OPTION = {
 BY_TYPE = {"str": "TEXT", "int": "N", "float": "SECONDS", "Path": "FILE"}
 
 
+def _placeholders() -> dict[str, str]:
+    # Literal calls, so that nokcli.i18n_tools finds each word for the catalogue.
+    return {
+        "CATEGORY": pgettext("placeholder", "CATEGORY"),
+        "CONSENT_ID": pgettext("placeholder", "CONSENT_ID"),
+        "DATE": pgettext("placeholder", "DATE"),
+        "DAYS": pgettext("placeholder", "DAYS"),
+        "DIR": pgettext("placeholder", "DIR"),
+        "FILE": pgettext("placeholder", "FILE"),
+        "GROUP": pgettext("placeholder", "GROUP"),
+        "KEY": pgettext("placeholder", "KEY"),
+        "KIND": pgettext("placeholder", "KIND"),
+        "MINUTES": pgettext("placeholder", "MINUTES"),
+        "NAME": pgettext("placeholder", "NAME"),
+        "PATH": pgettext("placeholder", "PATH"),
+        "PROFILE": pgettext("placeholder", "PROFILE"),
+        "REASON": pgettext("placeholder", "REASON"),
+        "ROLE": pgettext("placeholder", "ROLE"),
+        "SECONDS": pgettext("placeholder", "SECONDS"),
+        "SHELL": pgettext("placeholder", "SHELL"),
+        "TEXT": pgettext("placeholder", "TEXT"),
+        "VALUE": pgettext("placeholder", "VALUE"),
+        "YYYY-MM-DD": pgettext("placeholder", "YYYY-MM-DD"),
+    }
+
+
+def placeholder(word: str) -> str:
+    """A placeholder in the user's language (FIL, NAVN, DATO); ids and N stay as they are.
+    ``[CONSENT_ID]`` (an optional argument) keeps its brackets."""
+    inner = word.strip("[]")
+    return word.replace(inner, _placeholders().get(inner, inner))
+
+
 def option_label(option: Any) -> str:
-    """The placeholder after an option in --help."""
+    """The placeholder after an option in --help, in the user's language."""
+    return placeholder(_option_word(option))
+
+
+def _option_word(option: Any) -> str:
     known = next((BY_OPTION[o] for o in option.opts if o in BY_OPTION), None)
     if known is not None:
         return known
@@ -64,10 +103,18 @@ def _argument_display(self: Any, ctx: Any) -> str | None:
 
 
 def _argument_usage(self: Any) -> str:
-    name = str(self.display_name_raw)
+    name = placeholder(str(self.display_name_raw))
     if not self.required:
         name = f"[{name}]"
     return name + ("..." if self.nargs != 1 else "")
+
+
+_display_name = core.TyperArgument._rich_display_name
+
+
+def _argument_name(self: Any) -> str:
+    # The Arguments column: the same word as the usage line.
+    return placeholder(str(_display_name(self)))
 
 
 _short_help = core.TyperCommand.get_short_help_str
@@ -85,3 +132,4 @@ def install() -> None:
     core.TyperOption.display_type_rich = _option_display  # type: ignore[method-assign]
     core.TyperArgument.display_type_rich = _argument_display  # type: ignore[method-assign]
     core.TyperArgument._usage_display_name = _argument_usage  # type: ignore[method-assign]
+    core.TyperArgument._rich_display_name = _argument_name  # type: ignore[method-assign]

@@ -91,6 +91,17 @@ def ngettext(singular: str, plural: str, n: int) -> str:
     return _catalog.ngettext(singular, plural, n)
 
 
+def notes_counted(n: int) -> str:
+    """``n`` with "note" in the right plural form of the user's language ("1 notat",
+    "2 notater"), for a template's ``{notes}``: never "note(s)"."""
+    return ngettext("{n} note", "{n} notes", n).format(n=n)
+
+
+def consents_counted(n: int) -> str:
+    """``n`` with "consent" in the right plural form ("1 samtykke", "2 samtykker")."""
+    return ngettext("{n} consent", "{n} consents", n).format(n=n)
+
+
 def pgettext(context: str, message: str) -> str:
     return _catalog.pgettext(context, message)
 

@@ -15,8 +15,12 @@ from typing import Any
 import typer
 
 from nokcli import i18n
-from nokcli.i18n import N_, _, render
-from vault.errors import ExitCode
+from nokcli.i18n import N_, _, render, render_vault
+from vault.errors import ExitCode, NokError
+
+# Set while `nok shell` runs its commands: what a line typed there holds reaches neither
+# the process list nor a shell history.
+INSIDE_SHELL = False
 
 # C0 controls but newline and tab, DEL, and the C1 block: on a terminal these start escape
 # sequences (an imported note could set the window title, or write the clipboard with
@@ -137,7 +141,7 @@ def confirm(question: str, *, declined: str | None = None) -> None:
 def exposed_option(option: str, value: str | None) -> None:
     """Warn a person at a terminal that ``option``'s value is on display (process list,
     shell history); scripts stay quiet, their command lines are their author's choice."""
-    if value is not None and sys.stderr.isatty():
+    if value is not None and sys.stderr.isatty() and not INSIDE_SHELL:
         warn(
             "{option} shows what you typed to other users in the process list and keeps it "
             "in your shell history; leave it out next time and nok asks for it (a note "
@@ -152,6 +156,12 @@ def info(template: str, **params: object) -> None:
 
 def warn(template: str, **params: object) -> None:
     typer.echo(render("nok: warning: {message}", message=render(template, **params)), err=True)
+
+
+def report(exc: NokError) -> None:
+    """A library error as nok shows it when it ends a command: one line and its hint."""
+    hint = render_vault(exc.hint_template, exc.params) if exc.hint_template else None
+    error(render_vault(exc.template, exc.params), hint)
 
 
 def error(message: str, hint: str | None = None) -> None:

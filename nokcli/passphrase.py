@@ -27,6 +27,9 @@ from vault.errors import (
 ENV_FILE = "NOK_PASSPHRASE_FILE"
 ENV_VALUE = "NOK_PASSPHRASE"
 MIN_NEW_LENGTH = 8
+# How often a person at a terminal may type a passphrase before nok gives up: a typo
+# must not end a session, an install chain or a note written in the editor.
+TRIES = 3
 
 
 def _normalise(text: str) -> bytes:
@@ -98,6 +101,11 @@ def _controlling_terminal() -> bool:
     return True
 
 
+def prompted(file: Path | None) -> bool:
+    """Whether :func:`current` asks a person (so a wrong entry may be typed again)."""
+    return file is None and not os.environ.get(ENV_VALUE) and interactive()
+
+
 def current(file: Path | None, *, who: str) -> bytes:
     """The passphrase to unlock with, for staff member ``who``.
 
@@ -127,13 +135,7 @@ def new(file: Path | None, *, who: str, env: str | None = None) -> bytes:
     elif env and os.environ.get(env):
         value = _normalise(os.environ[env])
     elif interactive():
-        first = typer.prompt(
-            _("New passphrase for {who}").format(who=who), hide_input=True, err=True
-        )
-        second = typer.prompt(_("Repeat the passphrase"), hide_input=True, err=True)
-        if first != second:
-            raise BadInput("the two passphrases differ; nothing was changed")
-        value = _normalise(first)
+        return _ask_new(who)
     else:
         raise PassphraseUnavailable("no new passphrase given and no terminal to ask on")
     if len(value.decode("utf-8")) < MIN_NEW_LENGTH:
@@ -142,3 +144,35 @@ def new(file: Path | None, *, who: str, env: str | None = None) -> bytes:
             n=MIN_NEW_LENGTH,
         )
     return value
+
+
+def _ask_new(who: str) -> bytes:
+    """Ask for a new passphrase on the terminal: a too short one is refused as soon as it
+    is typed, and a too short or mismatched entry is asked for again, up to TRIES times.
+
+    Raises BadInput after the last try."""
+    from nokcli import output
+
+    for attempt in range(1, TRIES + 1):
+        last = attempt == TRIES
+        first = typer.prompt(
+            _("New passphrase for {who}").format(who=who), hide_input=True, err=True
+        )
+        if len(unicodedata.normalize("NFC", first)) < MIN_NEW_LENGTH:
+            if last:
+                raise BadInput(
+                    "a passphrase needs at least {n} characters; a few words make a good one",
+                    n=MIN_NEW_LENGTH,
+                )
+            output.info(
+                "a passphrase needs at least {n} characters; a few words make a good one",
+                n=MIN_NEW_LENGTH,
+            )
+            continue
+        second = typer.prompt(_("Repeat the passphrase"), hide_input=True, err=True)
+        if first == second:
+            return _normalise(first)
+        if last:
+            raise BadInput("the two passphrases differ; nothing was changed")
+        output.info("the two passphrases differ; type them again")
+    raise AssertionError("unreachable: the last try returns or raises")

@@ -15,6 +15,7 @@ wipe memory: dropping the keys means closing the vault and letting go of every r
 from __future__ import annotations
 
 import gc
+import os
 import shlex
 import signal
 import sys
@@ -34,7 +35,9 @@ if TYPE_CHECKING:
 
 DEFAULT_IDLE_MINUTES = 10.0
 MAX_IDLE_MINUTES = 24 * 60.0
-LEAVE = ("exit", "quit")
+# The words that leave and that ask for help, in English and Norwegian (any language).
+LEAVE = ("exit", "quit", "avslutt")
+HELP = ("help", "hjelp", "?")
 # Commands that make no sense inside a session.
 REFUSED = ("init", "shell")
 # Commands that change who can open the vault ask for the passphrase again even inside, so
@@ -201,14 +204,17 @@ def run(state: Context, idle: float, root: Any) -> int:
     session = Session(state)
     state.session = session
     prompt = Prompt(root, state)
+    output.INSIDE_SHELL = True
     try:
-        session.current()
-        output.info(
-            "unlocked as {name}; type nok commands without 'nok' (help, exit or Ctrl-D)",
-            name=state.user,
-        )
+        if os.environ.pop(RELOCKED, None) is None:
+            session.current()
+            output.info(
+                "unlocked as {name}; type nok commands without 'nok' (help, exit or Ctrl-D)",
+                name=state.user,
+            )
         _loop(session, prompt, idle, lambda words: _run(session, root, words, state))
     finally:
+        output.INSIDE_SHELL = False
         state.session = None
         session.lock()
         prompt.close()
@@ -231,12 +237,13 @@ def _loop(
         except Idle:
             session.lock()
             prompt.forget()
-            typer.echo("", err=True)
+            clear_screen()
             output.info(
                 "locked after {minutes:g} minutes without a command; the keys are dropped "
                 "and the next command asks for the passphrase",
                 minutes=idle / 60,
             )
+            start_afresh()
             continue
         words = _words(line)
         if not words:
@@ -244,6 +251,41 @@ def _loop(
         if words[0] in LEAVE:
             return
         run_words(words)
+
+
+# Home, erase the screen, erase the scrollback (xterm's E3, which most terminals follow):
+# the notes and names shown must not stay on a screen left unattended.
+CLEAR = "\x1b[H\x1b[2J\x1b[3J"
+
+
+def clear_screen() -> None:
+    """Clear the terminal the session writes to, scrollback included (nothing when
+    neither output is a terminal: a script's output is its own)."""
+    for stream in (sys.stdout, sys.stderr):
+        if stream.isatty():
+            stream.write(CLEAR)
+            stream.flush()
+            return
+    typer.echo("", err=True)
+
+
+# Set for the process that replaces a locked session (start_afresh): it starts locked.
+RELOCKED = "NOK_SHELL_LOCKED"
+
+
+def start_afresh() -> None:
+    """Replace this process with a new, locked ``nok shell`` (the same process id, the same
+    terminal), at a terminal only.
+
+    Python cannot wipe its objects: after the lock, the keys and every note shown would
+    stay in freed memory that /proc/PID/mem, a core dump or swap still hold. A process
+    that replaces itself keeps none of its memory. Piped input is left alone: its unread
+    lines sit in this process's buffer and would be lost."""
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(sys.executable, sys.orig_argv, {**os.environ, RELOCKED: "1"})  # noqa: S606
 
 
 def _words(line: str) -> list[str] | None:
@@ -254,7 +296,7 @@ def _words(line: str) -> list[str] | None:
         return None
     if words[:1] == ["nok"]:
         words = words[1:]
-    if words[:1] == ["help"]:
+    if words[:1] and words[0] in HELP:
         words = [*words[1:], "--help"]
     return words
 

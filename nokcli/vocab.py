@@ -7,6 +7,7 @@ language, so a note typed from an English cheat sheet works on a Norwegian machi
 
 from __future__ import annotations
 
+import difflib
 import unicodedata
 
 from nokcli.i18n import _, pgettext
@@ -40,6 +41,17 @@ REASON_WORDS: dict[str, tuple[str, ...]] = {
     "emergency": ("nødstilfelle", "akutt"),
     "other": ("annet",),
 }
+
+
+# Why a note was deleted (vault.corrections.NOTE_DELETE_REASONS).
+NOTE_REASON_WORDS: dict[str, tuple[str, ...]] = {
+    "wrong-person": ("feil person", "feil-person"),
+    "person-asked": ("personen ba om det", "personen-ba-om-det"),
+    "mistake": ("feilføring", "feil"),
+}
+# How close a typed category must be to a known one to be asked about (difflib's ratio):
+# one letter off or missing in a word of ten is 0.9; "helse" against "hjelp" is 0.6.
+NEAR = 0.8
 
 
 def _reasons_shown() -> dict[str, str]:
@@ -138,6 +150,49 @@ def kind(text: str) -> str:
 def category_value(text: str) -> str:
     """The stored category for a typed word; a center's own category passes unchanged."""
     return _stored(text, CATEGORY_WORDS)
+
+
+def near_category(text: str) -> str | None:
+    """The known category a typed word that is none of them is one or two letters from
+    (``samtalenotatr``, ``sikkerhett``), else None: a center's own new category."""
+    typed = _word(text)
+    words = {w: v for v, aliases in CATEGORY_WORDS.items() for w in (v, *aliases)}
+    words.update({_word(shown): v for v, shown in _categories_shown().items()})
+    if typed in words:
+        return None
+    close = difflib.get_close_matches(typed, list(words), n=1, cutoff=NEAR)
+    return words[close[0]] if close else None
+
+
+def _note_reasons_shown() -> dict[str, str]:
+    return {
+        "wrong-person": pgettext("note delete reason", "wrong-person"),
+        "person-asked": pgettext("note delete reason", "person-asked"),
+        "mistake": pgettext("note delete reason", "mistake"),
+    }
+
+
+def note_reason(text: str) -> str:
+    """The stored reason for deleting a note, for a word typed in either language.
+
+    Raises BadInput: not a reason; the message lists them in the user's language.
+    """
+    value = _stored(text, NOTE_REASON_WORDS)
+    if value not in NOTE_REASON_WORDS:
+        raise BadInput(
+            "unknown reason {reason!r}; use one of: {choices}",
+            reason=text,
+            choices=note_reasons_shown(),
+        )
+    return value
+
+
+def note_reasons_shown() -> str:
+    return ", ".join(_note_reasons_shown().values())
+
+
+def note_reason_shown(value: str) -> str:
+    return _note_reasons_shown().get(value, value)
 
 
 def kind_shown(value: str) -> str:

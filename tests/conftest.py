@@ -203,19 +203,6 @@ def keys_that_open(
     return opened
 
 
-# -- format-3 helpers for the audit, verify and copies tests --------------------------------
-
-
-def job_of(unlocked: Unlocked, directory: Path) -> Path:
-    """The scheduled job's credential for ``unlocked``'s vault, as an admin makes it
-    (``nok key job-credential``), written to ``directory``; ``unlocked`` is an admin's."""
-    from vault import jobs
-
-    path = directory / "job.credential"
-    jobs.write(path, jobs.issue(unlocked))
-    return path
-
-
 # -- tests-c: the job credential and bulk consents (purge, erasure, backup, stats) --------
 
 

@@ -70,26 +70,45 @@ def _runtime_dependencies() -> set[str]:
     return wanted
 
 
+# Never imported by nok: sqlite-utils requires pip only for its own `install` command.
+NOT_AT_RUNTIME = {"pip"}
+
+
+def _place(src: str, dest: str) -> None:
+    """Put ``src`` at ``dest`` for the other users: a hard link where it is on the same
+    disk and readable by all already (instant, and removed as fast), else a 0644 copy."""
+    if os.stat(src).st_mode & 0o004:
+        with contextlib.suppress(OSError):
+            os.link(src, dest)
+            return
+    shutil.copyfile(src, dest)
+    os.chmod(dest, 0o644)
+
+
 def _copy_runtime(target: Path, system: str) -> Path:
     """Copy nok's packages and its dependencies' files into ``target`` (readable by all)."""
     lib = target / "lib"
     for package in ("vault", "nokcli", "commands"):
-        shutil.copytree(REPO / package, lib / package, ignore=shutil.ignore_patterns("*.pyc"))
-    for name in _runtime_dependencies():
+        shutil.copytree(REPO / package, lib / package, copy_function=_place)
+    for name in _runtime_dependencies() - NOT_AT_RUNTIME:
         dist = importlib.metadata.distribution(name)
         for file in dist.files or ():
             src = Path(str(dist.locate_file(file)))
             if src.is_file() and ".." not in file.parts:
                 dest = lib / file
                 dest.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(src, dest)
-    shutil.copytree(CLOCK_DIR, target / "testclock")
-    # Compiled once here by the interpreter the users run: without it every nok they start
-    # compiles its modules again (about a second each), as they cannot write __pycache__.
+                _place(str(src), str(dest))
+    shutil.copytree(CLOCK_DIR, target / "testclock", copy_function=_place)
+    # Compiled here (what the linked __pycache__ lacks) by the interpreter the users run:
+    # without it every nok they start compiles its modules again (about a second each),
+    # as they cannot write __pycache__.
     clean = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     subprocess.run([system, "-m", "compileall", "-q", str(target)], check=True, env=clean)
     for path in (target, *target.rglob("*")):
-        path.chmod(0o755 if path.is_dir() else 0o644)
+        if path.is_dir():
+            path.chmod(0o755)
+        elif path.suffix == ".pyc":
+            path.chmod(0o644)
     return lib
 
 
@@ -105,7 +124,6 @@ def python_for_others(scratch: Path) -> tuple[str, list[str]]:
     system = shutil.which(version, path="/usr/bin:/usr/local/bin")
     if system is None or not _reachable_by_others(Path(system)):
         pytest.skip(f"no {version} that other users may run (the tests' one is out of reach)")
-    scratch.mkdir(mode=0o755, exist_ok=True)
     lib = _copy_runtime(scratch, system)
     return system, [str(lib), str(scratch / "testclock")]
 
@@ -205,27 +223,38 @@ class Server:
         subprocess.run(["groupdel", self.group], check=True, capture_output=True)
 
 
+def _open_directory(prefix: str, where: Path | None = None) -> Path:
+    """A new temporary directory (0755) under ``where`` that every user can reach."""
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir=where))
+    path.chmod(0o755)
+    for parent in path.parents:
+        if not parent.stat().st_mode & 0o001:
+            shutil.rmtree(path)
+            pytest.skip(f"{parent} is closed to other users; the shared-server tests need a way in")
+    return path
+
+
 @contextlib.contextmanager
 def server(clock: str) -> Iterator[Server]:
     """A fresh group (removed, with its users and files, afterwards) in a temporary
     directory all may enter (pytest's own tmp_path is 0700 for root)."""
     skip_unless_root()
-    # In memory where there is /dev/shm: a commit's fsync costs nothing there, and what is
-    # tested (modes, owners, locks, FIFOs) is the same on any local file system.
+    # The vaults in memory where /dev/shm has room (a container's may have 64 MB): a
+    # commit's fsync costs nothing there, and what is tested (modes, owners, locks, FIFOs)
+    # is the same on any local file system. The copied runtime (about 60 MB) stays on disk.
     shm = Path("/dev/shm")
-    where = shm if shm.is_dir() and os.access(shm, os.W_OK) else None
-    base = Path(tempfile.mkdtemp(prefix="nok-shared-", dir=where))
-    base.chmod(0o755)
-    for parent in base.parents:
-        if not parent.stat().st_mode & 0o001:
-            shutil.rmtree(base)
-            pytest.skip(f"{parent} is closed to other users; the shared-server tests need a way in")
-    group = "nk" + secrets.token_hex(3)
-    subprocess.run(["groupadd", group], check=True, capture_output=True)
-    python, pythonpath = python_for_others(base / "runtime")
-    srv = Server(base, group, python, pythonpath, clock)
+    roomy = shm.is_dir() and os.access(shm, os.W_OK) and shutil.disk_usage(shm).free > 1 << 28
+    base = _open_directory("nok-shared-", shm if roomy else None)
+    runtime = _open_directory("nok-runtime-")
     try:
-        yield srv
+        python, pythonpath = python_for_others(runtime)
+        group = "nk" + secrets.token_hex(3)
+        subprocess.run(["groupadd", group], check=True, capture_output=True)
+        srv = Server(base, group, python, pythonpath, clock)
+        try:
+            yield srv
+        finally:
+            srv.remove()
     finally:
-        srv.remove()
         shutil.rmtree(base, ignore_errors=True)
+        shutil.rmtree(runtime, ignore_errors=True)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import CLOCK_ENV, NOW, days_ago, job_of, run_nok
+from tests.conftest import CLOCK_ENV, NOW, days_ago, job_credential_file, run_nok
 from tests.test_backup import found_in, secrets_of
 from vault import backup, consents, copies, erasure, notes
 from vault.session import Unlocked
@@ -107,7 +107,7 @@ def test_purge_erases_from_every_reachable_backup(unlocked, env, tmp_path, vault
     ).id
     notes.add(unlocked, due, "MARKER-due " + "y" * 3000, date=days_ago(400))
     gone = secrets_of(unlocked, due)
-    job = job_of(unlocked, tmp_path)
+    job = job_credential_file(unlocked, tmp_path)
     unlocked.close()
     first, second = make_backups(env, tmp_path)
     doc = json.loads(nok("purge", "--json", env={**env, "NOK_JOB_CREDENTIAL": str(job)}).stdout)
@@ -118,7 +118,7 @@ def test_purge_erases_from_every_reachable_backup(unlocked, env, tmp_path, vault
 
 def test_a_backup_out_of_reach_is_named_with_its_window(unlocked, people, env, tmp_path):
     gone = secrets_of(unlocked, people["Kari"])
-    job = job_of(unlocked, tmp_path)
+    job = job_credential_file(unlocked, tmp_path)
     unlocked.close()
     usb = tmp_path / "usb"
     nok("backup", f"{usb}/", "--keep-days", "30", env=env)

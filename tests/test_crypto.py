@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sqlite3
 import struct
 import time
 from pathlib import Path
@@ -19,11 +20,11 @@ from conftest import ADMIN, NOW, PASSPHRASE
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vault import Vault, consents, crypto, keyring, notes, slots
+from vault import Vault, access, consents, crypto, keyring, notes, seeds, slots, staff
 from vault.errors import ExitCode, IntegrityError, UnsupportedVersion, WrongPassphrase
+from vault.session import Unlocked
 from vault.store import NoteRow
 from vault.upgrade import SEALED_SETTINGS_V2 as SEALED_SETTINGS
-from vault.upgrade import Unlocked, new_staff_row
 
 VECTORS = json.loads((Path(__file__).parent / "vectors" / "v2.json").read_text("utf-8"))
 FAST = crypto.KDF_PROFILES["interactive"]
@@ -165,15 +166,21 @@ def test_pynacl_type_errors_are_not_reported_as_tampering() -> None:
 
 
 def test_data_and_vault_keys_are_bound_to_their_place() -> None:
-    master, data_key = crypto.new_key(), crypto.new_key()
-    wrapped = keyring.wrap_data_key(master, data_key, consent_id="C-AAAA-AAAA", master_version=1)
-    assert (
-        keyring.unwrap_data_key(master, wrapped, consent_id="C-AAAA-AAAA", master_version=1)
-        == data_key
-    )
-    for consent_id, version in (("C-AAAA-AAAB", 1), ("C-AAAA-AAAA", 2)):
+    """A consent's data key wrapped for one reader opens for that reader of that consent,
+    at that key version, in that vault only (docs/format.md, "A consent's keys")."""
+    wrap_key, data_key = crypto.new_key(), crypto.new_key()
+    place = ("0123456789abcdef", "C-AAAA-AAAA", ADMIN, 1)
+    wrapped = crypto.seal(wrap_key, data_key, access.wrap_ad(*place))
+    assert crypto.unseal(wrap_key, wrapped, access.wrap_ad(*place), where="x") == data_key
+    for other in (
+        ("0123456789abcdee", "C-AAAA-AAAA", ADMIN, 1),
+        ("0123456789abcdef", "C-AAAA-AAAB", ADMIN, 1),
+        ("0123456789abcdef", "C-AAAA-AAAA", "bob", 1),
+        ("0123456789abcdef", "C-AAAA-AAAA", ADMIN, 2),
+    ):
         with pytest.raises(IntegrityError):
-            keyring.unwrap_data_key(master, wrapped, consent_id=consent_id, master_version=version)
+            crypto.unseal(wrap_key, wrapped, access.wrap_ad(*other), where="x")
+    master = wrap_key
     vault_key = keyring.wrap_vault_key(master, data_key, purpose="audit", master_version=1)
     with pytest.raises(IntegrityError):
         keyring.unwrap_vault_key(master, vault_key, purpose="backup", master_version=1)
@@ -236,25 +243,47 @@ def test_fast_unseal_refuses_a_short_or_wrong_nonce_blob_as_tampering() -> None:
 # -- key slots ---------------------------------------------------------------------------
 
 SECRET = bytes(range(0xA0, 0xC0))
+ROOT = bytes(range(0x40, 0x60))
 
 
 @pytest.fixture(scope="module")
 def slot() -> bytes:
-    return slots.wrap_secret(SECRET, name=ADMIN, passphrase=PASSPHRASE.encode(), params=FAST)
+    """A version-2 slot (format 3), bound to the vault's root fingerprint ``ROOT``."""
+    return slots.wrap_secret(
+        SECRET, name=ADMIN, passphrase=PASSPHRASE.encode(), params=FAST, root=ROOT
+    )
+
+
+def unwrap(slot: bytes, name: str = ADMIN, passphrase: bytes = PASSPHRASE.encode()) -> bytes:
+    return slots.unwrap_secret(slot, name=name, passphrase=passphrase, root=ROOT)
 
 
 def test_slot_round_trip_and_wrong_passphrase(slot: bytes) -> None:
     assert len(slot) == slots.SLOT_BYTES
-    assert slots.unwrap_secret(slot, name=ADMIN, passphrase=PASSPHRASE.encode()) == SECRET
+    assert slot[0] == slots.SLOT_V2
+    assert unwrap(slot) == SECRET
     with pytest.raises(WrongPassphrase) as info:
-        slots.unwrap_secret(slot, name=ADMIN, passphrase=b"correct horse battery stapler")
+        unwrap(slot, passphrase=b"correct horse battery stapler")
     assert info.value.exit_code == ExitCode.WRONG_PASSPHRASE
     assert PASSPHRASE not in info.value.message
 
 
 def test_slot_copied_to_another_name_does_not_open(slot: bytes) -> None:
     with pytest.raises(WrongPassphrase):
-        slots.unwrap_secret(slot, name="bob", passphrase=PASSPHRASE.encode())
+        unwrap(slot, name="bob")
+
+
+def test_slot_copied_into_another_vault_does_not_open(slot: bytes) -> None:
+    """A consistent forgery of the whole chain has another root: the slot stays shut."""
+    with pytest.raises(WrongPassphrase):
+        slots.unwrap_secret(
+            slot, name=ADMIN, passphrase=PASSPHRASE.encode(), root=crypto.digest(ROOT)
+        )
+
+
+def test_a_version_2_slot_is_never_opened_as_format_2(slot: bytes) -> None:
+    with pytest.raises(UnsupportedVersion):
+        slots.unwrap_secret(slot, name=ADMIN, passphrase=PASSPHRASE.encode())
 
 
 def test_every_damaged_slot_byte_is_an_integrity_error(slot: bytes) -> None:
@@ -262,25 +291,25 @@ def test_every_damaged_slot_byte_is_an_integrity_error(slot: bytes) -> None:
     for position in range(len(slot)):
         expected = UnsupportedVersion if position == 0 else IntegrityError
         with pytest.raises(expected):
-            slots.unwrap_secret(flip(slot, position), name=ADMIN, passphrase=PASSPHRASE.encode())
+            unwrap(flip(slot, position))
 
 
 @pytest.mark.parametrize("size", [0, 1, 30, slots.SLOT_BYTES - 1, slots.SLOT_BYTES + 1])
 def test_truncated_or_extended_slot_is_an_integrity_error(slot: bytes, size: int) -> None:
     damaged = (slot + b"\x00")[:size]
     with pytest.raises(IntegrityError):
-        slots.unwrap_secret(damaged, name=ADMIN, passphrase=PASSPHRASE.encode())
+        unwrap(damaged)
 
 
 def test_unknown_kdf_algorithm_is_unsupported(slot: bytes) -> None:
     body = bytearray(slot[:-16])
     body[1] = 2
     with pytest.raises(UnsupportedVersion):
-        slots.unwrap_secret(with_checksum(bytes(body)), name=ADMIN, passphrase=b"x")
+        unwrap(with_checksum(bytes(body)), passphrase=b"x")
 
 
 def _retuned(slot: bytes, opslimit: int, memlimit: int) -> bytes:
-    header = struct.pack(">BBIQ", 1, 1, opslimit, memlimit)
+    header = struct.pack(">BBIQ", slot[0], 1, opslimit, memlimit)
     return with_checksum(header + slot[14:-16])
 
 
@@ -308,7 +337,7 @@ def test_kdf_cost_outside_the_caps_is_refused_before_deriving(
     tampered = _retuned(slot, opslimit, memlimit)
     started = time.perf_counter()
     with pytest.raises(crypto.KdfLimitExceeded) as info:
-        slots.unwrap_secret(tampered, name=ADMIN, passphrase=PASSPHRASE.encode())
+        unwrap(tampered)
     assert time.perf_counter() - started < 0.5
     assert calls == []
     assert info.value.exit_code == ExitCode.INTEGRITY
@@ -324,10 +353,10 @@ def test_kdf_cost_cannot_be_lowered_by_editing_the_header(slot: bytes) -> None:
     """The header is authenticated: cheaper parameters with a fixed checksum do not open."""
     cheaper = _retuned(slot, argon2id.OPSLIMIT_MIN, argon2id.MEMLIMIT_MIN)
     with pytest.raises(WrongPassphrase):
-        slots.unwrap_secret(cheaper, name=ADMIN, passphrase=PASSPHRASE.encode())
+        unwrap(cheaper)
 
 
-# -- the sealed master key ---------------------------------------------------------------
+# -- the sealed master key of format 2 (read by nok upgrade) --------------------------------
 
 
 def test_sealed_master_opens_only_for_its_name_and_version() -> None:
@@ -442,48 +471,85 @@ def test_consent_record_copied_from_another_consent_fails(filled: Filled) -> Non
         consents.show(u, a)
 
 
-def test_data_key_copied_to_another_consent_fails(filled: Filled) -> None:
+def _wrap(u: Unlocked, consent_id: str, reader: str = ADMIN) -> bytes:
+    row = u.store.conn.execute(
+        "SELECT wrapped FROM consent_keys WHERE consent_id = ? AND reader = ?",
+        [consent_id, reader],
+    ).fetchone()
+    return bytes(row[0])
+
+
+def test_a_key_wrap_copied_to_another_consent_fails(filled: Filled) -> None:
     u, a, b, _ = filled
     _sql(
-        u, "UPDATE consents SET data_key = ? WHERE id = ?", _column(u, "consents", "data_key", a), b
+        u,
+        "UPDATE consent_keys SET wrapped = ? WHERE consent_id = ? AND reader = ?",
+        _wrap(u, a),
+        b,
+        ADMIN,
     )
     u.forget_data_key(b)
     with pytest.raises(IntegrityError):
         consents.show(u, b)
+    assert consents.show(u, a).subject == "Kari"
 
 
-def _add_staff(u: Unlocked, name: str, role: str, passphrase: bytes) -> None:
-    with u.store.write():
-        u.store.insert_staff(
-            new_staff_row(
-                u.master, 1, name=name, role=role, passphrase=passphrase, params=FAST, now=NOW
-            )
-        )
-
-
-def test_role_changed_in_the_file_is_caught(unlocked: Unlocked, vault_path: Path) -> None:
-    _add_staff(unlocked, "bob", "staff", b"bob's passphrase")
-    with Vault.open(vault_path) as v:
-        assert v.unlock("bob", b"bob's passphrase", now=NOW).role == "staff"
-    _sql(unlocked, "UPDATE staff SET role = 'admin' WHERE name = 'bob'")
-    with Vault.open(vault_path) as v, pytest.raises(IntegrityError):
-        v.unlock("bob", b"bob's passphrase", now=NOW)
-    anne_tag = unlocked.store.get_staff(ADMIN).role_tag
-    _sql(unlocked, "UPDATE staff SET role_tag = ? WHERE name = 'bob'", anne_tag)
-    with Vault.open(vault_path) as v, pytest.raises(IntegrityError):
-        v.unlock("bob", b"bob's passphrase", now=NOW)
-
-
-def test_sealed_master_swapped_between_staff_fails(unlocked: Unlocked, vault_path: Path) -> None:
-    _add_staff(unlocked, "bob", "staff", b"bob's passphrase")
+def test_a_key_wrap_moved_to_another_reader_fails(filled: Filled) -> None:
+    """The admins' wrap copied over the contact person's: bound to its reader, it does not
+    open under her own wrap key."""
+    u, a, _, _ = filled
     _sql(
-        unlocked,
-        "UPDATE staff SET sealed_master = (SELECT sealed_master FROM staff WHERE name = 'bob')"
-        " WHERE name = ?",
+        u,
+        "UPDATE consent_keys SET wrapped = ? WHERE consent_id = ? AND reader = ?",
+        _wrap(u, a, access.ADMIN_READER),
+        a,
         ADMIN,
     )
-    with Vault.open(vault_path) as v, pytest.raises(IntegrityError):
-        v.unlock(ADMIN, PASSPHRASE.encode(), now=NOW)
+    u.forget_data_key(a)
+    with pytest.raises(IntegrityError):
+        consents.show(u, a)
+
+
+BOB_PASS = b"bob's passphrase"
+
+
+def test_a_role_changed_in_the_file_gives_no_rights(unlocked: Unlocked, vault_path: Path) -> None:
+    """The role column only mirrors the signed epoch; a role edited in the epoch breaks
+    its signature."""
+    staff.add(unlocked, "bob", passphrase=BOB_PASS)
+    _sql(unlocked, "UPDATE staff SET role = 'admin' WHERE name = 'bob'")
+    with Vault.open(vault_path) as v:
+        bob = v.unlock("bob", BOB_PASS, now=NOW, pin_store=None)
+        assert (bob.role, bob.admin) == ("staff", None)
+        bob.close()
+    number, body = unlocked.store.conn.execute(
+        "SELECT number, body FROM epochs ORDER BY number DESC"
+    ).fetchone()
+    doc = json.loads(body)
+    doc["staff"]["bob"]["role"] = "admin"
+    edited = json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+    db = sqlite3.connect(vault_path, isolation_level=None)
+    db.execute("UPDATE epochs SET body = ? WHERE number = ?", [edited, number])
+    db.close()
+    with pytest.raises(IntegrityError), Vault.open(vault_path) as v:
+        v.unlock("bob", BOB_PASS, now=NOW, pin_store=None)
+
+
+@pytest.mark.parametrize("purpose", [seeds.TEAM, seeds.ADMIN])
+def test_a_sealed_seed_swapped_between_staff_fails(
+    unlocked: Unlocked, vault_path: Path, purpose: str
+) -> None:
+    staff.add(unlocked, "bob", passphrase=BOB_PASS, role="admin")
+    _sql(
+        unlocked,
+        "UPDATE sealed_keys SET sealed = (SELECT sealed FROM sealed_keys WHERE holder = 'bob'"
+        " AND purpose = ?) WHERE holder = ? AND purpose = ?",
+        purpose,
+        ADMIN,
+        purpose,
+    )
+    with Vault.open(vault_path) as v, pytest.raises(seeds.KeyReplaced):
+        v.unlock(ADMIN, PASSPHRASE.encode(), now=NOW, pin_store=None)
 
 
 def test_slot_with_huge_kdf_cost_in_the_file_is_refused_at_once(
@@ -703,7 +769,7 @@ def test_vector_role_tag(vector: dict[str, Any]) -> None:
 @pytest.mark.parametrize("value", ["some text", 42])
 @pytest.mark.parametrize(
     ("table", "column"),
-    [("staff", "slot"), ("staff", "sealed_master"), ("consents", "data_key")],
+    [("staff", "slot"), ("sealed_keys", "sealed"), ("consent_keys", "wrapped")],
 )
 def test_key_columns_replaced_by_other_types_are_tampering(
     filled: Filled, vault_path: Path, table: str, column: str, value: object

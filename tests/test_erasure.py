@@ -215,7 +215,7 @@ def test_cli_withdraw_asks_on_a_terminal(unlocked, vault_path, two_people):
     code, err = on_terminal(["consent", "withdraw", gone], "n", env)
     assert code == 130
     assert f"Withdraw consent {gone}" in err
-    assert "6 note(s)" in err
+    assert "its 6 notes," in err
     assert _consent_state(vault_path) == before
     code, err = on_terminal(["consent", "withdraw", gone], "y", env)
     assert code == 0, err

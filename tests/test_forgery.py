@@ -8,6 +8,7 @@ never leads to an erasure or a trusted key.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -649,3 +650,166 @@ def test_a_status_edited_to_withdrawn_is_not_shown_as_a_withdrawal(
     assert "not signed by a staff member" in str(caught.value)
     assert any(cid in found.forged for found in u.reconciled)
     u.close()
+
+
+def test_a_state_signed_with_the_job_credential_erases_nothing(
+    unlocked: Unlocked, vault_path: Path, env: dict[str, str], job: Path
+) -> None:
+    """A thief of the job credential holds every consent's proof key and the job's signing
+    key: she writes a state in which the consent was given years ago with one day's
+    retention, proof and signature hers, and an entry in the trail naming it. A consent's
+    state is a staff member's to sign, so the purge refuses it and erases nothing."""
+    from vault import states
+
+    cid = register(unlocked, "NOT-DUE", notes_text="MUST-STAY")
+    unlocked.close()
+    credential = jobs.read(job)
+    with Vault.open(vault_path) as vault:
+        thief = jobs.unlock(vault, credential, now=NOW, pin_store=None)
+        row = vault.store.get_consent(cid)
+        assert row is not None
+        proof_key = thief.proof_key(vault.store, row)
+        assert proof_key is not None
+        forged = dataclasses.replace(
+            row,
+            given="2020-01-01",
+            last_activity="2020-01-01",
+            retain_days=1,
+            retain_until="2020-01-02",
+            rev=(row.rev or 0) + 1,
+            state_signer=thief.name,
+            state_epoch=thief.epoch.number,
+        )
+        digest = consents.state_digest(thief.vault_id, forged)
+        signed = states.sign(
+            digest,
+            signer=thief.name,
+            keys=thief.keys,
+            epoch=thief.epoch.number,
+            proof_key_=proof_key,
+        )
+        with vault.store.write():
+            vault.store.conn.execute(
+                "UPDATE consents SET given = ?, last_activity = ?, retain_days = ?,"
+                " retain_until = ?, rev = ?, state_signer = ?, state_epoch = ?,"
+                " state_sig = ?, proof = ? WHERE id = ?",
+                [
+                    forged.given,
+                    forged.last_activity,
+                    forged.retain_days,
+                    forged.retain_until,
+                    forged.rev,
+                    signed.signer,
+                    signed.epoch,
+                    signed.sig,
+                    signed.proof,
+                    cid,
+                ],
+            )
+            audit.append(
+                vault.store,
+                now=NOW,
+                signer=thief.signer(),
+                action="consent.extend",
+                consent_id=cid,
+                rev=forged.rev,
+                state=digest,
+            )
+    result = run_nok("purge", "--json", env={**env, "NOK_JOB_CREDENTIAL": str(job)})
+    # Kept past what its file says is its deadline, for an admin to look at (exit 7).
+    assert result.returncode == 7, result.stderr
+    report = json.loads(result.stdout)
+    assert report["purged"] == []
+    assert report["refused"] == [{"consent_id": cid, "why": "state-forged"}]
+    assert status(env)["active_consents"] == 1
+
+
+def test_a_state_forged_with_a_proof_key_is_not_signed_over_by_the_next_note(
+    unlocked: Unlocked, vault_path: Path, job: Path
+) -> None:
+    """The thief of the job credential shortens a consent's retention to one day, with a
+    proof made with the proof key the job holds (she cannot sign as staff). If the next
+    note by a colleague took the state on its proof alone, it would sign it over, and the
+    purge erase the consent the day after. The note is refused; the retention stays."""
+    from vault import states
+
+    cid = register(unlocked, "KEEP", notes_text="MUST-STAY")
+    row = unlocked.store.get_consent(cid)
+    assert row is not None
+    with Vault.open(vault_path) as vault:
+        thief = jobs.unlock(vault, jobs.read(job), now=NOW, pin_store=None)
+        proof_key = thief.proof_key(vault.store, row)
+    assert proof_key is not None
+    forged = dataclasses.replace(
+        row, retain_days=1, retain_until=consents.deadline(row.given, row.last_activity, 1)
+    )
+    proof = states.proof(proof_key, consents.state_digest(unlocked.vault_id, forged))
+    db = raw(vault_path)
+    db.execute(
+        "UPDATE consents SET retain_days = 1, retain_until = ?, proof = ? WHERE id = ?",
+        [forged.retain_until, proof, cid],
+    )
+    db.close()
+    with pytest.raises(states.StateForged):
+        notes.add(unlocked, cid, "the next call")
+    stored = unlocked.store.get_consent(cid)
+    assert stored is not None
+    assert stored.retain_days == 1  # as she left it, never signed by anyone
+    assert stored.state_sig == row.state_sig
+
+
+def test_a_note_planted_with_the_job_credential_is_not_taken_into_the_journal(
+    unlocked: Unlocked, vault_path: Path, job: Path
+) -> None:
+    """Anyone can seal a note to a consent's public key; the thief of the job credential
+    also signs it with the job's key, as if a colleague without access had written it. A
+    pending note is a staff member's to sign: the next note does not fold it into the
+    journal, and nobody reads it as written by anyone."""
+    from vault import keyring, states
+    from vault.store import NoteRow
+
+    cid = register(unlocked, "JOURNAL", notes_text="the real first note")
+    row = unlocked.store.get_consent(cid)
+    assert row is not None
+    assert row.consent_box is not None
+    with Vault.open(vault_path) as vault:
+        thief = jobs.unlock(vault, jobs.read(job), now=NOW, pin_store=None)
+        note_id = notes.new_note_id(vault.store)
+        created = "2026-11-23T09:00:00.000000Z"
+        record = crypto.seal_to(
+            row.consent_box,
+            keyring.encode_record((unlocked.today(), created, "phone", "ola", "PLANTED")),
+            notes.pending_ad(note_id, cid, row.key_version),
+        )
+        digest = states.pending_digest(
+            thief.vault_id,
+            note_id=note_id,
+            consent_id=cid,
+            date=unlocked.today(),
+            created=created,
+            tag=states.record_tag(record),
+        )
+        sig = thief.keys.sign(states.signed_message(digest, thief.name, thief.epoch.number))
+        with vault.store.write():
+            vault.store.insert_note(
+                NoteRow(
+                    id=note_id,
+                    consent_id=cid,
+                    date=unlocked.today(),
+                    created=created,
+                    key_version=row.key_version,
+                    seq=0,
+                    record=record,
+                    pending=1,
+                    signer=thief.name,
+                    sig_epoch=thief.epoch.number,
+                    sig=sig,
+                )
+            )
+    with pytest.raises(states.StateForged):
+        notes.add(unlocked, cid, "the next call")
+    with pytest.raises(states.StateForged):
+        list(notes.list_notes(unlocked, consent_id=cid))
+    planted = unlocked.store.get_note(note_id)
+    assert planted is not None
+    assert planted.pending

@@ -170,7 +170,7 @@ def test_plain_lines_without_a_terminal(unlocked, vault_path, mixed, job):
     lines = result.stderr.splitlines()
     assert len(lines) == len(due) + 1
     assert all(any(cid in line for line in lines) for cid in due)
-    assert "5 consent(s) erased" in lines[-1]
+    assert "5 consents erased" in lines[-1]
 
 
 def test_on_a_terminal_it_asks_first(unlocked, vault_path, mixed, job):
@@ -178,11 +178,11 @@ def test_on_a_terminal_it_asks_first(unlocked, vault_path, mixed, job):
     before = file_hash(vault_path)
     code, err = on_terminal(["purge"], "n", env_without_secrets(vault_path, job))
     assert code == 130
-    assert "5 consent(s) with 15 note(s)" in err
+    assert "5 consents with 15 notes" in err
     assert file_hash(vault_path) == before
     code, err = on_terminal(["purge"], "y", env_without_secrets(vault_path, job))
     assert code == 0, err
-    assert "5 consent(s) erased" in err
+    assert "5 consents erased" in err
 
 
 def test_a_clock_behind_the_vault_is_refused(unlocked, vault_path, mixed, job):
@@ -458,5 +458,5 @@ def test_crontab_line_purges_and_logs(home):
     assert log_file.stat().st_mode & 0o077 == 0
     log = log_file.read_text()
     assert log.count("exit 0") == 2
-    assert "2 consent(s) erased" in log
+    assert "2 consents erased" in log
     assert tombstones(home_dir) == sorted(due)

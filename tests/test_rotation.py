@@ -1,10 +1,11 @@
-"""Key rotation: after a plain rotation the old master key opens nothing current; after a
-deep one the old data keys open nothing either; and a deep rotation killed with SIGKILL at
-any point leaves a readable vault that a rerun finishes."""
+"""Key rotation: after a plain rotation the old vault keys (the admin, team and job seeds)
+open nothing current; after a deep one the old data keys open nothing either; and a deep
+rotation killed with SIGKILL at any point leaves a readable vault that a rerun finishes."""
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import json
 import signal
@@ -15,45 +16,42 @@ import time
 
 import pytest
 
-from tests.conftest import ADMIN, CLOCK_ENV, NOW, PASSPHRASE, run_nok
-from vault import Vault, consents, crypto, keyring, notes, rotation, staff
+from tests.conftest import ADMIN, CLOCK_ENV, NOW, PASSPHRASE, keys_that_open, run_nok
+from vault import (
+    Vault,
+    access,
+    consents,
+    crypto,
+    epochs,
+    identity,
+    importer,
+    keyring,
+    notes,
+    rotation,
+    seeds,
+    staff,
+    states,
+)
 from vault.errors import Conflict, IntegrityError, KeysRotated, NokError
 
 
 def _fill(unlocked, n_consents, notes_each):
-    """Bulk consents and notes (encrypted rows, one transaction); returns what they say."""
-    store = unlocked.store
-    consent_rows, note_rows, texts, subjects = [], [], {}, {}
+    """Consents and notes as the admin registers them; returns what they say."""
+    texts, subjects = {}, {}
     for i in range(n_consents):
-        cid = consents.new_consent_id(store)
-        key = crypto.new_key()
-        data = consents.ConsentInput(
-            subject=f"subject {i}", purpose="follow-up", categories=("notes",), given="2026-11-01"
+        c = consents.add(
+            unlocked,
+            consents.ConsentInput(
+                subject=f"subject {i}",
+                purpose="follow-up",
+                categories=("notes",),
+                given="2026-11-01",
+            ),
         )
-        subjects[cid] = f"subject {i}"
-        written = []
+        subjects[c.id] = f"subject {i}"
         for j in range(notes_each):
-            nid = notes.new_note_id(store)
-            texts[nid] = f"note {j} of {cid}"
-            written.append(
-                notes.build_row(
-                    key,
-                    note_id=nid,
-                    consent_id=cid,
-                    key_version=1,
-                    seq=j + 1,
-                    date="2026-11-10",
-                    kind="phone",
-                    text=texts[nid],
-                    author=ADMIN,
-                    now=NOW,
-                )
-            )
-        consent_rows.append(consents.build_row(unlocked, data, cid, key, NOW, notes=written))
-        note_rows += written
-    with store.write():
-        store.insert_consents(consent_rows)
-        store.insert_notes(note_rows)
+            n = notes.add(unlocked, c.id, f"note {j} of {c.id}")
+            texts[n.id] = f"note {j} of {c.id}"
     return texts, subjects
 
 
@@ -82,6 +80,14 @@ def _rows(vault_path, sql):
         return conn.execute(sql).fetchall()
 
 
+def _key_version(vault_path, consent_id):
+    with contextlib.closing(sqlite3.connect(vault_path)) as conn:
+        (version,) = conn.execute(
+            "SELECT key_version FROM consents WHERE id = ?", [consent_id]
+        ).fetchone()
+    return version
+
+
 def _assert_no_old_key_opens_anything(vault_path, old_keys):
     """No captured data key decrypts any current consent or note record."""
     for cid, version, blob in _rows(vault_path, "SELECT id, key_version, record FROM consents"):
@@ -100,65 +106,147 @@ def _assert_no_old_key_opens_anything(vault_path, old_keys):
                     keyring.open_record(key, blob, keyring.note_ad(nid, cid, kv), 5, where=nid)
 
 
-def test_plain_rotation_leaves_the_old_master_key_useless(unlocked, vault_path):
+def _old_seeds(unlocked):
+    """The admin, team and job seeds this admin holds now (what a leaver may have kept)."""
+    k = unlocked.epoch.keys
+    job = seeds.open_seed(
+        unlocked.store,
+        vault_id=unlocked.vault_id,
+        purpose=seeds.JOB,
+        holder=seeds.HOLDER_ADMIN,
+        box_secret=unlocked.admin.box_secret,
+        expect=k.job,
+        version=k.job_version,
+    )
+    return [unlocked.admin, unlocked.team, job]
+
+
+def test_plain_rotation_leaves_the_old_vault_keys_useless(unlocked, vault_path):
     texts, subjects = _fill(unlocked, 4, 3)
     staff.add(unlocked, "bob", passphrase=b"bob's own passphrase")
+    unlocked.vault_key(importer.FINGERPRINT_KEY)  # a vault-wide key, under the team seed
     notes_before = _rows(vault_path, "SELECT * FROM notes ORDER BY id")
-    old_master, old_version = unlocked.master, unlocked.master_version
+    old = _old_seeds(unlocked)
+    old_version, old_epoch = unlocked.master_version, unlocked.epoch
 
     result = rotation.rotate(unlocked)
 
     assert result.master_version == old_version + 1 == unlocked.master_version
     assert (result.consents, result.staff) == (4, 2)
-    assert unlocked.master != old_master
+    assert {s.seed for s in _old_seeds(unlocked)}.isdisjoint(s.seed for s in old)
     # Notes are not touched: the cost is per consent and staff member.
     assert _rows(vault_path, "SELECT * FROM notes ORDER BY id") == notes_before
     assert {n.id: n.text for n in notes.list_notes(unlocked)} == texts
     assert _read_everything(vault_path) == (texts, subjects)
     bob = _open(vault_path, "bob", "bob's own passphrase")
     bob.close()
-    for cid, version, wrapped in _rows(
-        vault_path, "SELECT id, master_version, data_key FROM consents"
-    ):
-        assert version == old_version + 1
+    vault_id = unlocked.vault_id
+    # Every wrap of every consent, tried with every old seed: none opens.
+    for cid in subjects:
+        assert keys_that_open(old, vault_id, cid, unlocked.store.wraps(cid)) == []
+    sealed = _rows(vault_path, "SELECT holder, purpose, version, sealed FROM sealed_keys")
+    assert len(sealed) >= 6
+    for holder, purpose, version, box in sealed:
+        for seed in old:
+            with pytest.raises(NokError):
+                crypto.open_sealed(
+                    seed.box_secret, box, seeds.ad(vault_id, purpose, version, holder), where="x"
+                )
+    wrapped_keys = _rows(vault_path, "SELECT purpose, master_version, wrapped FROM vault_keys")
+    assert wrapped_keys
+    for purpose, version, wrapped in wrapped_keys:
         for v in (old_version, version):
             with pytest.raises(IntegrityError):
-                keyring.unwrap_data_key(old_master, wrapped, consent_id=cid, master_version=v)
-    for purpose, version, wrapped in _rows(
-        vault_path, "SELECT purpose, master_version, wrapped FROM vault_keys"
-    ):
-        for v in (old_version, version):
-            with pytest.raises(IntegrityError):
-                keyring.unwrap_vault_key(old_master, wrapped, purpose=purpose, master_version=v)
-    for name, role, public_key, tag in _rows(
-        vault_path, "SELECT name, role, public_key, role_tag FROM staff"
-    ):
-        with pytest.raises(IntegrityError):
-            keyring.check_role(old_master, name, role, public_key, tag)
+                keyring.unwrap_vault_key(old[1].wrap, wrapped, purpose=purpose, master_version=v)
+    # The old vault key signs no epoch the vault accepts: a leaver cannot list herself again.
+    current = unlocked.epoch
+    body = epochs.body_of(
+        vault_id=vault_id,
+        number=current.number + 1,
+        prev=current.hash,
+        made=current.made,
+        by=ADMIN,
+        event="staff.add",
+        keys=old_epoch.keys,
+        staff=list(old_epoch.staff.values()),
+        jobs=list(current.jobs.values()),
+        settings=current.settings,
+    )
+    sig = epochs.sign(body, vault_id=vault_id, number=current.number + 1, signer=old[0])
     unlocked.store.checkpoint()
     for f in vault_path.parent.iterdir():
-        assert old_master not in f.read_bytes()
+        for seed in old:
+            assert seed.seed not in f.read_bytes()
+    unlocked.close()
+    with contextlib.closing(sqlite3.connect(vault_path, isolation_level=None)) as conn:
+        conn.execute("INSERT INTO epochs VALUES (?, ?, ?)", [current.number + 1, body, sig])
+    with pytest.raises(epochs.ChainBroken):
+        _open(vault_path)
 
 
-def test_a_public_key_swapped_in_the_file_never_receives_the_next_master_key(unlocked, vault_path):
+def test_a_public_key_swapped_in_the_file_never_receives_the_next_vault_keys(unlocked, vault_path):
     """Someone with write access but no passphrase plants their own public key on bob's
-    row, hoping the next rotation seals the new master key to it."""
+    row, hoping the next rotation seals the new seeds to it."""
     _fill(unlocked, 2, 1)
     staff.add(unlocked, "bob", passphrase=b"bob's own passphrase")
-    _, attacker_public = crypto.new_keypair()
+    attacker = identity.KeySet.new()
     with contextlib.closing(sqlite3.connect(vault_path, isolation_level=None)) as conn:
-        conn.execute("UPDATE staff SET public_key = ? WHERE name = 'bob'", [attacker_public])
-    sealed_before = _rows(vault_path, "SELECT name, sealed_master FROM staff ORDER BY name")
+        conn.execute("UPDATE staff SET public_key = ? WHERE name = 'bob'", [attacker.box_public])
 
-    with pytest.raises(IntegrityError, match="role of bob"):
+    rotation.rotate(unlocked)
+
+    vault_id = unlocked.vault_id
+    for holder, purpose, version, box in _rows(
+        vault_path, "SELECT holder, purpose, version, sealed FROM sealed_keys"
+    ):
+        with pytest.raises(NokError):
+            crypto.open_sealed(
+                attacker.box_secret, box, seeds.ad(vault_id, purpose, version, holder), where="x"
+            )
+    # bob's seeds went to the keys the signed staff list names: he opens the vault.
+    bob = _open(vault_path, "bob", "bob's own passphrase")
+    assert bob.team.seed == unlocked.team.seed
+    bob.close()
+    assert staff.listing(unlocked).problems == ["bob"]
+
+
+def test_a_key_planted_in_the_admins_wrap_is_not_spread_by_a_rotation(unlocked, vault_path):
+    """A file writer seals a key of her own to the admin public key as a consent's admin
+    wrap, with a consent public key and proof to match. Rotated under the new admin wrap
+    key, it would be trusted without a check, and the next notes written under it."""
+    _, subjects = _fill(unlocked, 2, 1)
+    target = sorted(subjects)[0]
+    row = unlocked.store.get_consent(target)
+    planted = crypto.new_key()
+    vault_id = unlocked.vault_id
+    forged = dataclasses.replace(row, consent_box=states.consent_box(planted)[1])
+    proof = states.proof(states.proof_key(planted), consents.state_digest(vault_id, forged))
+    wrap = crypto.seal_to(
+        unlocked.epoch.keys.admin,
+        planted,
+        access.wrap_ad(vault_id, target, access.ADMIN_READER, row.key_version),
+    )
+    wraps_before = unlocked.store.wraps(target)
+    with contextlib.closing(sqlite3.connect(vault_path, isolation_level=None)) as conn:
+        conn.execute(
+            "UPDATE consents SET consent_box = ?, proof = ? WHERE id = ?",
+            [forged.consent_box, proof, target],
+        )
+        conn.execute(
+            "UPDATE consent_keys SET how = 'box', wrapped = ? WHERE consent_id = ? AND reader = ?",
+            [wrap, target, access.ADMIN_READER],
+        )
+    unlocked.forget_data_key(target)
+
+    with pytest.raises(IntegrityError, match=target):
         rotation.rotate(unlocked)
 
-    assert _rows(vault_path, "SELECT name, sealed_master FROM staff ORDER BY name") == (
-        sealed_before
-    )
-    assert unlocked.vault.master_version() == 1
-    with pytest.raises(IntegrityError):
-        _open(vault_path, "bob", "bob's own passphrase")
+    assert unlocked.master_version == 1
+    other = [w for w in unlocked.store.wraps(target) if w[0] != access.ADMIN_READER]
+    assert other == [w for w in wraps_before if w[0] != access.ADMIN_READER]
+    # The planted key is where she put it and nowhere else.
+    opened = keys_that_open([unlocked.admin], vault_id, target, unlocked.store.wraps(target))
+    assert [reader for reader, key in opened if key == planted] == [access.ADMIN_READER]
 
 
 def test_rotation_is_recorded_with_versions_and_dates(unlocked, vault_path, nok):
@@ -246,7 +334,7 @@ def test_a_process_unlocked_before_rotation_cannot_write_with_the_old_key(unlock
     other = _open(vault_path)
     try:
         rotation.rotate(unlocked)
-        with pytest.raises(Conflict, match="rotated by another process"):
+        with pytest.raises(Conflict, match="changed by another process"):
             consents.add(other, consents.ConsentInput(subject="x", purpose="p", categories=("c",)))
     finally:
         other.close()
@@ -433,3 +521,57 @@ def test_kill_9_of_the_cli_mid_rotation_then_rerun_completes(filled, vault_path,
     proc.wait(timeout=60)
     assert proc.returncode == -signal.SIGKILL, "the rotation finished before the kill"
     _rerun_and_check(vault_path, env, texts, subjects, old_keys)
+
+
+def test_a_deep_rotation_does_not_pass_by_a_consent_whose_public_key_was_blanked(
+    unlocked, vault_path
+):
+    """A file writer blanks an active consent's public key, hoping the deep rotation takes
+    it for erased and leaves it under the data key a leaver kept: refused before it starts,
+    and when blanked while a deep rotation is unfinished, refused when it resumes."""
+    _, subjects = _fill(unlocked, 3, 1)
+    first, second, _ = sorted(subjects)
+
+    def blank(consent_id):
+        with contextlib.closing(sqlite3.connect(vault_path, isolation_level=None)) as conn:
+            conn.execute("UPDATE consents SET consent_box = NULL WHERE id = ?", [consent_id])
+
+    def stop_after_first_batch(done, total):
+        if done > 0:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        rotation.rotate(unlocked, deep=True, batch_notes=1, progress=stop_after_first_batch)
+    assert _key_version(vault_path, first) == 2
+    blank(second)
+    with pytest.raises(IntegrityError, match=rf"data key of {second} \(missing\)"):
+        rotation.resume(unlocked)
+    assert unlocked.vault.status().rotation_pending == "deep"
+    assert _key_version(vault_path, second) == 1
+
+
+# -- a new recovery key ---------------------------------------------------------------------
+
+
+def test_a_new_recovery_key_is_not_made_where_it_could_not_be_delivered(cli_vault, tmp_path):
+    """Renewing revokes the old recovery key: a new one written nowhere would leave the
+    center's safe holding a key that opens nothing, and no key that does."""
+
+    def epoch():
+        return json.loads(cli_vault("status", "--json").stdout)["key_epoch"]
+
+    before = epoch()
+    taken = tmp_path / "taken.txt"
+    taken.write_text("someone else's file\n")
+    result = cli_vault("key", "recovery", "--recovery-file", str(taken))
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"nok: error: {taken} exists or its directory does not")
+    assert taken.read_text() == "someone else's file\n"
+    no_terminal = cli_vault("key", "recovery")
+    assert no_terminal.exit_code == 2
+    assert "shown only at a terminal" in no_terminal.stderr
+    assert epoch() == before
+    fresh = tmp_path / "new-recovery.txt"
+    assert cli_vault("key", "recovery", "--recovery-file", str(fresh)).exit_code == 0
+    assert fresh.read_text().startswith("NOKR-")
+    assert epoch() > before

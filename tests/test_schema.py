@@ -28,9 +28,9 @@ PLANTED = {
 }
 # The attack from the review: copy every erased secret aside as the erasure happens.
 SHADOW_ATTACK = """
-CREATE TABLE shadow (tbl TEXT, id TEXT, data_key BLOB, a BLOB, b BLOB, c BLOB);
+CREATE TABLE shadow (tbl TEXT, id TEXT, consent_box BLOB, a BLOB, b BLOB, c BLOB);
 CREATE TRIGGER keep_consent AFTER UPDATE OF status ON consents BEGIN
-  INSERT INTO shadow VALUES ('consents', old.id, old.data_key, old.record, NULL, NULL);
+  INSERT INTO shadow VALUES ('consents', old.id, old.consent_box, old.record, NULL, NULL);
 END;
 CREATE TRIGGER keep_note BEFORE DELETE ON notes BEGIN
   INSERT INTO shadow VALUES ('notes', old.id, NULL, old.record, NULL, NULL);
@@ -87,7 +87,7 @@ def test_a_new_vault_holds_exactly_the_known_objects(unlocked: Unlocked, vault_p
     assert found - own == known | MIGRATIONS_OBJECTS
     # Every table nok's migrations make is listed, and nothing the migrations do not make.
     tables = ("settings", "staff", "vault_keys", "consents", "notes")
-    tables += ("note_amendments", "note_tombstones")
+    tables += ("note_amendments", "note_tombstones", "sealed_keys", "consent_keys")
     assert {o[1] for o in own} == {f"sqlite_autoindex_{t}_1" for t in tables}
 
 
@@ -157,11 +157,12 @@ def test_the_shadow_triggers_do_copy_secrets_when_they_fire(
         db.execute("PRAGMA trusted_schema = OFF")
         db.execute("BEGIN")
         db.execute("DELETE FROM notes WHERE consent_id = ?", [consent_id])
-        db.execute("UPDATE consents SET status = 'withdrawn', data_key = NULL")
-        copied = db.execute("SELECT count(*), count(data_key) FROM shadow").fetchone()
+        db.execute("UPDATE consents SET status = 'withdrawn', record = NULL")
+        copied = db.execute("SELECT count(*), count(a) FROM shadow").fetchone()
         db.execute("ROLLBACK")
     db.close()
-    assert copied == (2, 1)
+    # The consent's sealed record and its note's: both would be kept past the erasure.
+    assert copied == (2, 2)
 
 
 def test_a_trigger_planted_while_the_vault_is_open_stops_the_next_write(

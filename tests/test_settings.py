@@ -8,7 +8,7 @@ import json
 import pytest
 from conftest import ADMIN, NOW, PASSPHRASE, TODAY, days_ago, run_nok
 
-from vault import Vault, consents, erasure, notes, staff
+from vault import Vault, consents, jobs, notes, settings, staff
 from vault.errors import BadInput, NotAllowed
 from vault.session import Unlocked
 
@@ -37,6 +37,8 @@ def test_show_needs_no_passphrase(unlocked, vault_path):
         "note-guideline": 1500,
         "note-limit": 20000,
         "center-name": None,
+        "timezone": "Europe/Oslo",
+        "access": "need-to-know",
     }
 
 
@@ -76,7 +78,7 @@ def test_staff_cannot_change_settings(unlocked):
     with Vault.open(unlocked.vault.path) as v:
         bob = v.unlock("bob", b"bob's long passphrase", now=NOW)
         with pytest.raises(NotAllowed) as info:
-            erasure.change_setting(bob, "retention-days", "30")
+            settings.change_setting(bob, "retention-days", "30")
         assert info.value.exit_code == 11
     assert unlocked.vault.settings().retention_days == 730
 
@@ -88,7 +90,7 @@ def test_new_retention_moves_the_deadlines_that_follow_it(unlocked):
     own = add(unlocked, days_ago(22), retain_days=100)
     own_before = until(unlocked, own)
 
-    change = erasure.change_setting(unlocked, "retention-days", "400")
+    change = settings.change_setting(unlocked, "retention-days", "400")
 
     assert (change.old, change.new, change.recomputed, change.now_due) == (730, 400, 2, 0)
     assert until(unlocked, follows) == (TODAY - dt.timedelta(22) + dt.timedelta(400)).isoformat()
@@ -100,9 +102,11 @@ def test_new_retention_moves_the_deadlines_that_follow_it(unlocked):
     assert ("settings.set", "retention_days") in actions
 
 
-def test_shorter_retention_asks_and_then_the_purge_erases(unlocked, vault_path):
+def test_shorter_retention_asks_and_then_the_purge_erases(unlocked, vault_path, tmp_path):
     old = add(unlocked, OLD)
     recent = add(unlocked, days_ago(3))
+    credential = tmp_path / "purge.credential"
+    jobs.write(credential, jobs.issue(unlocked))
     unlocked.close()
     env = {"NOK_VAULT": str(vault_path), "NOK_USER": ADMIN, "NOK_PASSPHRASE": PASSPHRASE}
 
@@ -116,7 +120,9 @@ def test_shorter_retention_asks_and_then_the_purge_erases(unlocked, vault_path):
     done = run_nok("settings", "set", "retention-days", "30", "--yes", env=env)
     assert done.returncode == 0, done.stderr
     assert "past their deadline" in done.stderr
-    purge = run_nok("purge", "--json", env={"NOK_VAULT": str(vault_path)}, input="")
+    # The nightly job, with its credential and no passphrase.
+    job = {"NOK_VAULT": str(vault_path), "NOK_JOB_CREDENTIAL": str(credential)}
+    purge = run_nok("purge", "--json", env=job, input="")
     assert json.loads(purge.stdout)["purged"] == [old]
     with Vault.open(vault_path) as v:
         assert v.store.get_consent(recent).status == "active"
@@ -124,8 +130,8 @@ def test_shorter_retention_asks_and_then_the_purge_erases(unlocked, vault_path):
 
 def test_note_limit_applies_to_new_notes(unlocked):
     consent_id = add(unlocked, days_ago(22))
-    erasure.change_setting(unlocked, "note-guideline", "400")
-    erasure.change_setting(unlocked, "note-limit", "500")
+    settings.change_setting(unlocked, "note-guideline", "400")
+    settings.change_setting(unlocked, "note-limit", "500")
     with pytest.raises(BadInput, match="limit is 500"):
         notes.add(unlocked, consent_id, "x" * 501)
     notes.add(unlocked, consent_id, "x" * 500)

@@ -139,17 +139,42 @@ def test_two_colleagues_adding_notes_at_once_lose_none(center: Center) -> None:
             ["sh", "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
 
-    lookers = [loop(center, u, 150, "status") for u in users]
+    lookers = [loop(center, u, 100, "status") for u in users]
     writers = [sessions(u) for u in users]
     for proc in writers:
         _, err = proc.communicate(timeout=300)
         assert "error" not in err, err
     for proc in lookers:
         codes, err = loop_codes(proc)
-        assert codes == [0] * 150, err
+        assert codes == [0] * 100, err
     for user in users:
         listed = json.loads(center.ok(user, "note", "list", "--consent", mine[user.name], "--json"))
         assert len(listed) == 100
+
+
+def test_nok_on_the_shared_vault_keeps_the_groups_bits_in_its_umask(center: Center) -> None:
+    """The cause of lost notes when two save at once: SQLite makes -wal and -shm with the
+    vault's mode cut by the process's umask, then mends it a moment later; a colleague
+    opening them in between was refused. Read from the kernel while a session is open:
+    nok on the shared vault runs with umask 0007 (its group keeps its bits, others none)."""
+    proc = subprocess.Popen(
+        center.srv.command(center.staff, "shell", env=center.env(center.staff)),
+        stdin=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert proc.stderr is not None
+        assert "unlocked as" in proc.stderr.readline()
+        fields = dict(
+            line.split(":\t", 1)
+            for line in Path(f"/proc/{proc.pid}/status").read_text().splitlines()
+        )
+        assert int(fields["Uid"].split()[0]) == center.staff.uid
+        assert fields["Umask"].strip() == "0007"
+    finally:
+        proc.communicate("exit\n", timeout=30)
 
 
 # A command's own time: Python's start and the import of nok's modules come before the

@@ -3,6 +3,7 @@ a removal or a raised slot cost does to the other slots."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 import struct
@@ -10,7 +11,7 @@ import struct
 import pytest
 
 from tests.conftest import ADMIN, NOW, PASSPHRASE
-from vault import Vault, consents, crypto, notes, rotation, slots, staff
+from vault import Vault, consents, crypto, grants, notes, rotation, slots, staff
 from vault.errors import (
     BadInput,
     Conflict,
@@ -49,15 +50,23 @@ def _open_as(vault_path, name, passphrase):
         raise
 
 
-@pytest.fixture
-def team(unlocked):
-    """anne (admin) plus bob (staff) and cara (staff); one consent with a note."""
-    staff.add(unlocked, BOB, passphrase=BOB_PASS.encode())
-    staff.add(unlocked, CARA, passphrase=CARA_PASS.encode())
+def _consent_bob_reads(unlocked):
+    """A consent anne registers, with a note, that bob was granted access to."""
     c = consents.add(
         unlocked, consents.ConsentInput(subject="K", purpose="p", categories=("notes",))
     )
     notes.add(unlocked, c.id, "MARKER note")
+    grants.grant(unlocked, c.id, BOB, reason="covering")
+    return c.id
+
+
+@pytest.fixture
+def team(unlocked):
+    """anne (admin) plus bob (staff) and cara (staff); one consent with a note, which bob
+    was granted access to."""
+    staff.add(unlocked, BOB, passphrase=BOB_PASS.encode())
+    staff.add(unlocked, CARA, passphrase=CARA_PASS.encode())
+    _consent_bob_reads(unlocked)
     return unlocked
 
 
@@ -89,10 +98,12 @@ def test_added_member_opens_the_vault_with_their_own_passphrase(team, vault_path
 def test_removed_member_can_no_longer_open_the_vault(team, vault_path):
     removal = staff.remove(team, BOB)
     assert removal.name == BOB
-    assert {g.what: g.closed_by for g in removal.gaps} == {
-        staff.GAP_OLD_COPY: None,
-        staff.GAP_MASTER_KEY: staff.CLOSE_ROTATE,
-        staff.GAP_DATA_KEYS: staff.CLOSE_ROTATE_DEEP,
+    # The removal replaced the vault keys bob held; the data key of the consent he was
+    # granted only a deep rotation replaces.
+    assert {g.what: (g.closed_by, g.closed) for g in removal.gaps} == {
+        staff.GAP_OLD_COPY: (None, False),
+        staff.GAP_MASTER_KEY: (staff.CLOSE_ROTATE, True),
+        staff.GAP_DATA_KEYS: (staff.CLOSE_ROTATE_DEEP, False),
     }
     assert removal.consents == 1
     assert removal.notes == 1
@@ -107,10 +118,12 @@ def test_cli_remove_reports_what_the_leaver_can_still_read(cli_team, vault_path,
     assert result.exit_code == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["removed"] == BOB
-    assert {g["what"]: g["closed_by"] for g in report["gaps"]} == {
-        "old-copy": None,
-        "master-key": "nok key rotate",
-        "data-keys": "nok key rotate --deep",
+    # bob could open no consent: no data key to have kept, so only an old copy is open.
+    assert report["consents"] == 0
+    assert {g["what"]: (g["closed_by"], g["closed"]) for g in report["gaps"]} == {
+        "old-copy": (None, False),
+        "master-key": ("nok key rotate", True),
+        "data-keys": ("nok key rotate --deep", True),
     }
     assert report["rotated"] is None
     _as(monkeypatch, BOB, BOB_PASS)
@@ -124,7 +137,8 @@ def test_cli_remove_can_rotate_right_away(cli_team, vault_path):
     assert result.exit_code == 0, result.stderr
     assert json.loads(result.stdout)["rotated"] == "master"
     status = json.loads(cli_team("status", "--json").stdout)
-    assert status["master_key_version"] == 2
+    # The removal replaced the vault keys once (version 2), the rotation again.
+    assert status["master_key_version"] == 3
 
 
 def test_remove_in_a_script_needs_yes(cli_team, vault_path):
@@ -284,15 +298,23 @@ def test_cli_add_needs_the_new_members_passphrase(cli_vault, vault_path):
     assert _snapshot(vault_path) == before
 
 
-def test_a_tampered_role_is_an_integrity_error(cli_team, vault_path, monkeypatch):
+def test_a_role_edited_in_the_file_gives_no_admin_rights_and_is_reported(
+    cli_team, vault_path, monkeypatch
+):
+    """bob, a file writer, makes himself admin in the staff table: the signed staff list
+    still says staff, so he may not remove anne, and anne's listing reports the row."""
     with sqlite3.connect(vault_path) as conn:
         conn.execute("UPDATE staff SET role = 'admin' WHERE name = ?", [BOB])
+    before = _snapshot(vault_path)
     _as(monkeypatch, BOB, BOB_PASS)
     result = cli_team("staff", "remove", ADMIN, "--yes")
-    assert result.exit_code == 7
-    assert result.stderr.startswith("nok: error: integrity check failed for role of bob")
+    assert result.exit_code == 11
+    assert result.stderr.startswith("nok: error: bob has role staff;")
+    assert _snapshot(vault_path) == before
     _as(monkeypatch, ADMIN, PASSPHRASE)
-    assert cli_team("staff", "list").exit_code == 7
+    listing = cli_team("staff", "list")
+    assert listing.exit_code == 0
+    assert "does not match the vault's signed staff list" in listing.stderr
 
 
 def test_raised_slot_cost_takes_effect_at_next_unlock(team, vault_path):
@@ -320,8 +342,8 @@ def test_raising_a_slot_cost_at_unlock_never_undoes_a_reset_made_meanwhile(
     staff.set_kdf_min(team, "moderate")
     original = Vault._stronger_slot
 
-    def reset_meanwhile(self, row, passphrase, secret):
-        stronger = original(self, row, passphrase, secret)
+    def reset_meanwhile(self, row, passphrase, seed, root):
+        stronger = original(self, row, passphrase, seed, root)
         staff.reset(team, BOB, b"a brand new passphrase")
         return stronger
 
@@ -359,8 +381,14 @@ def test_list_shows_every_member_and_checks_roles(team, vault_path):
     ]
     with sqlite3.connect(vault_path) as conn:
         conn.execute("UPDATE staff SET role = 'admin' WHERE name = ?", [CARA])
-    with pytest.raises(IntegrityError):
-        staff.list_members(team)
+    # The signed staff list decides the role; the edited row is reported, not trusted.
+    listed = staff.listing(team)
+    assert [(m.name, m.role) for m in listed.members] == [
+        (ADMIN, "admin"),
+        (BOB, "staff"),
+        (CARA, "staff"),
+    ]
+    assert listed.problems == [CARA]
 
 
 RESET_PASS = "bob's reset passphrase"
@@ -379,8 +407,8 @@ def test_a_slot_change_racing_another_change_is_refused_and_locks_nobody_out(
     actor = _open_as(vault_path, BOB, BOB_PASS) if command == "passwd" else team
     real = staff._prove_opens
 
-    def change_in_between(unlocked, row, passphrase):
-        real(unlocked, row, passphrase)
+    def change_in_between(row, passphrase, keys, root):
+        real(row, passphrase, keys, root)
         monkeypatch.setattr(staff, "_prove_opens", real)
         if meanwhile == "role":
             staff.set_role(other_admin, BOB, "admin")
@@ -394,7 +422,7 @@ def test_a_slot_change_racing_another_change_is_refused_and_locks_nobody_out(
 
     monkeypatch.setattr(staff, "_prove_opens", change_in_between)
     try:
-        with pytest.raises(Conflict, match="changed while this command ran"):
+        with pytest.raises(Conflict, match=r"changed .*while this command ran"):
             run()
     finally:
         other_admin.close()
@@ -492,12 +520,20 @@ def _stale_admin(vault_path, team):
     return stale
 
 
-def test_ctrl_d_at_the_rotation_offer_is_not_reported_as_nothing_changed(cli_team, nok_env):
+def test_ctrl_d_at_the_rotation_offer_is_not_reported_as_nothing_changed(
+    cli_team, nok_env, vault_path
+):
     """The removal is committed before the offer: declining it must not exit 130."""
     import os
     import pty
     import subprocess
     import sys
+
+    anne = _open_as(vault_path, ADMIN, PASSPHRASE)
+    try:
+        _consent_bob_reads(anne)  # so that there are data keys he may have kept
+    finally:
+        anne.close()
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("NOK_")}
     env.update(nok_env)
@@ -517,6 +553,39 @@ def test_ctrl_d_at_the_rotation_offer_is_not_reported_as_nothing_changed(cli_tea
         os.close(follower)
         os.close(leader)
     assert done.returncode == 0, done.stderr
-    assert "no rotation was run" in done.stderr
+    assert "no deep rotation was run" in done.stderr
     names = [m["name"] for m in json.loads(cli_team("staff", "list", "--json").stdout)]
     assert BOB not in names
+
+
+def test_a_reset_does_not_hand_on_a_key_planted_in_the_admins_wrap(team, vault_path):
+    """A file writer seals a key of her own to the admin public key as the admins' wrap of
+    the consent bob reads, with a public key and proof to match. bob's reset wraps the data
+    key again for his new keys from that wrap: it is refused, and bob keeps the real key."""
+    from vault import access, states
+
+    (cid,) = team.store.consents_of_reader(BOB)
+    row = team.store.get_consent(cid)
+    planted = crypto.new_key()
+    forged = dataclasses.replace(row, consent_box=states.consent_box(planted)[1])
+    proof = states.proof(states.proof_key(planted), consents.state_digest(team.vault_id, forged))
+    wrap = crypto.seal_to(
+        team.epoch.keys.admin,
+        planted,
+        access.wrap_ad(team.vault_id, cid, access.ADMIN_READER, row.key_version),
+    )
+    with sqlite3.connect(vault_path) as conn:
+        conn.execute(
+            "UPDATE consents SET consent_box = ?, proof = ? WHERE id = ?",
+            [forged.consent_box, proof, cid],
+        )
+        conn.execute(
+            "UPDATE consent_keys SET how = 'box', wrapped = ? WHERE consent_id = ? AND reader = ?",
+            [wrap, cid, access.ADMIN_READER],
+        )
+    team.forget_data_key(cid)
+    bobs_wrap = team.store.wrap_for(cid, [BOB])
+    with pytest.raises(IntegrityError):
+        staff.reset(team, BOB, RESET_PASS.encode())
+    assert team.store.wrap_for(cid, [BOB]) == bobs_wrap
+    _open_as(vault_path, BOB, BOB_PASS).close()

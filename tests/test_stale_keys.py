@@ -289,3 +289,37 @@ def test_the_job_cannot_date_an_expiry_ahead_to_make_a_consent_due(
     anne = as_(ADMIN, PASSPHRASE, vault_path, LATER)
     assert consents.show(anne, cid).subject == "NOT-DUE"
     anne.close()
+
+
+def test_revoking_the_job_countersigns_nothing_the_job_forged(
+    unlocked: Unlocked, vault_path: Path
+) -> None:
+    """A thief of the job credential plants a pending note signed with the job's key
+    (which never counts for one). When the admin revokes the credential, the
+    countersignature that keeps the job's real work valid does not take the note in."""
+    cid = add(unlocked, "CONTACT-READS", note="NOTE")
+    credential = jobs.issue(unlocked)
+    epoch = unlocked.chain.current.number
+    with unlocked.store.write():
+        planted = notes._add_pending(
+            unlocked,
+            unlocked.store.get_consent(cid),
+            "PLANTED",
+            kind="phone",
+            date=unlocked.today(),
+        )
+    keys = identity.KeySet.from_seed(credential.seed)
+    with unlocked.store.read():
+        row = unlocked.store.get_note(planted.id)
+    assert row is not None
+    digest = notes.pending_digest_of(unlocked.vault_id, row)
+    sig = keys.sign(states.signed_message(digest, credential.name, epoch))
+    with unlocked.store.write():
+        unlocked.store.countersign_pending(row.id, credential.name, epoch, sig)
+    jobs.revoke(unlocked, credential.name)
+    with unlocked.store.read():
+        after = unlocked.store.get_note(planted.id)
+    assert after is not None
+    assert after.signer == credential.name
+    with pytest.raises(states.StateForged):
+        list(notes.list_notes(unlocked, consent_id=cid))

@@ -293,32 +293,35 @@ def test_the_file_does_not_tell_a_note_kind_by_its_length(unlocked: Unlocked) ->
     assert [notes.show(unlocked, n.id).kind for n in added] == list(notes.KINDS)
 
 
+FORGED = "not signed by a staff member of the vault, or its proof does not match"
+
+
 @pytest.mark.parametrize(
-    ("table", "column", "message"),
+    ("column", "message"),
     [
-        ("consents", "record", "missing"),
-        ("consents", "retention_tag", "dates or retention period"),
+        ("record", FORGED),
+        ("consent_box", FORGED),
+        ("notes_hash", FORGED),
+        ("proof", FORGED),
+        ("state_sig", FORGED),
+        ("retain_days", FORGED),
     ],
 )
 def test_a_sealed_column_blanked_in_the_file_is_tampering(
-    unlocked: Unlocked, table: str, column: str, message: str
+    unlocked: Unlocked, column: str, message: str
 ) -> None:
-    """NULL instead of a record or seal must not read as 'no guardian' or 'not a child'."""
-    consent = consents.add(unlocked, consent_input(under_16=True, guardian="Mor"))
-    note = notes.add(unlocked, consent.id, "x")
-    row_id = consent.id if table == "consents" else note.id
+    """NULL instead of a record, a key or a seal must not read as 'no guardian', 'not a
+    child', an erased consent or the vault's default retention."""
+    consent = consents.add(unlocked, consent_input(under_16=True, guardian="Mor", retain_days=90))
+    notes.add(unlocked, consent.id, "x")
     with unlocked.store.write():
         unlocked.store.conn.execute(
-            f"UPDATE {table} SET {column} = NULL WHERE id = ?",  # noqa: S608 (constant names)
-            [row_id],
+            f"UPDATE consents SET {column} = NULL WHERE id = ?",  # noqa: S608 (constant names)
+            [consent.id],
         )
-    show = (
-        (lambda: consents.show(unlocked, consent.id))
-        if table == "consents"
-        else (lambda: notes.show(unlocked, note.id))
-    )
+    unlocked.forget_data_key(consent.id)
     with pytest.raises(IntegrityError, match=message):
-        show()
+        consents.show(unlocked, consent.id)
 
 
 def test_the_key_cache_stays_bounded_however_many_consents_are_read() -> None:

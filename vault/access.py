@@ -205,7 +205,10 @@ def open_key(
         NoAccess: she holds no wrap for it.
     """
     if row.consent_box is None:
-        raise IntegrityError(where=f"data key of {row.id} (erased)")
+        # An erasure blanks it with the status; an active consent without one had its
+        # public key blanked in the file, and must not read as erased or empty.
+        gone = "erased" if row.status != states.ACTIVE else "missing"
+        raise IntegrityError(where=f"data key of {row.id} ({gone})")
     readers = [r for r in my_readers(unlocked) if admin_ok or r != ADMIN_READER]
     # Her own wrap stays until the contact person or an admin re-keys the consent; from
     # the grant's last day on it must open nothing, for any action.

@@ -379,13 +379,14 @@ def copies_status(vault_path: Path) -> CopiesStatus:
     return CopiesStatus(len(entries), tuple(unreachable), tuple(dict.fromkeys(partials)))
 
 
-def _admin_version(store: Store) -> int:
-    """The backup's admin-seed version, from its epochs (0 when they do not verify)."""
+def _keys_version(store: Store) -> int:
+    """The backup's vault-keys version (Vault.master_version), from its epochs (0 when
+    they do not verify)."""
     try:
         chain = epochs.verify(store.epoch_rows(), vault_id=store.get_setting("vault_id") or "")
     except NokError:
         return 0
-    return chain.current.keys.admin_version
+    return chain.current.keys.team_version
 
 
 def inspect(path: Path) -> BackupInfo:
@@ -417,7 +418,7 @@ def inspect(path: Path) -> BackupInfo:
                 vault_id=store.get_setting("vault_id") or "",
                 taken=meta.get("taken") if isinstance(meta, dict) else None,
                 audit_seq=last.seq if last else 0,
-                master_version=_admin_version(store),
+                master_version=_keys_version(store),
                 schema_version=store.schema_version(),
                 consent_ids=active,
                 ended_ids=ended,

@@ -317,7 +317,7 @@ def state_digest(vault_id: str, row: ConsentRow) -> bytes:
 
 def signature_ok(vault: Unlocked, row: ConsentRow, digest: bytes) -> bool:
     """Whether ``row``'s state signature is that of a staff member the epoch it names lists."""
-    signer_key = vault.chain.signer_key(str(row.state_signer), row.state_epoch or 0)
+    signer_key = vault.chain.staff_key(str(row.state_signer), row.state_epoch or 0)
     return states.signature_valid(
         digest, row.state_signer, row.state_epoch, row.state_sig, signer_key
     )
@@ -347,10 +347,15 @@ def check_state_signed(vault: Unlocked, row: ConsentRow) -> None:
         raise states.StateRolledBack(id=row.id)
 
 
-def check_state(vault: Unlocked, row: ConsentRow, key: bytes, *, signature: bool = False) -> None:
+def check_state(vault: Unlocked, row: ConsentRow, key: bytes, *, signature: bool = True) -> None:
     """Raises states.StateForged unless ``row``'s state carries a proof made with its data
-    key (and, with ``signature``, a valid signature of a staff member the epoch it names
-    lists); DeadlineMoved when its plaintext deadline does not follow from it."""
+    key and (unless ``signature`` is False) a valid signature of a staff member the epoch it
+    names lists; DeadlineMoved when its plaintext deadline does not follow from it.
+
+    The signature is checked by default because the proof alone is not enough before a
+    write: the job holds every proof key, and a write signs over the state it started
+    from, so a state with only a proof would come out of it signed by a colleague.
+    """
     digest = state_digest(vault.vault_id, row)
     ok = states.proof_valid(states.proof_key(key), digest, row.proof)
     if ok and signature:
@@ -594,7 +599,7 @@ def decrypt(vault: Unlocked, row: ConsentRow, *, signature: bool = False) -> Con
     Raises IntegrityError or UnsupportedVersion when the record or its state were altered
     (states.StateForged, DeadlineMoved).
     """
-    if row.status != ACTIVE or row.consent_box is None:
+    if row.status != ACTIVE:
         return _tombstone(row)
     try:
         key = access.data_key(vault, row)

@@ -64,13 +64,22 @@ def countersign(unlocked: Unlocked, names: set[str], number: int) -> list[ending
     return out
 
 
+def _staff_key(chain: epochs.Chain, name: str, epoch: int) -> bytes | None:
+    """The key a staff member signed a state or pending note with in ``epoch``, stood it
+    or not; never a job's (the job signs neither: Chain.staff_key)."""
+    found = chain.at(epoch)
+    if found is None or name not in found.staff:
+        return None
+    return chain.listed_key(name, epoch)
+
+
 def _sign(keys: identity.KeySet, digest: bytes, name: str, number: int) -> bytes:
     return keys.sign(states.signed_message(digest, name, number))
 
 
 def _state(unlocked: Unlocked, store: Store, row: ConsentRow, number: int) -> None:
     digest = consents.state_digest(unlocked.vault_id, row)
-    key = unlocked.chain.listed_key(str(row.state_signer), row.state_epoch or 0)
+    key = _staff_key(unlocked.chain, str(row.state_signer), row.state_epoch or 0)
     if not states.signature_valid(digest, row.state_signer, row.state_epoch, row.state_sig, key):
         return
     store.update_consent_state(
@@ -105,7 +114,7 @@ def _pending(
     unlocked: Unlocked, store: Store, chain: epochs.Chain, row: NoteRow, number: int
 ) -> None:
     digest = notes.pending_digest_of(unlocked.vault_id, row)
-    key = chain.listed_key(str(row.signer), row.sig_epoch or 0)
+    key = _staff_key(chain, str(row.signer), row.sig_epoch or 0)
     if not states.signature_valid(digest, row.signer, row.sig_epoch, row.sig, key):
         return
     store.countersign_pending(

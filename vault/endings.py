@@ -220,7 +220,7 @@ def state_authentic(actor: Actor, store: Store, row: ConsentRow) -> bool:
     if key is None:
         return False
     digest = consents.state_digest(actor.vault_id, row)
-    signer_key = actor.chain.signer_key(str(row.state_signer), row.state_epoch or 0)
+    signer_key = actor.chain.staff_key(str(row.state_signer), row.state_epoch or 0)
     return states.proof_valid(key, digest, row.proof) and states.signature_valid(
         digest, row.state_signer, row.state_epoch, row.state_sig, signer_key
     )

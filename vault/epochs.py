@@ -300,6 +300,18 @@ class Chain:
         now = self.listed_key(name, self.current.number)
         return key if now is not None and crypto.same(now, key) else None
 
+    def staff_key(self, name: str, epoch: int) -> bytes | None:
+        """As :meth:`signer_key`, for a staff member only; None for a job.
+
+        What only someone who may read a consent can sign (its states, a pending note)
+        is never a job's: the job holds each consent's proof key, so a job's signature
+        and proof together would otherwise pass for a staff member's state.
+        """
+        found = self.at(epoch)
+        if found is None or name not in found.staff:
+            return None
+        return self.signer_key(name, epoch)
+
     def counted_until(self, name: str, epoch: int) -> str | None:
         """When the key ``name`` had in ``epoch`` stopped counting: the ``made`` time of the
         first later epoch that no longer lists her with it (None while it still counts)."""

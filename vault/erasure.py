@@ -340,7 +340,7 @@ def check_due(actor: Actor, vault: Vault, row: ConsentRow, today: str) -> str | 
     if key is None:
         return "cannot-check"
     digest = consents.state_digest(actor.vault_id, row)
-    signer_key = actor.chain.signer_key(str(row.state_signer), row.state_epoch or 0)
+    signer_key = actor.chain.staff_key(str(row.state_signer), row.state_epoch or 0)
     if not (
         states.proof_valid(key, digest, row.proof)
         and states.signature_valid(

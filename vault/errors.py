@@ -115,10 +115,7 @@ class NotARegularFile(UnsafePermissions):
     block every command (a FIFO) or read something else."""
 
     template = "{path} is not a regular file (a FIFO, device or directory); nok will not use it"
-    hint_template = (
-        "nothing was read or changed; remove it (rm {path}), or ask who manages the machine "
-        "why it is there"
-    )
+    hint_template = "remove it, or ask who manages the machine why it is there"
 
 
 class UnsharedDirectory(UnsafePermissions):

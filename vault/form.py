@@ -98,7 +98,15 @@ class Fields:
     items: tuple[tuple[str, str | None], ...]
 
 
-Block = Heading | Para | Lines | Bullets | Boxes | Fields
+@dataclass(frozen=True)
+class Keep:
+    """Blocks printed on one page: a signature with the statement it signs, never the
+    signature lines alone at the top of a page."""
+
+    blocks: tuple[Heading | Para | Lines | Bullets | Boxes | Fields, ...]
+
+
+Block = Heading | Para | Lines | Bullets | Boxes | Fields | Keep
 
 # Category descriptions for the suggested categories (consents.SUGGESTED_CATEGORIES);
 # any other category is printed as the staff typed it.
@@ -145,8 +153,10 @@ TEXT: dict[str, dict[str, str]] = {
         "other": "Annet",
         "keep_h": "3. Hvor lenge vi tar vare på dem",
         "keep": (
-            "Notatene lagres kryptert, og bare de ansatte ved senteret kan lese dem. De "
-            "slettes for godt {period} etter siste kontakt med deg (eller etter at du skrev "
+            "Notatene lagres kryptert. Bare kontaktpersonen din, ansatte som får tilgang "
+            "fordi arbeidet med deg krever det (for eksempel når de er vikar for "
+            "kontaktpersonen din), og senterets administratorer kan lese dem. De slettes for "
+            "godt {period} etter siste kontakt med deg (eller etter at du skrev "
             "under, om vi ikke har hatt kontakt siden), eller straks du trekker samtykket "
             "tilbake."
         ),
@@ -177,17 +187,18 @@ TEXT: dict[str, dict[str, str]] = {
         ),
         "duty_child_lead": "Opplysningsplikt til barnevernet",
         "duty_child": (
-            "Får vi grunn til å tro at et barn blir mishandlet, utsatt for alvorlig "
-            "omsorgssvikt eller seksuelle overgrep, må vi melde fra til barnevernstjenesten "
-            "(barnevernsloven). Det gjelder også når du selv har omsorg for barn, eller når "
-            "et barn er rammet."
+            "Er det grunn til å tro at et barn blir eller vil bli mishandlet, for eksempel "
+            "utsatt for seksuelle overgrep, eller utsatt for alvorlig omsorgssvikt, må vi "
+            "melde fra til barnevernstjenesten uten hinder av taushetsplikten "
+            "(barnevernsloven § 13-2). Det gjelder barn du forteller om, også dine egne, og "
+            "deg selv om du er under 18 år."
         ),
         "duty_avert_lead": "Avvergeplikt",
         "duty_avert": (
             "Får vi vite at et alvorlig lovbrudd, for eksempel seksuelle overgrep eller "
             "alvorlig vold, pågår eller vil skje, må vi prøve å hindre det eller følgene av "
-            "det, ved å varsle politiet eller barnevernet (straffeloven § 196). Plikten "
-            "gjelder så lenge det fortsatt er mulig å hindre."
+            "det, ved å varsle politiet eller på annen måte, uten hinder av taushetsplikten "
+            "(straffeloven § 196). Plikten gjelder så lenge det fortsatt er mulig å hindre."
         ),
         "duty_after": (
             "Så langt det er mulig snakker vi med deg først og forteller deg hva vi gjør. "
@@ -212,9 +223,23 @@ TEXT: dict[str, dict[str, str]] = {
         "child_h": "8. Barn under 16 år",
         "child": (
             "Er barnet under 16 år, skal senteret som hovedregel informere foreldrene eller "
-            "andre med foreldreansvar. Samtykket gis eller skrives under av en av dem "
-            "sammen med barnet."
+            "andre med foreldreansvar, og samtykket gis eller skrives under av en av dem "
+            "sammen med barnet. Unntak: Vi informerer dem ikke når barnet er mellom 12 og 16 "
+            "år og av grunner som bør respekteres ikke vil det, og heller ikke når "
+            "tungtveiende hensyn til barnet taler mot det, for eksempel når den som har "
+            "foreldreansvar kan være den som har utsatt barnet for overgrep "
+            "(pasient- og brukerrettighetsloven § 3-4 andre og tredje ledd). Senteret er "
+            "ikke en helsetjeneste, og det er ikke avklart at denne loven gjelder for oss; "
+            "vi følger likevel hovedregelen og unntakene. Gjelder et av unntakene, gir barnet "
+            "selv samtykket, og vi skriver ned her hvem som ga det og hvorfor foresatte ikke "
+            "ble informert. Er "
+            "barnet utsatt for overgrep, melder vi fra til barnevernstjenesten "
+            "(barnevernsloven § 13-2)."
         ),
+        "given_by_child": (
+            "Barnet ga samtykket uten foresatte, og foresatte er ikke informert (unntaket over)"
+        ),
+        "not_informed_why": "Hvorfor foresatte ikke er informert",
         "guardian_name": "Foresattes navn",
         "guardian_relation": "Forhold til barnet",
         "guardian_sign": "Foresattes underskrift",
@@ -253,10 +278,11 @@ TEXT: dict[str, dict[str, str]] = {
         "other": "Other",
         "keep_h": "3. How long we keep them",
         "keep": (
-            "The notes are stored encrypted, and only the center's staff can read them. "
-            "They are erased for good {period} after our last contact with you (or after "
-            "you signed, if we have had no contact since), or as soon as you withdraw your "
-            "consent."
+            "The notes are stored encrypted. Only your contact person, staff given access "
+            "because their work with you needs it (when covering for your contact person, "
+            "for example), and the center's administrators can read them. They are erased "
+            "for good {period} after our last contact with you (or after you signed, if we "
+            "have had no contact since), or as soon as you withdraw your consent."
         ),
         "days": "{days} days",
         "year": "{days} days ({years} year)",
@@ -286,17 +312,19 @@ TEXT: dict[str, dict[str, str]] = {
         ),
         "duty_child_lead": "Duty to inform child welfare",
         "duty_child": (
-            "If we have reason to believe that a child is being abused, seriously neglected "
-            "or sexually abused, we must inform the child welfare service (the Child Welfare "
-            "Act). This also applies when you care for children yourself, or when a child is "
-            "affected."
+            "If there is reason to believe that a child is being or will be abused, sexually "
+            "abused for example, or seriously neglected, we must inform the child welfare "
+            "service, whatever our duty of confidentiality (Child Welfare Act section 13-2). "
+            "This applies to children you tell us about, your own among them, and to you if "
+            "you are under 18."
         ),
         "duty_avert_lead": "Duty to avert serious crimes",
         "duty_avert": (
             "If we learn that a serious crime, such as sexual abuse or serious violence, is "
             "going on or will happen, we must try to prevent it or its consequences, by "
-            "alerting the police or child welfare (Penal Code section 196). The duty applies "
-            "as long as it is still possible to prevent it."
+            "alerting the police or in another way, whatever our duty of confidentiality "
+            "(Penal Code section 196). The duty applies as long as it is still possible to "
+            "prevent it."
         ),
         "duty_after": (
             "As far as we can, we talk with you first and tell you what we do. Do ask if "
@@ -321,9 +349,23 @@ TEXT: dict[str, dict[str, str]] = {
         "child_h": "8. Children under 16",
         "child": (
             "When the child is under 16, the center must as a rule inform the parents or "
-            "others with parental responsibility. The consent is given or signed by one of "
-            "them together with the child."
+            "others with parental responsibility, and the consent is given or signed by one "
+            "of them together with the child. Exceptions: we do not inform them when the "
+            "child is between 12 and 16 and, for reasons that should be respected, does not "
+            "want it, nor when weighty concerns for the child speak against it, for example "
+            "when the one with parental responsibility may be the one who abused the child "
+            "(Patients' and Users' Rights Act section 3-4, second and third paragraphs). The "
+            "center is not a health service, and whether that act applies to us is not "
+            "settled; we follow its main rule and exceptions all the same. Where an exception "
+            "applies, the child gives the consent, and we record here who gave it and why no "
+            "guardian was informed. If the child is abused, we inform the child welfare "
+            "service (Child Welfare Act section 13-2)."
         ),
+        "given_by_child": (
+            "The child gave the consent without a guardian, and no guardian was informed "
+            "(the exception above)"
+        ),
+        "not_informed_why": "Why no guardian was informed",
         "guardian_name": "Guardian's name",
         "guardian_relation": "Relation to the child",
         "guardian_sign": "Guardian's signature",
@@ -360,6 +402,12 @@ def _category_boxes(fields: FormFields, lang: str) -> Iterator[tuple[bool, str]]
             yield True, code
 
 
+def _consent_id_field(fields: FormFields, t: dict[str, str]) -> tuple[str, str | None]:
+    if fields.consent_id:
+        return (t["consent_id"], fields.consent_id)
+    return (t["consent_id_blank"], None)
+
+
 def document(fields: FormFields, lang: str) -> list[Block]:
     """The form as blocks of plain text (nothing escaped yet).
 
@@ -374,11 +422,7 @@ def document(fields: FormFields, lang: str) -> list[Block]:
     t = TEXT[lang]
     blocks: list[Block] = [
         Fields(((t["center"], fields.center_name),)),
-        Fields(
-            ((t["consent_id"], fields.consent_id),)
-            if fields.consent_id
-            else ((t["consent_id_blank"], None),)
-        ),
+        Fields((_consent_id_field(fields, t),)),
         Para(t["intro"]),
         Heading(t["purpose_h"]),
         Para(t["purpose"]),
@@ -408,22 +452,36 @@ def document(fields: FormFields, lang: str) -> list[Block]:
     ]
     if fields.under_16:
         blocks += [
-            Heading(t["child_h"]),
-            Para(t["child"]),
-            Fields(
+            Keep(
                 (
-                    (t["guardian_name"], None),
-                    (t["guardian_relation"], None),
-                    (t["guardian_sign"], None),
+                    Heading(t["child_h"]),
+                    Para(t["child"]),
+                    Fields(
+                        (
+                            (t["guardian_name"], None),
+                            (t["guardian_relation"], None),
+                            (t["guardian_sign"], None),
+                        )
+                    ),
+                    # The exception recorded where it applies: who gave consent, and why
+                    # no one with parental responsibility was told.
+                    Boxes(((False, t["given_by_child"]),)),
+                    Fields(((t["not_informed_why"], None),)),
                 )
-            ),
+            )
         ]
     blocks += [
-        Heading(t["sign_h"]),
-        Para(t["sign"], strong=True),
-        Fields(((t["place_date"], None), (t["signature"], None), (t["print_name"], None))),
-        Heading(t["staff_h"]),
-        Fields(((t["staff_name"], None), (t["staff_sign"], None))),
+        Keep(
+            (
+                Heading(t["sign_h"]),
+                Para(t["sign"], strong=True),
+                # The page that is signed names the consent it signs.
+                Fields((_consent_id_field(fields, t),)),
+                Fields(((t["place_date"], None), (t["signature"], None), (t["print_name"], None))),
+                Heading(t["staff_h"]),
+                Fields(((t["staff_name"], None), (t["staff_sign"], None))),
+            )
+        ),
         Para(t["keep_note"]),
     ]
     return blocks
@@ -441,7 +499,8 @@ def render(fields: FormFields, *, lang: str = "nb", fmt: str = "markdown") -> st
     blocks = document(fields, lang)
     title = TEXT[lang]["title"]
     if fmt == "html":
-        return to_html(blocks, title=title, lang=lang)
+        field = _consent_id_field(fields, TEXT[lang])
+        return to_html(blocks, title=title, lang=lang, page_id=f"{field[0]}: {field[1] or ''}")
     return to_markdown(blocks, title=title)
 
 
@@ -463,6 +522,11 @@ def md_escape_line(text: str) -> str:
 
 
 def _md_block(block: Block) -> list[str]:
+    if isinstance(block, Keep):
+        lines: list[str] = []
+        for inner in block.blocks:
+            lines += [*([""] if lines else []), *_md_block(inner)]
+        return lines
     if isinstance(block, Heading):
         return ["#" * block.level + " " + md_escape(block.text)]
     if isinstance(block, Para):
@@ -510,6 +574,9 @@ body { font-family: "Source Sans 3", "Helvetica Neue", Arial, sans-serif; font-s
 h1 { font-size: 18pt; margin: 0 0 0.6em; }
 h2 { font-size: 12.5pt; margin: 1.3em 0 0.4em; break-after: avoid; }
 p, ul, .field, .lines { break-inside: avoid; }
+.keep { break-inside: avoid; }
+.pageid { text-align: right; font-size: 9pt; }
+@media print { .pageid { position: fixed; top: 0; right: 0; } }
 ul.boxes { list-style: none; padding-left: 0; }
 ul.boxes li { margin: 0.25em 0; }
 .box { display: inline-block; width: 1.3em; font-size: 13pt; }
@@ -526,6 +593,8 @@ def _h(text: str) -> str:
 
 
 def _html_block(block: Block) -> str:
+    if isinstance(block, Keep):
+        return '<div class="keep">' + "\n".join(_html_block(b) for b in block.blocks) + "</div>"
     if isinstance(block, Heading):
         return f"<h{block.level}>{_h(block.text)}</h{block.level}>"
     if isinstance(block, Para):
@@ -558,7 +627,9 @@ def _html_block(block: Block) -> str:
     )
 
 
-def to_html(blocks: Sequence[Block], *, title: str, lang: str) -> str:
+def to_html(blocks: Sequence[Block], *, title: str, lang: str, page_id: str = "") -> str:
+    """``page_id`` (the consent's id) is repeated at the top of every printed page: a page
+    that comes loose still says which consent it belongs to."""
     body = "\n".join(_html_block(b) for b in blocks)
     return (
         "<!DOCTYPE html>\n"
@@ -566,5 +637,6 @@ def to_html(blocks: Sequence[Block], *, title: str, lang: str) -> str:
         '<meta http-equiv="Content-Security-Policy" '
         "content=\"default-src 'none'; style-src 'unsafe-inline'\">\n"
         f"<title>{_h(title)}</title>\n<style>\n{_CSS}\n</style>\n</head>\n<body>\n"
+        f'<div class="pageid">{_h(page_id)}</div>\n'
         f"<h1>{_h(title)}</h1>\n{body}\n</body>\n</html>\n"
     )

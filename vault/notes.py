@@ -259,6 +259,44 @@ def build_row(
     )
 
 
+@dataclass(frozen=True)
+class Plan:
+    """What :func:`plan` found a note under ``consent_id`` would be, before its text is
+    written: the checked date and kind, and whether it goes in pending (she cannot read
+    it back)."""
+
+    consent_id: str
+    date: str
+    kind: str
+    pending: bool
+
+
+def plan(
+    vault: Unlocked, consent_id: str, *, kind: str = DEFAULT_KIND, date: str | None = None
+) -> Plan:
+    """Everything :func:`add` checks that does not depend on the text, checked before the
+    text is asked for: a counselor's minutes in the editor must not end in a refusal
+    that could have come first. :func:`add` checks it all again when it saves (the
+    consent may be withdrawn meanwhile).
+
+    Raises:
+        BadInput: unknown kind, bad or future date, a date before the consent.
+        NotFound, InactiveConsent: no active consent with that id.
+        IntegrityError: the consent's key or signed state was altered outside nok.
+    """
+    kind = check_kind(kind)
+    row = consents.get_active_row(vault.store, consent_id)
+    note_date = check_date(date, given=row.given, today=vault.today())
+    pending = not can_write_openly(vault, row)
+    if pending:
+        if not isinstance(row.consent_box, bytes):
+            raise IntegrityError(where=f"consent {row.id} (no public key)")
+        consents.check_state_signed(vault, row)
+    else:
+        consents.check_notes(vault, row, access.open_key(vault, row, admin_ok=True))
+    return Plan(row.id, note_date, kind, pending)
+
+
 def add(
     vault: Unlocked,
     consent_id: str,
@@ -378,7 +416,7 @@ def pending_signed(vault: Unlocked, row: NoteRow) -> bool:
     """Whether a pending note carries its author's valid signature (or, once her key
     stopped counting, the countersignature of an admin: vault.countersign)."""
     digest = pending_digest_of(vault.vault_id, row)
-    key = vault.chain.signer_key(str(row.signer), row.sig_epoch or 0)
+    key = vault.chain.staff_key(str(row.signer), row.sig_epoch or 0)
     return states.signature_valid(digest, row.signer, row.sig_epoch, row.sig, key)
 
 

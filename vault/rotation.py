@@ -259,6 +259,7 @@ def _rewrap_consents(
     count = 0
     for consent_id, version, how, wrapped in store.wraps_of_reader(access.ADMIN_READER):
         key = access.unwrap(unlocked, consent_id, access.ADMIN_READER, version, how, wrapped)
+        check_spread(unlocked, consent_id, key)
         rows = []
 
         def ad(reader: str, consent_id: str = consent_id, version: int = version) -> bytes:
@@ -277,6 +278,19 @@ def _rewrap_consents(
         unlocked.forget_data_key(consent_id)
         count += 1
     return count
+
+
+def check_spread(unlocked: Unlocked, consent_id: str, key: bytes) -> None:
+    """Raises IntegrityError (access.KeyPlanted, states.StateForged) unless ``key``, opened
+    through the admins' wrap, is the data key the consent's signed state names.
+
+    Anyone can seal a key to the admin public key in the file: wrapped again under the
+    new seeds' wrap keys (which are trusted without a check) it would pass for genuine, and
+    every later note would be written under a key the planter holds.
+    """
+    row = consents.get_row(unlocked.store, consent_id)
+    access.check_key(row, key)
+    consents.check_state(unlocked, row, key, signature=True)
 
 
 # -- rotate ---------------------------------------------------------------------------------
@@ -310,9 +324,10 @@ def rotate(
             running = store.pending_rotation()
             if running is not None:
                 raise RotationPending(kind=running.kind, started=running.started)
-            staff, consents_done = new_seeds(
+            _, consents_done = new_seeds(
                 unlocked, admin=True, team=True, job=True, event=f"rotate.{kind}"
             )
+            staff = len(unlocked.epoch.staff)
             stamp = timestamp(unlocked.now)
             rotation_id = store.start_rotation(
                 kind=kind,

@@ -236,6 +236,7 @@ class Vault:
                 if stored and stored[-1][2] == cached.current.sig:
                     return cached
             chain = epochs.verify(self.store.epoch_rows(), vault_id=self.vault_id)
+            _check_group(self.store, chain)
         self._chain = ((chain.current.number, chain.current.sig), chain)
         return chain
 
@@ -247,8 +248,10 @@ class Vault:
         return day(now, self.settings().timezone)
 
     def master_version(self) -> int:
-        """The admin seed's version (what format 2 called the master key)."""
-        return self.chain().current.keys.admin_version
+        """The version of the vault keys (what format 2 called the master key): the team
+        seed's, which every rotation and every removal replaces (the admin seed only
+        changes when an admin leaves or at a rotation)."""
+        return self.chain().current.keys.team_version
 
     def status(self) -> Status:
         """Counts and versions; needs no key."""
@@ -256,21 +259,13 @@ class Vault:
         with s.read():
             chain = self.chain()
             current = chain.current
-            made = next(
-                (
-                    e.made
-                    for e in reversed(chain.epochs)
-                    if e.keys.admin_version != current.keys.admin_version
-                ),
-                None,
-            )
-            introduced = _introduced(chain, current.keys.admin_version)
+            introduced = _introduced(chain, current.keys.team_version)
             return Status(
                 path=s.path,
                 vault_id=self.vault_id,
                 schema_version=s.schema_version(),
-                master_version=current.keys.admin_version,
-                master_created=introduced or made or current.made,
+                master_version=current.keys.team_version,
+                master_created=introduced or current.made,
                 active_consents=s.count_consents("active"),
                 ended_consents=s.count_consents(None) - s.count_consents("active"),
                 notes=s.count_notes(),
@@ -516,10 +511,10 @@ class Vault:
         )
 
 
-def _introduced(chain: epochs.Chain, admin_version: int) -> str | None:
-    """When the admin seed of ``admin_version`` first appeared in the chain."""
+def _introduced(chain: epochs.Chain, version: int) -> str | None:
+    """When the vault keys of ``version`` (the team seed's) first appeared in the chain."""
     for epoch in chain.epochs:
-        if epoch.keys.admin_version == admin_version:
+        if epoch.keys.team_version == version:
             return epoch.made
     return None
 
@@ -545,6 +540,27 @@ def _sealer(store: Store, vault_id: str) -> Any:
         )
 
     return seal
+
+
+class GroupChanged(IntegrityError):
+    template = (
+        "the vault's group is {stored} in the file, but its signed settings say {signed}: "
+        "it was changed outside nok"
+    )
+
+
+def _check_group(store: Store, chain: epochs.Chain) -> None:
+    """The plaintext ``group`` setting must be the signed one. It is read before any key
+    (which permissions a keyless open accepts, which group the erasure log and the
+    copies registry are written for), so a value planted there would widen who may read
+    those files.
+
+    Raises GroupChanged.
+    """
+    stored = store.get_setting("group")
+    signed = chain.current.settings.get("group")
+    if stored != signed:
+        raise GroupChanged(stored=stored or "(none)", signed=signed or "(none)")
 
 
 class StaleSlot(IntegrityError):
@@ -698,7 +714,8 @@ class Unlocked:
 
     @property
     def master_version(self) -> int:
-        return self.chain.current.keys.admin_version
+        """As Vault.master_version."""
+        return self.chain.current.keys.team_version
 
     def close(self) -> None:
         """Drop the keys and close the vault; the user's pin moves to what this session

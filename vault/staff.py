@@ -357,7 +357,8 @@ def remove(unlocked: Unlocked, name: str) -> Removal:
             Gap(GAP_OLD_COPY, None),
             # new_seeds above replaced every vault seed she held.
             Gap(GAP_MASTER_KEY, CLOSE_ROTATE, closed=True),
-            Gap(GAP_DATA_KEYS, CLOSE_ROTATE_DEEP),
+            # She had no consent's data key to keep when she could unwrap none.
+            Gap(GAP_DATA_KEYS, CLOSE_ROTATE_DEEP, closed=not reachable),
         ]
         in_group = None
         if group is not None:
@@ -531,6 +532,7 @@ def _rewrap_for(unlocked: Unlocked, name: str, keys: identity.KeySet) -> None:
     for consent_id, version, _, _ in store.wraps_of_reader(name):
         for reader, at, how, wrapped in store.wrap_for(consent_id, [access.ADMIN_READER]):
             key = access.unwrap(unlocked, consent_id, reader, at, how, wrapped)
+            rotation.check_spread(unlocked, consent_id, key)
             ad = access.wrap_ad(unlocked.vault_id, consent_id, name, version)
             store.put_wraps(
                 consent_id,

@@ -606,6 +606,12 @@ def _is_copy(path: Path) -> bool:
     return len(header) == 20 and header[18:20] != b"\x02\x02"
 
 
+# The consents a deep rotation gives new keys: every one with a key, and every active one
+# (an active consent whose public key was blanked in the file must stop the rotation as
+# tampering, not be skipped and left under a key a leaver may have kept).
+_REKEYED = "({t}consent_box IS NOT NULL OR {t}status = 'active')"
+
+
 class Store:
     """An open SQLite connection to one vault file."""
 
@@ -1280,7 +1286,7 @@ class Store:
             consents, notes = self.conn.execute(
                 "SELECT count(*), coalesce(sum("
                 " (SELECT count(*) FROM notes n WHERE n.consent_id = c.id)), 0)"
-                " FROM consents c WHERE c.id > ? AND c.consent_box IS NOT NULL",
+                f" FROM consents c WHERE c.id > ? AND {_REKEYED.format(t='c.')}",
                 [after],
             ).fetchone()
         return int(consents), int(notes)
@@ -1293,7 +1299,7 @@ class Store:
         with sqlite_errors(self.busy_timeout):
             counts = self.conn.execute(
                 "SELECT c.id, (SELECT count(*) FROM notes n WHERE n.consent_id = c.id)"
-                " FROM consents c WHERE c.id > ? AND c.consent_box IS NOT NULL"
+                f" FROM consents c WHERE c.id > ? AND {_REKEYED.format(t='c.')}"
                 " ORDER BY c.id LIMIT ?",
                 [after, max_consents],
             ).fetchall()
@@ -1308,7 +1314,7 @@ class Store:
             self._many(
                 ConsentRow,
                 f"SELECT {_CONSENT_COLS} FROM consents"
-                " WHERE id > ? AND id <= ? AND consent_box IS NOT NULL ORDER BY id",
+                f" WHERE id > ? AND id <= ? AND {_REKEYED.format(t='')} ORDER BY id",
                 [after, last],
             )
         )

@@ -9,8 +9,9 @@ empty and its ending signed; the erasure log; corrections the trail records that
 file no longer reflects; and the audit chain with its signatures. Each problem is one
 whole-sentence template with ids and column names only, never personal data.
 
-A staff member checks the consents she can open; an admin, every consent. What the
-verifier cannot open is counted (``checked["consents_not_opened"]``), not reported.
+A staff member checks the consents she can open; an admin, every consent. A consent the
+verifier holds no wrap for is counted (``checked["consents_not_opened"]``), not reported;
+a wrap she holds that does not open, or opens to a planted key, is reported.
 """
 
 from __future__ import annotations
@@ -225,10 +226,18 @@ def _check_seeds(unlocked: Unlocked, report: Report) -> None:
             report.add_error("key", exc)
 
 
-def _open(unlocked: Unlocked, row: ConsentRow) -> bytes | None:
+def _open(unlocked: Unlocked, row: ConsentRow, report: Report | None = None) -> bytes | None:
+    """The data key of ``row``, or None. A consent the verifier holds no wrap for is only
+    counted; a wrap she holds that does not open, or gives a key other than the one the
+    signed state names, is damage or a planted key and goes into ``report``: an admin's
+    verify must not pass over a consent nobody can read any more."""
     try:
         return access.open_key(unlocked, row, admin_ok=True)
-    except (access.NoAccess, IntegrityError, UnsupportedVersion):
+    except access.NoAccess:
+        return None
+    except (IntegrityError, UnsupportedVersion) as exc:
+        if report is not None:
+            report.add_error("key", exc)
         return None
 
 
@@ -255,16 +264,10 @@ def _check_consents(unlocked: Unlocked, report: Report, progress: Progress) -> N
                 "back from an older copy",
                 id=row.id,
             )
-        try:
-            key: bytes | None = access.open_key(unlocked, row, admin_ok=True)
-        except access.NoAccess:
-            key = None
+        key = _open(unlocked, row, report)
+        if key is None:
             skipped += 1
-        except (IntegrityError, UnsupportedVersion) as exc:
-            # She holds a wrap for it, and it does not open: altered, moved or planted.
-            key = None
-            report.add_error("key", exc)
-        if key is not None:
+        else:
             opened += 1
             if not states.proof_valid(states.proof_key(key), digest, row.proof):
                 report.add(
