@@ -684,3 +684,15 @@ def test_the_job_keeps_what_the_last_unlock_brought_up_to_date(
         assert made.tables["contacts_by_channel"].cells["phone"] == (1 if unlocked_since else 0)
     finally:
         u.close()
+
+
+def test_the_staff_figures_are_an_admins_signed_settings(cli_vault):
+    nok = cli_vault
+    assert nok("settings", "set", "staff-count", "7").exit_code == 0
+    assert nok("settings", "set", "staff-fte", "4.65").exit_code == 0
+    assert nok("settings", "set", "staff-fte", "4.655").exit_code == 2
+    assert nok("settings", "set", "staff-fte", "fire").exit_code == 2
+    shown = json.loads(nok("stats", "--json").stdout)
+    assert shown["staff"] == {"count": 7, "fte": "4.65"}
+    settings_shown = json.loads(nok("settings", "show", "--json").stdout)
+    assert (settings_shown["staff-count"], settings_shown["staff-fte"]) == (7, "4.65")
