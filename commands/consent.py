@@ -693,3 +693,164 @@ def _duties_told(flag: bool, data: "ConsentInput", state: context.Context) -> st
         "inform child welfare, the duty to avert serious crimes)?"
     )
     return told_on if output.ask(question) else None
+
+
+def _form() -> dict:  # type: ignore[type-arg]
+    """The year's form as data (vault/forms/), read without loading the vault layers, so
+    that ``--help`` can list the fields and their values."""
+    import json
+    from importlib import resources
+
+    from vault.report_form import FORM_FILE
+
+    loaded: dict = json.loads(  # type: ignore[type-arg]
+        resources.files("vault").joinpath("forms", FORM_FILE).read_text("utf-8")
+    )
+    return loaded
+
+
+def _profile(
+    ctx: typer.Context,
+    consent_id: str,
+    agreed: str | None,
+    remove: bool,
+    json_out: bool,
+    answers: dict[str, str | None],
+) -> None:
+    import sys
+
+    from vault import report
+    from vault.errors import BadInput
+
+    given = {f: v for f, v in answers.items() if v is not None}
+    if remove and given:
+        raise BadInput("choose either --remove or the fields of the profile")
+    if not remove and not given:
+        if not sys.stdin.isatty():
+            raise BadInput(
+                "give the profile's fields as options (see nok consent profile --help), "
+                "or run it at a terminal to be asked field by field"
+            )
+        given = _ask_profile()
+    state = context.get(ctx)
+    day = dates.resolve(agreed, state.now(), field="--agreed")
+    with state.unlocked() as vault:
+        profile = report.set_profile(vault, consent_id, None if remove else given, agreed=day)
+    if json_out:
+        output.emit_json(profile.to_json() if profile else None)
+        return
+    if profile is None:
+        output.info("the statistics profile of {id} is removed", id=consent_id)
+    else:
+        output.info(
+            "statistics profile of {id} recorded (consent to statistics given {date})",
+            id=consent_id,
+            date=profile.agreed,
+        )
+
+
+def _ask_profile() -> dict[str, str]:
+    from nokcli.i18n import LANGUAGE
+
+    form = _form()
+    answers = {}
+    for name, spec in form["profile"].items():
+        values = [*spec["values"], "not-asked", "declined"]
+        shown = ", ".join(values)
+        answers[name] = typer.prompt(f"{spec[LANGUAGE]} ({shown})", default="not-asked", err=True)
+    return answers
+
+
+def _profile_command() -> None:
+    """Registers ``nok consent profile`` with one option per field of the form."""
+    import inspect
+
+    form = _form()
+    fields = list(form["profile"])
+
+    def profile(**kwargs: object) -> None:
+        answers = {f: kwargs.pop(f.replace("-", "_")) for f in fields}
+        _profile(
+            kwargs["ctx"],  # type: ignore[arg-type]
+            str(kwargs["consent_id"]),
+            kwargs["agreed"],  # type: ignore[arg-type]
+            bool(kwargs["remove"]),
+            bool(kwargs["json_out"]),
+            answers,  # type: ignore[arg-type]
+        )
+
+    P = inspect.Parameter
+    params = [
+        P("ctx", P.KEYWORD_ONLY, annotation=typer.Context),
+        P(
+            "consent_id",
+            P.KEYWORD_ONLY,
+            annotation=Annotated[
+                str, typer.Argument(metavar="ID", help=_("Consent id, e.g. C-7K2M-9Q4F."))
+            ],
+        ),
+    ]
+    for name in fields:
+        spec = form["profile"][name]
+        values = ", ".join([*spec["values"], "not-asked", "declined"])
+        params.append(
+            P(
+                name.replace("-", "_"),
+                P.KEYWORD_ONLY,
+                default=None,
+                annotation=Annotated[
+                    str | None,
+                    typer.Option(
+                        f"--{name}",
+                        metavar="VALUE",
+                        help=f"{spec['en']}: {values}",
+                        show_default=False,
+                    ),
+                ],
+            )
+        )
+    params += [
+        P(
+            "agreed",
+            P.KEYWORD_ONLY,
+            default=None,
+            annotation=Annotated[
+                str | None,
+                typer.Option(
+                    metavar="DATE",
+                    help=_("The day the person agreed to statistics (YYYY-MM-DD). Default: today."),
+                    show_default=False,
+                ),
+            ],
+        ),
+        P(
+            "remove",
+            P.KEYWORD_ONLY,
+            default=False,
+            annotation=Annotated[
+                bool,
+                typer.Option(
+                    "--remove",
+                    help=_("The person withdrew her consent to statistics: remove the profile."),
+                ),
+            ],
+        ),
+        P(
+            "json_out",
+            P.KEYWORD_ONLY,
+            default=False,
+            annotation=Annotated[bool, typer.Option("--json", help=JSON_HELP)],
+        ),
+    ]
+    profile.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    profile.__doc__ = (
+        "Record the person's statistics profile for the yearly user form (Bufdir's form "
+        "C), only with her separate consent to statistics (for a person under 16, given "
+        "as the consent itself was). Asked field by field at a terminal; every field may "
+        "be not-asked or declined (does not want to answer). Sealed with the consent and "
+        "erased with it; its counts stay in the figures without her."
+    )
+    app.command("profile")(profile)
+
+
+_profile_command()

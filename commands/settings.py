@@ -24,7 +24,9 @@ KEYS_HELP = _(
     "center's name printed on the consent form (one line, up to 120 characters); "
     "timezone: the time zone of the vault's calendar (e.g. Europe/Oslo); access: who "
     "reads consents registered from now on, need-to-know (their contact person, those "
-    "granted access and the admins) or team (every staff member)."
+    "granted access and the admins) or team (every staff member); staff-count: the "
+    "center's staff for the yearly report (a head count); staff-fte: their full-time "
+    "equivalents (e.g. 4.6)."
 )
 
 
@@ -36,6 +38,7 @@ def show(
     """Show the vault-wide settings (no passphrase needed)."""
     with context.get(ctx).open() as vault:
         s = vault.settings()
+        raw = vault.chain().current.settings
     values = {
         "retention-days": s.retention_days,
         "note-guideline": s.note_guideline,
@@ -43,6 +46,8 @@ def show(
         "center-name": s.center_name,
         "timezone": s.timezone,
         "access": s.access,
+        "staff-count": raw.get("staff_count"),
+        "staff-fte": raw.get("staff_fte"),
     }
     if json_out:
         output.emit_json(values)

@@ -43,6 +43,8 @@ COMMAND_MODULES: tuple[tuple[str, str | None], ...] = (
     ("export", None),
     ("backup", None),
     ("stats", None),
+    ("contact", "contact"),
+    ("activity", "activity"),
     ("shell", None),
     ("completion", None),
 )

@@ -39,6 +39,8 @@ def test_show_needs_no_passphrase(unlocked, vault_path):
         "center-name": None,
         "timezone": "Europe/Oslo",
         "access": "need-to-know",
+        "staff-count": None,
+        "staff-fte": None,
     }
 
 

@@ -36,8 +36,10 @@ MAX_CATEGORY = 100
 # subject, purpose, categories, under_16, guardian, form_ref, recorded_by
 RECORD_FIELDS = 7
 # Added at the end after format 2 was fixed, so records written before read as "":
-# duties_told (the day the person was told of confidentiality and its exceptions).
-OPTIONAL_FIELDS = 1
+# duties_told (the day the person was told of confidentiality and its exceptions), then
+# report (the statistics profile the person agreed to, vault.report; JSON padded to a
+# fixed length, so one profile's record is as long as another's).
+OPTIONAL_FIELDS = 2
 SUGGESTED_CATEGORIES = (
     "contact",
     "conversation-notes",
@@ -89,6 +91,8 @@ class Consent:
     ended_by: str | None
     duties_told: str | None = None
     contact: str | None = None
+    # The statistics profile (vault.report.Profile as JSON); None: no consent to statistics.
+    report: str | None = None
     # Whether the reader could open it (False: only the plaintext fields are shown).
     access: bool = True
     readers: tuple[states.Reader, ...] = ()
@@ -120,6 +124,7 @@ class Consent:
             "ended_by": self.ended_by,
             "contact": self.contact,
             "access": self.access,
+            "report": json.loads(self.report) if self.report else None,
         }
 
 
@@ -204,8 +209,10 @@ def seal_record(key: bytes, consent: Consent, *, key_version: int) -> bytes:
         consent.recorded_by or "",
     ]
     # Left out when not recorded: the record is then byte for byte a format-2 one.
-    if consent.duties_told:
-        fields.append(consent.duties_told)
+    if consent.duties_told or consent.report:
+        fields.append(consent.duties_told or "")
+    if consent.report:
+        fields.append(consent.report)
     return keyring.seal_record(key, fields, keyring.consent_ad(consent.id, key_version))
 
 
@@ -221,7 +228,7 @@ def open_record(key: bytes, row: ConsentRow) -> Consent:
     fields = keyring.open_record(
         key, row.record, ad, RECORD_FIELDS, where=where, optional=OPTIONAL_FIELDS
     )
-    subject, purpose, categories, under_16, guardian, form_ref, recorded_by, told = fields
+    subject, purpose, categories, under_16, guardian, form_ref, recorded_by, told, report = fields
     try:
         category_list = tuple(str(c) for c in json.loads(categories))
         child = bool(json.loads(under_16))
@@ -237,6 +244,7 @@ def open_record(key: bytes, row: ConsentRow) -> Consent:
         form_ref=form_ref or None,
         recorded_by=recorded_by,
         duties_told=told or None,
+        report=report or None,
         access=True,
     )
 

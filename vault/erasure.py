@@ -188,11 +188,26 @@ def checkpoint(store: Store) -> bool:
 # -- erasing one consent -------------------------------------------------------------------
 
 
-def _erase(store: Store, actor: Actor, signed: Signed, row: ConsentRow, *, action: str) -> Erasure:
+def _erase(
+    store: Store,
+    actor: Actor,
+    signed: Signed,
+    row: ConsentRow,
+    *,
+    action: str,
+    keep_figures: bool = True,
+) -> Erasure:
     """Tombstone one active consent with ``signed`` as its ending and record ``action``
-    (inside the caller's write transaction)."""
+    (inside the caller's write transaction). ``keep_figures`` False (a copy): what it
+    gave the yearly report is not kept there, the live vault kept it."""
+    from vault import report  # builds on the consents this module erases
+
     notes = store.count_notes(row.id)
     e = signed.ending
+    # Before the data goes: what the person contributed to the yearly figures is kept
+    # without her (docs/report.md).
+    if keep_figures:
+        report.on_erase(store, actor, row, reason=e.reason)
     store.tombstone_consent(
         row.id,
         status=e.status,
@@ -519,7 +534,7 @@ def apply_endings(actor: Actor, live: Store, target: Store, known: dict[str, Sig
             if not endings.authentic(actor, target, signed, row, zone):
                 refused.append(consent_id)
                 continue
-            _erase(target, actor, signed, row, action=AGAIN_ACTION)
+            _erase(target, actor, signed, row, action=AGAIN_ACTION, keep_figures=live is target)
             erased.append(consent_id)
     return Applied(tuple(erased), tuple(deferred), tuple(refused))
 

@@ -209,7 +209,18 @@ TEXT: dict[str, dict[str, str]] = {
             "Jeg har fått vite om taushetsplikten og unntakene fra den (opplysningsplikten "
             "til barnevernet og avvergeplikten)."
         ),
-        "child_h": "7. Barn under 16 år",
+        "stats_h": "7. Statistikk til Bufdir (frivillig)",
+        "stats": (
+            "Hvert år sender senteret tall til Bufdir om dem som bruker sentrene. Vi vil "
+            "gjerne ta med svarene dine på noen spørsmål, for eksempel alder, kjønn og hvem "
+            "overgriperen var. Svarene blir lagt sammen med alle andres, og tallene kan "
+            "ikke knyttes til deg. Du kan la være å svare på hvert enkelt spørsmål, og du "
+            "kan trekke dette samtykket tilbake når du vil, uten at det får noe å si for "
+            "hjelpen du får. Trekker du samtykket tilbake, sletter vi svarene dine; bare "
+            "summene i årsstatistikken står igjen."
+        ),
+        "stats_yes": "Ja, svarene mine kan brukes i senterets statistikk til Bufdir.",
+        "child_h": "8. Barn under 16 år",
         "child": (
             "Er barnet under 16 år, skal senteret som hovedregel informere foreldrene eller "
             "andre med foreldreansvar, og samtykket gis eller skrives under av en av dem "
@@ -324,7 +335,18 @@ TEXT: dict[str, dict[str, str]] = {
             "I have been told about the duty of confidentiality and its exceptions (the duty "
             "to inform child welfare and the duty to avert serious crimes)."
         ),
-        "child_h": "7. Children under 16",
+        "stats_h": "7. Statistics for Bufdir (voluntary)",
+        "stats": (
+            "Each year the center sends Bufdir figures on who uses the centers. We would "
+            "like to include your answers to a few questions, such as your age, gender and "
+            "who the abuser was. Your answers are added together with everyone else's, and "
+            "the figures cannot be linked to you. You may leave out any question, and you "
+            "can withdraw this consent whenever you like, without it making any difference "
+            "to the help you get. If you withdraw it, we erase your answers; only the sums "
+            "in the yearly statistics remain."
+        ),
+        "stats_yes": "Yes, my answers may be used in the center's statistics for Bufdir.",
+        "child_h": "8. Children under 16",
         "child": (
             "When the child is under 16, the center must as a rule inform the parents or "
             "others with parental responsibility, and the consent is given or signed by one "
@@ -422,6 +444,11 @@ def document(fields: FormFields, lang: str) -> list[Block]:
         Bullets(((t["duty_child_lead"], t["duty_child"]), (t["duty_avert_lead"], t["duty_avert"]))),
         Para(t["duty_after"]),
         Boxes(((False, t["duty_told"]),)),
+        # A consent of its own (vault.report's profile): ticked or not, it changes nothing
+        # else on the form.
+        Heading(t["stats_h"]),
+        Para(t["stats"]),
+        Boxes(((False, t["stats_yes"]),)),
     ]
     if fields.under_16:
         blocks += [

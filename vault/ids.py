@@ -16,7 +16,9 @@ ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _LOOKALIKES = str.maketrans({"O": "0", "I": "1", "L": "1"})
 CONSENT_PREFIX = "C"
 NOTE_PREFIX = "N"
-_LENGTHS = {CONSENT_PREFIX: 8, NOTE_PREFIX: 9}
+# A contact or an activity counted for the yearly report (vault.report).
+EVENT_PREFIX = "E"
+_LENGTHS = {CONSENT_PREFIX: 8, NOTE_PREFIX: 9, EVENT_PREFIX: 9}
 # Byte b -> ALPHABET[b % 32]: one random byte per character.
 _BASE32 = bytes(ord(ALPHABET[b & 31]) for b in range(256))
 

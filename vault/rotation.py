@@ -25,7 +25,7 @@ import datetime as dt
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from vault import access, consents, crypto, epochs, identity, keyring, notes, seeds, states
+from vault import access, consents, crypto, epochs, identity, keyring, notes, report, seeds, states
 from vault.dates import timestamp
 from vault.errors import Conflict, IntegrityError, NokError
 from vault.session import Unlocked, Vault
@@ -37,7 +37,8 @@ PENDING_SETTING = "rotation_pending"
 DEFAULT_BATCH_NOTES = 5000
 MAX_BATCH_CONSENTS = 500
 # The tables whose fields sit under consent data keys and that a deep rotation rewrites.
-REKEYED_TABLES = frozenset({"consents", "notes", "consent_keys"})
+# report_events: a contact logged under a consent is sealed again by rekey_row.
+REKEYED_TABLES = frozenset({"consents", "notes", "consent_keys", "report_events"})
 
 Progress = Callable[[int, int], None]
 """Called as ``progress(done, total)`` in records (consents + notes) after each batch."""
@@ -175,6 +176,8 @@ def new_seeds(
     holders = _seal_all(unlocked, epoch, fresh, old_admin)
     if fresh.admin is not None:
         unlocked.admin = fresh.admin
+        # The report's shares and totals are sealed to the admin key: fold and seal again.
+        report.rotate_admin(unlocked, old_admin)
     if fresh.team is not None:
         unlocked.team = fresh.team
     return holders, rewrapped
@@ -558,6 +561,7 @@ def rekey_row(
     )
     store = unlocked.store
     store.update_notes_rekeyed([(n.id, n.key_version, n.record, n.seq) for n in rewritten])
+    report.rekey_events(store, unlocked.vault_id, row.id, old, new, version)
     wraps = access.make_wraps(
         unlocked,
         row.id,

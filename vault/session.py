@@ -785,19 +785,21 @@ class Unlocked:
     def catch_up(self) -> None:
         """What every unlock does once the keys are open (and ``nok shell`` before each
         command): erase again what an authentic ending says ended but came back, apply
-        again corrections that were rolled back, and complete grants that ran out, for
-        the consents this member can open. What was done is in :attr:`reconciled` and
+        again corrections that were rolled back, complete grants that ran out, and bring
+        the yearly report's shares up to date (vault.report), for the consents this member
+        can open. What was done is in :attr:`reconciled` and
         :attr:`repairs` for the caller to report.
 
         Raises VaultBusy, StorageError.
         """
-        from vault import corrections, erasure, grants
+        from vault import corrections, erasure, grants, report
 
         found = erasure.replay(self, self.vault)
         if found.any:
             self.reconciled.append(found)
         self.repairs.extend(corrections.reapply(self))
         self.expired.extend(grants.expire(self))
+        report.refresh_stale(self)
 
     def require_admin(self, action: str) -> None:
         """Raises NotAllowed unless this staff member is an admin."""

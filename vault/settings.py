@@ -35,6 +35,8 @@ SETTINGS = {
         SettingSpec("note-limit", "note_limit", 100, 100_000),
         SettingSpec("review-bulk-reads", "review_bulk_reads", 2, 100_000),
         SettingSpec("review-bulk-minutes", "review_bulk_minutes", 1, 1440),
+        # The center's own figures for the yearly report (vault.report).
+        SettingSpec("staff-count", "staff_count", 0, 10_000),
     )
 }
 # The text settings: the center's name (printed on the consent form), the calendar's time
@@ -43,7 +45,9 @@ CENTER_NAME = "center-name"
 TIMEZONE = "timezone"
 ACCESS = "access"
 WORKING_HOURS = "working-hours"
-TEXT_SETTINGS = (CENTER_NAME, TIMEZONE, ACCESS, WORKING_HOURS)
+STAFF_FTE = "staff-fte"
+TEXT_SETTINGS = (CENTER_NAME, TIMEZONE, ACCESS, WORKING_HOURS, STAFF_FTE)
+MAX_STAFF_FTE = 10_000
 MAX_CENTER_NAME = 120
 
 
@@ -173,6 +177,30 @@ def check_center_name(value: str) -> str:
     return clean
 
 
+def check_fte(value: str) -> str:
+    """Full-time equivalents as stored: a decimal point, at most two decimals ("4.6").
+
+    Raises BadInput for anything else (a decimal comma is read as a point).
+    """
+    from decimal import Decimal, InvalidOperation
+
+    text = value.strip().replace(",", ".")
+    try:
+        number = Decimal(text)
+    except InvalidOperation:
+        raise BadInput(
+            "{key} must be a number such as 4.6, not {value!r}", key=STAFF_FTE, value=value
+        ) from None
+    if not number.is_finite() or not 0 <= number <= MAX_STAFF_FTE or number != round(number, 2):
+        raise BadInput(
+            "{key} must be between 0 and {most} with at most two decimals, not {value!r}",
+            key=STAFF_FTE,
+            most=MAX_STAFF_FTE,
+            value=value,
+        )
+    return str(number.normalize()) if number else "0"
+
+
 def set_text(unlocked: Unlocked, key: str, value: str) -> TextSettingChange:
     """Set the center's name, the calendar's time zone, or the access setting for new
     consents (admins only): a new signed epoch, recorded in the audit trail.
@@ -196,6 +224,8 @@ def set_text(unlocked: Unlocked, key: str, value: str) -> TextSettingChange:
 
         first, last = working_hours(value.strip())
         column, clean = "working_hours", f"{first:02d}-{last:02d}"
+    elif key == STAFF_FTE:
+        column, clean = "staff_fte", check_fte(value)
     else:
         raise BadInput(
             "unknown setting {key!r}; use one of: {choices}",

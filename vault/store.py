@@ -227,12 +227,58 @@ def _m0004_format3(db: sqlite_utils.Database) -> None:
         db.table(table).add_column("sig", bytes)
 
 
+def _m0005_report(db: sqlite_utils.Database) -> None:
+    from sqlite_utils.db import ForeignKey
+
+    # What the yearly report counts that no note holds (vault.report): an anonymous contact
+    # or an activity (consent_id NULL, sealed under the team's report key), or a contact
+    # under a consent (sealed under its data key, erased with it). The signed trail names
+    # each row's digest, so a row removed or put back from an older copy is seen.
+    db.table("report_events").create(
+        {"id": str, "consent_id": str, "key_version": int, "record": bytes},
+        pk="id",
+        not_null={"key_version", "record"},
+        foreign_keys=[
+            ForeignKey("report_events", "consent_id", "consents", "id", on_delete="CASCADE")
+        ],
+    )
+    db.table("report_events").create_index(["consent_id"])
+    # A consent's contribution to the figures, sealed to the admin key and signed by who
+    # wrote it, so that the scheduled job, which cannot read it, can keep it when it
+    # erases the consent; ``kept`` = 1 once the consent is erased, until an admin folds it.
+    db.table("report_shares").create(
+        {
+            "consent_id": str,
+            "rev": int,
+            "admin_version": int,
+            "sealed": bytes,
+            "signer": str,
+            "epoch": int,
+            "sig": bytes,
+            "kept": int,
+        },
+        pk="consent_id",
+        not_null={"rev", "admin_version", "sealed", "kept"},
+        foreign_keys=[
+            ForeignKey("report_shares", "consent_id", "consents", "id", on_delete="CASCADE")
+        ],
+    )
+    # The yearly totals of what erased consents contributed (one row), sealed to the admin
+    # key; the newest report.fold entry of the signed trail names its digest.
+    db.table("report_totals").create(
+        {"id": int, "admin_version": int, "sealed": bytes},
+        pk="id",
+        not_null={"admin_version", "sealed"},
+    )
+
+
 # In the order they are applied; a name, once released, never changes.
 MIGRATIONS: tuple[tuple[str, Callable[[sqlite_utils.Database], None]], ...] = (
     ("0001_initial", _m0001_initial),
     ("0002_keys", _m0002_keys),
     ("0003_corrections", _m0003_corrections),
     ("0004_format3", _m0004_format3),
+    ("0005_report", _m0005_report),
 )
 MIGRATION_NAMES = tuple(name for name, _ in MIGRATIONS)
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -287,6 +333,14 @@ SCHEMA_OBJECTS: dict[str, frozenset[tuple[str, str, str]]] = {
             ("index", "idx_consent_keys_reader_consent_id", "consent_keys"),
             ("index", "idx_audit_consent_id_rev", "audit"),
             ("index", "idx_audit_action_consent_id", "audit"),
+        }
+    ),
+    "0005_report": frozenset(
+        {
+            ("table", "report_events", "report_events"),
+            ("index", "idx_report_events_consent_id", "report_events"),
+            ("table", "report_shares", "report_shares"),
+            ("table", "report_totals", "report_totals"),
         }
     ),
 }
@@ -1413,14 +1467,18 @@ class Store:
         sig: bytes | None = None,
         retain_until: str | None = None,
     ) -> None:
-        """Delete every note, note tombstone and key wrap under the consent and null its
-        personal columns in place; the row keeps the signed ending (``epoch``, ``sig``).
+        """Delete every note, note tombstone, key wrap and report row under the consent (and
+        a report share its erasure did not keep) and null its personal columns in place;
+        the row keeps the signed ending (``epoch``, ``sig``).
 
         With secure_delete on, SQLite zeroes the freed cells; the caller checkpoints the WAL.
         """
         self._exec("DELETE FROM notes WHERE consent_id = ?", [consent_id])
         self._exec("DELETE FROM note_tombstones WHERE consent_id = ?", [consent_id])
         self._exec("DELETE FROM consent_keys WHERE consent_id = ?", [consent_id])
+        self._exec("DELETE FROM report_events WHERE consent_id = ?", [consent_id])
+        # A share the erasure did not keep (in a copy: the live vault kept its own).
+        self._exec("DELETE FROM report_shares WHERE consent_id = ? AND kept = 0", [consent_id])
         nulls = ", ".join(f"{col} = NULL" for col in _PERSONAL_CONSENT_COLS)
         self._exec(
             f"UPDATE consents SET status = ?, ended = ?, end_reason = ?, ended_by = ?, {nulls},"
@@ -1954,4 +2012,113 @@ class Store:
                 " ORDER BY deleted, id",
                 [consent_id],
             )
+        )
+
+    # -- the yearly report (vault.report) --------------------------------------------------
+
+    def insert_report_event(
+        self, event_id: str, consent_id: str | None, key_version: int, record: bytes
+    ) -> None:
+        self._exec(
+            "INSERT INTO report_events (id, consent_id, key_version, record) VALUES (?, ?, ?, ?)",
+            [event_id, consent_id, key_version, record],
+        )
+
+    def report_event_id_exists(self, event_id: str) -> bool:
+        return self._scalar("SELECT 1 FROM report_events WHERE id = ?", [event_id]) is not None
+
+    def report_events(
+        self, consent_id: str | None = None
+    ) -> list[tuple[str, str | None, int, bytes]]:
+        """(id, consent id, key version, record): all rows, or those of one consent."""
+        sql = "SELECT id, consent_id, key_version, record FROM report_events"
+        params: list[Any] = []
+        if consent_id is not None:
+            sql += " WHERE consent_id = ?"
+            params.append(consent_id)
+        with sqlite_errors(self.busy_timeout):
+            rows = self.conn.execute(sql + " ORDER BY id", params).fetchall()
+        return [(str(i), c, int(v), r) for i, c, v, r in rows]
+
+    def delete_report_event(self, event_id: str) -> int:
+        return self._exec("DELETE FROM report_events WHERE id = ?", [event_id])
+
+    def put_report_share(
+        self,
+        consent_id: str,
+        *,
+        rev: int,
+        admin_version: int,
+        sealed: bytes,
+        signer: str,
+        epoch: int,
+        sig: bytes,
+        kept: int = 0,
+    ) -> None:
+        self._exec(
+            "INSERT OR REPLACE INTO report_shares"
+            " (consent_id, rev, admin_version, sealed, signer, epoch, sig, kept)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [consent_id, rev, admin_version, sealed, signer, epoch, sig, kept],
+        )
+
+    def report_share(self, consent_id: str) -> tuple[Any, ...] | None:
+        """(rev, admin version, sealed, signer, epoch, sig, kept) of one consent's share."""
+        with sqlite_errors(self.busy_timeout):
+            row = self.conn.execute(
+                "SELECT rev, admin_version, sealed, signer, epoch, sig, kept FROM report_shares"
+                " WHERE consent_id = ?",
+                [consent_id],
+            ).fetchone()
+        return None if row is None else tuple(row)
+
+    def stale_report_shares(self, readers: Sequence[str], limit: int | None = None) -> list[str]:
+        """Active consents with a wrap for one of ``readers`` whose report share is missing
+        or older than their signed state."""
+        marks = ", ".join("?" for _ in readers)
+        sql = (
+            "SELECT DISTINCT c.id FROM consents c JOIN consent_keys k ON k.consent_id = c.id"
+            " LEFT JOIN report_shares s ON s.consent_id = c.id"
+            f" WHERE c.status = 'active' AND k.reader IN ({marks})"
+            " AND (s.rev IS NULL OR s.rev != coalesce(c.rev, 0)) ORDER BY c.id"
+        )
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        with sqlite_errors(self.busy_timeout):
+            return [str(i) for (i,) in self.conn.execute(sql, list(readers)).fetchall()]
+
+    def kept_report_shares(self) -> list[tuple[str, int, bytes]]:
+        """(consent id, admin version, sealed) of the shares of erased consents."""
+        with sqlite_errors(self.busy_timeout):
+            rows = self.conn.execute(
+                "SELECT consent_id, admin_version, sealed FROM report_shares WHERE kept = 1"
+                " ORDER BY consent_id"
+            ).fetchall()
+        return [(str(c), int(v), s) for c, v, s in rows]
+
+    def keep_report_share(self, consent_id: str) -> int:
+        return self._exec("UPDATE report_shares SET kept = 1 WHERE consent_id = ?", [consent_id])
+
+    def delete_report_share(self, consent_id: str) -> int:
+        return self._exec("DELETE FROM report_shares WHERE consent_id = ?", [consent_id])
+
+    def all_report_shares(self) -> list[tuple[str, int, bytes]]:
+        """(consent id, admin version, sealed) of every share (a rotation reseals them)."""
+        with sqlite_errors(self.busy_timeout):
+            rows = self.conn.execute(
+                "SELECT consent_id, admin_version, sealed FROM report_shares ORDER BY consent_id"
+            ).fetchall()
+        return [(str(c), int(v), s) for c, v, s in rows]
+
+    def report_totals(self) -> tuple[int, bytes] | None:
+        with sqlite_errors(self.busy_timeout):
+            row = self.conn.execute(
+                "SELECT admin_version, sealed FROM report_totals WHERE id = 1"
+            ).fetchone()
+        return None if row is None else (int(row[0]), row[1])
+
+    def put_report_totals(self, admin_version: int, sealed: bytes) -> None:
+        self._exec(
+            "INSERT OR REPLACE INTO report_totals (id, admin_version, sealed) VALUES (1, ?, ?)",
+            [admin_version, sealed],
         )
