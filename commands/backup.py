@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from nokcli import context, output, passphrase, reach
-from nokcli.i18n import _, render
+from nokcli.i18n import _, ngettext, render
 
 app = typer.Typer()
 
@@ -178,9 +178,15 @@ def restore(
     if json_out:
         output.emit_json(result.to_json())
     else:
+        # ngettext has translated the template already; output renders it as it is.
         output.info(
-            "restored {vault} from the backup taken {taken}; {count} erasure(s) made since "
-            "then were applied again",
+            ngettext(
+                "restored {vault} from the backup taken {taken}; {count} erasure made since "
+                "then was applied again",
+                "restored {vault} from the backup taken {taken}; {count} erasures made since "
+                "then were applied again",
+                len(result.reapplied),
+            ),
             vault=str(result.vault_path),
             taken=info.taken or _("at an unknown time"),
             count=len(result.reapplied),

@@ -765,6 +765,8 @@ def _profile_command() -> None:
     """Registers ``nok consent profile`` with one option per field of the form."""
     import inspect
 
+    from nokcli.i18n import LANGUAGE
+
     form = _form()
     fields = list(form["profile"])
 
@@ -803,7 +805,7 @@ def _profile_command() -> None:
                     typer.Option(
                         f"--{name}",
                         metavar="VALUE",
-                        help=f"{spec['en']}: {values}",
+                        help=f"{spec[LANGUAGE]}: {values}",
                         show_default=False,
                     ),
                 ],
@@ -843,7 +845,9 @@ def _profile_command() -> None:
         ),
     ]
     profile.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
-    profile.__doc__ = (
+    # Built here, not a docstring in the source: _() makes it the command's help in the
+    # user's language (the extractor finds the literal).
+    profile.__doc__ = _(
         "Record the person's statistics profile for the yearly user form (Bufdir's form "
         "C), only with her separate consent to statistics (for a person under 16, given "
         "as the consent itself was). Asked field by field at a terminal; every field may "

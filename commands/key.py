@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from nokcli import context, output
-from nokcli.i18n import _, render
+from nokcli.i18n import _, consents_counted, notes_counted, render
 
 if TYPE_CHECKING:
     from vault.rotation import RotationResult
@@ -156,11 +156,11 @@ def report(result: "RotationResult", *, json_out: bool) -> None:
         return
     if result.kind == "deep":
         output.info(
-            "vault keys now version {version}; {consents} consent(s) and {notes} note(s) "
-            "re-encrypted under new data keys; the old keys decrypt nothing current",
+            "vault keys now version {version}; {consents} and {notes} re-encrypted under new "
+            "data keys; the old keys decrypt nothing current",
             version=result.master_version,
-            consents=result.consents,
-            notes=result.notes,
+            consents=consents_counted(result.consents),
+            notes=notes_counted(result.notes),
         )
         return
     output.info(

@@ -46,7 +46,9 @@ BY_TYPE = {"str": "TEXT", "int": "N", "float": "SECONDS", "Path": "FILE"}
 def _placeholders() -> dict[str, str]:
     # Literal calls, so that nokcli.i18n_tools finds each word for the catalogue.
     return {
+        "AUDIENCE": pgettext("placeholder", "AUDIENCE"),
         "CATEGORY": pgettext("placeholder", "CATEGORY"),
+        "CHANNEL": pgettext("placeholder", "CHANNEL"),
         "CONSENT_ID": pgettext("placeholder", "CONSENT_ID"),
         "DATE": pgettext("placeholder", "DATE"),
         "DAYS": pgettext("placeholder", "DAYS"),
