@@ -502,10 +502,12 @@ def _assigned(vault: Unlocked) -> set[str]:
     )
     today = vault.today()
     rows = store.consents_by_id(sorted(mine))
+    seals = audit.Seals(store, vault.chain)
     return {
         r.id
         for r in rows
-        if r.status == consents.ACTIVE and access.level(vault, r, today) is access.Level.ASSIGNED
+        if r.status == consents.ACTIVE
+        and access.level(vault, r, today, seals) is access.Level.ASSIGNED
     }
 
 
