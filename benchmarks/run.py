@@ -44,6 +44,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -62,16 +63,19 @@ LIST_RUNS = 30
 MISSING = "xyzzy-not-in-any-note"
 # Run at every size from common.BULK_FROM on (their targets are set there), then the
 # rest once, at the largest size.
-SIZED_BENCHES = ("bench_verify", "bench_rotate")
-EXTRA_BENCHES = ("bench_purge", "bench_shell", "bench_jrnl")
+# bench_rotate and bench_purge still build their vaults from format-2 rows and are not run
+# until they are ported to format 3 (benchmarks/RESULTS.md says so).
+SIZED_BENCHES = ("bench_verify",)
+EXTRA_BENCHES = ("bench_shell", "bench_jrnl", "bench_access")
 STARTUP_TARGET_S = 0.100
+ROUNDS = 5  # interleaved nok/baseline pairs per row; medians are compared
 
 
 # -- children: one timed piece of library work, the unlock not counted ---------------------
 
 
 def child(task: str, vault: Path, arg: str, repeat: int) -> float:
-    from vault import notes, search
+    from vault import access, notes, search
 
     unlocked = common.unlock(vault)
     times = []
@@ -87,15 +91,22 @@ def child(task: str, vault: Path, arg: str, repeat: int) -> float:
             elif task == "search-one-core":
                 list(search.search(unlocked, arg, processes=1))
             elif task == "search-read":
-                # The parent's own share of a search: read the rows, unwrap their keys.
-                for r in unlocked.store.iter_note_bodies():
-                    unlocked.unwrap_data_key(r.consent_id, r.data_key, r.master_version)
+                # The parent's own share of a search: read the rows, open their wraps.
+                for r in unlocked.store.iter_note_bodies(reader=access.ADMIN_READER):
+                    access.unwrap(
+                        unlocked, r.consent_id, str(r.reader), r.key_version, str(r.how), r.wrapped
+                    )
             else:
                 raise ValueError(task)
             times.append(time.perf_counter() - start)
     finally:
         unlocked.close()
     return statistics.median(times)
+
+
+def cli_run(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
+    done = common.run(cmd, env=env)
+    return done.seconds, done.peak_mib
 
 
 def run_child(task: str, vault: Path, arg: str, repeat: int) -> tuple[float, float]:
@@ -145,13 +156,27 @@ def a_consent(vault: Path) -> str:
         return str(db.execute("SELECT id FROM consents ORDER BY id LIMIT 1").fetchone()[0])
 
 
+def paired(
+    nok: Callable[[], tuple[float, float]], baseline: Callable[[], float], rounds: int
+) -> tuple[float, float, float]:
+    """Medians of ``rounds`` interleaved runs (nok, baseline, nok, baseline, ...), and
+    nok's highest peak: a change of load lands on both sides."""
+    on_nok, on_base, peak = [], [], 0.0
+    for _ in range(rounds):
+        seconds, nok_peak = nok()
+        on_nok.append(seconds)
+        peak = max(peak, nok_peak)
+        on_base.append(baseline())
+    return statistics.median(on_nok), statistics.median(on_base), peak
+
+
 def size_rows(work: Path, size: int) -> list[dict[str, Any]]:
     built = common.vault_for(work, size)
     base, base_import = common.baseline_for(work, built)
     env = common.env_for(built.vault)
     rows = [
         common.row(
-            "nok import",
+            "nok import (one run each)",
             size,
             built.import_run.seconds,
             base_import,
@@ -162,14 +187,26 @@ def size_rows(work: Path, size: int) -> list[dict[str, Any]]:
     ]
     consent = a_consent(built.vault)
     base_consent = a_consent(base.path)
-
-    add_s, add_peak = run_child("add", built.vault, consent, ADD_RUNS)
     today = dt.date.today().isoformat()
-    base_add = common.median(
-        lambda: common.b_note_add(base, base_consent, "Kort notat etter samtale.", today),
-        ADD_RUNS,
+    add_s, base_add, add_peak = paired(
+        lambda: run_child("add", built.vault, consent, ADD_RUNS),
+        lambda: common.median(
+            lambda: common.b_note_add(base, base_consent, "Kort notat etter samtale.", today),
+            ADD_RUNS,
+        ),
+        ROUNDS,
     )
-    rows.append(
+    list_s, base_list, list_peak = paired(
+        lambda: run_child("list-consent", built.vault, consent, LIST_RUNS),
+        lambda: common.median(lambda: common.b_list_consent(base, base_consent), LIST_RUNS),
+        ROUNDS,
+    )
+    every_s, base_all, every_peak = paired(
+        lambda: cli_run([*nok_script(), "note", "list", "--json"], env),
+        lambda: common.timed(lambda: common.b_list_all(base)),
+        ROUNDS,
+    )
+    rows += [
         common.row(
             "note add (API, unlocked)",
             size,
@@ -178,12 +215,7 @@ def size_rows(work: Path, size: int) -> list[dict[str, Any]]:
             add_peak,
             "same within 20% at every size",
             None,
-        )
-    )
-
-    list_s, list_peak = run_child("list-consent", built.vault, consent, LIST_RUNS)
-    base_list = common.median(lambda: common.b_list_consent(base, base_consent), LIST_RUNS)
-    rows.append(
+        ),
         common.row(
             "note list --consent (API, unlocked)",
             size,
@@ -192,32 +224,32 @@ def size_rows(work: Path, size: int) -> list[dict[str, Any]]:
             list_peak,
             "same within 20% at every size",
             None,
-        )
-    )
-
-    everything = common.run([*nok_script(), "note", "list", "--json"], env=env)
-    base_all = common.timed(lambda: common.b_list_all(base))
-    rows.append(
+        ),
         common.row(
             "note list --json, all notes (CLI)",
             size,
-            everything.seconds,
+            every_s,
             base_all,
-            everything.peak_mib,
+            every_peak,
             "streams: flat peak < 200 MiB + Argon2id"
             + (f"; {common.BULK_TARGET}" if size >= common.BULK_FROM else ""),
-            common.bulk_met(size, everything.seconds, base_all),
-        )
-    )
+            common.bulk_met(size, every_s, base_all),
+        ),
+    ]
 
-    repeat = 3 if size <= SEARCH_SIZE else 1
     cores = parallel_cores()
-    search_s, search_peak = run_child("search", built.vault, MISSING, repeat)
-    base_search = common.median(lambda: common.b_search_split(base, MISSING, cores), repeat)
-    one_s, one_peak = run_child("search-one-core", built.vault, MISSING, repeat)
-    base_one = common.median(lambda: common.b_search(base, MISSING), repeat)
-    read_s, read_peak = run_child("search-read", built.vault, MISSING, repeat)
-    at_target = size == SEARCH_SIZE
+    search_s, base_search, search_peak = paired(
+        lambda: run_child("search", built.vault, MISSING, 1),
+        lambda: common.timed(lambda: common.b_search_split(base, MISSING, cores)),
+        ROUNDS,
+    )
+    one_s, base_one, one_peak = paired(
+        lambda: run_child("search-one-core", built.vault, MISSING, 1),
+        lambda: common.timed(lambda: common.b_search(base, MISSING)),
+        ROUNDS,
+    )
+    read_s, read_peak = run_child("search-read", built.vault, MISSING, ROUNDS)
+    at_target = size >= SEARCH_SIZE
     rows += [
         common.row(
             f"note search, {cores} cores (API, unlocked)",
@@ -275,6 +307,78 @@ def cli_peak_rows(work: Path, size: int) -> list[dict[str, Any]]:
     return rows
 
 
+def record_cost_rows(work: Path, size: int) -> list[dict[str, Any]]:
+    """What format 3's new records cost (issue 16): bytes per consent and per note in the
+    vault built at ``size``, and the time of their necessary work in the bare loop."""
+    built = common.vault_for(work, size)
+    with contextlib.closing(sqlite3.connect(f"file:{built.vault}?mode=ro", uri=True)) as db:
+        consents = db.execute("SELECT count(*) FROM consents").fetchone()[0]
+        notes = db.execute("SELECT count(*) FROM notes").fetchone()[0]
+        state = db.execute(
+            "SELECT sum(length(state_sig) + length(proof) + length(consent_box)"
+            " + length(notes_hash) + length(contact) + length(access) + length(readers)"
+            " + length(state_signer) + 8) FROM consents"
+        ).fetchone()[0]
+        wraps, wrap_rows = db.execute(
+            "SELECT sum(length(wrapped) + length(consent_id) + length(reader) + length(how)"
+            " + 1), count(*) FROM consent_keys"
+        ).fetchone()
+        trail = db.execute(
+            "SELECT sum(coalesce(length(state), 0) + coalesce(length(sig), 0) + 8),"
+            " count(sig) FROM audit"
+        ).fetchone()
+        note_cols = db.execute(
+            "SELECT sum(coalesce(length(sig), 0) + coalesce(length(signer), 0)) FROM notes"
+        ).fetchone()[0]
+    micro = common.record_micro_costs()
+    per_consent = (state + wraps + trail[0]) / consents
+    label = f"{consents:,} consents"
+    return [
+        common.row(
+            f"format 3 bytes per consent: state {state / consents:.0f} B (signature, proof, box"
+            f" key, notes hash, access columns), {wrap_rows / consents:.0f} wraps"
+            f" {wraps / consents:.0f} B, trail state and batch signatures"
+            f" {trail[0] / consents:.0f} B ({trail[1]:,} signatures); per note"
+            f" {note_cols / notes:.0f} B; total {per_consent:.0f} B per consent (payload"
+            " bytes, before SQLite's row and index overhead)",
+            label,
+            None,
+            None,
+            None,
+            "",
+            None,
+        ),
+        common.row(
+            "format 3 work per consent written (bare loop): 2 AEAD wraps, 1 sealed box,"
+            " box key pair, state digest, Ed25519 signature, proof MAC, 1/8 batch signature",
+            label,
+            None,
+            micro["write"],
+            None,
+            "",
+            None,
+        ),
+        common.row(
+            "format 3 work per consent read (bare loop): state digest, Ed25519 verify, 1 wrap",
+            label,
+            None,
+            micro["read"],
+            None,
+            "",
+            None,
+        ),
+        common.row(
+            "format 3 work per note written (bare loop): one notes hash link",
+            label,
+            None,
+            micro["note"],
+            None,
+            "",
+            None,
+        ),
+    ]
+
+
 def extra_rows(work: Path, names: tuple[str, ...], size: int) -> list[dict[str, Any]]:
     rows = []
     for name in names:
@@ -330,6 +434,8 @@ def peak_summary(rows: list[dict[str, Any]], size: int) -> dict[str, Any]:
 def fmt_s(value: float | None) -> str:
     if value is None:
         return ""
+    if value < 0.001:
+        return f"{value * 1e6:.0f} µs"
     return f"{value * 1000:.0f} ms" if value < 1 else f"{value:.2f} s"
 
 
@@ -400,11 +506,14 @@ def main() -> None:
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(dir=args.work, prefix="nok-bench-") as tmp:
         work = Path(tmp)
+        # Each unlock keeps pins in the user's state directory: here, the scratch one.
+        os.environ["XDG_STATE_HOME"] = str(work / "state")
         rows = startup_rows()
         for size in sizes:
             print(f"measuring {size:,} notes ...", file=sys.stderr, flush=True)
             rows.extend(size_rows(work, size))
         rows.extend(cli_peak_rows(work, sizes[-1]))
+        rows.extend(record_cost_rows(work, sizes[-1]))
         for size in sizes:
             if size >= common.BULK_FROM or size == sizes[-1]:
                 rows.extend(extra_rows(work, SIZED_BENCHES, size))
