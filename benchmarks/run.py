@@ -1,16 +1,21 @@
 """nok's speed, measured in one run and printed as one table, each figure beside a baseline.
 
 The baseline is a plain loop doing the same work with ``sqlite3`` and ``nacl.bindings``
-directly and nothing else: one XChaCha20-Poly1305 call per note, as nok's format 2 has
-(benchmarks/common.py), on a database with the same tables and indexes, built from the
-same import file: the practical limit for Python. Vaults of 1,000 / 100,000 / 1,000,000
-notes are built through ``nok import``.
+directly and nothing else: one XChaCha20-Poly1305 call per note, and the work format 3
+makes necessary per consent (its wraps, its signed state and proof, one trail signature
+per eight consents; on reads one signature verified and one wrap opened) and per note
+(one link of the notes hash), listed in benchmarks/common.py; on a database with the same
+tables and indexes, built from the same import file: the practical limit for Python.
+Vaults of 1,000 / 100,000 / 1,000,000 notes are built through ``nok import``.
 
 How each figure is taken:
 
 * start-up (``nok --version``, ``--help``, ``completion bash`` and one tab press): median
   wall time of fresh processes of the installed ``nok`` script, with its modules compiled
   as an installed package has them, beside ``python -c pass``.
+* nok and its baseline run as interleaved pairs (nok, loop, nok, loop, ...; ROUNDS pairs)
+  and their medians are compared, so a change of load lands on both sides; the import is
+  one run each (it builds the vaults).
 * import: ``nok import FILE`` as a process (start, unlock, fingerprint, write).
 * note add, note list --consent, note search, verify: through the library in a child
   process, with the vault already unlocked, so the Argon2id unlock is NOT timed; medians.
@@ -21,6 +26,10 @@ How each figure is taken:
 * note list (everything): ``nok note list --json`` as a process, output to /dev/null.
 * peak MiB: the peak RSS of that process (GNU time), which includes the unlock's Argon2id
   memory (64 MiB with the ``interactive`` profile these vaults use).
+* format 3's records: their bytes in the largest vault, and the time of their necessary
+  work in the bare loop (per consent written and read, per note written).
+* need-to-know at scale: benchmarks/bench_access.py (a colleague with 100 of 20,000
+  consents against a vault of only those 100).
 
 Usage::
 
@@ -504,6 +513,7 @@ def main() -> None:
     )
     results = args.results or (None if args.quick or args.sizes else HERE / "RESULTS.md")
     started = time.perf_counter()
+    load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(dir=args.work, prefix="nok-bench-") as tmp:
         work = Path(tmp)
         # Each unlock keeps pins in the user's state directory: here, the scratch one.
@@ -522,7 +532,11 @@ def main() -> None:
         rows.append(peak_summary(rows, sizes[-1]))
         shutil.rmtree(work, ignore_errors=True)
     minutes = (time.perf_counter() - started) / 60
-    text = f"{table(rows)}\n\nMachine: {machine()}.\nCommand: `{command}` ({minutes:.0f} min).\n"
+    load = ", ".join(f"{a:.1f}/{b:.1f}" for a, b in zip(load_before, os.getloadavg(), strict=True))
+    text = (
+        f"{table(rows)}\n\nMachine: {machine()}.\nCommand: `{command}` ({minutes:.0f} min).\n"
+        f"Load average (`uptime`; 1, 5 and 15 min; at start/at end): {load}.\n"
+    )
     print(text)
     if results is not None:
         results.write_text(RESULTS_HEAD + text + RESULTS_NOTES, encoding="utf-8")
@@ -537,29 +551,39 @@ work as a plain loop on `sqlite3` and `nacl.bindings`, nothing else.
 RESULTS_NOTES = """
 ## Reading the table
 
-* **Targets missed, and why.**
-  * `note search` on every core against the bare loop split over the same cores: the
-    floor is nok's own search on one core (its row) divided by the number of cores, which
-    is already above the target. That one-core work is more than the one-core loop's:
-    nok checks every record (its place, its padding, its plaintext dates), folds Unicode,
-    and reads its rows in date order in one process (the row "the parent's read alone"),
-    because a process forked from one with an open SQLite connection must not open the
-    database again; the bare loop's workers each read their own rows in no order. At a
-    million notes that one process also unwraps data keys again as consents go by.
-    Details: docs/search.md.
-  * `nok note add` as a fresh process against jrnl at 10,000 entries: nok's default key
-    derivation alone (Argon2id, 256 MiB; its row) takes most of jrnl's whole add, and the
-    rest is Python's start-up and imports. jrnl re-encrypts its whole journal on every add,
-    so it falls behind as the journal grows (the 30,000-entry rows); inside `nok shell`
-    an add takes milliseconds.
-  * Rows without a target at 1,000 and 10,000 notes are start-up bound: a fresh Python,
-    nok's imports and the Argon2id unlock (`interactive` profile) against a loop that has
-    none of them. Issue 11 sets the bulk targets from 100,000 notes on.
+* **Format 3, what it adds.** Per consent: its data key wrapped for each reader (the
+  contact person and the admins by AEAD, the job's proof key by a sealed box), a signed
+  state with its proof, and its trail entry; the import signs the trail every 8 consents.
+  The bytes and the bare loop's time for that work are in the "format 3" rows; a note
+  gains nothing unless it is pending (written by a colleague without access: a sealed box
+  and a signature instead of the AEAD record). The baseline does exactly that work too
+  (benchmarks/common.py lists it), so the ratios compare nok with the necessary work.
+* **Need-to-know at scale (issue 17).** kari is contact person of 100 consents spread
+  over a vault of 20,000 (200,000 notes); the same 100 in a vault of their own are the
+  reference ("baseline" column). Before this run her listing checked each consent's
+  newest trail entry by walking its whole signed batch again, one query per entry (3.3x
+  the small vault's time at 20,000 consents), and her unlock scanned every note and wrap
+  for tombstones that hold data and every consent for grants (3.4x). Both now follow her
+  consents: a listing walks each signed batch once, in one query; an import signs every
+  8 consents; the unlock finds ended consents through the status index and a colleague's
+  grants through her wraps. What still grows with the vault: the batch walk (8 entries per
+  consent of hers, against one batch of 100 in the small vault), and `nok note list`'s
+  count on standard error of the notes she may not open, which counts every note of the
+  vault (one pass over the (consent, date) index).
+* **Not yet measured on format 3:** `key rotate`, `key rotate --deep` and `purge`
+  (benchmarks/bench_rotate.py and bench_purge.py still build their vaults from format-2
+  rows and call the format-2 purge; they are left out of run.py until ported).
+* **Loaded machine.** Other test suites ran on the same 2 cores during this run (the load
+  average is given beside it): start-up rows in particular are above their targets here
+  and met them on an idle machine (benchmarks/RESULTS.md of 2026-12-01: 94 and 89 ms).
+* Rows without a target at 1,000 and 10,000 notes are start-up bound: a fresh Python,
+  nok's imports and the Argon2id unlock (`interactive` profile) against a loop that has
+  none of them. Issue 11 sets the bulk targets from 100,000 notes on.
 * **Peak memory** is each process's own peak RSS through GNU time, Argon2id included
   (64 MiB with `interactive`, 256 MiB with the default `moderate`). Library children
   (the "API" rows) load the vault in one process and keep it open while timing.
-* **Times** are wall-clock medians on a shared 2-core machine: a difference under about
-  10% between two rows is noise.
+* **Times** are medians of interleaved nok/baseline pairs on a shared 2-core machine: a
+  difference under about 10% between two rows is noise.
 """
 
 if __name__ == "__main__":
