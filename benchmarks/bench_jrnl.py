@@ -149,7 +149,8 @@ def nok_vault(work: Path, entries: int) -> tuple[dict[str, str], str]:
     base.chmod(0o700)
     jsonl = common.write_jsonl(base / "import.jsonl", entries)
     env = common.env_for(base / "vault" / "vault.db")
-    common.run([*common.NOK, "init", "--admin", common.ADMIN], env=env)
+    recovery = ["--recovery-file", str(base / "recovery.txt")]
+    common.run([*common.NOK, "init", "--admin", common.ADMIN, *recovery], env=env)
     common.run([*common.NOK, "import", str(jsonl)], env=env)
     listed = common.run([*common.NOK, "consent", "list", "--json"], env=env, keep_stdout=True)
     return env, json.loads(listed.stdout)[0]["id"]
@@ -215,7 +216,7 @@ def measure(work: Path, *, notes: int = 0) -> list[dict[str, Any]]:
                 n_add < j_add if target else None,
             ),
             common.row(
-                "nok shell: one more note add, after the unlock",
+                "nok shell: one more note add, after the unlock (default Argon2id)",
                 size,
                 per_add,
                 j_add,

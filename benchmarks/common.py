@@ -12,6 +12,7 @@ changing it) and :func:`baseline_for` for the baseline database made from the sa
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -23,7 +24,7 @@ import struct
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -255,15 +256,31 @@ def unlock(vault: Path, now: dt.datetime | None = None) -> Any:
 
 
 # -- the baseline: sqlite3 + nacl.bindings, nothing else ---------------------------------
+#
+# Format 3 adds necessary work that the loop does too, and nothing else:
+#   per consent written: its data key wrapped for each reader nok wraps it for when an admin
+#     imports for herself (her own wrap and the admins', one AEAD each; the job's proof key
+#     as one sealed box), the consent box key pair derived from the data key (its public
+#     key is in the signed state), the state digest, one Ed25519 signature and one MAC
+#     (the proof); one trail entry naming the state, and one Ed25519 signature per
+#     SIGNED_EVERY entries (nok's import batch);
+#   per note written: one link of the consent's notes hash;
+#   per consent read: its state digest recomputed and its signature verified (the access
+#     columns decide who reads), and one wrap opened;
+#   verify: every signature, proof, wrap, record, notes hash link and trail entry.
+# The loop's encodings are its own (it needs no compatibility with nok's), with the same
+# number of calls into libsodium and SQLite of the same sizes.
 
 NONCE = sodium.crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
 ALPHABET = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+SIGNED_EVERY = 8  # trail entries per signature in nok's import (vault.importer)
+READERS = "[]"
 
 
-def b_ad(*parts: str | int) -> bytes:
+def b_ad(*parts: str | int | bytes) -> bytes:
     out = bytearray(b"\x01nok")
     for part in parts:
-        raw = str(part).encode()
+        raw = part if isinstance(part, bytes) else str(part).encode()
         out += struct.pack(">H", len(raw)) + raw
     return bytes(out)
 
@@ -282,7 +299,7 @@ def b_open(key: bytes, blob: bytes, ad: bytes) -> bytes:
 
 
 def b_record(*fields: str) -> bytes:
-    """The record plaintext of vault format 2: length-prefixed fields, zero-padded to 256."""
+    """The record plaintext: length-prefixed fields, zero-padded to 256."""
     out = b"".join(struct.pack(">I", len(raw)) + raw for raw in (f.encode() for f in fields))
     return out + bytes(-len(out) % 256)
 
@@ -307,8 +324,11 @@ def b_id(prefix: str, size: int) -> str:
 @dataclass
 class Baseline:
     path: Path
-    master: bytes
-    audit_key: bytes
+    wrap_key: bytes  # the member's own wrap key
+    admin_wrap: bytes  # the admins' wrap key
+    job_public: bytes  # the job's box key: each consent's proof key is sealed to it
+    sign_secret: bytes  # the member's Ed25519 key
+    sign_public: bytes
     conn: sqlite3.Connection
 
 
@@ -338,136 +358,260 @@ def b_schema_from(vault: Path) -> list[str]:
 _BASELINES: dict[int, tuple[Baseline, float]] = {}
 
 
+def new_baseline(path: Path, schema_from: Path) -> Baseline:
+    for p in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        p.unlink(missing_ok=True)
+    conn = b_connect(path)
+    for sql in b_schema_from(schema_from):
+        conn.execute(sql)
+    job_public, _ = sodium.crypto_box_keypair()
+    sign_public, sign_secret = sodium.crypto_sign_keypair()
+    return Baseline(
+        path,
+        sodium.randombytes(32),
+        sodium.randombytes(32),
+        job_public,
+        sign_secret,
+        sign_public,
+        conn,
+    )
+
+
 def baseline_for(work: Path, built: Built) -> tuple[Baseline, float]:
     """The baseline database made from the same file (once per size); and its import time."""
     if built.notes in _BASELINES:
         return _BASELINES[built.notes]
-    path = built.vault.parent.parent / "baseline.db"
-    for p in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
-        p.unlink(missing_ok=True)
-    conn = b_connect(path)
-    for sql in b_schema_from(built.vault):
-        conn.execute(sql)
-    base = Baseline(path, sodium.randombytes(32), sodium.randombytes(32), conn)
+    base = new_baseline(built.vault.parent.parent / "baseline.db", built.vault)
     seconds = timed(lambda: b_import(base, built.jsonl))
     _BASELINES[built.notes] = (base, seconds)
     return base, seconds
 
 
-def b_audit(
-    conn: sqlite3.Connection,
-    state: list[Any],
-    key: bytes,
-    action: str,
-    consent_id: str | None,
-    now: str,
-) -> tuple[Any, ...]:
-    seq, prev = state
-    seq += 1
-    payload = b_ad("audit", seq, now, ADMIN, action, consent_id or "", "")
-    digest = b_hash(prev + payload)
-    mac = b_hash(digest, key)
-    state[:] = [seq, digest]
-    return (seq, now, ADMIN, action, consent_id, None, prev, digest, mac)
+def b_sign(base: Baseline, message: bytes) -> bytes:
+    return sodium.crypto_sign(message, base.sign_secret)[: sodium.crypto_sign_BYTES]
 
 
-def b_audit_state(conn: sqlite3.Connection) -> list[Any]:
-    last = conn.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
-    return [last[0], last[1]] if last else [0, bytes(32)]
+def b_signed(base: Baseline, sig: bytes, message: bytes) -> bool:
+    try:
+        sodium.crypto_sign_open(sig + message, base.sign_public)
+    except Exception:  # nacl.exceptions.BadSignatureError
+        return False
+    return True
+
+
+def b_wrap_ad(cid: str, reader: str) -> bytes:
+    return b_ad("consent-key", cid, reader, 1)
+
+
+def b_state_digest(
+    cid: str, rev: int, given: str, created: str, last: str, days: int, box: bytes,
+    count: int, notes_hash: bytes, record: bytes,
+) -> bytes:  # fmt: skip
+    return b_hash(
+        b_ad(
+            "consent-state",
+            cid,
+            rev,
+            "active",
+            given,
+            created,
+            last,
+            days,
+            1,
+            box,
+            ADMIN,
+            "need-to-know",
+            READERS,
+            count,
+            notes_hash,
+            record[-16:],
+        )
+    )
+
+
+def b_link(cid: str, seq: int, prev: bytes, nid: str, record: bytes) -> bytes:
+    return b_hash(b_ad("notes", cid, 1, seq, prev, nid, record[-16:]))
+
+
+def b_link0(cid: str) -> bytes:
+    return b_hash(b_ad("notes", cid, 1, 0))
+
+
+class Trail:
+    """The trail as the loop appends it: each entry hashed onto the one before, and the
+    batch signed every SIGNED_EVERY entries (or at :meth:`close`)."""
+
+    def __init__(self, base: Baseline) -> None:
+        last = base.conn.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
+        self.base = base
+        self.seq, self.prev = (last[0], last[1]) if last else (0, bytes(32))
+        self.rows: list[list[Any]] = []
+        self.first = self.seq + 1
+
+    def add(self, ts: str, action: str, cid: str, rev: int, state: bytes) -> None:
+        self.seq += 1
+        digest = b_hash(self.prev + b_ad("audit3", self.seq, ts, ADMIN, action, cid, rev, state))
+        self.rows.append([self.seq, ts, ADMIN, action, cid, self.prev, digest, 1, rev, state])
+        self.rows[-1] += [None, None]
+        self.prev = digest
+        if self.seq - self.first + 1 >= SIGNED_EVERY:
+            self.close()
+
+    def close(self) -> None:
+        if self.rows and self.rows[-1][-1] is None and self.rows[-1][0] >= self.first:
+            tail = self.rows[-1]
+            tail[-2] = self.first
+            tail[-1] = b_sign(self.base, b_ad("audit-batch", self.first, tail[0], tail[6]))
+        self.first = self.seq + 1
+
+    def flush(self) -> None:
+        self.base.conn.executemany(AUDIT_INSERT, self.rows)
+        self.rows.clear()
 
 
 CONSENT_INSERT = (
     "INSERT INTO consents (id, status, given, created, last_activity, retain_days,"
-    " retain_until, master_version, key_version, data_key, record) VALUES (?, 'active', ?, ?,"
-    " ?, ?, ?, 1, 1, ?, ?)"
+    " retain_until, key_version, record, notes_count, contact, access, readers, consent_box,"
+    " rev, notes_hash, state_signer, state_epoch, state_sig, proof)"
+    " VALUES (?, 'active', ?, ?, ?, ?, ?, 1, ?, ?, ?, 'need-to-know', ?, ?, 1, ?, ?, 1, ?, ?)"
 )
 NOTE_INSERT = (
     "INSERT INTO notes (id, consent_id, date, created, key_version, seq, record)"
     " VALUES (?, ?, ?, ?, 1, ?, ?)"
 )
+WRAP_INSERT = (
+    "INSERT INTO consent_keys (consent_id, reader, key_version, how, wrapped)"
+    " VALUES (?, ?, 1, ?, ?)"
+)
 AUDIT_INSERT = (
-    "INSERT INTO audit (seq, ts, actor, action, consent_id, object_id, prev, hash,"
-    " mac) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "INSERT INTO audit (seq, ts, actor, action, consent_id, prev, hash, epoch, rev, state,"
+    " batch_start, sig) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
 
 def b_import(base: Baseline, jsonl: Path) -> None:
-    """Read the file, encrypt every field, insert in batches inside one transaction."""
-    conn, master = base.conn, base.master
+    """Read the file, encrypt every field, wrap, sign, insert in batches in one transaction."""
+    conn = base.conn
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     conn.execute("BEGIN IMMEDIATE")
-    state = b_audit_state(conn)
+    trail = Trail(base)
     consents: list[tuple[Any, ...]] = []
     notes: list[tuple[Any, ...]] = []
-    audits: list[tuple[Any, ...]] = []
+    wraps: list[tuple[Any, ...]] = []
     with jsonl.open("rb") as lines:
         for line in lines:
             rec = json.loads(line)
             cid = b_id("C", 8)
             key = sodium.randombytes(32)
-            wrapped = b_seal(master, key, b_ad("data_key", cid, 1))
-
+            box, _ = sodium.crypto_box_seed_keypair(b_hash(b"box", key))
+            proof_key = b_hash(b"proof", key)
+            wraps += [
+                (cid, ADMIN, "key", b_seal(base.wrap_key, key, b_wrap_ad(cid, ADMIN))),
+                (cid, "#admin", "key", b_seal(base.admin_wrap, key, b_wrap_ad(cid, "#admin"))),
+                (cid, "#job", "box", sodium.crypto_box_seal(proof_key, base.job_public)),
+            ]
+            link = b_link0(cid)
+            for seq, n in enumerate(rec["notes"], start=1):
+                nid = b_id("N", 9)
+                sealed = b_seal(
+                    key,
+                    b_record(n["date"], now, n["kind"], ADMIN, n["text"]),
+                    b_ad("note", nid, cid, 1),
+                )
+                link = b_link(cid, seq, link, nid, sealed)
+                notes.append((nid, cid, n["date"], now, seq, sealed))
             last = max(n["date"] for n in rec["notes"])
-            categories = json.dumps(rec["categories"])
             fields = (
                 rec["subject"],
                 rec["purpose"],
-                categories,
+                json.dumps(rec["categories"]),
                 "false",
                 "",
                 rec["form_ref"],
                 ADMIN,
             )
+            record = b_seal(key, b_record(*fields), b_ad("consent", cid, 1))
+            count, days = len(rec["notes"]), rec["retain_days"]
+            digest = b_state_digest(cid, 1, rec["given"], now, last, days, box, count, link, record)
+            sig = b_sign(base, b_ad("consent-signed", digest, ADMIN, 1))
+            proof = b_hash(b_ad("consent-proof", digest), proof_key)
+            state = (link, ADMIN, sig, proof)
             consents.append(
                 (
                     cid,
                     rec["given"],
                     now,
                     last,
-                    rec["retain_days"],
+                    days,
                     last,
-                    wrapped,
-                    b_seal(key, b_record(*fields), b_ad("consent", cid, 1)),
+                    record,
+                    count,
+                    ADMIN,
+                    READERS,
+                    box,
+                    *state,
                 )
             )
-            for seq, n in enumerate(rec["notes"], start=1):
-                nid = b_id("N", 9)
-                notes.append(
-                    (
-                        nid,
-                        cid,
-                        n["date"],
-                        now,
-                        seq,
-                        b_seal(
-                            key,
-                            b_record(n["date"], now, n["kind"], ADMIN, n["text"]),
-                            b_ad("note", nid, cid, 1),
-                        ),
-                    )
-                )
-            audits.append(b_audit(conn, state, base.audit_key, "consent.import", cid, now))
+            trail.add(now, "consent.import", cid, 1, digest)
             if len(notes) >= 2000:
-                b_flush(conn, consents, notes, audits)
-    b_flush(conn, consents, notes, audits)
+                b_flush(conn, consents, notes, wraps, trail)
+    trail.close()
+    b_flush(conn, consents, notes, wraps, trail)
     conn.execute("COMMIT")
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
 def b_flush(
-    conn: sqlite3.Connection, consents: list[Any], notes: list[Any], audits: list[Any]
+    conn: sqlite3.Connection,
+    consents: list[Any],
+    notes: list[Any],
+    wraps: list[Any],
+    trail: Trail,
 ) -> None:
     conn.executemany(CONSENT_INSERT, consents)
     conn.executemany(NOTE_INSERT, notes)
-    conn.executemany(AUDIT_INSERT, audits)
+    conn.executemany(WRAP_INSERT, wraps)
+    trail.flush()
     consents.clear()
     notes.clear()
-    audits.clear()
+    wraps.clear()
 
 
-def b_keys(base: Baseline) -> Iterator[tuple[str, bytes]]:
-    for cid, wrapped in base.conn.execute("SELECT id, data_key FROM consents"):
-        yield cid, b_open(base.master, wrapped, b_ad("data_key", cid, 1))
+STATE_COLS = (
+    "c.id, c.rev, c.given, c.created, c.last_activity, c.retain_days, c.consent_box,"
+    " c.notes_count, c.notes_hash, c.record, c.state_sig"
+)
+
+
+def b_checked_key(base: Baseline, row: tuple[Any, ...], wrapped: bytes) -> bytes:
+    """A consent's data key after its state signature checks out: one digest, one Ed25519
+    verification, one AEAD."""
+    cid, rev, given, created, last, days, box, count, notes_hash, record, sig = row
+    digest = b_state_digest(cid, rev, given, created, last, days, box, count, notes_hash, record)
+    if not b_signed(base, sig, b_ad("consent-signed", digest, ADMIN, 1)):
+        raise RuntimeError(f"baseline state of {cid} not signed")
+    return b_open(base.wrap_key, wrapped, b_wrap_ad(cid, ADMIN))
+
+
+def b_keys(base: Baseline, conn: sqlite3.Connection | None = None) -> dict[str, bytes]:
+    """Every active consent's data key through the member's own wrap, each state checked."""
+    return {
+        row[0]: b_checked_key(base, row[:-1], row[-1])
+        for row in (conn or base.conn).execute(
+            f"SELECT {STATE_COLS}, k.wrapped FROM consents c JOIN consent_keys k"
+            " ON k.consent_id = c.id AND k.reader = ? WHERE c.status = 'active'",
+            (ADMIN,),
+        )
+    }
+
+
+def b_one_key(base: Baseline, conn: sqlite3.Connection, cid: str) -> bytes:
+    row = conn.execute(
+        f"SELECT {STATE_COLS}, k.wrapped FROM consents c JOIN consent_keys k"
+        " ON k.consent_id = c.id AND k.reader = ? WHERE c.id = ?",
+        (ADMIN, cid),
+    ).fetchone()
+    return b_checked_key(base, row[:-1], row[-1])
 
 
 def b_note_fields(key: bytes, nid: str, cid: str, record: bytes) -> list[str]:
@@ -476,73 +620,76 @@ def b_note_fields(key: bytes, nid: str, cid: str, record: bytes) -> list[str]:
 
 
 def b_note_add(base: Baseline, consent_id: str, text: str, day: str) -> str:
-    """One note in its own transaction: key, one record, retention, audit entry."""
+    """One note in its own transaction: the state checked and the key opened, one record,
+    the next link, the new state signed and proved, one signed trail entry."""
     conn = base.conn
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     conn.execute("BEGIN IMMEDIATE")
-    wrapped, master_version, key_version, retain_days, count = conn.execute(
-        "SELECT data_key, master_version, key_version, retain_days, notes_count FROM consents"
-        " WHERE id = ? AND status = 'active'",
-        (consent_id,),
+    row = conn.execute(
+        f"SELECT {STATE_COLS}, k.wrapped FROM consents c JOIN consent_keys k"
+        " ON k.consent_id = c.id AND k.reader = ? WHERE c.id = ? AND c.status = 'active'",
+        (ADMIN, consent_id),
     ).fetchone()
-    key = b_open(base.master, wrapped, b_ad("data_key", consent_id, master_version))
+    key = b_checked_key(base, row[:-1], row[-1])
+    _, rev, given, created, _, days, box, count, link, record, _ = row[:-1]
     note_id = b_id("N", 9)
     while conn.execute("SELECT 1 FROM notes WHERE id = ?", (note_id,)).fetchone():
         note_id = b_id("N", 9)
-    conn.execute(
-        NOTE_INSERT,
-        (
-            note_id,
-            consent_id,
-            day,
-            now,
-            (count or 0) + 1,
-            b_seal(
-                key,
-                b_record(day, now, "phone", ADMIN, text),
-                b_ad("note", note_id, consent_id, key_version),
-            ),
-        ),
+    sealed = b_seal(
+        key, b_record(day, now, "phone", ADMIN, text), b_ad("note", note_id, consent_id, 1)
     )
-    until = (dt.date.fromisoformat(day) + dt.timedelta(days=retain_days)).isoformat()
-    conn.execute(
-        "UPDATE consents SET last_activity = ?, retain_until = ?, notes_count = ? WHERE id = ?",
-        (day, until, (count or 0) + 1, consent_id),
+    conn.execute(NOTE_INSERT, (note_id, consent_id, day, now, count + 1, sealed))
+    link = b_link(consent_id, count + 1, link, note_id, sealed)
+    digest = b_state_digest(
+        consent_id, rev + 1, given, created, day, days, box, count + 1, link, record
     )
-    state = b_audit_state(conn)
-    conn.execute(AUDIT_INSERT, b_audit(conn, state, base.audit_key, "note.add", consent_id, now))
+    sig = b_sign(base, b_ad("consent-signed", digest, ADMIN, 1))
+    proof = b_hash(b_ad("consent-proof", digest), b_hash(b"proof", key))
+    until = (dt.date.fromisoformat(day) + dt.timedelta(days=days)).isoformat()
+    conn.execute(
+        "UPDATE consents SET last_activity = ?, retain_until = ?, notes_count = ?, rev = ?,"
+        " notes_hash = ?, state_sig = ?, proof = ? WHERE id = ?",
+        (day, until, count + 1, rev + 1, link, sig, proof, consent_id),
+    )
+    trail = Trail(base)
+    trail.add(now, "note.add", consent_id, rev + 1, digest)
+    trail.close()
+    trail.flush()
     conn.execute("COMMIT")
     return note_id
 
 
 def b_list_consent(base: Baseline, consent_id: str) -> list[list[str]]:
+    """One consent's notes: its state and its notes hash checked, every note opened."""
     conn = base.conn
-    wrapped, master_version = conn.execute(
-        "SELECT data_key, master_version FROM consents WHERE id = ?", (consent_id,)
-    ).fetchone()
-    key = b_open(base.master, wrapped, b_ad("data_key", consent_id, master_version))
-    return [
-        b_note_fields(key, nid, consent_id, record)
-        for nid, record in conn.execute(
-            "SELECT id, record FROM notes WHERE consent_id = ? ORDER BY date, created, id",
-            (consent_id,),
-        )
-    ]
+    key = b_one_key(base, conn, consent_id)
+    found = []
+    link = b_link0(consent_id)
+    rows = conn.execute(
+        "SELECT id, seq, record FROM notes WHERE consent_id = ? ORDER BY seq", (consent_id,)
+    ).fetchall()
+    for nid, seq, record in rows:
+        link = b_link(consent_id, seq, link, nid, record)
+    stored = conn.execute("SELECT notes_hash FROM consents WHERE id = ?", (consent_id,)).fetchone()
+    if stored[0] != link:
+        raise RuntimeError("baseline notes hash")
+    for nid, record in conn.execute(
+        "SELECT id, record FROM notes WHERE consent_id = ? ORDER BY date, created, id",
+        (consent_id,),
+    ):
+        found.append(b_note_fields(key, nid, consent_id, record))
+    return found
 
 
 def b_list_all(base: Baseline) -> int:
     """Every note by date, decrypted, written as JSON to /dev/null (streaming)."""
-    keys: dict[str, bytes] = {}
+    keys = b_keys(base)
     count = 0
     with open(os.devnull, "w", encoding="utf-8") as out:
-        for nid, cid, record, wrapped in base.conn.execute(
-            "SELECT n.id, n.consent_id, n.record, c.data_key"
-            " FROM notes n JOIN consents c ON c.id = n.consent_id ORDER BY n.date, n.created, n.id"
+        for nid, cid, record in base.conn.execute(
+            "SELECT n.id, n.consent_id, n.record FROM notes n ORDER BY n.date, n.created, n.id"
         ):
-            key = keys.get(cid)
-            if key is None:
-                key = keys[cid] = b_open(base.master, wrapped, b_ad("data_key", cid, 1))
-            date, _, kind, author, text = b_note_fields(key, nid, cid, record)
+            date, _, kind, author, text = b_note_fields(keys[cid], nid, cid, record)
             out.write(
                 json.dumps(
                     {
@@ -562,25 +709,21 @@ def b_list_all(base: Baseline) -> int:
 
 def b_search(base: Baseline, text: str) -> list[str]:
     needle = text.casefold()
-    keys: dict[str, bytes] = {}
+    keys = b_keys(base)
     found = []
-    for nid, cid, record, wrapped in base.conn.execute(
-        "SELECT n.id, n.consent_id, n.record, c.data_key FROM notes n"
-        " JOIN consents c ON c.id = n.consent_id WHERE c.status = 'active'"
-        " ORDER BY n.date, n.created, n.id"
+    for nid, cid, record in base.conn.execute(
+        "SELECT n.id, n.consent_id, n.record FROM notes n ORDER BY n.date, n.created, n.id"
     ):
-        key = keys.get(cid)
-        if key is None:
-            key = keys[cid] = b_open(base.master, wrapped, b_ad("data_key", cid, 1))
-        if needle in b_note_fields(key, nid, cid, record)[4].casefold():
+        if needle in b_note_fields(keys[cid], nid, cid, record)[4].casefold():
             found.append(nid)
     return found
 
 
 def b_search_split(base: Baseline, text: str, processes: int) -> list[str]:
     """:func:`b_search` split over ``processes`` forked workers, each reading its own
-    range of rows with its own connection; matches come back unordered (the floor of a
-    parallel scan: no ordering, no parent reading for the workers).
+    range of rows with its own connection and opening the keys of the consents it meets;
+    matches come back unordered (the floor of a parallel scan: no ordering, no parent
+    reading for the workers).
 
     The workers are forked from a process with an open connection, which SQLite warns
     against; here nothing writes the baseline database meanwhile, so no lock is needed.
@@ -590,61 +733,124 @@ def b_search_split(base: Baseline, text: str, processes: int) -> list[str]:
     low, high = base.conn.execute("SELECT min(rowid), max(rowid) FROM notes").fetchone()
     step = (high - low) // processes + 1
     ranges = [(low + i * step, low + (i + 1) * step) for i in range(processes)]
+    light = dataclasses.replace(base, conn=None)  # type: ignore[arg-type]
     with multiprocessing.get_context("fork").Pool(processes) as pool:
-        parts = pool.starmap(
-            _b_search_range, [(base.path, base.master, text, a, b) for a, b in ranges]
-        )
+        parts = pool.starmap(_b_search_range, [(light, text, a, b) for a, b in ranges])
     return [nid for part in parts for nid in part]
 
 
-def _b_search_range(path: Path, master: bytes, text: str, low: int, high: int) -> list[str]:
+def _b_search_range(base: Baseline, text: str, low: int, high: int) -> list[str]:
     needle = text.casefold()
     keys: dict[str, bytes] = {}
     found = []
-    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
-        for nid, cid, record, wrapped in conn.execute(
-            "SELECT n.id, n.consent_id, n.record, c.data_key FROM notes n"
-            " JOIN consents c ON c.id = n.consent_id WHERE c.status = 'active'"
-            " AND n.rowid >= ? AND n.rowid < ?",
+    with contextlib.closing(sqlite3.connect(f"file:{base.path}?mode=ro", uri=True)) as conn:
+        for nid, cid, record in conn.execute(
+            "SELECT n.id, n.consent_id, n.record FROM notes n WHERE n.rowid >= ? AND n.rowid < ?",
             (low, high),
         ):
             key = keys.get(cid)
             if key is None:
-                key = keys[cid] = b_open(master, wrapped, b_ad("data_key", cid, 1))
+                key = keys[cid] = b_one_key(base, conn, cid)
             if needle in b_note_fields(key, nid, cid, record)[4].casefold():
                 found.append(nid)
     return found
 
 
 def b_verify(base: Baseline) -> int:
-    """SQLite's checks, every key and ciphertext opened, the audit chain recomputed."""
+    """SQLite's checks; every state signature, proof, wrap, consent and note record and
+    notes hash link; the trail's chain and batch signatures."""
     conn = base.conn
     opened = 0
     conn.execute("BEGIN")
     assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
     keys: dict[str, bytes] = {}
-    for cid, wrapped, record in conn.execute(
-        "SELECT id, data_key, record FROM consents WHERE status = 'active'"
+    links: dict[str, bytes] = {}
+    for row in conn.execute(
+        f"SELECT {STATE_COLS}, c.proof, k.wrapped FROM consents c JOIN consent_keys k"
+        " ON k.consent_id = c.id AND k.reader = ? WHERE c.status = 'active'",
+        (ADMIN,),
     ):
-        key = keys[cid] = b_open(base.master, wrapped, b_ad("data_key", cid, 1))
+        cid, rev, given, created, last, days, box, count, notes_hash, record, sig = row[:11]
+        key = keys[cid] = b_checked_key(base, row[:11], row[12])
+        digest = b_state_digest(
+            cid, rev, given, created, last, days, box, count, notes_hash, record
+        )
+        if b_hash(b_ad("consent-proof", digest), b_hash(b"proof", key)) != row[11]:
+            raise RuntimeError(f"baseline proof of {cid}")
         b_fields(b_open(key, record, b_ad("consent", cid, 1)), 7)
+        links[cid] = notes_hash
         opened += 1
-    for nid, cid, record in conn.execute("SELECT id, consent_id, record FROM notes"):
+    chains: dict[str, bytes] = {}
+    for nid, cid, seq, record in conn.execute(
+        "SELECT id, consent_id, seq, record FROM notes ORDER BY consent_id, seq"
+    ):
+        prev = chains.get(cid) or b_link0(cid)
+        chains[cid] = b_link(cid, seq, prev, nid, record)
         b_note_fields(keys[cid], nid, cid, record)
         opened += 1
+    if any(links[cid] != link for cid, link in chains.items()):
+        raise RuntimeError("baseline notes hash")
     prev = bytes(32)
-    for seq, ts, actor, action, cid, oid, stored_prev, digest, mac in conn.execute(
-        "SELECT seq, ts, actor, action, consent_id, object_id, prev, hash, mac FROM audit"
-        " ORDER BY seq"
+    for seq, ts, actor, action, cid, stored_prev, digest, rev, state, first, sig in conn.execute(
+        "SELECT seq, ts, actor, action, consent_id, prev, hash, rev, state, batch_start, sig"
+        " FROM audit ORDER BY seq"
     ):
-        payload = b_ad("audit", seq, ts, actor, action, cid or "", oid or "")
-        ok = stored_prev == prev and b_hash(prev + payload) == digest
-        if not ok or b_hash(digest, base.audit_key) != mac:
+        payload = b_ad("audit3", seq, ts, actor, action, cid or "", rev, state or b"")
+        if stored_prev != prev or b_hash(prev + payload) != digest:
             raise RuntimeError(f"baseline audit chain broken at {seq}")
+        if sig is not None and not b_signed(base, sig, b_ad("audit-batch", first, seq, digest)):
+            raise RuntimeError(f"baseline audit signature at {seq}")
         prev = digest
     conn.execute("ROLLBACK")
     return opened
+
+
+def record_micro_costs(count: int = 2000) -> dict[str, float]:
+    """Seconds per consent (written, read) and per note of format 3's necessary extra work
+    in the bare loop, medians of five runs of ``count``."""
+    base = Baseline(
+        Path(os.devnull),
+        sodium.randombytes(32),
+        sodium.randombytes(32),
+        *sodium.crypto_box_keypair()[:1],
+        *reversed(sodium.crypto_sign_keypair()),
+        None,  # type: ignore[arg-type]
+    )
+    key, record, cid = sodium.randombytes(32), sodium.randombytes(300), "C-ABCD-EFGH"
+
+    def write() -> None:
+        for i in range(count):
+            box, _ = sodium.crypto_box_seed_keypair(b_hash(b"box", key))
+            proof_key = b_hash(b"proof", key)
+            b_seal(base.wrap_key, key, b_wrap_ad(cid, ADMIN))
+            b_seal(base.admin_wrap, key, b_wrap_ad(cid, "#admin"))
+            sodium.crypto_box_seal(proof_key, base.job_public)
+            digest = b_state_digest(cid, 1, "2026-01-01", "t", "d", 30, box, 10, key, record)
+            b_sign(base, b_ad("consent-signed", digest, ADMIN, 1))
+            b_hash(b_ad("consent-proof", digest), proof_key)
+            if i % SIGNED_EVERY == 0:
+                b_sign(base, b_ad("audit-batch", 1, 8, digest))
+
+    wrapped = b_seal(base.wrap_key, key, b_wrap_ad(cid, ADMIN))
+    box, _ = sodium.crypto_box_seed_keypair(b_hash(b"box", key))
+    digest = b_state_digest(cid, 1, "2026-01-01", "t", "d", 30, box, 10, key, record)
+    row = (cid, 1, "2026-01-01", "t", "d", 30, box, 10, key, record)
+    sig = b_sign(base, b_ad("consent-signed", digest, ADMIN, 1))
+
+    def read() -> None:
+        for _ in range(count):
+            b_checked_key(base, (*row, sig), wrapped)
+
+    def note() -> None:
+        link = key
+        for seq in range(count):
+            link = b_link(cid, seq, link, "N-ABCD-EFGH-J", record)
+
+    return {
+        name: median(fn, 5) / count
+        for name, fn in (("write", write), ("read", read), ("note", note))
+    }
 
 
 def fresh_id(new_id: Callable[[str], str], prefix: str, seen: set[str]) -> str:

@@ -1,16 +1,21 @@
 """nok's speed, measured in one run and printed as one table, each figure beside a baseline.
 
 The baseline is a plain loop doing the same work with ``sqlite3`` and ``nacl.bindings``
-directly and nothing else: one XChaCha20-Poly1305 call per note, as nok's format 2 has
-(benchmarks/common.py), on a database with the same tables and indexes, built from the
-same import file: the practical limit for Python. Vaults of 1,000 / 100,000 / 1,000,000
-notes are built through ``nok import``.
+directly and nothing else: one XChaCha20-Poly1305 call per note, and the work format 3
+makes necessary per consent (its wraps, its signed state and proof, one trail signature
+per eight consents; on reads one signature verified and one wrap opened) and per note
+(one link of the notes hash), listed in benchmarks/common.py; on a database with the same
+tables and indexes, built from the same import file: the practical limit for Python.
+Vaults of 1,000 / 100,000 / 1,000,000 notes are built through ``nok import``.
 
 How each figure is taken:
 
 * start-up (``nok --version``, ``--help``, ``completion bash`` and one tab press): median
   wall time of fresh processes of the installed ``nok`` script, with its modules compiled
   as an installed package has them, beside ``python -c pass``.
+* nok and its baseline run as interleaved pairs (nok, loop, nok, loop, ...; ROUNDS pairs)
+  and their medians are compared, so a change of load lands on both sides; the import is
+  one run each (it builds the vaults).
 * import: ``nok import FILE`` as a process (start, unlock, fingerprint, write).
 * note add, note list --consent, note search, verify: through the library in a child
   process, with the vault already unlocked, so the Argon2id unlock is NOT timed; medians.
@@ -21,6 +26,10 @@ How each figure is taken:
 * note list (everything): ``nok note list --json`` as a process, output to /dev/null.
 * peak MiB: the peak RSS of that process (GNU time), which includes the unlock's Argon2id
   memory (64 MiB with the ``interactive`` profile these vaults use).
+* format 3's records: their bytes in the largest vault, and the time of their necessary
+  work in the bare loop (per consent written and read, per note written).
+* need-to-know at scale: benchmarks/bench_access.py (a colleague with 100 of 20,000
+  consents against a vault of only those 100).
 
 Usage::
 
@@ -44,6 +53,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -62,16 +72,19 @@ LIST_RUNS = 30
 MISSING = "xyzzy-not-in-any-note"
 # Run at every size from common.BULK_FROM on (their targets are set there), then the
 # rest once, at the largest size.
-SIZED_BENCHES = ("bench_verify", "bench_rotate")
-EXTRA_BENCHES = ("bench_purge", "bench_shell", "bench_jrnl")
+# bench_rotate and bench_purge still build their vaults from format-2 rows and are not run
+# until they are ported to format 3 (benchmarks/RESULTS.md says so).
+SIZED_BENCHES = ("bench_verify",)
+EXTRA_BENCHES = ("bench_shell", "bench_jrnl", "bench_access")
 STARTUP_TARGET_S = 0.100
+ROUNDS = 5  # interleaved nok/baseline pairs per row; medians are compared
 
 
 # -- children: one timed piece of library work, the unlock not counted ---------------------
 
 
 def child(task: str, vault: Path, arg: str, repeat: int) -> float:
-    from vault import notes, search
+    from vault import access, notes, search
 
     unlocked = common.unlock(vault)
     times = []
@@ -87,15 +100,22 @@ def child(task: str, vault: Path, arg: str, repeat: int) -> float:
             elif task == "search-one-core":
                 list(search.search(unlocked, arg, processes=1))
             elif task == "search-read":
-                # The parent's own share of a search: read the rows, unwrap their keys.
-                for r in unlocked.store.iter_note_bodies():
-                    unlocked.unwrap_data_key(r.consent_id, r.data_key, r.master_version)
+                # The parent's own share of a search: read the rows, open their wraps.
+                for r in unlocked.store.iter_note_bodies(reader=access.ADMIN_READER):
+                    access.unwrap(
+                        unlocked, r.consent_id, str(r.reader), r.key_version, str(r.how), r.wrapped
+                    )
             else:
                 raise ValueError(task)
             times.append(time.perf_counter() - start)
     finally:
         unlocked.close()
     return statistics.median(times)
+
+
+def cli_run(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
+    done = common.run(cmd, env=env)
+    return done.seconds, done.peak_mib
 
 
 def run_child(task: str, vault: Path, arg: str, repeat: int) -> tuple[float, float]:
@@ -145,13 +165,27 @@ def a_consent(vault: Path) -> str:
         return str(db.execute("SELECT id FROM consents ORDER BY id LIMIT 1").fetchone()[0])
 
 
+def paired(
+    nok: Callable[[], tuple[float, float]], baseline: Callable[[], float], rounds: int
+) -> tuple[float, float, float]:
+    """Medians of ``rounds`` interleaved runs (nok, baseline, nok, baseline, ...), and
+    nok's highest peak: a change of load lands on both sides."""
+    on_nok, on_base, peak = [], [], 0.0
+    for _ in range(rounds):
+        seconds, nok_peak = nok()
+        on_nok.append(seconds)
+        peak = max(peak, nok_peak)
+        on_base.append(baseline())
+    return statistics.median(on_nok), statistics.median(on_base), peak
+
+
 def size_rows(work: Path, size: int) -> list[dict[str, Any]]:
     built = common.vault_for(work, size)
     base, base_import = common.baseline_for(work, built)
     env = common.env_for(built.vault)
     rows = [
         common.row(
-            "nok import",
+            "nok import (one run each)",
             size,
             built.import_run.seconds,
             base_import,
@@ -162,14 +196,26 @@ def size_rows(work: Path, size: int) -> list[dict[str, Any]]:
     ]
     consent = a_consent(built.vault)
     base_consent = a_consent(base.path)
-
-    add_s, add_peak = run_child("add", built.vault, consent, ADD_RUNS)
     today = dt.date.today().isoformat()
-    base_add = common.median(
-        lambda: common.b_note_add(base, base_consent, "Kort notat etter samtale.", today),
-        ADD_RUNS,
+    add_s, base_add, add_peak = paired(
+        lambda: run_child("add", built.vault, consent, ADD_RUNS),
+        lambda: common.median(
+            lambda: common.b_note_add(base, base_consent, "Kort notat etter samtale.", today),
+            ADD_RUNS,
+        ),
+        ROUNDS,
     )
-    rows.append(
+    list_s, base_list, list_peak = paired(
+        lambda: run_child("list-consent", built.vault, consent, LIST_RUNS),
+        lambda: common.median(lambda: common.b_list_consent(base, base_consent), LIST_RUNS),
+        ROUNDS,
+    )
+    every_s, base_all, every_peak = paired(
+        lambda: cli_run([*nok_script(), "note", "list", "--json"], env),
+        lambda: common.timed(lambda: common.b_list_all(base)),
+        ROUNDS,
+    )
+    rows += [
         common.row(
             "note add (API, unlocked)",
             size,
@@ -178,12 +224,7 @@ def size_rows(work: Path, size: int) -> list[dict[str, Any]]:
             add_peak,
             "same within 20% at every size",
             None,
-        )
-    )
-
-    list_s, list_peak = run_child("list-consent", built.vault, consent, LIST_RUNS)
-    base_list = common.median(lambda: common.b_list_consent(base, base_consent), LIST_RUNS)
-    rows.append(
+        ),
         common.row(
             "note list --consent (API, unlocked)",
             size,
@@ -192,32 +233,32 @@ def size_rows(work: Path, size: int) -> list[dict[str, Any]]:
             list_peak,
             "same within 20% at every size",
             None,
-        )
-    )
-
-    everything = common.run([*nok_script(), "note", "list", "--json"], env=env)
-    base_all = common.timed(lambda: common.b_list_all(base))
-    rows.append(
+        ),
         common.row(
             "note list --json, all notes (CLI)",
             size,
-            everything.seconds,
+            every_s,
             base_all,
-            everything.peak_mib,
+            every_peak,
             "streams: flat peak < 200 MiB + Argon2id"
             + (f"; {common.BULK_TARGET}" if size >= common.BULK_FROM else ""),
-            common.bulk_met(size, everything.seconds, base_all),
-        )
-    )
+            common.bulk_met(size, every_s, base_all),
+        ),
+    ]
 
-    repeat = 3 if size <= SEARCH_SIZE else 1
     cores = parallel_cores()
-    search_s, search_peak = run_child("search", built.vault, MISSING, repeat)
-    base_search = common.median(lambda: common.b_search_split(base, MISSING, cores), repeat)
-    one_s, one_peak = run_child("search-one-core", built.vault, MISSING, repeat)
-    base_one = common.median(lambda: common.b_search(base, MISSING), repeat)
-    read_s, read_peak = run_child("search-read", built.vault, MISSING, repeat)
-    at_target = size == SEARCH_SIZE
+    search_s, base_search, search_peak = paired(
+        lambda: run_child("search", built.vault, MISSING, 1),
+        lambda: common.timed(lambda: common.b_search_split(base, MISSING, cores)),
+        ROUNDS,
+    )
+    one_s, base_one, one_peak = paired(
+        lambda: run_child("search-one-core", built.vault, MISSING, 1),
+        lambda: common.timed(lambda: common.b_search(base, MISSING)),
+        ROUNDS,
+    )
+    read_s, read_peak = run_child("search-read", built.vault, MISSING, ROUNDS)
+    at_target = size >= SEARCH_SIZE
     rows += [
         common.row(
             f"note search, {cores} cores (API, unlocked)",
@@ -275,6 +316,78 @@ def cli_peak_rows(work: Path, size: int) -> list[dict[str, Any]]:
     return rows
 
 
+def record_cost_rows(work: Path, size: int) -> list[dict[str, Any]]:
+    """What format 3's new records cost (issue 16): bytes per consent and per note in the
+    vault built at ``size``, and the time of their necessary work in the bare loop."""
+    built = common.vault_for(work, size)
+    with contextlib.closing(sqlite3.connect(f"file:{built.vault}?mode=ro", uri=True)) as db:
+        consents = db.execute("SELECT count(*) FROM consents").fetchone()[0]
+        notes = db.execute("SELECT count(*) FROM notes").fetchone()[0]
+        state = db.execute(
+            "SELECT sum(length(state_sig) + length(proof) + length(consent_box)"
+            " + length(notes_hash) + length(contact) + length(access) + length(readers)"
+            " + length(state_signer) + 8) FROM consents"
+        ).fetchone()[0]
+        wraps, wrap_rows = db.execute(
+            "SELECT sum(length(wrapped) + length(consent_id) + length(reader) + length(how)"
+            " + 1), count(*) FROM consent_keys"
+        ).fetchone()
+        trail = db.execute(
+            "SELECT sum(coalesce(length(state), 0) + coalesce(length(sig), 0) + 8),"
+            " count(sig) FROM audit"
+        ).fetchone()
+        note_cols = db.execute(
+            "SELECT sum(coalesce(length(sig), 0) + coalesce(length(signer), 0)) FROM notes"
+        ).fetchone()[0]
+    micro = common.record_micro_costs()
+    per_consent = (state + wraps + trail[0]) / consents
+    label = f"{consents:,} consents"
+    return [
+        common.row(
+            f"format 3 bytes per consent: state {state / consents:.0f} B (signature, proof, box"
+            f" key, notes hash, access columns), {wrap_rows / consents:.0f} wraps"
+            f" {wraps / consents:.0f} B, trail state and batch signatures"
+            f" {trail[0] / consents:.0f} B ({trail[1]:,} signatures); per note"
+            f" {note_cols / notes:.0f} B; total {per_consent:.0f} B per consent (payload"
+            " bytes, before SQLite's row and index overhead)",
+            label,
+            None,
+            None,
+            None,
+            "",
+            None,
+        ),
+        common.row(
+            "format 3 work per consent written (bare loop): 2 AEAD wraps, 1 sealed box,"
+            " box key pair, state digest, Ed25519 signature, proof MAC, 1/8 batch signature",
+            label,
+            None,
+            micro["write"],
+            None,
+            "",
+            None,
+        ),
+        common.row(
+            "format 3 work per consent read (bare loop): state digest, Ed25519 verify, 1 wrap",
+            label,
+            None,
+            micro["read"],
+            None,
+            "",
+            None,
+        ),
+        common.row(
+            "format 3 work per note written (bare loop): one notes hash link",
+            label,
+            None,
+            micro["note"],
+            None,
+            "",
+            None,
+        ),
+    ]
+
+
 def extra_rows(work: Path, names: tuple[str, ...], size: int) -> list[dict[str, Any]]:
     rows = []
     for name in names:
@@ -330,6 +443,8 @@ def peak_summary(rows: list[dict[str, Any]], size: int) -> dict[str, Any]:
 def fmt_s(value: float | None) -> str:
     if value is None:
         return ""
+    if value < 0.001:
+        return f"{value * 1e6:.0f} µs"
     return f"{value * 1000:.0f} ms" if value < 1 else f"{value:.2f} s"
 
 
@@ -398,13 +513,17 @@ def main() -> None:
     )
     results = args.results or (None if args.quick or args.sizes else HERE / "RESULTS.md")
     started = time.perf_counter()
+    load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(dir=args.work, prefix="nok-bench-") as tmp:
         work = Path(tmp)
+        # Each unlock keeps pins in the user's state directory: here, the scratch one.
+        os.environ["XDG_STATE_HOME"] = str(work / "state")
         rows = startup_rows()
         for size in sizes:
             print(f"measuring {size:,} notes ...", file=sys.stderr, flush=True)
             rows.extend(size_rows(work, size))
         rows.extend(cli_peak_rows(work, sizes[-1]))
+        rows.extend(record_cost_rows(work, sizes[-1]))
         for size in sizes:
             if size >= common.BULK_FROM or size == sizes[-1]:
                 rows.extend(extra_rows(work, SIZED_BENCHES, size))
@@ -413,7 +532,11 @@ def main() -> None:
         rows.append(peak_summary(rows, sizes[-1]))
         shutil.rmtree(work, ignore_errors=True)
     minutes = (time.perf_counter() - started) / 60
-    text = f"{table(rows)}\n\nMachine: {machine()}.\nCommand: `{command}` ({minutes:.0f} min).\n"
+    load = ", ".join(f"{a:.1f}/{b:.1f}" for a, b in zip(load_before, os.getloadavg(), strict=True))
+    text = (
+        f"{table(rows)}\n\nMachine: {machine()}.\nCommand: `{command}` ({minutes:.0f} min).\n"
+        f"Load average (`uptime`; 1, 5 and 15 min; at start/at end): {load}.\n"
+    )
     print(text)
     if results is not None:
         results.write_text(RESULTS_HEAD + text + RESULTS_NOTES, encoding="utf-8")
@@ -428,29 +551,39 @@ work as a plain loop on `sqlite3` and `nacl.bindings`, nothing else.
 RESULTS_NOTES = """
 ## Reading the table
 
-* **Targets missed, and why.**
-  * `note search` on every core against the bare loop split over the same cores: the
-    floor is nok's own search on one core (its row) divided by the number of cores, which
-    is already above the target. That one-core work is more than the one-core loop's:
-    nok checks every record (its place, its padding, its plaintext dates), folds Unicode,
-    and reads its rows in date order in one process (the row "the parent's read alone"),
-    because a process forked from one with an open SQLite connection must not open the
-    database again; the bare loop's workers each read their own rows in no order. At a
-    million notes that one process also unwraps data keys again as consents go by.
-    Details: docs/search.md.
-  * `nok note add` as a fresh process against jrnl at 10,000 entries: nok's default key
-    derivation alone (Argon2id, 256 MiB; its row) takes most of jrnl's whole add, and the
-    rest is Python's start-up and imports. jrnl re-encrypts its whole journal on every add,
-    so it falls behind as the journal grows (the 30,000-entry rows); inside `nok shell`
-    an add takes milliseconds.
-  * Rows without a target at 1,000 and 10,000 notes are start-up bound: a fresh Python,
-    nok's imports and the Argon2id unlock (`interactive` profile) against a loop that has
-    none of them. Issue 11 sets the bulk targets from 100,000 notes on.
+* **Format 3, what it adds.** Per consent: its data key wrapped for each reader (the
+  contact person and the admins by AEAD, the job's proof key by a sealed box), a signed
+  state with its proof, and its trail entry; the import signs the trail every 8 consents.
+  The bytes and the bare loop's time for that work are in the "format 3" rows; a note
+  gains nothing unless it is pending (written by a colleague without access: a sealed box
+  and a signature instead of the AEAD record). The baseline does exactly that work too
+  (benchmarks/common.py lists it), so the ratios compare nok with the necessary work.
+* **Need-to-know at scale (issue 17).** kari is contact person of 100 consents spread
+  over a vault of 20,000 (200,000 notes); the same 100 in a vault of their own are the
+  reference ("baseline" column). Before this run her listing checked each consent's
+  newest trail entry by walking its whole signed batch again, one query per entry (3.3x
+  the small vault's time at 20,000 consents), and her unlock scanned every note and wrap
+  for tombstones that hold data and every consent for grants (3.4x). Both now follow her
+  consents: a listing walks each signed batch once, in one query; an import signs every
+  8 consents; the unlock finds ended consents through the status index and a colleague's
+  grants through her wraps. What still grows with the vault: the batch walk (8 entries per
+  consent of hers, against one batch of 100 in the small vault), and `nok note list`'s
+  count on standard error of the notes she may not open, which counts every note of the
+  vault (one pass over the (consent, date) index).
+* **Not yet measured on format 3:** `key rotate`, `key rotate --deep` and `purge`
+  (benchmarks/bench_rotate.py and bench_purge.py still build their vaults from format-2
+  rows and call the format-2 purge; they are left out of run.py until ported).
+* **Loaded machine.** Other test suites ran on the same 2 cores during this run (the load
+  average is given beside it): start-up rows in particular are above their targets here
+  and met them on an idle machine (benchmarks/RESULTS.md of 2026-12-01: 94 and 89 ms).
+* Rows without a target at 1,000 and 10,000 notes are start-up bound: a fresh Python,
+  nok's imports and the Argon2id unlock (`interactive` profile) against a loop that has
+  none of them. Issue 11 sets the bulk targets from 100,000 notes on.
 * **Peak memory** is each process's own peak RSS through GNU time, Argon2id included
   (64 MiB with `interactive`, 256 MiB with the default `moderate`). Library children
   (the "API" rows) load the vault in one process and keep it open while timing.
-* **Times** are wall-clock medians on a shared 2-core machine: a difference under about
-  10% between two rows is noise.
+* **Times** are medians of interleaved nok/baseline pairs on a shared 2-core machine: a
+  difference under about 10% between two rows is noise.
 """
 
 if __name__ == "__main__":

@@ -37,6 +37,7 @@ from vault.errors import (
 )
 
 if TYPE_CHECKING:
+    from vault.audit import Seals
     from vault.session import Unlocked
     from vault.store import ConsentRow, Store
 
@@ -101,8 +102,14 @@ def readers_of(row: ConsentRow) -> tuple[states.Reader, ...]:
     return states.decode_readers(row.readers or states.READERS_NONE, consent_id=row.id)
 
 
-def level(unlocked: Unlocked, row: ConsentRow, today: str | None = None) -> Level:
-    """What the signed access columns say this member may do with ``row``.
+def level(
+    unlocked: Unlocked,
+    row: ConsentRow,
+    today: str | None = None,
+    seals: Seals | None = None,
+) -> Level:
+    """What the signed access columns say this member may do with ``row`` (``seals``:
+    the trail's batch checks shared by the caller's other rows, consents.is_latest).
 
     Raises states.StateForged when the columns are not those of a state a staff member
     signed: contact person, access mode and readers are plaintext, and a file writer
@@ -110,7 +117,7 @@ def level(unlocked: Unlocked, row: ConsentRow, today: str | None = None) -> Leve
     """
     from vault import consents
 
-    consents.check_state_signed(unlocked, row)
+    consents.check_state_signed(unlocked, row, seals)
     if row.access == "team" or row.contact == unlocked.name:
         return Level.ASSIGNED
     when = today or unlocked.today()

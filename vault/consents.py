@@ -323,27 +323,32 @@ def signature_ok(vault: Unlocked, row: ConsentRow, digest: bytes) -> bool:
     )
 
 
-def is_latest(store: Store, chain: Chain, row: ConsentRow, digest: bytes) -> bool:
+def is_latest(
+    store: Store, chain: Chain, row: ConsentRow, digest: bytes, seals: audit.Seals | None = None
+) -> bool:
     """Whether ``row`` holds the newest state the signed trail records for it: a state
-    that was valid once (an old grant, an old data key) put back from a copy is not."""
+    that was valid once (an old grant, an old data key) put back from a copy is not.
+
+    ``seals``: the batch checks already made in this call (a listing asks about many
+    consents whose entries share batches: each batch is then walked once)."""
     latest = store.latest_state_entry(row.id)
     return (
         latest is not None
         and latest.rev == row.rev
         and isinstance(latest.state, bytes)
         and crypto.same(latest.state, digest)
-        and audit.entry_signed(store, chain, latest)
+        and (seals or audit.Seals(store, chain)).sealed(latest)
     )
 
 
-def check_state_signed(vault: Unlocked, row: ConsentRow) -> None:
+def check_state_signed(vault: Unlocked, row: ConsentRow, seals: audit.Seals | None = None) -> None:
     """Raises states.StateForged unless ``row``'s state is signed by a staff member (for
     a member who cannot check its proof: a pending note's author), StateRolledBack when
-    it is not the newest the trail records."""
+    it is not the newest the trail records (``seals``: as :func:`is_latest`)."""
     digest = state_digest(vault.vault_id, row)
     if not signature_ok(vault, row, digest):
         raise states.StateForged(id=row.id)
-    if not is_latest(vault.store, vault.chain, row, digest):
+    if not is_latest(vault.store, vault.chain, row, digest, seals):
         raise states.StateRolledBack(id=row.id)
 
 

@@ -142,7 +142,18 @@ def expire(unlocked: Unlocked) -> list[str]:
     store = unlocked.store
     today = unlocked.today()
     with store.read():
-        candidates = store.consents_with_readers()
+        if unlocked.admin is None:
+            # Hers only, found through her wraps (the contact person holds one; the reader
+            # index finds them): a colleague with few consents does not read every
+            # consent at each unlock.
+            mine = store.consents_by_id(sorted(store.consents_of_reader(unlocked.name)))
+            candidates = [
+                r
+                for r in mine
+                if r.status == consents.ACTIVE and r.readers not in (None, states.READERS_NONE)
+            ]
+        else:
+            candidates = store.consents_with_readers()
     done = []
     for row in candidates:
         if row.contact != unlocked.name and unlocked.admin is None:

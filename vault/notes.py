@@ -540,10 +540,12 @@ def _assigned(vault: Unlocked) -> set[str]:
     )
     today = vault.today()
     rows = store.consents_by_id(sorted(mine))
+    seals = audit.Seals(store, vault.chain)
     return {
         r.id
         for r in rows
-        if r.status == consents.ACTIVE and access.level(vault, r, today) is access.Level.ASSIGNED
+        if r.status == consents.ACTIVE
+        and access.level(vault, r, today, seals) is access.Level.ASSIGNED
     }
 
 
@@ -610,20 +612,23 @@ def hidden(vault: Unlocked, *, since: str | None = None) -> tuple[int, int]:
         return vault.store.count_notes_outside(sorted(found.ids), since=since)
 
 
-def _key_for(vault: Unlocked, row: KeyedNoteRow, consent_rows: dict[str, ConsentRow]) -> bytes:
+def _key_for(vault: Unlocked, row: KeyedNoteRow, opened: dict[tuple[str, int], bytes]) -> bytes:
     """The data key of ``row``'s consent: through the wrap the row carries, or the ones
-    this member holds."""
+    this member holds; each consent's key (at its key version) is opened and checked once
+    per stream (``opened``), not once per note."""
     if row.wrapped is not None and row.reader is not None and row.how is not None:
         return access.unwrap(
             vault, row.consent_id, row.reader, row.key_version, row.how, row.wrapped
         )
-    consent = consent_rows.get(row.consent_id)
-    if consent is None:
-        consent = consents.get_row(vault.store, row.consent_id)
-        if len(consent_rows) > 4096:
-            consent_rows.clear()
-        consent_rows[row.consent_id] = consent
-    return access.open_key(vault, consent, admin_ok=True)
+    known = opened.get((row.consent_id, row.key_version))
+    if known is not None:
+        return known
+    consent = consents.get_row(vault.store, row.consent_id)
+    key = access.open_key(vault, consent, admin_ok=True)
+    if len(opened) > 4096:
+        opened.clear()
+    opened[(row.consent_id, row.key_version)] = key
+    return key
 
 
 def decrypt_stream(
@@ -643,10 +648,10 @@ def decrypt_stream(
 
     Raises IntegrityError, UnsupportedVersion, KeysRotated (while iterating).
     """
-    consent_rows: dict[str, ConsentRow] = {}
+    keys: dict[tuple[str, int], bytes] = {}
 
     def keyed(r: KeyedNoteRow) -> _Keyed:
-        key = _key_for(vault, r, consent_rows)
+        key = _key_for(vault, r, keys)
         author = None
         if r.pending:
             note_row = NoteRow(

@@ -1616,6 +1616,14 @@ class Store:
     def audit_entry(self, seq: int) -> AuditRow | None:
         return self._one(AuditRow, f"SELECT {_AUDIT_COLS} FROM audit WHERE seq = ?", [seq])
 
+    def audit_range(self, first: int, last: int) -> Iterator[AuditRow]:
+        """Entries ``first`` to ``last`` in order, streamed (one query for a batch's walk)."""
+        return self._many(
+            AuditRow,
+            f"SELECT {_AUDIT_COLS} FROM audit WHERE seq BETWEEN ? AND ? ORDER BY seq",
+            [first, last],
+        )
+
     def count_audit(self) -> int:
         return int(self._scalar("SELECT count(*) FROM audit"))
 
@@ -1656,26 +1664,34 @@ class Store:
         return problems
 
     def ended_consents(self) -> list[ConsentRow]:
-        """Tombstones: every consent that was withdrawn or expired."""
+        """Tombstones: every consent that was withdrawn or expired. Every unlock asks, so
+        they are found through the status index, in two ranges (`!=` uses no index), and
+        sorted after (`+id`: ordering by the id index would read every consent)."""
         return list(
             self._many(
                 ConsentRow,
-                f"SELECT {_CONSENT_COLS} FROM consents WHERE status != 'active' ORDER BY id",
+                f"SELECT {_CONSENT_COLS} FROM consents"
+                " WHERE status < 'active' OR status > 'active' ORDER BY +id",
             )
         )
 
     def tombstones_with_data(self) -> list[str]:
         """Ids of ended consents that still hold a personal column, a note or a key wrap."""
-        held = " OR ".join(f"{col} IS NOT NULL" for col in _PERSONAL_CONSENT_COLS)
+        held = " OR ".join(f"c.{col} IS NOT NULL" for col in _PERSONAL_CONSENT_COLS)
+        # Every unlock asks this: the ended consents are found through the status index
+        # (two ranges, as `!=` uses none) and their rows through the consent id indexes,
+        # so the cost follows the ended consents, not every note and wrap of the vault.
         with sqlite_errors(self.busy_timeout):
             rows = self.conn.execute(
-                f"SELECT id FROM consents WHERE status != 'active' AND ({held})"
-                " UNION SELECT n.consent_id FROM notes n JOIN consents c ON c.id = n.consent_id"
-                " WHERE c.status != 'active'"
-                " UNION SELECT k.consent_id FROM consent_keys k"
-                " JOIN consents c ON c.id = k.consent_id WHERE c.status != 'active'"
-                " UNION SELECT t.consent_id FROM note_tombstones t"
-                " JOIN consents c ON c.id = t.consent_id WHERE c.status != 'active' ORDER BY 1"
+                "WITH ended(id) AS (SELECT id FROM consents"
+                " WHERE status < 'active' OR status > 'active')"
+                f" SELECT c.id FROM ended e CROSS JOIN consents c ON c.id = e.id WHERE {held}"
+                " UNION SELECT n.consent_id FROM ended e CROSS JOIN notes n"
+                " ON n.consent_id = e.id"
+                " UNION SELECT k.consent_id FROM ended e CROSS JOIN consent_keys k"
+                " ON k.consent_id = e.id"
+                " UNION SELECT t.consent_id FROM ended e CROSS JOIN note_tombstones t"
+                " ON t.consent_id = e.id ORDER BY 1"
             ).fetchall()
         return [str(r[0]) for r in rows]
 
@@ -1890,10 +1906,13 @@ class Store:
     ) -> tuple[int, int]:
         """(notes, consents) under active consents not in ``consent_ids``."""
         with sqlite_errors(self.busy_timeout):
+            # Counted per consent on the (consent_id, date) index first, so each consent's
+            # status is looked up once, not once per note.
             row = self.conn.execute(
-                "SELECT count(*), count(DISTINCT n.consent_id) FROM notes n"
-                " JOIN consents c ON c.id = n.consent_id WHERE c.status = 'active'"
-                " AND n.date >= ? AND n.consent_id NOT IN (SELECT value FROM json_each(?))",
+                "SELECT coalesce(sum(g.k), 0), count(*) FROM (SELECT consent_id, count(*) AS k"
+                " FROM notes WHERE date >= ? GROUP BY consent_id) g"
+                " CROSS JOIN consents c ON c.id = g.consent_id WHERE c.status = 'active'"
+                " AND g.consent_id NOT IN (SELECT value FROM json_each(?))",
                 [since or "", json.dumps(list(consent_ids))],
             ).fetchone()
         return int(row[0]), int(row[1])
