@@ -239,6 +239,18 @@ def server(clock: str) -> Iterator[Server]:
     """A fresh group (removed, with its users and files, afterwards) in a temporary
     directory all may enter (pytest's own tmp_path is 0700 for root)."""
     skip_unless_root()
+    # What the runtime copy and the fixtures make must be open to the other users however
+    # the pytest process was left: every in-process nok (CliRunner) sets umask 0077.
+    previous = os.umask(0o022)
+    try:
+        with _server(clock) as srv:
+            yield srv
+    finally:
+        os.umask(previous)
+
+
+@contextlib.contextmanager
+def _server(clock: str) -> Iterator[Server]:
     # The vaults in memory where /dev/shm has room (a container's may have 64 MB): a
     # commit's fsync costs nothing there, and what is tested (modes, owners, locks, FIFOs)
     # is the same on any local file system. The copied runtime (about 60 MB) stays on disk.
