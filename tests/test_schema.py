@@ -88,6 +88,7 @@ def test_a_new_vault_holds_exactly_the_known_objects(unlocked: Unlocked, vault_p
     # Every table nok's migrations make is listed, and nothing the migrations do not make.
     tables = ("settings", "staff", "vault_keys", "consents", "notes")
     tables += ("note_amendments", "note_tombstones", "sealed_keys", "consent_keys")
+    tables += ("report_events", "report_shares")  # migration 0005: the yearly report
     assert {o[1] for o in own} == {f"sqlite_autoindex_{t}_1" for t in tables}
 
 

@@ -80,7 +80,7 @@ def test_checkpoint_empties_the_wal(unlocked: Unlocked, vault_path: Path) -> Non
 
 
 def test_schema_version_counts_the_migrations(unlocked: Unlocked) -> None:
-    assert unlocked.store.schema_version() == SCHEMA_VERSION == 4
+    assert unlocked.store.schema_version() == SCHEMA_VERSION == 5
     assert unlocked.vault.status().schema_version == unlocked.store.schema_version()
 
 
