@@ -144,7 +144,18 @@ def test_a_state_a_leaver_signs_after_she_left_is_refused(
     anne.close()
 
 
-def _ending_line(leaver: Leaver, path: Path, consent_id: str, ended: dt.datetime) -> None:
+def _plant_ending(
+    path: Path,
+    consent_id: str,
+    *,
+    status: str,
+    ended: dt.datetime,
+    signer: str,
+    keys: identity.KeySet,
+    epoch: int,
+) -> None:
+    """A line in the erasure log ending ``consent_id``, signed with ``keys`` as ``signer``
+    naming ``epoch``: what a holder of a key writes without nok."""
     vault = Vault.open(path)
     with vault.store.read():
         row = vault.store.get_consent(consent_id)
@@ -152,12 +163,22 @@ def _ending_line(leaver: Leaver, path: Path, consent_id: str, ended: dt.datetime
     vault.close()
     assert row is not None
     ending = states.Ending(
-        consent_id, "withdrawn", row.given, row.created, timestamp(ended), "withdrawn", KARI
+        consent_id, status, row.given, row.created, timestamp(ended), status, signer
     )
-    sig = leaver.keys.sign(
-        states.signed_message(states.ending_digest(vault_id, ending), KARI, leaver.epoch)
+    sig = keys.sign(states.signed_message(states.ending_digest(vault_id, ending), signer, epoch))
+    endings.append_log(endings.log_path(path), [endings.Signed(ending, epoch, sig)])
+
+
+def _ending_line(leaver: Leaver, path: Path, consent_id: str, ended: dt.datetime) -> None:
+    _plant_ending(
+        path,
+        consent_id,
+        status="withdrawn",
+        ended=ended,
+        signer=KARI,
+        keys=leaver.keys,
+        epoch=leaver.epoch,
     )
-    endings.append_log(endings.log_path(path), [endings.Signed(ending, leaver.epoch, sig)])
 
 
 @pytest.mark.parametrize("backdated", [False, True], ids=["dated now", "dated before she left"])
@@ -241,20 +262,15 @@ def test_a_revoked_job_key_signs_no_expiry(unlocked: Unlocked, vault_path: Path)
     old_epoch = unlocked.chain.current.number
     jobs.revoke(unlocked, credential.name)
     unlocked.close()
-    vault = Vault.open(vault_path)
-    with vault.store.read():
-        row = vault.store.get_consent(cid)
-    vault_id = vault.chain().current.vault_id
-    vault.close()
-    assert row is not None
-    ending = states.Ending(
-        cid, "expired", row.given, row.created, timestamp(LATER), "expired", credential.name
+    _plant_ending(
+        vault_path,
+        cid,
+        status="expired",
+        ended=LATER,
+        signer=credential.name,
+        keys=identity.KeySet.from_seed(credential.seed),
+        epoch=old_epoch,
     )
-    keys = identity.KeySet.from_seed(credential.seed)
-    sig = keys.sign(
-        states.signed_message(states.ending_digest(vault_id, ending), credential.name, old_epoch)
-    )
-    endings.append_log(endings.log_path(vault_path), [endings.Signed(ending, old_epoch, sig)])
     anne = as_(ADMIN, PASSPHRASE, vault_path, LATER)
     assert consents.show(anne, cid).subject == "JOB-TARGET"
     anne.close()
@@ -272,20 +288,16 @@ def test_the_job_cannot_date_an_expiry_ahead_to_make_a_consent_due(
     cid = add(unlocked, "NOT-DUE", note="NOT-DUE-NOTE")
     credential = jobs.issue(unlocked)
     epoch = unlocked.chain.current.number
-    vault_id = unlocked.vault_id
-    with unlocked.store.read():
-        row = unlocked.store.get_consent(cid)
     unlocked.close()
-    assert row is not None
-    ahead = NOW + dt.timedelta(days=3650)
-    ending = states.Ending(
-        cid, "expired", row.given, row.created, timestamp(ahead), "expired", credential.name
+    _plant_ending(
+        vault_path,
+        cid,
+        status="expired",
+        ended=NOW + dt.timedelta(days=3650),
+        signer=credential.name,
+        keys=identity.KeySet.from_seed(credential.seed),
+        epoch=epoch,
     )
-    keys = identity.KeySet.from_seed(credential.seed)
-    sig = keys.sign(
-        states.signed_message(states.ending_digest(vault_id, ending), credential.name, epoch)
-    )
-    endings.append_log(endings.log_path(vault_path), [endings.Signed(ending, epoch, sig)])
     anne = as_(ADMIN, PASSPHRASE, vault_path, LATER)
     assert consents.show(anne, cid).subject == "NOT-DUE"
     anne.close()
