@@ -297,19 +297,13 @@ class Seals:
         return self._valid[end.seq]
 
     def _end(self, row: AuditRow) -> AuditRow | None:
-        walked: list[int] = []
-        current: AuditRow | None = row
-        while current is not None and current.sig is None:
-            if current.seq in self._ends:
-                end = self._ends[current.seq]
-                break
-            walked.append(current.seq)
-            current = self.store.audit_entry(current.seq + 1)
-        else:
-            end = current
-        for seq in walked:
-            self._ends[seq] = end
-        return end
+        """The first signed entry from ``row`` on, in one query (a gap before it is found
+        by :meth:`_batch_ok`, which walks the whole range)."""
+        if row.sig is not None:
+            return row
+        if row.seq not in self._ends:
+            self._ends[row.seq] = self.store.next_signed_audit(row.seq)
+        return self._ends[row.seq]
 
     def _batch_ok(self, first: int, end: AuditRow) -> bool:
         """The entries ``first`` to ``end`` are one actor's, link right, and ``end``'s

@@ -1616,6 +1616,15 @@ class Store:
     def audit_entry(self, seq: int) -> AuditRow | None:
         return self._one(AuditRow, f"SELECT {_AUDIT_COLS} FROM audit WHERE seq = ?", [seq])
 
+    def next_signed_audit(self, seq: int) -> AuditRow | None:
+        """The first entry at or after ``seq`` that carries a batch signature."""
+        return self._one(
+            AuditRow,
+            f"SELECT {_AUDIT_COLS} FROM audit WHERE seq >= ? AND sig IS NOT NULL"
+            " ORDER BY seq LIMIT 1",
+            [seq],
+        )
+
     def audit_range(self, first: int, last: int) -> Iterator[AuditRow]:
         """Entries ``first`` to ``last`` in order, streamed (one query for a batch's walk)."""
         return self._many(
