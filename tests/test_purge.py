@@ -298,6 +298,9 @@ def test_purge_while_notes_are_written(unlocked, vault_path, job):
     renewed = None
     while proc.poll() is None or len(written) < 5:
         written.append(notes.add(unlocked, keep[0], f"KEEP-NOTE written {len(written)}").id)
+        # Paced as a person writes: a writer that retakes the lock the instant it lets go
+        # starves the purge on a loaded machine (SQLite's busy handler is not fair).
+        time.sleep(0.01)
         if len(written) == 3:
             # A note for a due consent either lands first (and renews it) or finds it erased.
             try:
